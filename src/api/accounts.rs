@@ -1,0 +1,93 @@
+//! Handlers for `/2010-04-01/Accounts` (<https://www.twilio.com/docs/iam/api/account>).
+
+use super::auth::Caller;
+use super::params::{Form, Path, Query};
+use super::render::{self, ListPage};
+use super::ApiState;
+use crate::domain::account::AccountStatus;
+use crate::domain::paging::{Cursor, PageRequest};
+use crate::error::Result;
+use crate::service::accounts::AccountUpdate;
+use crate::store::accounts::AccountFilter;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::Value;
+
+pub async fn create_account(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Form(params): Form,
+) -> Result<(StatusCode, Json<Value>)> {
+    let account = state
+        .app
+        .create_subaccount(&caller, params.get("FriendlyName"))
+        .await?;
+    Ok((StatusCode::CREATED, Json(render::account(&account, true))))
+}
+
+pub async fn list_account(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Query(params): Query,
+) -> Result<Json<Value>> {
+    let page = PageRequest::parse(
+        params.get("Page"),
+        params.get("PageSize"),
+        params.get("PageToken"),
+    )?;
+    let filter = AccountFilter {
+        friendly_name: params.get("FriendlyName").map(str::to_string),
+        status: params.parsed("Status", AccountStatus::parse)?,
+    };
+    let rows = state.app.list_accounts(&caller, &filter, &page).await?;
+    let mut filters = Vec::new();
+    if let Some(name) = &filter.friendly_name {
+        filters.push(("FriendlyName", name.clone()));
+    }
+    if let Some(status) = filter.status {
+        filters.push(("Status", status.as_str().to_string()));
+    }
+    let list = ListPage {
+        path: "/2010-04-01/Accounts.json",
+        key: "accounts",
+        filters,
+        page: &page,
+    };
+    Ok(Json(list.render(
+        rows,
+        |a| Cursor {
+            created: a.date_created,
+            sid: a.sid.clone(),
+        },
+        |a| render::account(a, true),
+    )))
+}
+
+pub async fn fetch_account(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(sid): axum::extract::Path<String>,
+) -> Result<Json<Value>> {
+    let account = state.app.fetch_account(&caller, &sid, &path).await?;
+    Ok(Json(render::account(&account, !caller.via_api_key())))
+}
+
+pub async fn update_account(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(sid): axum::extract::Path<String>,
+    Form(params): Form,
+) -> Result<Json<Value>> {
+    let update = AccountUpdate {
+        friendly_name: params.get("FriendlyName").map(str::to_string),
+        status: params.parsed("Status", AccountStatus::parse)?,
+    };
+    let account = state
+        .app
+        .update_account(&caller, &sid, update, &path)
+        .await?;
+    Ok(Json(render::account(&account, true)))
+}

@@ -1,0 +1,148 @@
+//! The HTTP API: Twilio's wire contract. Routing, credential extraction, parameter parsing and
+//! rendering live here; every decision is the service's. Handlers are thin: parse, call the
+//! service, render.
+
+mod accounts;
+mod auth;
+mod keys;
+mod params;
+mod render;
+
+use crate::error::Error;
+use crate::service::App;
+use auth::RateLimits;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+
+/// Shared state of the HTTP layer.
+#[derive(Clone)]
+pub struct ApiState {
+    pub app: App,
+    limits: Option<Arc<RateLimits>>,
+    max_body_bytes: usize,
+}
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+}
+
+/// The request path as the client sent it (before the `.json` suffix is removed for routing),
+/// quoted in 20404 messages.
+#[derive(Debug, Clone)]
+pub struct RequestPath(pub String);
+
+/// Builds the complete service: routes plus the `.json` normalisation in front of them.
+pub fn service(
+    app: App,
+    http: &HttpSettings,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    let limits = (http.rate_limit_per_second > 0)
+        .then(|| Arc::new(RateLimits::new(http.rate_limit_per_second, http.rate_limit_burst)));
+    if let Some(limits) = &limits {
+        limits.spawn_cleanup();
+    }
+    let state = ApiState {
+        app,
+        limits,
+        max_body_bytes: http.max_body_bytes,
+    };
+    let router = routes().with_state(state);
+    tower::ServiceBuilder::new()
+        .map_request(strip_json_suffix)
+        .service(router)
+}
+
+fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/2010-04-01/Accounts",
+            get(accounts::list_account).post(accounts::create_account),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}",
+            get(accounts::fetch_account).post(accounts::update_account),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Keys",
+            get(keys::list_key).post(keys::create_new_key),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Keys/{Sid}",
+            get(keys::fetch_key)
+                .post(keys::update_key)
+                .delete(keys::delete_key),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Twilio paths end in `.json` (the SDKs always send it) but it is optional: route on the path
+/// without it, and keep the original for messages.
+fn strip_json_suffix(mut request: Request) -> Request {
+    let original = request.uri().path().to_string();
+    if let Some(stripped) = original.strip_suffix(".json") {
+        let mut rebuilt = stripped.to_string();
+        if let Some(query) = request.uri().query() {
+            rebuilt.push('?');
+            rebuilt.push_str(query);
+        }
+        if let Ok(uri) = rebuilt.parse() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request.extensions_mut().insert(RequestPath(original));
+    request
+}
+
+async fn healthz(axum::extract::State(state): axum::extract::State<ApiState>) -> Response {
+    match state.app.store.ping().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ok\n").into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = request
+        .extensions()
+        .get::<RequestPath>()
+        .map(|p| p.0.clone())
+        .unwrap_or_else(|| request.uri().path().to_string());
+    Error::not_found(path).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    Error::MethodNotAllowed.into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if let Error::Internal { detail } = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let status = axum::http::StatusCode::from_u16(self.http_status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if matches!(self, Error::Unauthenticated) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"Twilio API\""),
+            );
+        }
+        response
+    }
+}

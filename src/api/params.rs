@@ -1,0 +1,135 @@
+//! Request parameters as Twilio sends them: form-encoded bodies and query strings, repeated keys
+//! allowed (`MediaUrl=a&MediaUrl=b`), unknown keys ignored, malformed values refused with a
+//! Twilio error rather than a framework rejection.
+
+use super::{ApiState, RequestPath};
+use crate::error::{Error, Result};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+
+/// All parameters of a request: the query string, then (for POST) the form body.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params { pairs }
+    }
+
+    /// The first value of `name`, if present (an empty value counts as present).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated parameter, in order.
+    #[allow(dead_code)] // first caller: the Messages API (`MediaUrl`)
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A value parsed by `parse`, refused with 20001 when it does not parse.
+    pub fn parsed<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => parse(raw)
+                .map(Some)
+                .ok_or_else(|| Error::invalid_parameter(name, raw)),
+        }
+    }
+
+    /// A Twilio boolean: `true` or `false` (any case).
+    #[allow(dead_code)] // first caller: the Messaging Services API
+    pub fn bool(&self, name: &str) -> Result<Option<bool>> {
+        self.parsed(name, |raw| match raw.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        })
+    }
+}
+
+fn parse_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+/// Query-string parameters only (GET and DELETE).
+pub struct Query(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        let query = parts.uri.query().unwrap_or_default();
+        Ok(Query(Params::from_pairs(parse_pairs(query.as_bytes()))))
+    }
+}
+
+/// Query string plus form body (POST), read up to the configured size limit.
+pub struct Form(pub Params);
+
+impl FromRequest<ApiState> for Form {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self> {
+        let mut pairs = parse_pairs(request.uri().query().unwrap_or_default().as_bytes());
+        let limit = state.max_body_bytes;
+        let body = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| Error::PayloadTooLarge { limit })?;
+        let mut body_pairs = parse_pairs(&body);
+        // Body values come first: they are what the SDKs send.
+        body_pairs.append(&mut pairs);
+        Ok(Form(Params::from_pairs(body_pairs)))
+    }
+}
+
+/// The original request path, for error messages.
+pub struct Path(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Path {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
+        Ok(Path(
+            parts
+                .extensions
+                .get::<RequestPath>()
+                .map(|p| p.0.clone())
+                .unwrap_or_else(|| parts.uri.path().to_string()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_and_empty_values_are_kept() {
+        let params = Params::from_pairs(parse_pairs(
+            b"MediaUrl=https%3A%2F%2Fa%2F1.png&MediaUrl=https%3A%2F%2Fa%2F2.png&Body=&To=%2B15005550001",
+        ));
+        assert_eq!(params.all("MediaUrl"), vec!["https://a/1.png", "https://a/2.png"]);
+        assert_eq!(params.get("Body"), Some(""));
+        assert_eq!(params.get("To"), Some("+15005550001"));
+        assert_eq!(params.get("From"), None);
+    }
+
+    #[test]
+    fn booleans_follow_twilio_spelling() {
+        let params = Params::from_pairs(parse_pairs(b"A=true&B=False&C=yes"));
+        assert_eq!(params.bool("A").unwrap(), Some(true));
+        assert_eq!(params.bool("B").unwrap(), Some(false));
+        assert_eq!(params.bool("C").unwrap_err().code(), 20001);
+        assert_eq!(params.bool("D").unwrap(), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Configuration: one struct, read from defaults, then a TOML file (`--config`), then
+//! `WARBLER_*` environment variables (`__` separates nested keys), then command-line flags.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// `sqlite://path/file.db` (embedded, the default) or `postgres://user:pass@host/db`.
+    pub database_url: String,
+    /// Absolute base URL clients reach this server at (scheme://host:port). The v1 APIs put it
+    /// in `meta` paging URLs, which the SDKs follow verbatim. Default: `http://` + `listen`.
+    pub public_url: Option<String>,
+    /// Fixes the main account's SID (`AC` + 32 hex) when it is first created.
+    pub account_sid: Option<String>,
+    /// Fixes the main account's auth token (32 hex) when it is first created.
+    pub auth_token: Option<String>,
+    /// Friendly name of the main account created at first start.
+    pub main_account_name: String,
+    /// Most subaccounts one main account may hold (Twilio: 1,000; over it, error 21480).
+    pub max_subaccounts: u32,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests per second allowed per credential (Basic username); 0 turns the limit off.
+    pub rate_limit_per_second: u32,
+    /// Burst of requests allowed above the steady rate.
+    pub rate_limit_burst: u32,
+    /// A server-wide secret mixed into API-key secret hashes. Changing it invalidates keys.
+    pub key_pepper: String,
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://warbler-data/warbler.db".to_string(),
+            public_url: None,
+            account_sid: None,
+            auth_token: None,
+            main_account_name: "Main Account".to_string(),
+            max_subaccounts: 1000,
+            max_body_bytes: 1024 * 1024,
+            rate_limit_per_second: 100,
+            rate_limit_burst: 200,
+            key_pepper: String::new(),
+            log: "info".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file if given, then `WARBLER_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment
+            .merge(Env::prefixed("WARBLER_").split("__").ignore(&["config"]))
+            .extract()
+    }
+
+    /// The absolute base URL, without a trailing slash.
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_8080_with_sqlite() {
+        let config = Config::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert!(config.database_url.starts_with("sqlite://warbler-data/"));
+        assert_eq!(config.public_base_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.max_subaccounts, 1000);
+    }
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "warbler.toml",
+                "listen = \"0.0.0.0:9000\"\nmax_subaccounts = 5\npublic_url = \"https://sms.example.com/\"\n",
+            )?;
+            jail.set_env("WARBLER_MAX_SUBACCOUNTS", "7");
+            let config = Config::load(Some(Path::new("warbler.toml")))?;
+            assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(config.max_subaccounts, 7);
+            assert_eq!(config.public_base_url(), "https://sms.example.com");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "listne = \"0.0.0.0:1\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            assert!(Config::load(Some(Path::new("absent.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,9 @@
+//! The rules of warbler's account model, as pure types and functions: SIDs, account states and
+//! their transitions, credentials, dates in Twilio's formats, paging cursors.
+//! Imports nothing of ours but the leaf `error` module; knows neither HTTP nor SQL.
+
+pub mod account;
+pub mod credential;
+pub mod paging;
+pub mod sid;
+pub mod time;

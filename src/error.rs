@@ -1,0 +1,172 @@
+//! The one error type of warbler's API: each variant knows its Twilio error code and HTTP
+//! status, and `render` builds the body Twilio sends (`code`, `message`, `more_info`, `status`).
+//! A leaf module: every other module may import it; it imports nothing of ours.
+
+use serde::Serialize;
+
+/// An error as the API reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Missing, wrong, or inactive credentials (Twilio 20003, HTTP 401).
+    #[error("Authenticate")]
+    Unauthenticated,
+    /// The credentials are valid but may not perform this operation (HTTP 403).
+    #[error("{message}")]
+    Forbidden { code: u32, message: String },
+    /// Twilio 20404: the resource at this path does not exist (or is not visible to the caller).
+    #[error("The requested resource {path} was not found")]
+    NotFound { path: String },
+    /// A request that breaks a rule: bad or missing parameter, forbidden state change (HTTP 400).
+    #[error("{message}")]
+    Invalid { code: u32, message: String },
+    /// Twilio 20429: too many requests.
+    #[error("Too Many Requests")]
+    TooManyRequests,
+    /// The request body is larger than the configured limit (HTTP 413).
+    #[error("The request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// Twilio 20004: the method is not allowed on this resource.
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// Twilio 20500: anything unexpected (database down, bug). The detail is logged, not sent.
+    #[error("Internal Server Error")]
+    Internal { detail: String },
+}
+
+/// The JSON body of an error, in Twilio's shape.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub code: u32,
+    pub message: String,
+    pub more_info: String,
+    pub status: u16,
+}
+
+impl Error {
+    pub fn invalid(code: u32, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: u32, message: impl Into<String>) -> Self {
+        Error::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(path: impl Into<String>) -> Self {
+        Error::NotFound { path: path.into() }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Error::Internal {
+            detail: detail.to_string(),
+        }
+    }
+
+    /// A required parameter is absent (Twilio 21604 family uses specific codes; this is the
+    /// generic "Missing required parameter" 20001 form).
+    pub fn missing_parameter(name: &str) -> Self {
+        Error::invalid(20001, format!("Missing required parameter {name} in the post body"))
+    }
+
+    /// A parameter has a value outside its type or enumeration (Twilio 20001).
+    pub fn invalid_parameter(name: &str, value: &str) -> Self {
+        Error::invalid(20001, format!("Invalid value '{value}' for parameter {name}"))
+    }
+
+    pub fn code(&self) -> u32 {
+        match self {
+            Error::Unauthenticated => 20003,
+            Error::Forbidden { code, .. } | Error::Invalid { code, .. } => *code,
+            Error::NotFound { .. } => 20404,
+            Error::TooManyRequests => 20429,
+            // Twilio documents no code for an oversized body; 20001 is its generic "invalid request".
+            Error::PayloadTooLarge { .. } => 20001,
+            Error::MethodNotAllowed => 20004,
+            Error::Internal { .. } => 20500,
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Error::Unauthenticated => 401,
+            Error::Forbidden { .. } => 403,
+            Error::NotFound { .. } => 404,
+            Error::Invalid { .. } => 400,
+            Error::TooManyRequests => 429,
+            Error::PayloadTooLarge { .. } => 413,
+            Error::MethodNotAllowed => 405,
+            Error::Internal { .. } => 500,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let code = self.code();
+        ErrorBody {
+            code,
+            message: self.to_string(),
+            more_info: format!("https://www.twilio.com/docs/errors/{code}"),
+            status: self.http_status(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Error::internal(format!("database: {err}"))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_body_is_twilio_shaped() {
+        let body = Error::not_found("/2010-04-01/Accounts/AC00.json").body();
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "code": 20404,
+                "message": "The requested resource /2010-04-01/Accounts/AC00.json was not found",
+                "more_info": "https://www.twilio.com/docs/errors/20404",
+                "status": 404
+            })
+        );
+    }
+
+    #[test]
+    fn authentication_failure_is_20003_with_401() {
+        let json = serde_json::to_value(Error::Unauthenticated.body()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "code": 20003,
+                "message": "Authenticate",
+                "more_info": "https://www.twilio.com/docs/errors/20003",
+                "status": 401
+            })
+        );
+    }
+
+    #[test]
+    fn validation_errors_carry_their_own_code_and_400() {
+        let err = Error::invalid(21101, "Subaccounts cannot create subaccounts");
+        assert_eq!((err.code(), err.http_status()), (21101, 400));
+        assert_eq!(err.body().message, "Subaccounts cannot create subaccounts");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let body = Error::internal("connection refused at 10.0.0.3").body();
+        assert_eq!(body.message, "Internal Server Error");
+        assert_eq!((body.code, body.status), (20500, 500));
+    }
+}

@@ -1,0 +1,15 @@
+//! warbler: a self-hosted, Twilio-compatible programmable messaging platform.
+//!
+//! Layers, from the outside in (imports only point inward):
+//! `api` (HTTP, Twilio's wire contract) → `service` (use cases, authorization) → `store`
+//! (SQLite / PostgreSQL) → `domain` (pure rules). `webhook` and `carrier` are driven by
+//! `service`. `config` is read by the binary; `error` is shared by all.
+
+pub mod api;
+pub mod carrier;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod service;
+pub mod store;
+pub mod webhook;

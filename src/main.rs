@@ -1,0 +1,163 @@
+//! The `warbler` command: `warbler serve` (the default) runs the API server.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use warbler::api::{self, HttpSettings};
+use warbler::config::Config;
+use warbler::service::{App, Settings};
+use warbler::store::Store;
+
+/// A self-hosted, Twilio-compatible programmable messaging server.
+///
+/// Configuration is read from defaults, then the TOML file given by --config, then WARBLER_*
+/// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_PUBLIC_URL,
+/// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
+/// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
+/// WARBLER_KEY_PEPPER, WARBLER_LOG), then the flags below.
+#[derive(Parser, Debug)]
+#[command(name = "warbler", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "WARBLER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true)]
+    listen: Option<SocketAddr>,
+    /// sqlite://path/file.db or postgres://user:pass@host/db [default: sqlite://warbler-data/warbler.db].
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Absolute base URL clients use to reach this server [default: http://<listen>].
+    #[arg(long, global = true)]
+    public_url: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API (the default when no command is given).
+    Serve,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref()).context("reading configuration")?;
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if let Some(url) = cli.database_url {
+        config.database_url = url;
+    }
+    if let Some(url) = cli.public_url {
+        config.public_url = Some(url);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(config)),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+    let app = App::new(
+        store,
+        Settings {
+            max_subaccounts: config.max_subaccounts,
+            key_pepper: config.key_pepper.clone(),
+        },
+    );
+    let main = app
+        .ensure_main_account(
+            config.account_sid.as_deref(),
+            config.auth_token.as_deref(),
+            &config.main_account_name,
+        )
+        .await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let base_url = config.public_base_url();
+    print_banner(&base_url, &main);
+    let service = api::service(
+        app,
+        &HttpSettings {
+            max_body_bytes: config.max_body_bytes,
+            rate_limit_per_second: config.rate_limit_per_second,
+            rate_limit_burst: config.rate_limit_burst,
+        },
+    );
+    axum::serve(
+        listener,
+        tower::make::Shared::new(service),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_banner(base_url: &str, main: &warbler::service::accounts::MainAccount) {
+    let sid = &main.account.sid;
+    println!("warbler is serving the Twilio API at {base_url}");
+    println!("Main account SID: {sid}");
+    if main.created {
+        let token = &main.account.auth_token;
+        println!("Auth token:       {token}   (shown once: keep it safe)");
+        println!();
+        println!("Point twilio-python at it:");
+        println!("    from twilio.rest import Client");
+        println!("    client = Client(\"{sid}\", \"{token}\")");
+        println!("    client.api.base_url = \"{base_url}\"");
+        println!("    client.messaging.base_url = \"{base_url}\"");
+        println!("    print(client.api.v2010.accounts.create(friendly_name=\"FalconFlights\").sid)");
+    } else {
+        println!("Auth token: as printed at first start (or WARBLER_AUTH_TOKEN)");
+    }
+}
+
+/// Hides a password in a database URL before it reaches a log line.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,123 @@
+//! API key use cases. The secret is returned once, at creation; only its hash is stored.
+
+use super::{App, Operation, Principal};
+use crate::domain::credential::{generate_key_secret, hash_key_secret, ApiKey};
+use crate::domain::paging::PageRequest;
+use crate::domain::sid::{self, SidKind};
+use crate::domain::time::now_micros;
+use crate::error::{Error, Result};
+
+impl App {
+    /// `CreateNewKey`: returns the stored key and its secret.
+    pub async fn create_key(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        friendly_name: Option<&str>,
+        path: &str,
+    ) -> Result<(ApiKey, String)> {
+        let account = self
+            .authorize(principal, account_sid, Operation::CreateNewKey, path)
+            .await?;
+        if let Some(name) = friendly_name {
+            validate_key_name(name)?;
+        }
+        let secret = generate_key_secret();
+        let now = now_micros();
+        let key = ApiKey {
+            sid: sid::generate(SidKind::ApiKey),
+            account_sid: account.sid,
+            friendly_name: friendly_name.map(str::to_string),
+            secret_hash: hash_key_secret(&self.settings.key_pepper, &secret),
+            date_created: now,
+            date_updated: now,
+        };
+        self.store.insert_key(&key).await?;
+        Ok((key, secret))
+    }
+
+    /// `ListKey`.
+    pub async fn list_keys(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        page: &PageRequest,
+        path: &str,
+    ) -> Result<Vec<ApiKey>> {
+        let account = self
+            .authorize(principal, account_sid, Operation::ListKey, path)
+            .await?;
+        self.store.list_keys(&account.sid, page).await
+    }
+
+    /// `FetchKey`.
+    pub async fn fetch_key(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        key_sid: &str,
+        path: &str,
+    ) -> Result<ApiKey> {
+        let account = self
+            .authorize(principal, account_sid, Operation::FetchKey, path)
+            .await?;
+        self.store
+            .account_key(&account.sid, key_sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))
+    }
+
+    /// `UpdateKey`: only the friendly name changes.
+    pub async fn rename_key(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        key_sid: &str,
+        friendly_name: Option<&str>,
+        path: &str,
+    ) -> Result<ApiKey> {
+        let account = self
+            .authorize(principal, account_sid, Operation::UpdateKey, path)
+            .await?;
+        let Some(name) = friendly_name else {
+            return self
+                .store
+                .account_key(&account.sid, key_sid)
+                .await?
+                .ok_or_else(|| Error::not_found(path));
+        };
+        validate_key_name(name)?;
+        self.store
+            .rename_key(&account.sid, key_sid, name, now_micros())
+            .await?
+            .ok_or_else(|| Error::not_found(path))
+    }
+
+    /// `DeleteKey`: the key stops authenticating at once.
+    pub async fn delete_key(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        key_sid: &str,
+        path: &str,
+    ) -> Result<()> {
+        let account = self
+            .authorize(principal, account_sid, Operation::DeleteKey, path)
+            .await?;
+        if self.store.delete_key(&account.sid, key_sid).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found(path))
+        }
+    }
+}
+
+fn validate_key_name(name: &str) -> Result<()> {
+    if name.chars().count() > 64 {
+        return Err(Error::invalid(
+            21658,
+            "FriendlyName must be at most 64 characters long",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The application's use cases: who is calling (authentication), what they may touch
+//! (authorization), and the operations on accounts and keys. Handlers call these; these call
+//! the store and apply the domain rules. Knows nothing of HTTP.
+
+pub mod accounts;
+pub mod keys;
+
+use crate::domain::account::{Account, AccountStatus};
+use crate::domain::credential::{hash_key_secret, secrets_match};
+use crate::domain::sid::{self, SidKind};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Settings the services need (a subset of the configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_subaccounts: u32,
+    pub key_pepper: String,
+}
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub settings: std::sync::Arc<Settings>,
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    AuthToken,
+    ApiKey { sid: String },
+}
+
+/// An authenticated caller: the account it acts as, and the credential used.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub account: Account,
+    pub credential: Credential,
+}
+
+impl Principal {
+    pub fn via_api_key(&self) -> bool {
+        matches!(self.credential, Credential::ApiKey { .. })
+    }
+}
+
+/// The operations warbler serves, named after Twilio's OpenAPI operationIds. `access` is the
+/// one place that says which credentials may call each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// <https://www.twilio.com/docs/iam/api/subaccounts#create-a-subaccount>
+    CreateAccount,
+    ListAccount,
+    FetchAccount,
+    UpdateAccount,
+    /// <https://www.twilio.com/docs/iam/api-keys/key-resource-v2010>
+    CreateNewKey,
+    ListKey,
+    FetchKey,
+    UpdateKey,
+    DeleteKey,
+}
+
+impl Operation {
+    pub const fn access(self) -> Access {
+        use Operation::*;
+        match self {
+            FetchAccount | ListKey | FetchKey => Access::Resources,
+            CreateAccount | ListAccount | UpdateAccount | CreateNewKey | UpdateKey | DeleteKey => {
+                Access::ManageCredentials
+            }
+        }
+    }
+}
+
+/// What an operation needs from the caller beyond being authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The account's resources: the caller's own account or, with the parent's auth token, a
+    /// subaccount's. Standard API keys included.
+    Resources,
+    /// Managing accounts and keys: the account's auth token (or its parent's). Twilio keeps
+    /// these away from standard API keys.
+    ManageCredentials,
+}
+
+impl App {
+    pub fn new(store: Store, settings: Settings) -> App {
+        App {
+            store,
+            settings: std::sync::Arc::new(settings),
+        }
+    }
+
+    /// Checks HTTP Basic credentials: `AC…:auth_token` or `SK…:secret`. Every failure,
+    /// including an inactive account, is the same 20003 so nothing leaks about which part
+    /// was wrong.
+    pub async fn authenticate(&self, username: &str, password: &str) -> Result<Principal> {
+        let principal = if sid::is_valid(SidKind::Account, username) {
+            let account = self.store.account(username).await?;
+            match account {
+                Some(account) if secrets_match(&account.auth_token, password) => Principal {
+                    account,
+                    credential: Credential::AuthToken,
+                },
+                _ => return Err(Error::Unauthenticated),
+            }
+        } else if sid::is_valid(SidKind::ApiKey, username) {
+            let key = self.store.key(username).await?.ok_or(Error::Unauthenticated)?;
+            let presented = hash_key_secret(&self.settings.key_pepper, password);
+            if !secrets_match(&key.secret_hash, &presented) {
+                return Err(Error::Unauthenticated);
+            }
+            let account = self
+                .store
+                .account(&key.account_sid)
+                .await?
+                .ok_or(Error::Unauthenticated)?;
+            Principal {
+                account,
+                credential: Credential::ApiKey { sid: key.sid },
+            }
+        } else {
+            return Err(Error::Unauthenticated);
+        };
+        self.ensure_active(&principal.account).await?;
+        Ok(principal)
+    }
+
+    /// A suspended or closed account's own credentials are refused, and so are a subaccount's
+    /// while its parent is not active (suspending the main account suspends its subaccounts).
+    async fn ensure_active(&self, account: &Account) -> Result<()> {
+        if account.status != AccountStatus::Active {
+            return Err(Error::Unauthenticated);
+        }
+        if let Some(parent) = &account.owner_account_sid {
+            let parent = self.store.account(parent).await?;
+            if parent.map(|p| p.status) != Some(AccountStatus::Active) {
+                return Err(Error::Unauthenticated);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves the account named in the request path and checks the caller may act on it:
+    /// its own account, or (with the parent's auth token) one of its subaccounts.
+    /// `path` is the request path, for the 20404 message.
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        operation: Operation,
+        path: &str,
+    ) -> Result<Account> {
+        check_credential(principal, operation)?;
+        if account_sid == principal.account.sid {
+            return Ok(principal.account.clone());
+        }
+        if !sid::is_valid(SidKind::Account, account_sid) {
+            return Err(Error::not_found(path));
+        }
+        let target = self
+            .store
+            .account(account_sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        // Twilio: main-account API keys cannot reach subaccount resources.
+        if principal.via_api_key() || !principal.account.is_self_or_parent_of(&target) {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(target)
+    }
+}
+
+/// Refuses API keys on the operations that manage accounts and keys.
+pub fn check_credential(principal: &Principal, operation: Operation) -> Result<()> {
+    if operation.access() == Access::ManageCredentials && principal.via_api_key() {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(())
+}

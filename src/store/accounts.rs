@@ -1,0 +1,162 @@
+//! Account rows.
+
+use super::{int, opt_text, text, Sql, Store};
+use crate::domain::account::{Account, AccountStatus};
+use crate::domain::paging::PageRequest;
+use crate::error::{Error, Result};
+use sqlx::any::AnyRow;
+
+const COLUMNS: &str =
+    "sid, owner_account_sid, friendly_name, status, auth_token, date_created, date_updated";
+
+fn decode(row: &AnyRow) -> Result<Account> {
+    let status = text(row, "status")?;
+    Ok(Account {
+        sid: text(row, "sid")?,
+        owner_account_sid: opt_text(row, "owner_account_sid")?,
+        friendly_name: text(row, "friendly_name")?,
+        status: AccountStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("bad stored account status {status}")))?,
+        auth_token: text(row, "auth_token")?,
+        date_created: int(row, "date_created")?,
+        date_updated: int(row, "date_updated")?,
+    })
+}
+
+/// Filters of `ListAccount`.
+#[derive(Debug, Default, Clone)]
+pub struct AccountFilter {
+    pub friendly_name: Option<String>,
+    pub status: Option<AccountStatus>,
+}
+
+/// What stopped a subaccount from being created.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CreateSubaccountOutcome {
+    Created,
+    CapReached,
+    ParentMissing,
+}
+
+impl Store {
+    pub async fn insert_main_account(&self, account: &Account) -> Result<()> {
+        let mut sql = Sql::new(&format!("INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("));
+        sql.text(account.sid.clone())
+            .push(", NULL, ")
+            .text(account.friendly_name.clone())
+            .push(", ")
+            .text(account.status.as_str())
+            .push(", ")
+            .text(account.auth_token.clone())
+            .push(", ")
+            .int(account.date_created)
+            .push(", ")
+            .int(account.date_updated)
+            .push(", 'Full')");
+        sql.query().execute(self.pool()).await?;
+        Ok(())
+    }
+
+    /// Inserts a subaccount unless its parent already has `cap` subaccounts. The parent row is
+    /// written first so that concurrent creations for one parent serialize on it (a row lock on
+    /// PostgreSQL, the write lock on SQLite) and the count cannot be overtaken.
+    pub async fn create_subaccount(&self, account: &Account, cap: u32) -> Result<CreateSubaccountOutcome> {
+        let parent = account
+            .owner_account_sid
+            .clone()
+            .ok_or_else(|| Error::internal("subaccount without owner"))?;
+        let mut tx = self.begin_write().await?;
+        let locked = sqlx::query("UPDATE accounts SET date_updated = date_updated WHERE sid = $1")
+            .bind(parent.clone())
+            .execute(&mut *tx)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Ok(CreateSubaccountOutcome::ParentMissing);
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE owner_account_sid = $1")
+            .bind(parent.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= i64::from(cap) {
+            return Ok(CreateSubaccountOutcome::CapReached);
+        }
+        let mut sql = Sql::new(&format!("INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("));
+        sql.text(account.sid.clone())
+            .push(", ")
+            .text(parent)
+            .push(", ")
+            .text(account.friendly_name.clone())
+            .push(", ")
+            .text(account.status.as_str())
+            .push(", ")
+            .text(account.auth_token.clone())
+            .push(", ")
+            .int(account.date_created)
+            .push(", ")
+            .int(account.date_updated)
+            .push(", 'Full')");
+        sql.query().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(CreateSubaccountOutcome::Created)
+    }
+
+    pub async fn account(&self, sid: &str) -> Result<Option<Account>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM accounts WHERE sid = $1"
+        )))
+        .bind(sid.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    pub async fn main_account(&self) -> Result<Option<Account>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM accounts WHERE owner_account_sid IS NULL ORDER BY date_created LIMIT 1"
+        )))
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// The accounts `viewer` may see: itself and its subaccounts, filtered and paged.
+    pub async fn list_accounts(
+        &self,
+        viewer: &str,
+        filter: &AccountFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Account>> {
+        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM accounts WHERE (sid = "));
+        sql.text(viewer).push(" OR owner_account_sid = ").text(viewer).push(")");
+        if let Some(name) = &filter.friendly_name {
+            sql.push(" AND friendly_name = ").text(name.clone());
+        }
+        if let Some(status) = filter.status {
+            sql.push(" AND status = ").text(status.as_str());
+        }
+        sql.page(page);
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Writes a new name and/or status; returns the updated row.
+    pub async fn update_account(
+        &self,
+        sid: &str,
+        friendly_name: Option<&str>,
+        status: Option<AccountStatus>,
+        now: i64,
+    ) -> Result<Option<Account>> {
+        let mut sql = Sql::new("UPDATE accounts SET date_updated = ");
+        sql.int(now);
+        if let Some(name) = friendly_name {
+            sql.push(", friendly_name = ").text(name);
+        }
+        if let Some(status) = status {
+            sql.push(", status = ").text(status.as_str());
+        }
+        sql.push(" WHERE sid = ").text(sid);
+        sql.query().execute(self.pool()).await?;
+        self.account(sid).await
+    }
+}

@@ -89,7 +89,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let base_url = config.public_base_url();
     print_banner(&base_url, &main);
-    let service = api::service(
+    let router = api::router(
         app,
         &HttpSettings {
             max_body_bytes: config.max_body_bytes,
@@ -97,10 +97,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             rate_limit_burst: config.rate_limit_burst,
         },
     );
-    axum::serve(
-        listener,
-        tower::make::Shared::new(service),
-    )
+    axum::serve(listener, router)
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     tracing::info!("stopped");

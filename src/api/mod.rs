@@ -38,18 +38,8 @@ pub struct HttpSettings {
 #[derive(Debug, Clone)]
 pub struct RequestPath(pub String);
 
-/// Builds the complete service: routes plus the `.json` normalisation in front of them.
-pub fn service(
-    app: App,
-    http: &HttpSettings,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Send + 'static,
-> + Clone
-       + Send
-       + 'static {
+/// The complete API as one router: routes plus the `.json` normalisation in front of them.
+pub fn router(app: App, http: &HttpSettings) -> Router {
     let limits = (http.rate_limit_per_second > 0)
         .then(|| Arc::new(RateLimits::new(http.rate_limit_per_second, http.rate_limit_burst)));
     if let Some(limits) = &limits {
@@ -60,10 +50,13 @@ pub fn service(
         limits,
         max_body_bytes: http.max_body_bytes,
     };
-    let router = routes().with_state(state);
-    tower::ServiceBuilder::new()
-        .map_request(strip_json_suffix)
-        .service(router)
+    let inner = routes().with_state(state);
+    // Routing happens inside `inner`, so the path rewrite must wrap it rather than be a layer.
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .map_request(strip_json_suffix)
+            .service(inner),
+    )
 }
 
 fn routes() -> Router<ApiState> {

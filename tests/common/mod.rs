@@ -1,0 +1,216 @@
+//! Test fixture: a warbler API on a fresh database, driven in-process through its tower service.
+//! `TEST_DATABASE_URL` chooses the database: unset or `sqlite…` → a new SQLite file;
+//! `postgres://…` → a new database created on that server for each test.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use warbler::api::{self, HttpSettings};
+use warbler::service::{App, Settings};
+use warbler::store::Store;
+
+pub const MAIN_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const MAIN_TOKEN: &str = "fedcba9876543210fedcba9876543210";
+
+pub struct TestServer {
+    pub app: App,
+    service: axum::routing::RouterIntoService<Body>,
+    pub main: (String, String),
+}
+
+pub struct Options {
+    pub max_subaccounts: u32,
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_subaccounts: 1000,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A database URL no other test uses.
+pub async fn fresh_database_url() -> String {
+    let base = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
+    let name = format!("warbler_test_{}", warbler::domain::sid::random_hex32());
+    if base.starts_with("postgres") {
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let (server, _) = base.rsplit_once('/').expect("postgres URL with a database name");
+        format!("{server}/{name}")
+    } else {
+        let path = std::env::temp_dir().join(format!("{name}.db"));
+        format!("sqlite://{}", path.display())
+    }
+}
+
+pub async fn spawn() -> TestServer {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestServer {
+    let url = fresh_database_url().await;
+    let store = Store::connect(&url).await.expect("open store");
+    let app = App::new(
+        store,
+        Settings {
+            max_subaccounts: options.max_subaccounts,
+            key_pepper: "test-pepper".into(),
+        },
+    );
+    app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Owlie Notifications")
+        .await
+        .expect("main account");
+    let service = api::router(
+        app.clone(),
+        &HttpSettings {
+            max_body_bytes: options.max_body_bytes,
+            rate_limit_per_second: options.rate_limit_per_second,
+            rate_limit_burst: options.rate_limit_burst,
+        },
+    )
+    .into_service();
+    TestServer {
+        app,
+        service,
+        main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
+    }
+}
+
+/// A response: status and JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: axum::http::HeaderMap,
+}
+
+impl Reply {
+    /// Asserts a Twilio error body with this HTTP status and code.
+    pub fn assert_error(&self, status: u16, code: u64) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert_eq!(
+            self.body["more_info"],
+            format!("https://www.twilio.com/docs/errors/{code}")
+        );
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(self.body.as_object().unwrap().len(), 4, "exactly four keys");
+    }
+}
+
+pub fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+impl TestServer {
+    pub async fn raw(&self, request: Request<Body>) -> Reply {
+        let response = self.service.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                Value::String(String::from_utf8_lossy(&bytes).into_owned())
+            })
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// A request with Basic credentials; `form` goes in the body for POST, in the query otherwise.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        creds: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Reply {
+        let encoded = serde_urlencoded::to_string(form).unwrap();
+        let (uri, body) = if method == Method::POST {
+            (path.to_string(), encoded)
+        } else if encoded.is_empty() {
+            (path.to_string(), String::new())
+        } else {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            (format!("{path}{sep}{encoded}"), String::new())
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Authorization", basic(creds.0, creds.1))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.raw(request).await
+    }
+
+    pub fn main_creds(&self) -> (&str, &str) {
+        (&self.main.0, &self.main.1)
+    }
+
+    pub async fn get(&self, path: &str, creds: (&str, &str)) -> Reply {
+        self.call(Method::GET, path, creds, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, creds: (&str, &str), form: &[(&str, &str)]) -> Reply {
+        self.call(Method::POST, path, creds, form).await
+    }
+
+    pub async fn delete(&self, path: &str, creds: (&str, &str)) -> Reply {
+        self.call(Method::DELETE, path, creds, &[]).await
+    }
+
+    /// Creates a subaccount with the main credentials; returns (sid, token).
+    pub async fn subaccount(&self, name: &str) -> (String, String) {
+        let reply = self
+            .post("/2010-04-01/Accounts.json", self.main_creds(), &[("FriendlyName", name)])
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        (
+            reply.body["sid"].as_str().unwrap().to_string(),
+            reply.body["auth_token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Follows `next_page_uri` from `first` and returns every item under `key`.
+    pub async fn collect_pages(&self, first: &str, key: &str, creds: (&str, &str)) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut next = Some(first.to_string());
+        let mut pages = 0;
+        while let Some(uri) = next {
+            let reply = self.get(&uri, creds).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            items.extend(reply.body[key].as_array().unwrap().iter().cloned());
+            next = reply.body["next_page_uri"].as_str().map(str::to_string);
+            pages += 1;
+            assert!(pages < 1000, "paging does not end");
+        }
+        items
+    }
+}

@@ -58,20 +58,21 @@ impl Default for Config {
 
 impl Config {
     /// Defaults, then the TOML file if given, then `WARBLER_*` variables.
-    pub fn load(file: Option<&Path>) -> Result<Config, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} does not exist",
                     path.display()
-                )));
+                ))));
             }
             figment = figment.merge(Toml::file(path));
         }
         figment
             .merge(Env::prefixed("WARBLER_").split("__").ignore(&["config"]))
             .extract()
+            .map_err(Box::new)
     }
 
     /// The absolute base URL, without a trailing slash.
@@ -84,6 +85,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its large error type
 mod tests {
     use super::*;
 
@@ -104,7 +106,7 @@ mod tests {
                 "listen = \"0.0.0.0:9000\"\nmax_subaccounts = 5\npublic_url = \"https://sms.example.com/\"\n",
             )?;
             jail.set_env("WARBLER_MAX_SUBACCOUNTS", "7");
-            let config = Config::load(Some(Path::new("warbler.toml")))?;
+            let config = Config::load(Some(Path::new("warbler.toml"))).map_err(|e| *e)?;
             assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
             assert_eq!(config.max_subaccounts, 7);
             assert_eq!(config.public_base_url(), "https://sms.example.com");

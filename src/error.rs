@@ -70,12 +70,18 @@ impl Error {
     /// A required parameter is absent (Twilio 21604 family uses specific codes; this is the
     /// generic "Missing required parameter" 20001 form).
     pub fn missing_parameter(name: &str) -> Self {
-        Error::invalid(20001, format!("Missing required parameter {name} in the post body"))
+        Error::invalid(
+            20001,
+            format!("Missing required parameter {name} in the post body"),
+        )
     }
 
     /// A parameter has a value outside its type or enumeration (Twilio 20001).
     pub fn invalid_parameter(name: &str, value: &str) -> Self {
-        Error::invalid(20001, format!("Invalid value '{value}' for parameter {name}"))
+        Error::invalid(
+            20001,
+            format!("Invalid value '{value}' for parameter {name}"),
+        )
     }
 
     pub fn code(&self) -> u32 {

@@ -98,8 +98,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     axum::serve(listener, router)
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -117,7 +117,9 @@ fn print_banner(base_url: &str, main: &warbler::service::accounts::MainAccount) 
         println!("    client = Client(\"{sid}\", \"{token}\")");
         println!("    client.api.base_url = \"{base_url}\"");
         println!("    client.messaging.base_url = \"{base_url}\"");
-        println!("    print(client.api.v2010.accounts.create(friendly_name=\"FalconFlights\").sid)");
+        println!(
+            "    print(client.api.v2010.accounts.create(friendly_name=\"FalconFlights\").sid)"
+        );
     } else {
         println!("Auth token: as printed at first start (or WARBLER_AUTH_TOKEN)");
     }

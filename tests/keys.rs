@@ -9,7 +9,13 @@ use common::{spawn, MAIN_SID};
 async fn a_key_is_created_used_renamed_and_deleted() {
     let server = spawn().await;
     let keys = format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json");
-    let created = server.post(&keys, server.main_creds(), &[("FriendlyName", "ci-deployer")]).await;
+    let created = server
+        .post(
+            &keys,
+            server.main_creds(),
+            &[("FriendlyName", "ci-deployer")],
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let key_sid = created.body["sid"].as_str().unwrap().to_string();
     let secret = created.body["secret"].as_str().unwrap().to_string();
@@ -24,7 +30,10 @@ async fn a_key_is_created_used_renamed_and_deleted() {
 
     // The key acts for its account: it reads the account (without the auth token) and keys.
     let account = server
-        .get(&format!("/2010-04-01/Accounts/{MAIN_SID}.json"), (&key_sid, &secret))
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}.json"),
+            (&key_sid, &secret),
+        )
         .await;
     assert_eq!(account.status, StatusCode::OK);
     assert_eq!(account.body["sid"], MAIN_SID);
@@ -39,7 +48,13 @@ async fn a_key_is_created_used_renamed_and_deleted() {
     let fetched = server.get(&key_path, server.main_creds()).await;
     assert_eq!(fetched.body["friendly_name"], "ci-deployer");
     assert!(fetched.body.get("secret").is_none());
-    let renamed = server.post(&key_path, server.main_creds(), &[("FriendlyName", "renamed")]).await;
+    let renamed = server
+        .post(
+            &key_path,
+            server.main_creds(),
+            &[("FriendlyName", "renamed")],
+        )
+        .await;
     assert_eq!(renamed.status, StatusCode::OK);
     assert_eq!(renamed.body["friendly_name"], "renamed");
 
@@ -52,9 +67,18 @@ async fn a_key_is_created_used_renamed_and_deleted() {
     let deleted = server.delete(&key_path, server.main_creds()).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(deleted.body.is_null());
-    server.get(&keys, (&key_sid, &secret)).await.assert_error(401, 20003);
-    server.get(&key_path, server.main_creds()).await.assert_error(404, 20404);
-    server.delete(&key_path, server.main_creds()).await.assert_error(404, 20404);
+    server
+        .get(&keys, (&key_sid, &secret))
+        .await
+        .assert_error(401, 20003);
+    server
+        .get(&key_path, server.main_creds())
+        .await
+        .assert_error(404, 20404);
+    server
+        .delete(&key_path, server.main_creds())
+        .await
+        .assert_error(404, 20404);
 }
 
 #[tokio::test]
@@ -68,15 +92,31 @@ async fn standard_keys_cannot_manage_keys_or_accounts() {
     );
     let creds = (key.0.as_str(), key.1.as_str());
     assert!(created.body["friendly_name"].is_null());
-    server.post(&keys, creds, &[]).await.assert_error(401, 20003);
     server
-        .delete(&format!("/2010-04-01/Accounts/{MAIN_SID}/Keys/{}.json", key.0), creds)
+        .post(&keys, creds, &[])
         .await
         .assert_error(401, 20003);
-    server.post("/2010-04-01/Accounts.json", creds, &[]).await.assert_error(401, 20003);
-    server.get("/2010-04-01/Accounts.json", creds).await.assert_error(401, 20003);
     server
-        .post(&format!("/2010-04-01/Accounts/{MAIN_SID}.json"), creds, &[("FriendlyName", "x")])
+        .delete(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Keys/{}.json", key.0),
+            creds,
+        )
+        .await
+        .assert_error(401, 20003);
+    server
+        .post("/2010-04-01/Accounts.json", creds, &[])
+        .await
+        .assert_error(401, 20003);
+    server
+        .get("/2010-04-01/Accounts.json", creds)
+        .await
+        .assert_error(401, 20003);
+    server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}.json"),
+            creds,
+            &[("FriendlyName", "x")],
+        )
         .await
         .assert_error(401, 20003);
 }
@@ -88,36 +128,61 @@ async fn keys_are_scoped_to_their_account() {
     let (other_sid, other_token) = server.subaccount("Sibling").await;
     // The parent creates a key under the subaccount; it acts for the subaccount only.
     let sub_keys = format!("/2010-04-01/Accounts/{sub_sid}/Keys.json");
-    let created = server.post(&sub_keys, server.main_creds(), &[("FriendlyName", "falcon")]).await;
+    let created = server
+        .post(
+            &sub_keys,
+            server.main_creds(),
+            &[("FriendlyName", "falcon")],
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let key_sid = created.body["sid"].as_str().unwrap().to_string();
     let secret = created.body["secret"].as_str().unwrap().to_string();
     let fetched = server
-        .get(&format!("/2010-04-01/Accounts/{sub_sid}.json"), (&key_sid, &secret))
+        .get(
+            &format!("/2010-04-01/Accounts/{sub_sid}.json"),
+            (&key_sid, &secret),
+        )
         .await;
     assert_eq!(fetched.body["sid"], sub_sid.as_str());
     server
-        .get(&format!("/2010-04-01/Accounts/{MAIN_SID}.json"), (&key_sid, &secret))
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}.json"),
+            (&key_sid, &secret),
+        )
         .await
         .assert_error(401, 20003);
 
     // The subaccount lists its key; a sibling neither lists nor fetches it.
     let listed = server.get(&sub_keys, (&sub_sid, &sub_token)).await;
     assert_eq!(listed.body["keys"].as_array().unwrap().len(), 1);
-    server.get(&sub_keys, (&other_sid, &other_token)).await.assert_error(401, 20003);
+    server
+        .get(&sub_keys, (&other_sid, &other_token))
+        .await
+        .assert_error(401, 20003);
     let via_sibling_path = format!("/2010-04-01/Accounts/{other_sid}/Keys/{key_sid}.json");
-    server.get(&via_sibling_path, (&other_sid, &other_token)).await.assert_error(404, 20404);
+    server
+        .get(&via_sibling_path, (&other_sid, &other_token))
+        .await
+        .assert_error(404, 20404);
 
     // A main-account key cannot reach a subaccount's resources.
     let main_key = server
-        .post(&format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json"), server.main_creds(), &[])
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json"),
+            server.main_creds(),
+            &[],
+        )
         .await;
     let main_key = (
         main_key.body["sid"].as_str().unwrap().to_string(),
         main_key.body["secret"].as_str().unwrap().to_string(),
     );
     server
-        .get(&format!("/2010-04-01/Accounts/{sub_sid}.json"), (&main_key.0, &main_key.1))
+        .get(
+            &format!("/2010-04-01/Accounts/{sub_sid}.json"),
+            (&main_key.0, &main_key.1),
+        )
         .await
         .assert_error(401, 20003);
 }
@@ -127,17 +192,30 @@ async fn key_lists_page_and_names_are_limited() {
     let server = spawn().await;
     let keys = format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json");
     for i in 0..7 {
-        let r = server.post(&keys, server.main_creds(), &[("FriendlyName", &format!("k{i}"))]).await;
+        let r = server
+            .post(
+                &keys,
+                server.main_creds(),
+                &[("FriendlyName", &format!("k{i}"))],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let all = server
         .collect_pages(&format!("{keys}?PageSize=3"), "keys", server.main_creds())
         .await;
-    let mut names: Vec<&str> = all.iter().map(|k| k["friendly_name"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> = all
+        .iter()
+        .map(|k| k["friendly_name"].as_str().unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, vec!["k0", "k1", "k2", "k3", "k4", "k5", "k6"]);
     server
-        .post(&keys, server.main_creds(), &[("FriendlyName", &"n".repeat(65))])
+        .post(
+            &keys,
+            server.main_creds(),
+            &[("FriendlyName", &"n".repeat(65))],
+        )
         .await
         .assert_error(400, 21658);
 }
@@ -147,14 +225,26 @@ async fn a_suspended_subaccounts_keys_are_refused_too() {
     let server = spawn().await;
     let (sub_sid, _) = server.subaccount("FalconFlights").await;
     let created = server
-        .post(&format!("/2010-04-01/Accounts/{sub_sid}/Keys.json"), server.main_creds(), &[])
+        .post(
+            &format!("/2010-04-01/Accounts/{sub_sid}/Keys.json"),
+            server.main_creds(),
+            &[],
+        )
         .await;
     let creds = (
         created.body["sid"].as_str().unwrap().to_string(),
         created.body["secret"].as_str().unwrap().to_string(),
     );
     let path = format!("/2010-04-01/Accounts/{sub_sid}.json");
-    assert_eq!(server.get(&path, (&creds.0, &creds.1)).await.status, StatusCode::OK);
-    server.post(&path, server.main_creds(), &[("Status", "suspended")]).await;
-    server.get(&path, (&creds.0, &creds.1)).await.assert_error(401, 20003);
+    assert_eq!(
+        server.get(&path, (&creds.0, &creds.1)).await.status,
+        StatusCode::OK
+    );
+    server
+        .post(&path, server.main_creds(), &[("Status", "suspended")])
+        .await;
+    server
+        .get(&path, (&creds.0, &creds.1))
+        .await
+        .assert_error(401, 20003);
 }

@@ -84,7 +84,13 @@ pub async fn update_key(
 ) -> Result<Json<Value>> {
     let key = state
         .app
-        .rename_key(&caller, &account_sid, &sid, params.get("FriendlyName"), &path)
+        .rename_key(
+            &caller,
+            &account_sid,
+            &sid,
+            params.get("FriendlyName"),
+            &path,
+        )
         .await?;
     Ok(Json(render::key(&key)))
 }

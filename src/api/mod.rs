@@ -40,8 +40,12 @@ pub struct RequestPath(pub String);
 
 /// The complete API as one router: routes plus the `.json` normalisation in front of them.
 pub fn router(app: App, http: &HttpSettings) -> Router {
-    let limits = (http.rate_limit_per_second > 0)
-        .then(|| Arc::new(RateLimits::new(http.rate_limit_per_second, http.rate_limit_burst)));
+    let limits = (http.rate_limit_per_second > 0).then(|| {
+        Arc::new(RateLimits::new(
+            http.rate_limit_per_second,
+            http.rate_limit_burst,
+        ))
+    });
     if let Some(limits) = &limits {
         limits.spawn_cleanup();
     }

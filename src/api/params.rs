@@ -118,7 +118,10 @@ mod tests {
         let params = Params::from_pairs(parse_pairs(
             b"MediaUrl=https%3A%2F%2Fa%2F1.png&MediaUrl=https%3A%2F%2Fa%2F2.png&Body=&To=%2B15005550001",
         ));
-        assert_eq!(params.all("MediaUrl"), vec!["https://a/1.png", "https://a/2.png"]);
+        assert_eq!(
+            params.all("MediaUrl"),
+            vec!["https://a/1.png", "https://a/2.png"]
+        );
         assert_eq!(params.get("Body"), Some(""));
         assert_eq!(params.get("To"), Some("+15005550001"));
         assert_eq!(params.get("From"), None);

@@ -36,7 +36,12 @@ pub fn account(account: &Account, show_token: bool) -> Value {
     let base = format!("/2010-04-01/Accounts/{}", account.sid);
     let subresources: Map<String, Value> = ACCOUNT_SUBRESOURCES
         .iter()
-        .map(|(key, name)| (key.to_string(), Value::String(format!("{base}/{name}.json"))))
+        .map(|(key, name)| {
+            (
+                key.to_string(),
+                Value::String(format!("{base}/{name}.json")),
+            )
+        })
         .collect();
     json!({
         "auth_token": show_token.then_some(account.auth_token.as_str()),
@@ -93,10 +98,9 @@ impl ListPage<'_> {
         let has_next = rows.len() > page_size;
         rows.truncate(page_size);
         let next_page_uri = match (has_next, rows.last()) {
-            (true, Some(last)) => Value::String(self.uri(
-                self.page.page + 1,
-                Some(&cursor(last).to_token()),
-            )),
+            (true, Some(last)) => {
+                Value::String(self.uri(self.page.page + 1, Some(&cursor(last).to_token())))
+            }
             _ => Value::Null,
         };
         let previous_page_uri = if self.page.page > 0 {
@@ -112,10 +116,7 @@ impl ListPage<'_> {
         };
         let current_token = self.page.after.as_ref().map(Cursor::to_token);
         let mut body = Map::new();
-        body.insert(
-            "first_page_uri".into(),
-            Value::String(self.uri(0, None)),
-        );
+        body.insert("first_page_uri".into(), Value::String(self.uri(0, None)));
         body.insert("end".into(), json!(if rows.is_empty() { 0 } else { end }));
         body.insert("previous_page_uri".into(), previous_page_uri);
         body.insert(
@@ -127,7 +128,10 @@ impl ListPage<'_> {
             Value::String(self.uri(self.page.page, current_token.as_deref())),
         );
         body.insert("page_size".into(), json!(page_size));
-        body.insert("start".into(), json!(if rows.is_empty() { 0 } else { start }));
+        body.insert(
+            "start".into(),
+            json!(if rows.is_empty() { 0 } else { start }),
+        );
         body.insert("next_page_uri".into(), next_page_uri);
         body.insert("page".into(), json!(self.page.page));
         Value::Object(body)
@@ -173,7 +177,10 @@ mod tests {
         };
         let body = list.render(vec![1u32, 2, 3], cursor, |n| json!(n));
         assert_eq!(body["accounts"], json!([1, 2]));
-        assert_eq!((body["start"].clone(), body["end"].clone()), (json!(0), json!(1)));
+        assert_eq!(
+            (body["start"].clone(), body["end"].clone()),
+            (json!(0), json!(1))
+        );
         assert_eq!(
             body["first_page_uri"],
             "/2010-04-01/Accounts.json?Status=active&PageSize=2&Page=0"
@@ -202,8 +209,14 @@ mod tests {
         let body = list.render(vec![3u32], cursor, |n| json!(n));
         assert_eq!(body["next_page_uri"], Value::Null);
         assert_eq!(body["previous_page_uri"], "/x.json?PageSize=2&Page=0");
-        assert_eq!((body["start"].clone(), body["end"].clone()), (json!(2), json!(2)));
+        assert_eq!(
+            (body["start"].clone(), body["end"].clone()),
+            (json!(2), json!(2))
+        );
         let empty = list.render(Vec::<u32>::new(), cursor, |n| json!(n));
-        assert_eq!((empty["start"].clone(), empty["end"].clone()), (json!(0), json!(0)));
+        assert_eq!(
+            (empty["start"].clone(), empty["end"].clone()),
+            (json!(0), json!(0))
+        );
     }
 }

@@ -118,8 +118,16 @@ mod tests {
         );
         let err = plan_status_change(Closed, Active, Actor::Parent, false).unwrap_err();
         assert_eq!(err.code(), 21479);
-        assert_eq!(plan_status_change(Closed, Suspended, Actor::Parent, false).unwrap_err().code(), 21479);
-        assert_eq!(plan_status_change(Closed, Closed, Actor::Parent, false).unwrap(), None);
+        assert_eq!(
+            plan_status_change(Closed, Suspended, Actor::Parent, false)
+                .unwrap_err()
+                .code(),
+            21479
+        );
+        assert_eq!(
+            plan_status_change(Closed, Closed, Actor::Parent, false).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -131,7 +139,10 @@ mod tests {
     #[test]
     fn the_main_account_status_is_not_managed_by_the_api() {
         assert!(plan_status_change(Active, Suspended, Actor::SelfAccount, true).is_err());
-        assert_eq!(plan_status_change(Active, Active, Actor::SelfAccount, true).unwrap(), None);
+        assert_eq!(
+            plan_status_change(Active, Active, Actor::SelfAccount, true).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -144,7 +155,10 @@ mod tests {
     #[test]
     fn friendly_names_are_limited_to_64_characters() {
         assert!(validate_friendly_name(&"é".repeat(64)).is_ok());
-        assert_eq!(validate_friendly_name(&"a".repeat(65)).unwrap_err().code(), 21658);
+        assert_eq!(
+            validate_friendly_name(&"a".repeat(65)).unwrap_err().code(),
+            21658
+        );
     }
 }
 

@@ -63,7 +63,8 @@ impl PageRequest {
         let after = match token {
             None | Some("") => None,
             Some(raw) => Some(
-                Cursor::from_token(raw).ok_or_else(|| Error::invalid_parameter("PageToken", raw))?,
+                Cursor::from_token(raw)
+                    .ok_or_else(|| Error::invalid_parameter("PageToken", raw))?,
             ),
         };
         Ok(PageRequest {

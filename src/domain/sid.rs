@@ -67,7 +67,9 @@ mod tests {
         let sid = generate(SidKind::Account);
         assert!(sid.starts_with("AC"));
         assert_eq!(sid.len(), 34);
-        assert!(sid[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(sid[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert!(is_valid(SidKind::Account, &sid));
         assert_ne!(sid, generate(SidKind::Account));
     }
@@ -78,7 +80,13 @@ mod tests {
         assert!(is_valid(SidKind::ApiKey, good));
         assert!(!is_valid(SidKind::Account, good));
         assert!(!is_valid(SidKind::ApiKey, &good[..33]));
-        assert!(!is_valid(SidKind::ApiKey, "SK0123456789abcdef0123456789ABCDEG"));
-        assert!(!is_valid(SidKind::ApiKey, "SKé123456789abcdef0123456789ABCDE"));
+        assert!(!is_valid(
+            SidKind::ApiKey,
+            "SK0123456789abcdef0123456789ABCDEG"
+        ));
+        assert!(!is_valid(
+            SidKind::ApiKey,
+            "SKé123456789abcdef0123456789ABCDE"
+        ));
     }
 }

@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn rfc2822_matches_twilio_form() {
-        assert_eq!(rfc2822(JUL_30_2015_201231), "Thu, 30 Jul 2015 20:12:31 +0000");
+        assert_eq!(
+            rfc2822(JUL_30_2015_201231),
+            "Thu, 30 Jul 2015 20:12:31 +0000"
+        );
     }
 
     #[test]
@@ -77,7 +80,10 @@ mod tests {
 
     #[test]
     fn meridian_form_for_default_names() {
-        assert_eq!(minute_with_meridian(JUL_30_2015_201231), "2015-07-30 08:12 PM");
+        assert_eq!(
+            minute_with_meridian(JUL_30_2015_201231),
+            "2015-07-30 08:12 PM"
+        );
         assert_eq!(minute_with_meridian(0), "1970-01-01 12:00 AM");
     }
 }

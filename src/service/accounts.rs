@@ -131,7 +131,12 @@ impl App {
     }
 
     /// `FetchAccount`.
-    pub async fn fetch_account(&self, principal: &Principal, sid: &str, path: &str) -> Result<Account> {
+    pub async fn fetch_account(
+        &self,
+        principal: &Principal,
+        sid: &str,
+        path: &str,
+    ) -> Result<Account> {
         self.authorize(principal, sid, Operation::FetchAccount, path)
             .await
     }
@@ -165,7 +170,12 @@ impl App {
             return Ok(target);
         }
         self.store
-            .update_account(&target.sid, update.friendly_name.as_deref(), status, now_micros())
+            .update_account(
+                &target.sid,
+                update.friendly_name.as_deref(),
+                status,
+                now_micros(),
+            )
             .await?
             .ok_or_else(|| Error::not_found(path))
     }

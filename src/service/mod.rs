@@ -107,7 +107,11 @@ impl App {
                 _ => return Err(Error::Unauthenticated),
             }
         } else if sid::is_valid(SidKind::ApiKey, username) {
-            let key = self.store.key(username).await?.ok_or(Error::Unauthenticated)?;
+            let key = self
+                .store
+                .key(username)
+                .await?
+                .ok_or(Error::Unauthenticated)?;
             let presented = hash_key_secret(&self.settings.key_pepper, password);
             if !secrets_match(&key.secret_hash, &presented) {
                 return Err(Error::Unauthenticated);

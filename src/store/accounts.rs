@@ -40,7 +40,9 @@ pub enum CreateSubaccountOutcome {
 
 impl Store {
     pub async fn insert_main_account(&self, account: &Account) -> Result<()> {
-        let mut sql = Sql::new(&format!("INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("));
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("
+        ));
         sql.text(account.sid.clone())
             .push(", NULL, ")
             .text(account.friendly_name.clone())
@@ -60,7 +62,11 @@ impl Store {
     /// Inserts a subaccount unless its parent already has `cap` subaccounts. The parent row is
     /// written first so that concurrent creations for one parent serialize on it (a row lock on
     /// PostgreSQL, the write lock on SQLite) and the count cannot be overtaken.
-    pub async fn create_subaccount(&self, account: &Account, cap: u32) -> Result<CreateSubaccountOutcome> {
+    pub async fn create_subaccount(
+        &self,
+        account: &Account,
+        cap: u32,
+    ) -> Result<CreateSubaccountOutcome> {
         let parent = account
             .owner_account_sid
             .clone()
@@ -73,14 +79,17 @@ impl Store {
         if locked.rows_affected() == 0 {
             return Ok(CreateSubaccountOutcome::ParentMissing);
         }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE owner_account_sid = $1")
-            .bind(parent.clone())
-            .fetch_one(&mut *tx)
-            .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE owner_account_sid = $1")
+                .bind(parent.clone())
+                .fetch_one(&mut *tx)
+                .await?;
         if count >= i64::from(cap) {
             return Ok(CreateSubaccountOutcome::CapReached);
         }
-        let mut sql = Sql::new(&format!("INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("));
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("
+        ));
         sql.text(account.sid.clone())
             .push(", ")
             .text(parent)
@@ -127,7 +136,10 @@ impl Store {
         page: &PageRequest,
     ) -> Result<Vec<Account>> {
         let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM accounts WHERE (sid = "));
-        sql.text(viewer).push(" OR owner_account_sid = ").text(viewer).push(")");
+        sql.text(viewer)
+            .push(" OR owner_account_sid = ")
+            .text(viewer)
+            .push(")");
         if let Some(name) = &filter.friendly_name {
             sql.push(" AND friendly_name = ").text(name.clone());
         }

@@ -22,7 +22,10 @@ fn decode(row: &AnyRow) -> Result<ApiKey> {
 impl Store {
     pub async fn insert_key(&self, key: &ApiKey) -> Result<()> {
         let mut sql = Sql::new(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ("));
-        sql.text(key.sid.clone()).push(", ").text(key.account_sid.clone()).push(", ");
+        sql.text(key.sid.clone())
+            .push(", ")
+            .text(key.account_sid.clone())
+            .push(", ");
         match &key.friendly_name {
             Some(name) => sql.text(name.clone()),
             None => sql.push("NULL"),
@@ -62,7 +65,9 @@ impl Store {
     }
 
     pub async fn list_keys(&self, account_sid: &str, page: &PageRequest) -> Result<Vec<ApiKey>> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM api_keys WHERE account_sid = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE account_sid = "
+        ));
         sql.text(account_sid).page(page);
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter().map(decode).collect()

@@ -60,7 +60,11 @@ impl Store {
             } else {
                 create_sqlite_parent_dir(&url)?;
                 if !url.contains("mode=") {
-                    url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                    url.push_str(if url.contains('?') {
+                        "&mode=rwc"
+                    } else {
+                        "?mode=rwc"
+                    });
                 }
             }
         }
@@ -71,7 +75,9 @@ impl Store {
             .await?;
         if backend == Backend::Sqlite && max_connections > 1 {
             // WAL lets readers proceed while one writer commits; the setting persists in the file.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
         }
         MIGRATOR.run(&pool).await?;
         Ok(Store { pool, backend })

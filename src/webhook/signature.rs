@@ -43,9 +43,16 @@ mod tests {
             ("From", "+14158675309"),
             ("To", "+18005551212"),
         ];
-        assert_eq!(sign_form("12345", URL, &params), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
         assert_eq!(
-            sign_form("12345", "https://mycompany.com:443/myapp.php?foo=1&bar=2", &params),
+            sign_form("12345", URL, &params),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        assert_eq!(
+            sign_form(
+                "12345",
+                "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+                &params
+            ),
             "kvajT1Ptam85bY51eRf/AJRuM3w="
         );
     }
@@ -59,7 +66,10 @@ mod tests {
             ("Digits", "1234"),
             ("Digits", "1234"),
         ];
-        assert_eq!(sign_form("12345", URL, &params), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
+        assert_eq!(
+            sign_form("12345", URL, &params),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        );
     }
 
     #[test]

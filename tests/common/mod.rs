@@ -46,13 +46,17 @@ pub async fn fresh_database_url() -> String {
     let name = format!("warbler_test_{}", warbler::domain::sid::random_hex32());
     if base.starts_with("postgres") {
         sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&base).await.expect("connect to TEST_DATABASE_URL");
+        let admin = sqlx::AnyPool::connect(&base)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
             .expect("create test database");
         admin.close().await;
-        let (server, _) = base.rsplit_once('/').expect("postgres URL with a database name");
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("postgres URL with a database name");
         format!("{server}/{name}")
     } else {
         let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -132,9 +136,8 @@ impl TestServer {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Reply {
             status,
@@ -189,7 +192,11 @@ impl TestServer {
     /// Creates a subaccount with the main credentials; returns (sid, token).
     pub async fn subaccount(&self, name: &str) -> (String, String) {
         let reply = self
-            .post("/2010-04-01/Accounts.json", self.main_creds(), &[("FriendlyName", name)])
+            .post(
+                "/2010-04-01/Accounts.json",
+                self.main_creds(),
+                &[("FriendlyName", name)],
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         (

@@ -33,6 +33,9 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// A server-wide secret mixed into API-key secret hashes. Changing it invalidates keys.
     pub key_pepper: String,
+    /// Load a small demo number inventory (fictional US/CA/GB numbers) when the inventory is
+    /// empty at start, so the seeds' walkthrough works on a fresh install.
+    pub demo_inventory: bool,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
 }
@@ -51,6 +54,7 @@ impl Default for Config {
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
             key_pepper: String::new(),
+            demo_inventory: true,
             log: "info".to_string(),
         }
     }

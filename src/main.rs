@@ -15,7 +15,7 @@ use warbler::store::Store;
 /// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_PUBLIC_URL,
 /// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
 /// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
-/// WARBLER_KEY_PEPPER, WARBLER_LOG), then the flags below.
+/// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_LOG), then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -39,6 +39,22 @@ struct Cli {
 enum Command {
     /// Serve the API (the default when no command is given).
     Serve,
+    /// Manage the operator's phone number inventory.
+    Numbers {
+        #[command(subcommand)]
+        command: NumbersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NumbersCommand {
+    /// Import (add or refresh) inventory numbers from a CSV file with the header
+    /// phone_number,country,type,sms,mms,voice,locality,region,postal_code,route.
+    /// A bad row rejects the whole file, naming its line.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,20 +79,39 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),
+        Command::Numbers {
+            command: NumbersCommand::Import { file },
+        } => runtime.block_on(import_numbers(config, file)),
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn open_app(config: &Config) -> anyhow::Result<App> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
-    let app = App::new(
+    Ok(App::new(
         store,
         Settings {
             max_subaccounts: config.max_subaccounts,
             key_pepper: config.key_pepper.clone(),
         },
-    );
+    ))
+}
+
+async fn import_numbers(config: Config, file: PathBuf) -> anyhow::Result<()> {
+    let app = open_app(&config).await?;
+    let csv = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    match app.import_inventory(&csv).await {
+        Ok(count) => {
+            println!("imported {count} numbers from {}", file.display());
+            Ok(())
+        }
+        Err(err) => anyhow::bail!("{}: {err}", file.display()),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = open_app(&config).await?;
     let main = app
         .ensure_main_account(
             config.account_sid.as_deref(),
@@ -84,6 +119,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             &config.main_account_name,
         )
         .await?;
+    if config.demo_inventory {
+        let seeded = app.seed_demo_inventory().await?;
+        if seeded > 0 {
+            tracing::info!(
+                seeded,
+                "loaded the demo number inventory (demo_inventory = false turns it off)"
+            );
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;

@@ -5,6 +5,7 @@
 mod accounts;
 mod auth;
 mod keys;
+mod numbers;
 mod params;
 mod render;
 
@@ -13,7 +14,7 @@ use crate::service::App;
 use auth::RateLimits;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -83,6 +84,33 @@ fn routes() -> Router<ApiState> {
             get(keys::fetch_key)
                 .post(keys::update_key)
                 .delete(keys::delete_key),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/AvailablePhoneNumbers",
+            get(numbers::list_available_phone_number_country),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/AvailablePhoneNumbers/{CountryCode}",
+            get(numbers::fetch_available_phone_number_country),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/AvailablePhoneNumbers/{CountryCode}/{Type}",
+            get(numbers::list_available_phone_number),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers",
+            get(numbers::list_incoming_phone_number).post(numbers::create_incoming_phone_number),
+        )
+        // The second segment is either a number SID or one of Local / Mobile / TollFree.
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}",
+            get(numbers::fetch_or_list_typed_incoming_phone_number)
+                .post(numbers::create_typed_or_update_incoming_phone_number)
+                .delete(numbers::delete_incoming_phone_number),
+        )
+        .route(
+            "/admin/numbers/import",
+            post(numbers::import_number_inventory),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -18,6 +18,11 @@ impl Params {
         Params { pairs }
     }
 
+    /// Every pair, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
     /// The first value of `name`, if present (an empty value counts as present).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
@@ -47,7 +52,6 @@ impl Params {
     }
 
     /// A Twilio boolean: `true` or `false` (any case).
-    #[allow(dead_code)] // first caller: the Messaging Services API
     pub fn bool(&self, name: &str) -> Result<Option<bool>> {
         self.parsed(name, |raw| match raw.to_ascii_lowercase().as_str() {
             "true" => Some(true),
@@ -81,14 +85,29 @@ impl FromRequest<ApiState> for Form {
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self> {
         let mut pairs = parse_pairs(request.uri().query().unwrap_or_default().as_bytes());
-        let limit = state.max_body_bytes;
-        let body = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|_| Error::PayloadTooLarge { limit })?;
+        let body = read_body(request, state.max_body_bytes).await?;
         let mut body_pairs = parse_pairs(&body);
         // Body values come first: they are what the SDKs send.
         body_pairs.append(&mut pairs);
         Ok(Form(Params::from_pairs(body_pairs)))
+    }
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes> {
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| Error::PayloadTooLarge { limit })
+}
+
+/// The raw body (e.g. an inventory CSV), read up to the configured size limit.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl FromRequest<ApiState> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self> {
+        Ok(RawBody(read_body(request, state.max_body_bytes).await?))
     }
 }
 

@@ -3,6 +3,9 @@
 
 use crate::domain::account::Account;
 use crate::domain::credential::ApiKey;
+use crate::domain::number::{
+    display_name, IncomingNumber, InventoryNumber, NumberType, NUMBER_FIELDS,
+};
 use crate::domain::paging::{Cursor, PageRequest};
 use crate::domain::time::rfc2822;
 use serde_json::{json, Map, Value};
@@ -74,6 +77,108 @@ pub fn new_key(key: &ApiKey, secret: &str) -> Value {
     value
 }
 
+/// A country of the AvailablePhoneNumbers resource, with links to the number types stocked.
+pub fn available_country(account_sid: &str, code: &str, kinds: &[NumberType]) -> Value {
+    let base = format!("/2010-04-01/Accounts/{account_sid}/AvailablePhoneNumbers/{code}");
+    let mut links = Map::new();
+    for kind in kinds {
+        let (key, name) = match kind {
+            NumberType::Local => ("local", "Local"),
+            NumberType::Mobile => ("mobile", "Mobile"),
+            NumberType::TollFree => ("toll_free", "TollFree"),
+            NumberType::ShortCode => continue,
+        };
+        links.insert(key.into(), Value::String(format!("{base}/{name}.json")));
+    }
+    // Twilio uses the short English names for these; ISO's long forms for the rest.
+    let country = match code {
+        "US" => "United States".to_string(),
+        "GB" => "United Kingdom".to_string(),
+        _ => isocountry::CountryCode::for_alpha2(code)
+            .map(|c| c.name().to_string())
+            .unwrap_or_else(|_| code.to_string()),
+    };
+    json!({
+        "country_code": code,
+        "country": country,
+        "uri": format!("{base}.json"),
+        "beta": false,
+        "subresource_uris": links,
+    })
+}
+
+/// A number found by an AvailablePhoneNumbers search.
+pub fn available_number(n: &InventoryNumber) -> Value {
+    json!({
+        "friendly_name": display_name(&n.phone_number),
+        "phone_number": n.phone_number,
+        "lata": null,
+        "locality": n.locality,
+        "rate_center": null,
+        "latitude": null,
+        "longitude": null,
+        "region": n.region,
+        "postal_code": n.postal_code,
+        "iso_country": n.iso_country,
+        "address_requirements": "none",
+        "beta": false,
+        "capabilities": {
+            "voice": n.capabilities.voice,
+            "sms": n.capabilities.sms,
+            "mms": n.capabilities.mms,
+            "fax": false,
+        },
+    })
+}
+
+/// An IncomingPhoneNumber. Unset URLs print as `""` and unset SIDs as `null`, as Twilio does.
+pub fn incoming_number(n: &IncomingNumber) -> Value {
+    let mut body = Map::new();
+    for field in NUMBER_FIELDS {
+        let value = match (n.get(field.column), field.kind) {
+            (Some(v), crate::domain::number::FieldKind::Bool) => Value::Bool(v == "true"),
+            (Some(v), _) => Value::String(v.to_string()),
+            (None, crate::domain::number::FieldKind::Url) => Value::String(String::new()),
+            (None, _) => Value::Null,
+        };
+        body.insert(field.column.to_string(), value);
+    }
+    let uri = format!(
+        "/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{}.json",
+        n.account_sid, n.sid
+    );
+    let extra = json!({
+        "sid": n.sid,
+        "account_sid": n.account_sid,
+        "phone_number": n.inventory.phone_number,
+        "address_requirements": "none",
+        "beta": false,
+        "capabilities": {
+            "voice": n.inventory.capabilities.voice,
+            "sms": n.inventory.capabilities.sms,
+            "mms": n.inventory.capabilities.mms,
+            "fax": false,
+        },
+        "origin": "twilio",
+        "status": "in-use",
+        "type": n.inventory.number_type.twilio_name(),
+        "emergency_address_status": "unregistered",
+        "date_created": rfc2822(n.date_created),
+        "date_updated": rfc2822(n.date_updated),
+        "uri": uri,
+        "subresource_uris": {
+            "assigned_add_ons": format!(
+                "/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{}/AssignedAddOns.json",
+                n.account_sid, n.sid
+            ),
+        },
+    });
+    if let Value::Object(extra) = extra {
+        body.extend(extra);
+    }
+    Value::Object(body)
+}
+
 /// One page of a 2010-04-01 list.
 pub struct ListPage<'a> {
     /// The list's path with `.json`, e.g. `/2010-04-01/Accounts.json`.
@@ -86,6 +191,18 @@ pub struct ListPage<'a> {
 }
 
 impl ListPage<'_> {
+    /// Like `render`, for lists paged by index only (no `PageToken`).
+    pub fn render_by_index<T>(&self, mut rows: Vec<T>, item: impl Fn(&T) -> Value) -> Value {
+        let page_size = self.page.page_size as usize;
+        let has_next = rows.len() > page_size;
+        rows.truncate(page_size);
+        let mut body = self.envelope(&rows, item);
+        if has_next {
+            body["next_page_uri"] = Value::String(self.uri(self.page.page + 1, None));
+        }
+        body
+    }
+
     /// Renders `rows` (fetched with `page.fetch_limit()`, one more than a page) into the
     /// envelope. `cursor` gives a row's position for the next page's token.
     pub fn render<T>(
@@ -97,27 +214,32 @@ impl ListPage<'_> {
         let page_size = self.page.page_size as usize;
         let has_next = rows.len() > page_size;
         rows.truncate(page_size);
-        let next_page_uri = match (has_next, rows.last()) {
-            (true, Some(last)) => {
-                Value::String(self.uri(self.page.page + 1, Some(&cursor(last).to_token())))
-            }
-            _ => Value::Null,
-        };
+        let mut body = self.envelope(&rows, item);
+        if let (true, Some(last)) = (has_next, rows.last()) {
+            body["next_page_uri"] =
+                Value::String(self.uri(self.page.page + 1, Some(&cursor(last).to_token())));
+        }
+        body
+    }
+
+    /// The envelope around one page of rows, without a next page.
+    fn envelope<T>(&self, rows: &[T], item: impl Fn(&T) -> Value) -> Value {
+        let page_size = self.page.page_size as usize;
         let previous_page_uri = if self.page.page > 0 {
             Value::String(self.uri(self.page.page - 1, None))
         } else {
             Value::Null
         };
-        let start = u64::from(self.page.page) * page_size as u64;
-        let end = if rows.is_empty() {
-            0
+        let (start, end) = if rows.is_empty() {
+            (0, 0)
         } else {
-            start + rows.len() as u64 - 1
+            let start = u64::from(self.page.page) * page_size as u64;
+            (start, start + rows.len() as u64 - 1)
         };
         let current_token = self.page.after.as_ref().map(Cursor::to_token);
         let mut body = Map::new();
         body.insert("first_page_uri".into(), Value::String(self.uri(0, None)));
-        body.insert("end".into(), json!(if rows.is_empty() { 0 } else { end }));
+        body.insert("end".into(), json!(end));
         body.insert("previous_page_uri".into(), previous_page_uri);
         body.insert(
             self.key.to_string(),
@@ -128,11 +250,8 @@ impl ListPage<'_> {
             Value::String(self.uri(self.page.page, current_token.as_deref())),
         );
         body.insert("page_size".into(), json!(page_size));
-        body.insert(
-            "start".into(),
-            json!(if rows.is_empty() { 0 } else { start }),
-        );
-        body.insert("next_page_uri".into(), next_page_uri);
+        body.insert("start".into(), json!(start));
+        body.insert("next_page_uri".into(), Value::Null);
         body.insert("page".into(), json!(self.page.page));
         Value::Object(body)
     }

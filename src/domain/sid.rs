@@ -8,6 +8,7 @@ use std::fmt;
 pub enum SidKind {
     Account,
     ApiKey,
+    PhoneNumber,
 }
 
 impl SidKind {
@@ -15,6 +16,7 @@ impl SidKind {
         match self {
             SidKind::Account => "AC",
             SidKind::ApiKey => "SK",
+            SidKind::PhoneNumber => "PN",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod numbers;
 
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::credential::{hash_key_secret, secrets_match};
@@ -60,16 +61,39 @@ pub enum Operation {
     FetchKey,
     UpdateKey,
     DeleteKey,
+    /// <https://www.twilio.com/docs/phone-numbers/api/availablephonenumber-resource>
+    ListAvailablePhoneNumberCountry,
+    FetchAvailablePhoneNumberCountry,
+    ListAvailablePhoneNumberLocal,
+    /// <https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource>
+    CreateIncomingPhoneNumber,
+    ListIncomingPhoneNumber,
+    FetchIncomingPhoneNumber,
+    UpdateIncomingPhoneNumber,
+    DeleteIncomingPhoneNumber,
+    /// warbler's own: the operator loads number ranges into the inventory.
+    ImportNumberInventory,
 }
 
 impl Operation {
     pub const fn access(self) -> Access {
         use Operation::*;
         match self {
-            FetchAccount | ListKey | FetchKey => Access::Resources,
+            FetchAccount
+            | ListKey
+            | FetchKey
+            | ListAvailablePhoneNumberCountry
+            | FetchAvailablePhoneNumberCountry
+            | ListAvailablePhoneNumberLocal
+            | CreateIncomingPhoneNumber
+            | ListIncomingPhoneNumber
+            | FetchIncomingPhoneNumber
+            | UpdateIncomingPhoneNumber
+            | DeleteIncomingPhoneNumber => Access::Resources,
             CreateAccount | ListAccount | UpdateAccount | CreateNewKey | UpdateKey | DeleteKey => {
                 Access::ManageCredentials
             }
+            ImportNumberInventory => Access::Operator,
         }
     }
 }
@@ -83,6 +107,8 @@ pub enum Access {
     /// Managing accounts and keys: the account's auth token (or its parent's). Twilio keeps
     /// these away from standard API keys.
     ManageCredentials,
+    /// Operator administration (warbler's own endpoints): the main account's auth token.
+    Operator,
 }
 
 impl App {
@@ -179,8 +205,16 @@ impl App {
 
 /// Refuses API keys on the operations that manage accounts and keys.
 pub fn check_credential(principal: &Principal, operation: Operation) -> Result<()> {
-    if operation.access() == Access::ManageCredentials && principal.via_api_key() {
-        return Err(Error::Unauthenticated);
+    match operation.access() {
+        Access::Resources => Ok(()),
+        Access::ManageCredentials if principal.via_api_key() => Err(Error::Unauthenticated),
+        Access::ManageCredentials => Ok(()),
+        Access::Operator if principal.via_api_key() || !principal.account.is_main() => {
+            Err(Error::forbidden(
+                20403,
+                "Only the main account's auth token may administer warbler",
+            ))
+        }
+        Access::Operator => Ok(()),
     }
-    Ok(())
 }

@@ -151,7 +151,8 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
-    /// Writes a new name and/or status; returns the updated row.
+    /// Writes a new name and/or status; returns the updated row. Closing releases the
+    /// account's phone numbers in the same transaction.
     pub async fn update_account(
         &self,
         sid: &str,
@@ -168,7 +169,13 @@ impl Store {
             sql.push(", status = ").text(status.as_str());
         }
         sql.push(" WHERE sid = ").text(sid);
-        sql.query().execute(self.pool()).await?;
+        let mut tx = self.begin_write().await?;
+        sql.query().execute(&mut *tx).await?;
+        if status == Some(AccountStatus::Closed) {
+            // A closed account's numbers go back to the inventory with the status change.
+            super::numbers::release(&mut tx, None, sid).await?;
+        }
+        tx.commit().await?;
         self.account(sid).await
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod numbers;
 mod sql;
 
 pub use sql::Sql;

@@ -221,3 +221,53 @@ impl TestServer {
         items
     }
 }
+
+/// The inventory CSV header.
+pub const CSV_HEADER: &str =
+    "phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n";
+
+impl TestServer {
+    /// Posts an inventory CSV to the admin endpoint with `creds`.
+    pub async fn import(&self, csv: &str, creds: (&str, &str)) -> Reply {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/admin/numbers/import")
+            .header("Authorization", basic(creds.0, creds.1))
+            .header("Content-Type", "text/csv")
+            .body(Body::from(csv.to_string()))
+            .unwrap();
+        self.raw(request).await
+    }
+
+    /// Imports a few San Francisco, New York and toll-free numbers.
+    pub async fn stock(&self) {
+        let mut csv = CSV_HEADER.to_string();
+        for i in 0..5 {
+            csv.push_str(&format!(
+                "+1415555010{i},US,local,true,true,true,San Francisco,CA,94105,sim\n"
+            ));
+        }
+        for i in 0..3 {
+            csv.push_str(&format!(
+                "+1212555010{i},US,local,true,false,true,New York,NY,10001,sim\n"
+            ));
+        }
+        csv.push_str("+18005550100,US,toll-free,true,false,true,,,,sim\n");
+        csv.push_str("+447700900100,GB,mobile,true,false,false,London,,,sim\n");
+        let reply = self.import(&csv, self.main_creds()).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+
+    /// Buys `number` for `account` with `creds`; returns the PN SID.
+    pub async fn buy(&self, account: &str, number: &str, creds: (&str, &str)) -> String {
+        let reply = self
+            .post(
+                &format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json"),
+                creds,
+                &[("PhoneNumber", number)],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["sid"].as_str().unwrap().to_string()
+    }
+}

@@ -6,5 +6,6 @@ pub mod account;
 pub mod credential;
 pub mod number;
 pub mod paging;
+pub mod sender;
 pub mod sid;
 pub mod time;

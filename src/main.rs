@@ -136,6 +136,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let router = api::router(
         app,
         &HttpSettings {
+            public_url: base_url.clone(),
             max_body_bytes: config.max_body_bytes,
             rate_limit_per_second: config.rate_limit_per_second,
             rate_limit_burst: config.rate_limit_burst,

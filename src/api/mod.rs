@@ -5,9 +5,11 @@
 mod accounts;
 mod auth;
 mod keys;
+mod messaging;
 mod numbers;
 mod params;
 mod render;
+mod v1;
 
 use crate::error::Error;
 use crate::service::App;
@@ -24,11 +26,15 @@ pub struct ApiState {
     pub app: App,
     limits: Option<Arc<RateLimits>>,
     max_body_bytes: usize,
+    /// Absolute base URL (no trailing slash) for v1 `url`, `links` and `meta` URLs.
+    public_url: Arc<str>,
 }
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
+    /// Absolute base URL clients reach the server at, without a trailing slash.
+    pub public_url: String,
     pub max_body_bytes: usize,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
@@ -54,6 +60,7 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
         app,
         limits,
         max_body_bytes: http.max_body_bytes,
+        public_url: Arc::from(http.public_url.trim_end_matches('/')),
     };
     let inner = routes().with_state(state);
     // Routing happens inside `inner`, so the path rewrite must wrap it rather than be a layer.
@@ -111,6 +118,25 @@ fn routes() -> Router<ApiState> {
         .route(
             "/admin/numbers/import",
             post(numbers::import_number_inventory),
+        )
+        .route("/admin/short-codes", post(messaging::assign_short_code))
+        .route(
+            "/v1/Services",
+            get(messaging::list_service).post(messaging::create_service),
+        )
+        .route(
+            "/v1/Services/{Sid}",
+            get(messaging::fetch_service)
+                .post(messaging::update_service)
+                .delete(messaging::delete_service),
+        )
+        .route(
+            "/v1/Services/{ServiceSid}/{Pool}",
+            get(messaging::list_pool).post(messaging::create_pool_member),
+        )
+        .route(
+            "/v1/Services/{ServiceSid}/{Pool}/{Sid}",
+            get(messaging::fetch_pool_member).delete(messaging::delete_pool_member),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -744,6 +744,35 @@ pub fn validate_field(field: &NumberField, raw: &str) -> Result<Option<String>> 
     }
 }
 
+/// A webhook URL: absolute http(s) with a host, at most 4,000 characters (Twilio 21402);
+/// empty clears it (`None`).
+pub fn validate_url(param: &str, raw: &str) -> Result<Option<String>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match url::Url::parse(raw) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && raw.len() <= 4000 =>
+        {
+            Ok(Some(raw.to_string()))
+        }
+        _ => Err(Error::invalid(
+            21402,
+            format!("{param} is not a valid http(s) URL: {raw:?}"),
+        )),
+    }
+}
+
+/// A webhook method: `GET` or `POST`, any case.
+pub fn validate_method(param: &str, raw: &str) -> Result<String> {
+    match raw.to_ascii_uppercase().as_str() {
+        m @ ("GET" | "POST") => Ok(m.to_string()),
+        _ => Err(Error::invalid_parameter(param, raw)),
+    }
+}
+
 /// A number held by an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncomingNumber {

@@ -152,7 +152,8 @@ pub fn choose_sender<'a>(
             .copied()
             .filter(|s| s.kind == SenderKind::LongCode)
             .collect();
-        if let Some(s) = spread(&long_codes, to.number).or_else(|| spread(&same_country, to.number)) {
+        if let Some(s) = spread(&long_codes, to.number).or_else(|| spread(&same_country, to.number))
+        {
             return Some((s, Rule::Country));
         }
         spread(&numbers, to.number).map(|s| (s, Rule::Fallback))
@@ -261,75 +262,159 @@ mod tests {
         iso_country: "GB",
     };
 
-    fn choose<'a>(pool: &'a [Sender], to: &Destination<'_>, sticky: Option<&str>, mms: bool) -> Option<(&'a str, Rule, bool)> {
-        choose_sender(pool, ALL_ON, to, sticky, mms).map(|s| (s.sender.address.as_str(), s.rule, s.converted_to_sms))
+    fn choose<'a>(
+        pool: &'a [Sender],
+        to: &Destination<'_>,
+        sticky: Option<&str>,
+        mms: bool,
+    ) -> Option<(&'a str, Rule, bool)> {
+        choose_sender(pool, ALL_ON, to, sticky, mms)
+            .map(|s| (s.sender.address.as_str(), s.rule, s.converted_to_sms))
     }
 
     #[test]
     fn sticky_sender_wins_while_it_can_still_send() {
-        let pool = [long("+12125550100", "US"), long("+14155550100", "US"), short("55555", "US")];
-        assert_eq!(choose(&pool, &US_415, Some("+12125550100"), false), Some(("+12125550100", Rule::Sticky, false)));
+        let pool = [
+            long("+12125550100", "US"),
+            long("+14155550100", "US"),
+            short("55555", "US"),
+        ];
+        assert_eq!(
+            choose(&pool, &US_415, Some("+12125550100"), false),
+            Some(("+12125550100", Rule::Sticky, false))
+        );
         // A sticky sender no longer in the pool is ignored.
-        assert_eq!(choose(&pool, &US_415, Some("+13125550100"), false).unwrap().1, Rule::ShortCode);
+        assert_eq!(
+            choose(&pool, &US_415, Some("+13125550100"), false)
+                .unwrap()
+                .1,
+            Rule::ShortCode
+        );
         // Sticky sender off: the rules decide.
-        let off = SelectionSettings { sticky_sender: false, ..ALL_ON };
+        let off = SelectionSettings {
+            sticky_sender: false,
+            ..ALL_ON
+        };
         let chosen = choose_sender(&pool, off, &US_415, Some("+12125550100"), false).unwrap();
         assert_eq!(chosen.rule, Rule::ShortCode);
     }
 
     #[test]
     fn a_short_code_of_the_destination_country_comes_first() {
-        let pool = [long("+14155550100", "US"), short("55555", "US"), short("60001", "GB")];
-        assert_eq!(choose(&pool, &US_415, None, false), Some(("55555", Rule::ShortCode, false)));
-        assert_eq!(choose(&pool, &UK, None, false), Some(("60001", Rule::ShortCode, false)));
+        let pool = [
+            long("+14155550100", "US"),
+            short("55555", "US"),
+            short("60001", "GB"),
+        ];
+        assert_eq!(
+            choose(&pool, &US_415, None, false),
+            Some(("55555", Rule::ShortCode, false))
+        );
+        assert_eq!(
+            choose(&pool, &UK, None, false),
+            Some(("60001", Rule::ShortCode, false))
+        );
     }
 
     #[test]
     fn alphanumeric_ids_only_where_allowed_and_never_for_mms() {
         let pool = [alpha("FalconAir"), long("+14155550100", "US")];
-        assert_eq!(choose(&pool, &UK, None, false), Some(("FalconAir", Rule::Alpha, false)));
-        assert_eq!(choose(&pool, &US_415, None, false).unwrap().0, "+14155550100");
+        assert_eq!(
+            choose(&pool, &UK, None, false),
+            Some(("FalconAir", Rule::Alpha, false))
+        );
+        assert_eq!(
+            choose(&pool, &US_415, None, false).unwrap().0,
+            "+14155550100"
+        );
         // MMS to the UK: the alpha ID cannot carry it, the US long code can.
-        assert_eq!(choose(&pool, &UK, None, true), Some(("+14155550100", Rule::Fallback, false)));
+        assert_eq!(
+            choose(&pool, &UK, None, true),
+            Some(("+14155550100", Rule::Fallback, false))
+        );
     }
 
     #[test]
     fn area_code_geomatch_prefers_the_recipients_area_code() {
-        let pool = [long("+12125550100", "US"), long("+13125550100", "US"), long("+14155550100", "US"), long("+14155550101", "US")];
+        let pool = [
+            long("+12125550100", "US"),
+            long("+13125550100", "US"),
+            long("+14155550100", "US"),
+            long("+14155550101", "US"),
+        ];
         let chosen = choose(&pool, &US_415, None, false).unwrap();
         assert_eq!(chosen.1, Rule::AreaCode);
         assert!(chosen.0.starts_with("+1415"));
         // Turned off: any US long code, by country.
-        let off = SelectionSettings { area_code_geomatch: false, ..ALL_ON };
-        assert_eq!(choose_sender(&pool, off, &US_415, None, false).unwrap().rule, Rule::Country);
+        let off = SelectionSettings {
+            area_code_geomatch: false,
+            ..ALL_ON
+        };
+        assert_eq!(
+            choose_sender(&pool, off, &US_415, None, false)
+                .unwrap()
+                .rule,
+            Rule::Country
+        );
         // No number in the area code: country match.
-        let to_seattle = Destination { number: "+12065550123", iso_country: "US" };
-        assert_eq!(choose(&pool, &to_seattle, None, false).unwrap().1, Rule::Country);
+        let to_seattle = Destination {
+            number: "+12065550123",
+            iso_country: "US",
+        };
+        assert_eq!(
+            choose(&pool, &to_seattle, None, false).unwrap().1,
+            Rule::Country
+        );
     }
 
     #[test]
     fn country_match_then_fallback_to_any_long_code() {
-        let pool = [long("+14155550100", "US"), long("+447700900100", "GB"), toll_free("+18005550100")];
-        assert_eq!(choose(&pool, &UK, None, false), Some(("+447700900100", Rule::Country, false)));
-        let to_france = Destination { number: "+33612345678", iso_country: "FR" };
+        let pool = [
+            long("+14155550100", "US"),
+            long("+447700900100", "GB"),
+            toll_free("+18005550100"),
+        ];
+        assert_eq!(
+            choose(&pool, &UK, None, false),
+            Some(("+447700900100", Rule::Country, false))
+        );
+        let to_france = Destination {
+            number: "+33612345678",
+            iso_country: "FR",
+        };
         let chosen = choose(&pool, &to_france, None, false).unwrap();
         assert_eq!(chosen.1, Rule::Fallback);
         // Long codes before toll-free in the destination's country.
         let pool = [toll_free("+18005550100"), long("+12125550100", "US")];
-        let to_seattle = Destination { number: "+12065550123", iso_country: "US" };
-        assert_eq!(choose(&pool, &to_seattle, None, false).unwrap().0, "+12125550100");
+        let to_seattle = Destination {
+            number: "+12065550123",
+            iso_country: "US",
+        };
+        assert_eq!(
+            choose(&pool, &to_seattle, None, false).unwrap().0,
+            "+12125550100"
+        );
         // Toll-free when it is the only US number.
         let pool = [toll_free("+18005550100")];
-        assert_eq!(choose(&pool, &to_seattle, None, false), Some(("+18005550100", Rule::Country, false)));
+        assert_eq!(
+            choose(&pool, &to_seattle, None, false),
+            Some(("+18005550100", Rule::Country, false))
+        );
     }
 
     #[test]
     fn mms_needs_an_mms_sender_or_the_converter() {
         let pool = [toll_free("+18005550100"), short("55555", "US")];
         // No MMS-capable sender: converted to SMS when the converter is on…
-        assert_eq!(choose(&pool, &US_415, None, true), Some(("55555", Rule::ShortCode, true)));
+        assert_eq!(
+            choose(&pool, &US_415, None, true),
+            Some(("55555", Rule::ShortCode, true))
+        );
         // …and no sender at all when it is off.
-        let off = SelectionSettings { mms_converter: false, ..ALL_ON };
+        let off = SelectionSettings {
+            mms_converter: false,
+            ..ALL_ON
+        };
         assert_eq!(choose_sender(&pool, off, &US_415, None, true), None);
     }
 
@@ -338,23 +423,38 @@ mod tests {
         assert_eq!(choose(&[], &US_415, None, false), None);
         let pool = [short("60001", "GB"), alpha("FalconAir")];
         assert_eq!(choose(&pool, &US_415, None, false), None);
-        let no_sms = [Sender { sms: false, ..long("+14155550100", "US") }];
+        let no_sms = [Sender {
+            sms: false,
+            ..long("+14155550100", "US")
+        }];
         assert_eq!(choose(&no_sms, &US_415, None, false), None);
     }
 
     #[test]
     fn the_choice_is_stable_per_recipient_and_spreads_across_the_pool() {
-        let pool: Vec<Sender> = (0..10).map(|i| long(&format!("+1212555010{i}"), "US")).collect();
-        let to = Destination { number: "+13125550123", iso_country: "US" };
+        let pool: Vec<Sender> = (0..10)
+            .map(|i| long(&format!("+1212555010{i}"), "US"))
+            .collect();
+        let to = Destination {
+            number: "+13125550123",
+            iso_country: "US",
+        };
         let first = choose(&pool, &to, None, false).unwrap().0;
         assert_eq!(choose(&pool, &to, None, false).unwrap().0, first);
         let used: std::collections::HashSet<&str> = (0..100)
             .map(|i| {
                 let number = format!("+1312555{i:04}");
-                let to = Destination { number: &number, iso_country: "US" };
+                let to = Destination {
+                    number: &number,
+                    iso_country: "US",
+                };
                 choose(&pool, &to, None, false).unwrap().0
             })
             .collect();
-        assert!(used.len() >= 6, "recipients spread over the pool: {}", used.len());
+        assert!(
+            used.len() >= 6,
+            "recipients spread over the pool: {}",
+            used.len()
+        );
     }
 }

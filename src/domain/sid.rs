@@ -9,6 +9,9 @@ pub enum SidKind {
     Account,
     ApiKey,
     PhoneNumber,
+    ShortCode,
+    MessagingService,
+    AlphaSender,
 }
 
 impl SidKind {
@@ -17,6 +20,9 @@ impl SidKind {
             SidKind::Account => "AC",
             SidKind::ApiKey => "SK",
             SidKind::PhoneNumber => "PN",
+            SidKind::ShortCode => "SC",
+            SidKind::MessagingService => "MG",
+            SidKind::AlphaSender => "AI",
         }
     }
 }

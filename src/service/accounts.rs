@@ -6,11 +6,22 @@ use crate::domain::account::{
     Actor,
 };
 use crate::domain::credential::is_valid_auth_token;
+use crate::domain::messaging_service::{MessagingService, DEFAULT_SERVICE_NAME};
 use crate::domain::paging::PageRequest;
 use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
 use crate::store::accounts::{AccountFilter, CreateSubaccountOutcome};
+
+/// The Messaging Service every new account gets, as Twilio creates one at account creation.
+fn default_service(account_sid: &str, now: i64) -> MessagingService {
+    MessagingService::new(
+        sid::generate(SidKind::MessagingService),
+        account_sid.to_string(),
+        DEFAULT_SERVICE_NAME.to_string(),
+        now,
+    )
+}
 
 /// The main account, and whether it was created just now (its token is then shown once).
 pub struct MainAccount {
@@ -66,7 +77,9 @@ impl App {
             date_created: now,
             date_updated: now,
         };
-        self.store.insert_main_account(&account).await?;
+        self.store
+            .insert_main_account(&account, &default_service(&account.sid, now))
+            .await?;
         Ok(MainAccount {
             account,
             created: true,
@@ -102,7 +115,11 @@ impl App {
         };
         match self
             .store
-            .create_subaccount(&account, self.settings.max_subaccounts)
+            .create_subaccount(
+                &account,
+                &default_service(&account.sid, now),
+                self.settings.max_subaccounts,
+            )
             .await?
         {
             CreateSubaccountOutcome::Created => Ok(account),

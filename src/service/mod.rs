@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod messaging;
 pub mod numbers;
 
 use crate::domain::account::{Account, AccountStatus};
@@ -71,8 +72,29 @@ pub enum Operation {
     FetchIncomingPhoneNumber,
     UpdateIncomingPhoneNumber,
     DeleteIncomingPhoneNumber,
+    /// <https://www.twilio.com/docs/messaging/api/service-resource>
+    CreateService,
+    ListService,
+    FetchService,
+    UpdateService,
+    DeleteService,
+    /// Service sender pools: PhoneNumbers, ShortCodes, AlphaSenders.
+    CreatePhoneNumber,
+    ListPhoneNumber,
+    FetchPhoneNumber,
+    DeletePhoneNumber,
+    CreateShortCode,
+    ListShortCode,
+    FetchShortCode,
+    DeleteShortCode,
+    CreateAlphaSender,
+    ListAlphaSender,
+    FetchAlphaSender,
+    DeleteAlphaSender,
     /// warbler's own: the operator loads number ranges into the inventory.
     ImportNumberInventory,
+    /// warbler's own: the operator gives a short code to an account.
+    AssignShortCode,
 }
 
 impl Operation {
@@ -89,11 +111,28 @@ impl Operation {
             | ListIncomingPhoneNumber
             | FetchIncomingPhoneNumber
             | UpdateIncomingPhoneNumber
-            | DeleteIncomingPhoneNumber => Access::Resources,
+            | DeleteIncomingPhoneNumber
+            | CreateService
+            | ListService
+            | FetchService
+            | UpdateService
+            | DeleteService
+            | CreatePhoneNumber
+            | ListPhoneNumber
+            | FetchPhoneNumber
+            | DeletePhoneNumber
+            | CreateShortCode
+            | ListShortCode
+            | FetchShortCode
+            | DeleteShortCode
+            | CreateAlphaSender
+            | ListAlphaSender
+            | FetchAlphaSender
+            | DeleteAlphaSender => Access::Resources,
             CreateAccount | ListAccount | UpdateAccount | CreateNewKey | UpdateKey | DeleteKey => {
                 Access::ManageCredentials
             }
-            ImportNumberInventory => Access::Operator,
+            ImportNumberInventory | AssignShortCode => Access::Operator,
         }
     }
 }

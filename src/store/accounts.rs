@@ -2,6 +2,7 @@
 
 use super::{int, opt_text, text, Sql, Store};
 use crate::domain::account::{Account, AccountStatus};
+use crate::domain::messaging_service::MessagingService;
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
 use sqlx::any::AnyRow;
@@ -39,7 +40,12 @@ pub enum CreateSubaccountOutcome {
 }
 
 impl Store {
-    pub async fn insert_main_account(&self, account: &Account) -> Result<()> {
+    /// Inserts the main account with its default Messaging Service.
+    pub async fn insert_main_account(
+        &self,
+        account: &Account,
+        default_service: &MessagingService,
+    ) -> Result<()> {
         let mut sql = Sql::new(&format!(
             "INSERT INTO accounts ({COLUMNS}, account_type) VALUES ("
         ));
@@ -55,7 +61,10 @@ impl Store {
             .push(", ")
             .int(account.date_updated)
             .push(", 'Full')");
-        sql.query().execute(self.pool()).await?;
+        let mut tx = self.begin_write().await?;
+        sql.query().execute(&mut *tx).await?;
+        super::messaging::insert_service(&mut tx, default_service).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -65,6 +74,7 @@ impl Store {
     pub async fn create_subaccount(
         &self,
         account: &Account,
+        default_service: &MessagingService,
         cap: u32,
     ) -> Result<CreateSubaccountOutcome> {
         let parent = account
@@ -105,6 +115,7 @@ impl Store {
             .int(account.date_updated)
             .push(", 'Full')");
         sql.query().execute(&mut *tx).await?;
+        super::messaging::insert_service(&mut tx, default_service).await?;
         tx.commit().await?;
         Ok(CreateSubaccountOutcome::Created)
     }

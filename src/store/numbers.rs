@@ -307,7 +307,10 @@ impl Store {
             "SELECT {INVENTORY_COLUMNS}, sid, account_sid, {}, date_created, date_updated FROM phone_numbers WHERE account_sid = ",
             config_columns()
         ));
-        sql.text(account_sid).push(" AND sid = ").text(sid);
+        sql.text(account_sid)
+            .push(" AND sid = ")
+            .text(sid)
+            .push(" AND number_type <> 'short-code'");
         let row = sql.query().fetch_optional(self.pool()).await?;
         row.as_ref().map(decode_incoming).transpose()
     }
@@ -322,7 +325,8 @@ impl Store {
             "SELECT {INVENTORY_COLUMNS}, sid, account_sid, {}, date_created, date_updated FROM phone_numbers WHERE account_sid = ",
             config_columns()
         ));
-        sql.text(account_sid);
+        sql.text(account_sid)
+            .push(" AND number_type <> 'short-code'");
         if let Some(kind) = filter.number_type {
             sql.push(" AND number_type = ").text(kind.as_str());
         }
@@ -357,7 +361,11 @@ impl Store {
             };
         }
         if let Some(owner) = new_owner {
-            sql.push(", account_sid = ").text(owner);
+            // A moved number leaves its old account's Messaging Service.
+            sql.push(", account_sid = ")
+                .text(owner)
+                .push(", ")
+                .push(super::messaging::leave_service_sql());
         }
         sql.push(" WHERE account_sid = ")
             .text(account_sid)
@@ -381,7 +389,8 @@ impl Store {
 
 /// Clears ownership and configuration of one number (`sid`) or of all an account holds.
 pub(crate) async fn release(tx: &mut Tx, sid: Option<&str>, account_sid: &str) -> Result<u64> {
-    let mut sql = Sql::new("UPDATE phone_numbers SET sid = NULL, account_sid = NULL, date_created = NULL, date_updated = NULL");
+    let mut sql = Sql::new("UPDATE phone_numbers SET sid = NULL, account_sid = NULL, date_created = NULL, date_updated = NULL, ");
+    sql.push(super::messaging::leave_service_sql());
     for field in NUMBER_FIELDS {
         sql.push(&format!(", {} = NULL", field.column));
     }
@@ -390,4 +399,30 @@ pub(crate) async fn release(tx: &mut Tx, sid: Option<&str>, account_sid: &str) -
         sql.push(" AND sid = ").text(sid);
     }
     Ok(sql.query().execute(&mut **tx).await?.rows_affected())
+}
+
+impl Store {
+    /// Gives an inventory short code to an account (the operator's act: Twilio provisions short
+    /// codes through support, not the API). `None` when it is not an unassigned short code.
+    pub async fn assign_short_code(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        short_code: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let done = sqlx::query(
+            "UPDATE phone_numbers SET sid = $1, account_sid = $2, friendly_name = $3, \
+             sms_method = 'POST', sms_fallback_method = 'POST', api_version = '2010-04-01', \
+             date_created = $4, date_updated = $4 \
+             WHERE phone_number = $3 AND number_type = 'short-code' AND account_sid IS NULL",
+        )
+        .bind(sid.to_string())
+        .bind(account_sid.to_string())
+        .bind(short_code.to_string())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok((done.rows_affected() == 1).then(|| sid.to_string()))
+    }
 }

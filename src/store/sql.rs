@@ -49,16 +49,21 @@ impl Sql {
 
     /// Appends the keyset condition, order and limit of a page over (date_created, sid).
     pub fn page(&mut self, page: &PageRequest) -> &mut Self {
+        self.page_by(page, "date_created")
+    }
+
+    /// Like `page`, ordered by another time column (then sid).
+    pub fn page_by(&mut self, page: &PageRequest, time_column: &'static str) -> &mut Self {
         if let Some(after) = &page.after {
-            self.push(" AND (date_created > ")
+            self.push(&format!(" AND ({time_column} > "))
                 .int(after.created)
-                .push(" OR (date_created = ")
+                .push(&format!(" OR ({time_column} = "))
                 .int(after.created)
                 .push(" AND sid > ")
                 .text(after.sid.clone())
                 .push("))");
         }
-        self.push(" ORDER BY date_created, sid LIMIT ")
+        self.push(&format!(" ORDER BY {time_column}, sid LIMIT "))
             .int(i64::from(page.fetch_limit()))
             .push(" OFFSET ")
             .int(page.offset() as i64)

@@ -14,6 +14,7 @@ use warbler::service::{App, Settings};
 use warbler::store::Store;
 
 pub const MAIN_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const PUBLIC_URL: &str = "https://warbler.test:8443";
 pub const MAIN_TOKEN: &str = "fedcba9876543210fedcba9876543210";
 
 pub struct TestServer {
@@ -84,6 +85,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
     let service = api::router(
         app.clone(),
         &HttpSettings {
+            public_url: PUBLIC_URL.to_string(),
             max_body_bytes: options.max_body_bytes,
             rate_limit_per_second: options.rate_limit_per_second,
             rate_limit_burst: options.rate_limit_burst,

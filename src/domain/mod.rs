@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod credential;
+pub mod encoding;
 pub mod messaging_service;
 pub mod number;
 pub mod paging;

@@ -1,6 +1,7 @@
 //! Configuration: one struct, read from defaults, then a TOML file (`--config`), then
 //! `WARBLER_*` environment variables (`__` separates nested keys), then command-line flags.
 
+use crate::domain::message::{default_prices, Pacing, Price};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,16 @@ pub struct Config {
     /// Load a small demo number inventory (fictional US/CA/GB numbers) when the inventory is
     /// empty at start, so the seeds' walkthrough works on a fresh install.
     pub demo_inventory: bool,
+    /// Outbound price table: `[[prices]] prefix = "+44", sms = "0.0400", mms = "0.1000"`;
+    /// a message costs its segments × the SMS price of the longest matching prefix.
+    pub prices: Vec<Price>,
+    /// Currency of the prices (ISO 4217).
+    pub price_unit: String,
+    /// Sending rates in segments per second by sender type (`[pacing] long_code = 1.0`,
+    /// `toll_free`, `short_code`, `alpha`).
+    pub pacing: Pacing,
+    /// Milliseconds the simulated carrier waits before reporting delivery.
+    pub simulated_latency_ms: u64,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
 }
@@ -55,6 +66,10 @@ impl Default for Config {
             rate_limit_burst: 200,
             key_pepper: String::new(),
             demo_inventory: true,
+            prices: default_prices(),
+            price_unit: "USD".to_string(),
+            pacing: Pacing::default(),
+            simulated_latency_ms: 1000,
             log: "info".to_string(),
         }
     }

@@ -92,8 +92,11 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
     Ok(App::new(
         store,
         Settings {
-            max_subaccounts: config.max_subaccounts,
-            key_pepper: config.key_pepper.clone(),
+            prices: config.prices.clone(),
+            price_unit: config.price_unit.clone(),
+            pacing: config.pacing,
+            simulated_latency: config.simulated_latency_ms as i64 * 1000,
+            ..Settings::new(config.max_subaccounts, config.key_pepper.clone())
         },
     ))
 }
@@ -134,7 +137,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let base_url = config.public_base_url();
     print_banner(&base_url, &main);
     let router = api::router(
-        app,
+        app.clone(),
         &HttpSettings {
             public_url: base_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -142,9 +145,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             rate_limit_burst: config.rate_limit_burst,
         },
     );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_workers(stopped).await })
+    };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    let _ = stop.send(true);
+    let _ = workers.await;
     tracing::info!("stopped");
     Ok(())
 }

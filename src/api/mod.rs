@@ -5,6 +5,7 @@
 mod accounts;
 mod auth;
 mod keys;
+mod messages;
 mod messaging;
 mod numbers;
 mod params;
@@ -120,6 +121,24 @@ fn routes() -> Router<ApiState> {
             post(numbers::import_number_inventory),
         )
         .route("/admin/short-codes", post(messaging::assign_short_code))
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Messages",
+            get(messages::list_message).post(messages::create_message),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}",
+            get(messages::fetch_message)
+                .post(messages::update_message)
+                .delete(messages::delete_message),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media",
+            get(messages::list_media),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{Sid}",
+            get(messages::fetch_media).delete(messages::delete_media),
+        )
         .route(
             "/v1/Services",
             get(messaging::list_service).post(messaging::create_service),

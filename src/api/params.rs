@@ -32,7 +32,6 @@ impl Params {
     }
 
     /// Every value of a repeated parameter, in order.
-    #[allow(dead_code)] // first caller: the Messages API (`MediaUrl`)
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.pairs
             .iter()

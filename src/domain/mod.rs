@@ -5,6 +5,7 @@
 pub mod account;
 pub mod credential;
 pub mod encoding;
+pub mod message;
 pub mod messaging_service;
 pub mod number;
 pub mod paging;

@@ -12,6 +12,9 @@ pub enum SidKind {
     ShortCode,
     MessagingService,
     AlphaSender,
+    Message,
+    MmsMessage,
+    Media,
 }
 
 impl SidKind {
@@ -23,6 +26,9 @@ impl SidKind {
             SidKind::ShortCode => "SC",
             SidKind::MessagingService => "MG",
             SidKind::AlphaSender => "AI",
+            SidKind::Message => "SM",
+            SidKind::MmsMessage => "MM",
+            SidKind::Media => "ME",
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod messages;
 pub mod messaging;
 pub mod numbers;
 
@@ -18,6 +19,27 @@ use crate::store::Store;
 pub struct Settings {
     pub max_subaccounts: u32,
     pub key_pepper: String,
+    /// Outbound prices per destination prefix.
+    pub prices: Vec<crate::domain::message::Price>,
+    pub price_unit: String,
+    /// Segments per second each kind of sender may send.
+    pub pacing: crate::domain::message::Pacing,
+    /// Microseconds the simulated carrier waits before its delivery receipt.
+    pub simulated_latency: i64,
+}
+
+impl Settings {
+    /// Settings with warbler's defaults for everything but the two required values.
+    pub fn new(max_subaccounts: u32, key_pepper: String) -> Settings {
+        Settings {
+            max_subaccounts,
+            key_pepper,
+            prices: crate::domain::message::default_prices(),
+            price_unit: "USD".into(),
+            pacing: crate::domain::message::Pacing::default(),
+            simulated_latency: 1_000_000,
+        }
+    }
 }
 
 /// Everything a request handler needs, cheap to clone.
@@ -25,6 +47,9 @@ pub struct Settings {
 pub struct App {
     pub store: Store,
     pub settings: std::sync::Arc<Settings>,
+    pub carrier: crate::carrier::Carrier,
+    /// Wakes the dispatcher when new work is committed.
+    pub work: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// How the caller proved who they are.
@@ -91,6 +116,15 @@ pub enum Operation {
     ListAlphaSender,
     FetchAlphaSender,
     DeleteAlphaSender,
+    /// <https://www.twilio.com/docs/messaging/api/message-resource>
+    CreateMessage,
+    ListMessage,
+    FetchMessage,
+    UpdateMessage,
+    DeleteMessage,
+    ListMedia,
+    FetchMedia,
+    DeleteMedia,
     /// warbler's own: the operator loads number ranges into the inventory.
     ImportNumberInventory,
     /// warbler's own: the operator gives a short code to an account.
@@ -128,7 +162,15 @@ impl Operation {
             | CreateAlphaSender
             | ListAlphaSender
             | FetchAlphaSender
-            | DeleteAlphaSender => Access::Resources,
+            | DeleteAlphaSender
+            | CreateMessage
+            | ListMessage
+            | FetchMessage
+            | UpdateMessage
+            | DeleteMessage
+            | ListMedia
+            | FetchMedia
+            | DeleteMedia => Access::Resources,
             CreateAccount | ListAccount | UpdateAccount | CreateNewKey | UpdateKey | DeleteKey => {
                 Access::ManageCredentials
             }
@@ -152,9 +194,16 @@ pub enum Access {
 
 impl App {
     pub fn new(store: Store, settings: Settings) -> App {
+        let carrier =
+            crate::carrier::Carrier::Simulated(crate::carrier::simulated::SimulatedCarrier::new(
+                store.clone(),
+                settings.simulated_latency,
+            ));
         App {
             store,
             settings: std::sync::Arc::new(settings),
+            carrier,
+            work: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -462,3 +462,93 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl Store {
+    /// Every sender of a service's pool, for sender selection.
+    pub async fn pool_senders(
+        &self,
+        service_sid: &str,
+    ) -> Result<Vec<crate::domain::sender::Sender>> {
+        use crate::domain::sender::{Sender, SenderKind};
+        let rows = sqlx::query(
+            "SELECT phone_number, iso_country, number_type, cap_sms, cap_mms FROM phone_numbers \
+             WHERE messaging_service_sid = $1 ORDER BY service_added_at, sid",
+        )
+        .bind(service_sid.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let mut senders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kind = match text(row, "number_type")?.as_str() {
+                "short-code" => SenderKind::ShortCode,
+                "toll-free" => SenderKind::TollFree,
+                _ => SenderKind::LongCode,
+            };
+            senders.push(Sender {
+                address: text(row, "phone_number")?,
+                kind,
+                iso_country: Some(text(row, "iso_country")?),
+                sms: int(row, "cap_sms")? != 0,
+                mms: int(row, "cap_mms")? != 0,
+            });
+        }
+        let alphas: Vec<String> = sqlx::query_scalar("SELECT alpha_sender FROM alpha_senders WHERE service_sid = $1 ORDER BY date_created, sid")
+            .bind(service_sid.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        senders.extend(alphas.into_iter().map(|address| Sender {
+            address,
+            kind: SenderKind::Alpha,
+            iso_country: None,
+            sms: true,
+            mms: false,
+        }));
+        Ok(senders)
+    }
+
+    /// The sender `address` if the account holds it: one of its numbers or short codes, or an
+    /// alphanumeric ID in one of its services.
+    pub async fn account_sender(
+        &self,
+        account_sid: &str,
+        address: &str,
+    ) -> Result<Option<crate::domain::sender::Sender>> {
+        use crate::domain::sender::{Sender, SenderKind};
+        let row = sqlx::query(
+            "SELECT phone_number, iso_country, number_type, cap_sms, cap_mms FROM phone_numbers \
+             WHERE account_sid = $1 AND phone_number = $2",
+        )
+        .bind(account_sid.to_string())
+        .bind(address.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(row) = row {
+            let kind = match text(&row, "number_type")?.as_str() {
+                "short-code" => SenderKind::ShortCode,
+                "toll-free" => SenderKind::TollFree,
+                _ => SenderKind::LongCode,
+            };
+            return Ok(Some(Sender {
+                address: address.to_string(),
+                kind,
+                iso_country: Some(text(&row, "iso_country")?),
+                sms: int(&row, "cap_sms")? != 0,
+                mms: int(&row, "cap_mms")? != 0,
+            }));
+        }
+        let alpha: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alpha_senders WHERE account_sid = $1 AND alpha_sender = $2",
+        )
+        .bind(account_sid.to_string())
+        .bind(address.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok((alpha > 0).then(|| Sender {
+            address: address.to_string(),
+            kind: SenderKind::Alpha,
+            iso_country: None,
+            sms: true,
+            mms: false,
+        }))
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod keys;
+pub mod messages;
 pub mod messaging;
 pub mod numbers;
 mod sql;

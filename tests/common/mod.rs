@@ -75,8 +75,8 @@ pub async fn spawn_with(options: Options) -> TestServer {
     let app = App::new(
         store,
         Settings {
-            max_subaccounts: options.max_subaccounts,
-            key_pepper: "test-pepper".into(),
+            simulated_latency: 2_000_000,
+            ..Settings::new(options.max_subaccounts, "test-pepper".into())
         },
     );
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Owlie Notifications")

@@ -1,0 +1,286 @@
+//! Handlers for `/2010-04-01/Accounts/{AccountSid}/Messages`
+//! (<https://www.twilio.com/docs/messaging/api/message-resource>).
+
+use super::auth::Caller;
+use super::params::{Form, Params, Path, Query};
+use super::render::ListPage;
+use super::ApiState;
+use crate::domain::message::{Media, Message};
+use crate::domain::paging::{Cursor, PageRequest};
+use crate::domain::time::rfc2822;
+use crate::error::{Error, Result};
+use crate::service::messages::SendRequest;
+use crate::store::messages::MessageFilter;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+pub fn message_json(m: &Message) -> Value {
+    let uri = format!("/2010-04-01/Accounts/{}/Messages/{}", m.account_sid, m.sid);
+    json!({
+        "account_sid": m.account_sid,
+        "api_version": "2010-04-01",
+        "body": m.body,
+        "date_created": rfc2822(m.date_created),
+        "date_sent": m.date_sent.map(rfc2822),
+        "date_updated": rfc2822(m.date_updated),
+        "direction": m.direction.as_str(),
+        "error_code": m.error_code,
+        "error_message": m.error_message,
+        "from": m.from,
+        "messaging_service_sid": m.messaging_service_sid,
+        "num_media": m.num_media.to_string(),
+        "num_segments": m.num_segments.to_string(),
+        "price": m.price,
+        "price_unit": m.price_unit,
+        "sid": m.sid,
+        "status": m.status.as_str(),
+        "subresource_uris": {
+            "media": format!("{uri}/Media.json"),
+            "feedback": format!("{uri}/Feedback.json"),
+        },
+        "to": m.to,
+        "uri": format!("{uri}.json"),
+    })
+}
+
+fn media_json(m: &Media) -> Value {
+    json!({
+        "account_sid": m.account_sid,
+        "content_type": m.content_type,
+        "date_created": rfc2822(m.date_created),
+        "date_updated": rfc2822(m.date_updated),
+        "parent_sid": m.message_sid,
+        "sid": m.sid,
+        "uri": format!("/2010-04-01/Accounts/{}/Messages/{}/Media/{}.json", m.account_sid, m.message_sid, m.sid),
+    })
+}
+
+pub async fn create_message(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+    Form(params): Form,
+) -> Result<(StatusCode, Json<Value>)> {
+    let request = SendRequest {
+        to: params.get("To"),
+        from: params.get("From"),
+        messaging_service_sid: params.get("MessagingServiceSid"),
+        body: params.get("Body"),
+        media_urls: params.all("MediaUrl"),
+        status_callback: params.get("StatusCallback").filter(|v| !v.is_empty()),
+        validity_period: params.get("ValidityPeriod"),
+        smart_encoded: params.bool("SmartEncoded")?,
+        send_at: params.get("SendAt").filter(|v| !v.is_empty()),
+        schedule_type: params.get("ScheduleType").filter(|v| !v.is_empty()),
+    };
+    // Accepted for compatibility; they change nothing here.
+    params.bool("ProvideFeedback")?;
+    if let Some(attempt) = params.get("Attempt") {
+        attempt
+            .parse::<u32>()
+            .map_err(|_| Error::invalid_parameter("Attempt", attempt))?;
+    }
+    let message = state
+        .app
+        .create_message(&caller, &account_sid, request, &path)
+        .await?;
+    Ok((StatusCode::CREATED, Json(message_json(&message))))
+}
+
+/// `DateSent` values: `YYYY-MM-DD` (a whole day) or `YYYY-MM-DDTHH:MM:SSZ`; returns the
+/// instant in microseconds, and for a bare date the end of that day too.
+fn parse_date_filter(name: &str, raw: &str) -> Result<(i64, i64)> {
+    let bad = || Error::invalid_parameter(name, raw);
+    if raw.len() == 10 {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        let date = time::Date::parse(raw, &format).map_err(|_| bad())?;
+        let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
+        return Ok((start, start + 86_400_000_000 - 1));
+    }
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    let micros = at.unix_timestamp() * 1_000_000;
+    Ok((micros, micros))
+}
+
+pub async fn list_message(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+    Query(params): Query,
+) -> Result<Json<Value>> {
+    let page = PageRequest::parse(
+        params.get("Page"),
+        params.get("PageSize"),
+        params.get("PageToken"),
+    )?;
+    let mut filter = MessageFilter {
+        to: params
+            .get("To")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        from: params
+            .get("From")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        ..MessageFilter::default()
+    };
+    if let Some(raw) = params.get("DateSent") {
+        let (start, end) = parse_date_filter("DateSent", raw)?;
+        filter.sent_from = Some(start);
+        filter.sent_until = Some(end);
+    }
+    if let Some(raw) = params.get("DateSent>") {
+        filter.sent_from = Some(parse_date_filter("DateSent>", raw)?.0);
+    }
+    if let Some(raw) = params.get("DateSent<") {
+        filter.sent_until = Some(parse_date_filter("DateSent<", raw)?.1);
+    }
+    let rows = state
+        .app
+        .list_messages(&caller, &account_sid, &filter, &page, &path)
+        .await?;
+    let list_path = format!("/2010-04-01/Accounts/{account_sid}/Messages.json");
+    let mut filters = Vec::new();
+    for name in ["To", "From", "DateSent", "DateSent<", "DateSent>"] {
+        if let Some(value) = params.get(name) {
+            filters.push((name, value.to_string()));
+        }
+    }
+    let list = ListPage {
+        path: &list_path,
+        key: "messages",
+        filters,
+        page: &page,
+    };
+    Ok(Json(list.render(
+        rows,
+        |m| Cursor {
+            created: m.date_created,
+            sid: m.sid.clone(),
+        },
+        message_json,
+    )))
+}
+
+pub async fn fetch_message(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, sid)): axum::extract::Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let message = state
+        .app
+        .fetch_message(&caller, &account_sid, &sid, &path)
+        .await?;
+    Ok(Json(message_json(&message)))
+}
+
+pub async fn update_message(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, sid)): axum::extract::Path<(String, String)>,
+    Form(params): Form,
+) -> Result<Json<Value>> {
+    let message = state
+        .app
+        .update_message(
+            &caller,
+            &account_sid,
+            &sid,
+            params.get("Body"),
+            params.get("Status"),
+            &path,
+        )
+        .await?;
+    Ok(Json(message_json(&message)))
+}
+
+pub async fn delete_message(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, sid)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode> {
+    state
+        .app
+        .delete_message(&caller, &account_sid, &sid, &path)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_media(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, message_sid)): axum::extract::Path<(String, String)>,
+    Query(params): Query,
+) -> Result<Json<Value>> {
+    let page = page_of(&params)?;
+    let rows = state
+        .app
+        .list_media(&caller, &account_sid, &message_sid, &page, &path)
+        .await?;
+    let list_path = format!("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media.json");
+    let list = ListPage {
+        path: &list_path,
+        key: "media_list",
+        filters: Vec::new(),
+        page: &page,
+    };
+    Ok(Json(list.render(
+        rows,
+        |m| Cursor {
+            created: m.date_created,
+            sid: m.sid.clone(),
+        },
+        media_json,
+    )))
+}
+
+fn page_of(params: &Params) -> Result<PageRequest> {
+    PageRequest::parse(
+        params.get("Page"),
+        params.get("PageSize"),
+        params.get("PageToken"),
+    )
+}
+
+pub async fn fetch_media(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, message_sid, sid)): axum::extract::Path<(
+        String,
+        String,
+        String,
+    )>,
+) -> Result<Json<Value>> {
+    let media = state
+        .app
+        .fetch_media(&caller, &account_sid, &message_sid, &sid, &path)
+        .await?;
+    Ok(Json(media_json(&media)))
+}
+
+pub async fn delete_media(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, message_sid, sid)): axum::extract::Path<(
+        String,
+        String,
+        String,
+    )>,
+) -> Result<StatusCode> {
+    state
+        .app
+        .delete_media(&caller, &account_sid, &message_sid, &sid, &path)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,624 @@
+//! Sending messages: validation at create time (with Twilio's codes), the durable queue
+//! (messages are their own queue rows), the dispatcher that chooses senders, paces them and
+//! hands batches to the carrier, and delivery receipts.
+
+use super::{App, Operation, Principal};
+use crate::carrier::{Submit, SubmitOutcome};
+use crate::domain::account::AccountStatus;
+use crate::domain::encoding::{count_segments, encoding_of, smart_encode, Encoding};
+use crate::domain::message::{
+    check_content, check_schedule, media_content_type, message_price, parse_send_at,
+    parse_validity_period, Direction, Media, Message, MessageStatus, EXPIRED_ERROR,
+    MAX_VALIDITY_PERIOD,
+};
+use crate::domain::messaging_service::MessagingService;
+use crate::domain::number::{validate_url, E164};
+use crate::domain::paging::PageRequest;
+use crate::domain::sender::{choose_sender, Destination, SelectionSettings, Sender, SenderKind};
+use crate::domain::sid::{self, SidKind};
+use crate::domain::time::now_micros;
+use crate::error::{Error, Result};
+use crate::store::messages::{Claimed, MessageFilter, Outcome};
+use std::collections::HashMap;
+
+/// A `CreateMessage` request as sent.
+#[derive(Debug, Default)]
+pub struct SendRequest<'a> {
+    pub to: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub messaging_service_sid: Option<&'a str>,
+    pub body: Option<&'a str>,
+    pub media_urls: Vec<&'a str>,
+    pub status_callback: Option<&'a str>,
+    pub validity_period: Option<&'a str>,
+    pub smart_encoded: Option<bool>,
+    pub send_at: Option<&'a str>,
+    pub schedule_type: Option<&'a str>,
+}
+
+/// How long a dispatcher's claim on a message lasts before another may take it (a crashed
+/// node's claims come back after this).
+const LEASE: i64 = 30_000_000;
+const BATCH: i64 = 500;
+
+fn is_short_code(value: &str) -> bool {
+    (3..=8).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_alpha_sender(value: &str) -> bool {
+    crate::domain::messaging_service::validate_alpha_sender(value).is_ok()
+}
+
+impl App {
+    /// `CreateMessage`: validates, then commits the message (its queue entry) before answering.
+    pub async fn create_message(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        request: SendRequest<'_>,
+        path: &str,
+    ) -> Result<Message> {
+        let account = self
+            .authorize(principal, account_sid, Operation::CreateMessage, path)
+            .await?;
+        if account.status != AccountStatus::Active {
+            return Err(Error::forbidden(20005, "Account not active"));
+        }
+        let to_raw = request
+            .to
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::invalid(21604, "A 'To' phone number is required."))?;
+        let to = E164::parse(to_raw).ok_or_else(|| {
+            Error::invalid(
+                21211,
+                format!("The 'To' number {to_raw} is not a valid phone number."),
+            )
+        })?;
+        let service_sid = request.messaging_service_sid.filter(|s| !s.is_empty());
+        let from = request.from.filter(|s| !s.is_empty());
+        if service_sid.is_none() && from.is_none() {
+            return Err(Error::invalid(
+                21603,
+                "A 'From' or 'MessagingServiceSid' parameter is required to send a message",
+            ));
+        }
+        // With both, the service wins (as Twilio).
+        let service = match service_sid {
+            Some(sid_value) => {
+                if !sid::is_valid(SidKind::MessagingService, sid_value) {
+                    return Err(Error::invalid(
+                        21705,
+                        format!("The Messaging Service Sid {sid_value} is invalid"),
+                    ));
+                }
+                Some(
+                    self.store
+                        .service(&account.sid, sid_value)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::invalid(
+                                21701,
+                                format!("The Messaging Service Sid {sid_value} does not exist"),
+                            )
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let body_raw = request.body.unwrap_or("");
+        check_content(body_raw, &request.media_urls, service.is_some())?;
+        let validity_period = match request.validity_period {
+            Some(raw) => parse_validity_period(raw)?,
+            None => service
+                .as_ref()
+                .map(|s| s.validity_period)
+                .unwrap_or(MAX_VALIDITY_PERIOD),
+        };
+        let status_callback = match request.status_callback {
+            Some(raw) => validate_url("StatusCallback", raw).map_err(|_| {
+                Error::invalid(21609, format!("The StatusCallback URL {raw} is not valid"))
+            })?,
+            None => None,
+        };
+        let now = now_micros();
+        let send_at = match (request.schedule_type, request.send_at) {
+            (Some(kind), _) if kind != "fixed" => {
+                return Err(Error::invalid(35126, "ScheduleType must be 'fixed'"))
+            }
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    35111,
+                    "SendAt is required with ScheduleType=fixed",
+                ))
+            }
+            (Some(_), Some(raw)) => {
+                if service.is_none() {
+                    return Err(Error::invalid(
+                        35118,
+                        "Scheduling a message requires a MessagingServiceSid",
+                    ));
+                }
+                let at = parse_send_at(raw)?;
+                check_schedule(at, now / 1_000_000)?;
+                Some(at * 1_000_000)
+            }
+            // SendAt without ScheduleType is ignored, as Twilio does.
+            (None, _) => None,
+        };
+        let from = match (&service, from) {
+            (Some(service), _) => {
+                if self.store.pool_senders(&service.sid).await?.is_empty() {
+                    return Err(Error::invalid(
+                        21704,
+                        "The Messaging Service contains no phone numbers",
+                    ));
+                }
+                None
+            }
+            (None, Some(from)) => {
+                if E164::parse(from).is_none() && !is_short_code(from) && !is_alpha_sender(from) {
+                    return Err(Error::invalid(
+                        21212,
+                        format!("The 'From' number {from} is not a valid phone number, shortcode, or alphanumeric sender ID."),
+                    ));
+                }
+                let sender = self
+                    .store
+                    .account_sender(&account.sid, from)
+                    .await?
+                    .filter(|s| s.sms || s.mms)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            21606,
+                            format!("The 'From' phone number provided ({from}) is not a valid message-capable phone number for this account."),
+                        )
+                    })?;
+                Some(sender.address)
+            }
+            (None, None) => unreachable!("checked above"),
+        };
+        let smart = request
+            .smart_encoded
+            .unwrap_or_else(|| service.as_ref().is_some_and(|s| s.smart_encoding));
+        let body = if smart {
+            smart_encode(body_raw).into_owned()
+        } else {
+            body_raw.to_string()
+        };
+        let status = match (&service, send_at) {
+            (Some(_), Some(_)) => MessageStatus::Scheduled,
+            (Some(_), None) => MessageStatus::Accepted,
+            (None, _) => MessageStatus::Queued,
+        };
+        let is_mms = !request.media_urls.is_empty();
+        let message_sid = sid::generate(if is_mms {
+            SidKind::MmsMessage
+        } else {
+            SidKind::Message
+        });
+        let media: Vec<Media> = request
+            .media_urls
+            .iter()
+            .map(|url| Media {
+                sid: sid::generate(SidKind::Media),
+                message_sid: message_sid.clone(),
+                account_sid: account.sid.clone(),
+                url: url.to_string(),
+                content_type: media_content_type(url).to_string(),
+                date_created: now,
+                date_updated: now,
+            })
+            .collect();
+        let encoding = encoding_of(&body);
+        let message = Message {
+            sid: message_sid,
+            account_sid: account.sid,
+            messaging_service_sid: service.map(|s| s.sid),
+            direction: Direction::OutboundApi,
+            from,
+            to: to.as_str().to_string(),
+            num_segments: if is_mms {
+                1
+            } else {
+                count_segments(&body).max(1) as i64
+            },
+            num_media: media.len() as i64,
+            encoding: match encoding {
+                Encoding::Gsm7 => "GSM-7".into(),
+                Encoding::Ucs2 => "UCS-2".into(),
+            },
+            body,
+            status,
+            error_code: None,
+            error_message: None,
+            price: None,
+            price_unit: self.settings.price_unit.clone(),
+            status_callback,
+            validity_period,
+            send_at,
+            date_created: now,
+            date_updated: now,
+            date_sent: None,
+        };
+        self.store
+            .insert_messages(&[(message.clone(), media)], now)
+            .await?;
+        self.work.notify_one();
+        Ok(message)
+    }
+
+    /// `FetchMessage`.
+    pub async fn fetch_message(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        sid: &str,
+        path: &str,
+    ) -> Result<Message> {
+        let account = self
+            .authorize(principal, account_sid, Operation::FetchMessage, path)
+            .await?;
+        self.store
+            .message(&account.sid, sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))
+    }
+
+    /// `ListMessage`.
+    pub async fn list_messages(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+        path: &str,
+    ) -> Result<Vec<Message>> {
+        let account = self
+            .authorize(principal, account_sid, Operation::ListMessage, path)
+            .await?;
+        self.store.list_messages(&account.sid, filter, page).await
+    }
+
+    /// `UpdateMessage`: `Body=""` redacts; `Status=canceled` cancels a scheduled message.
+    pub async fn update_message(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        sid: &str,
+        body: Option<&str>,
+        status: Option<&str>,
+        path: &str,
+    ) -> Result<Message> {
+        let account = self
+            .authorize(principal, account_sid, Operation::UpdateMessage, path)
+            .await?;
+        let message = self
+            .store
+            .message(&account.sid, sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        let now = now_micros();
+        if let Some(status) = status {
+            if status != "canceled" {
+                return Err(Error::invalid_parameter("Status", status));
+            }
+            if !self.store.cancel_message(&account.sid, sid, now).await? {
+                return Err(Error::invalid(30409, "This message cannot be canceled"));
+            }
+        }
+        match body {
+            Some("") => {
+                if !message.status.is_final() && status.is_none() {
+                    return Err(Error::invalid(
+                        20009,
+                        "Cannot redact a message before it reaches a final state",
+                    ));
+                }
+                self.store.redact_message(&account.sid, sid, now).await?;
+            }
+            Some(_) => {
+                return Err(Error::invalid(
+                    20001,
+                    "Body can only be updated to an empty string (redaction)",
+                ))
+            }
+            None => {}
+        }
+        self.store
+            .message(&account.sid, sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))
+    }
+
+    /// `DeleteMessage`: only once the message is final.
+    pub async fn delete_message(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        sid: &str,
+        path: &str,
+    ) -> Result<()> {
+        let account = self
+            .authorize(principal, account_sid, Operation::DeleteMessage, path)
+            .await?;
+        let message = self
+            .store
+            .message(&account.sid, sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        if !message.status.is_final() {
+            return Err(Error::invalid(
+                20009,
+                "Cannot delete this resource before it is complete",
+            ));
+        }
+        self.store.delete_message(&account.sid, sid).await?;
+        Ok(())
+    }
+
+    /// `ListMedia`.
+    pub async fn list_media(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        message_sid: &str,
+        page: &PageRequest,
+        path: &str,
+    ) -> Result<Vec<Media>> {
+        let account = self
+            .authorize(principal, account_sid, Operation::ListMedia, path)
+            .await?;
+        self.store
+            .message(&account.sid, message_sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        self.store.list_media(&account.sid, message_sid, page).await
+    }
+
+    /// `FetchMedia`.
+    pub async fn fetch_media(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        message_sid: &str,
+        sid: &str,
+        path: &str,
+    ) -> Result<Media> {
+        let account = self
+            .authorize(principal, account_sid, Operation::FetchMedia, path)
+            .await?;
+        self.store
+            .media(&account.sid, message_sid, sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))
+    }
+
+    /// `DeleteMedia`.
+    pub async fn delete_media(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        message_sid: &str,
+        sid: &str,
+        path: &str,
+    ) -> Result<()> {
+        let account = self
+            .authorize(principal, account_sid, Operation::DeleteMedia, path)
+            .await?;
+        if self
+            .store
+            .delete_media(&account.sid, message_sid, sid)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::not_found(path))
+        }
+    }
+
+    /// Segments per second for a sender.
+    fn rate(&self, sender: &Sender) -> f64 {
+        let pacing = self.settings.pacing;
+        let rate = match sender.kind {
+            SenderKind::LongCode => pacing.long_code,
+            SenderKind::TollFree => pacing.toll_free,
+            SenderKind::ShortCode => pacing.short_code,
+            SenderKind::Alpha => pacing.alpha,
+        };
+        rate.max(0.001)
+    }
+
+    /// One round of the dispatcher at time `now` (microseconds): claims due messages, decides
+    /// each (expiry, sender choice, pacing), submits the ready ones to the carrier as one
+    /// batch, and records every outcome in one transaction. Returns how many were claimed.
+    pub async fn dispatch_once(&self, now: i64) -> Result<usize> {
+        let claimed = self.store.claim_due(now, LEASE, BATCH).await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let mut services: HashMap<String, (MessagingService, Vec<Sender>)> = HashMap::new();
+        let mut pacing: HashMap<String, i64> = HashMap::new();
+        let mut decided: Vec<(Message, Outcome)> = Vec::new();
+        let mut ready: Vec<(Message, Sender)> = Vec::new();
+        for Claimed { message, .. } in claimed {
+            if message.status.is_final() || message.status == MessageStatus::Sent {
+                continue;
+            }
+            if now > message.expires_at() {
+                let (code, text) = EXPIRED_ERROR;
+                decided.push((
+                    message,
+                    Outcome::Failed {
+                        from: None,
+                        error_code: code,
+                        error_message: text.into(),
+                        at: now,
+                    },
+                ));
+                continue;
+            }
+            let sender = match (&message.from, &message.messaging_service_sid) {
+                (Some(from), None) => {
+                    self.store
+                        .account_sender(&message.account_sid, from)
+                        .await?
+                }
+                (_, Some(service_sid)) => {
+                    if !services.contains_key(service_sid) {
+                        let service = self
+                            .store
+                            .service(&message.account_sid, service_sid)
+                            .await?;
+                        let pool = self.store.pool_senders(service_sid).await?;
+                        if let Some(service) = service {
+                            services.insert(service_sid.clone(), (service, pool));
+                        }
+                    }
+                    match services.get(service_sid) {
+                        Some((service, pool)) => {
+                            let sticky = match &message.from {
+                                Some(from) => Some(from.clone()),
+                                None if service.sticky_sender => {
+                                    self.store.sticky_sender(service_sid, &message.to).await?
+                                }
+                                None => None,
+                            };
+                            let country = E164::parse(&message.to)
+                                .map(|n| n.iso_country().to_string())
+                                .unwrap_or_default();
+                            let settings = SelectionSettings {
+                                // An already chosen sender (deferred by pacing) stays.
+                                sticky_sender: service.sticky_sender || message.from.is_some(),
+                                area_code_geomatch: service.area_code_geomatch,
+                                mms_converter: service.mms_converter,
+                            };
+                            let to = Destination {
+                                number: &message.to,
+                                iso_country: &country,
+                            };
+                            choose_sender(
+                                pool,
+                                settings,
+                                &to,
+                                sticky.as_deref(),
+                                message.num_media > 0,
+                            )
+                            .map(|selection| selection.sender.clone())
+                        }
+                        None => None,
+                    }
+                }
+                (None, None) => None,
+            };
+            let Some(sender) = sender else {
+                decided.push((
+                    message,
+                    Outcome::Failed {
+                        from: None,
+                        error_code: 21704,
+                        error_message: crate::store::messages::delivery_error_message(21704).into(),
+                        at: now,
+                    },
+                ));
+                continue;
+            };
+            let next_free = match pacing.get(&sender.address) {
+                Some(t) => *t,
+                None => self.store.pacing(&sender.address).await?.unwrap_or(0),
+            };
+            if next_free > now {
+                pacing.insert(sender.address.clone(), next_free);
+                decided.push((
+                    message,
+                    Outcome::Later {
+                        due_at: next_free,
+                        from: Some(sender.address),
+                        status: MessageStatus::Queued,
+                    },
+                ));
+                continue;
+            }
+            let cost =
+                (message.num_segments.max(1) as f64 / self.rate(&sender) * 1_000_000.0) as i64;
+            pacing.insert(sender.address.clone(), now.max(next_free) + cost);
+            ready.push((message, sender));
+        }
+        if !ready.is_empty() {
+            let submits: Vec<Submit> = ready
+                .iter()
+                .map(|(m, s)| Submit {
+                    message_sid: m.sid.clone(),
+                    from: s.address.clone(),
+                    to: m.to.clone(),
+                    body: m.body.clone(),
+                    segments: m.num_segments,
+                    is_mms: m.num_media > 0,
+                })
+                .collect();
+            let outcomes = self.carrier.submit(&submits, now).await?;
+            for ((message, sender), outcome) in ready.into_iter().zip(outcomes) {
+                let outcome = match outcome {
+                    SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
+                        price: message_price(
+                            &self.settings.prices,
+                            &message.to,
+                            message.num_segments,
+                            message.num_media > 0,
+                        ),
+                        from: sender.address,
+                        route: self.carrier.route().to_string(),
+                        carrier_message_id,
+                        at: now,
+                    },
+                    SubmitOutcome::Rejected {
+                        error_code,
+                        error_message,
+                    } => Outcome::Failed {
+                        from: Some(sender.address),
+                        error_code,
+                        error_message,
+                        at: now,
+                    },
+                };
+                decided.push((message, outcome));
+            }
+        }
+        let count = decided.len();
+        self.store.record_outcomes(&decided, now).await?;
+        self.store
+            .save_pacing(&pacing.into_iter().collect::<Vec<_>>())
+            .await?;
+        Ok(count)
+    }
+
+    /// Applies the delivery receipts due at `now`. Returns how many changed a message.
+    pub async fn apply_receipts(&self, now: i64) -> Result<usize> {
+        self.store.apply_due_receipts(now, BATCH).await
+    }
+
+    /// Runs the dispatcher and receipts until `shutdown` fires: a round, then a wait for new
+    /// work (or a short tick, for scheduled messages, pacing and receipts coming due).
+    pub async fn run_workers(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = now_micros();
+            let dispatched = self.dispatch_once(now).await.unwrap_or_else(|err| {
+                tracing::error!(%err, "dispatch round failed");
+                0
+            });
+            let delivered = self.apply_receipts(now).await.unwrap_or_else(|err| {
+                tracing::error!(%err, "receipt round failed");
+                0
+            });
+            if dispatched == 0 && delivered == 0 {
+                tokio::select! {
+                    _ = self.work.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,665 @@
+//! Message rows, which double as the dispatch queue, plus their events, media, sticky senders,
+//! pacing, and carrier receipts.
+
+use super::{int, opt_text, text, Backend, Sql, Store, Tx};
+use crate::domain::message::{Direction, Media, Message, MessageStatus};
+use crate::domain::paging::PageRequest;
+use crate::error::{Error, Result};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const COLUMNS: &str = "sid, account_sid, messaging_service_sid, direction, from_address, \
+    to_address, body, encoding, num_segments, num_media, status, error_code, error_message, price, \
+    price_unit, status_callback, validity_period, send_at, date_created, date_updated, date_sent";
+
+fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
+}
+
+fn decode(row: &AnyRow) -> Result<Message> {
+    let status = text(row, "status")?;
+    let direction = text(row, "direction")?;
+    Ok(Message {
+        sid: text(row, "sid")?,
+        account_sid: text(row, "account_sid")?,
+        messaging_service_sid: opt_text(row, "messaging_service_sid")?,
+        direction: Direction::parse(&direction)
+            .ok_or_else(|| Error::internal(format!("bad stored direction {direction}")))?,
+        from: opt_text(row, "from_address")?,
+        to: text(row, "to_address")?,
+        body: text(row, "body")?,
+        encoding: text(row, "encoding")?,
+        num_segments: int(row, "num_segments")?,
+        num_media: int(row, "num_media")?,
+        status: MessageStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("bad stored status {status}")))?,
+        error_code: opt_int(row, "error_code")?,
+        error_message: opt_text(row, "error_message")?,
+        price: opt_text(row, "price")?,
+        price_unit: text(row, "price_unit")?,
+        status_callback: opt_text(row, "status_callback")?,
+        validity_period: int(row, "validity_period")?,
+        send_at: opt_int(row, "send_at")?,
+        date_created: int(row, "date_created")?,
+        date_updated: int(row, "date_updated")?,
+        date_sent: opt_int(row, "date_sent")?,
+    })
+}
+
+fn push_opt_text(sql: &mut Sql, value: &Option<String>) {
+    match value {
+        Some(v) => sql.text(v.clone()),
+        None => sql.push("NULL"),
+    };
+}
+
+fn push_opt_int(sql: &mut Sql, value: Option<i64>) {
+    match value {
+        Some(v) => sql.int(v),
+        None => sql.push("NULL"),
+    };
+}
+
+async fn record_event(
+    tx: &mut Tx,
+    sid: &str,
+    status: MessageStatus,
+    error_code: Option<i64>,
+    at: i64,
+) -> Result<()> {
+    let mut sql =
+        Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES (");
+    sql.text(sid).push(", ").text(status.as_str()).push(", ");
+    push_opt_int(&mut sql, error_code);
+    sql.push(", ").int(at).push(")");
+    sql.query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// List filters of `ListMessage` (times in microseconds, bounds inclusive).
+#[derive(Debug, Default, Clone)]
+pub struct MessageFilter {
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub sent_from: Option<i64>,
+    pub sent_until: Option<i64>,
+}
+
+/// A message claimed by a dispatcher, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub message: Message,
+    pub attempts: i64,
+}
+
+/// What the dispatcher decided for one claimed message.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Try again at this time (pacing, or a scheduled message not yet due); `from` records a
+    /// sender already chosen.
+    Later {
+        due_at: i64,
+        from: Option<String>,
+        status: MessageStatus,
+    },
+    /// Handed to the carrier.
+    Sent {
+        from: String,
+        route: String,
+        carrier_message_id: String,
+        price: Option<String>,
+        at: i64,
+    },
+    /// Final failure before reaching the carrier (or refused by it).
+    Failed {
+        from: Option<String>,
+        error_code: i64,
+        error_message: String,
+        at: i64,
+    },
+}
+
+impl Store {
+    /// Inserts messages (with their media and first event) in one transaction: the API's
+    /// group commit writes many requests' messages at once.
+    pub async fn insert_messages(
+        &self,
+        batch: &[(Message, Vec<Media>)],
+        due_now: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for (m, media) in batch {
+            let mut sql = Sql::new(&format!(
+                "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES ("
+            ));
+            sql.text(m.sid.clone())
+                .push(", ")
+                .text(m.account_sid.clone())
+                .push(", ");
+            push_opt_text(&mut sql, &m.messaging_service_sid);
+            sql.push(", ").text(m.direction.as_str()).push(", ");
+            push_opt_text(&mut sql, &m.from);
+            sql.push(", ")
+                .text(m.to.clone())
+                .push(", ")
+                .text(m.body.clone())
+                .push(", ")
+                .text(m.encoding.clone())
+                .push(", ")
+                .int(m.num_segments)
+                .push(", ")
+                .int(m.num_media)
+                .push(", ")
+                .text(m.status.as_str())
+                .push(", ");
+            push_opt_int(&mut sql, m.error_code);
+            sql.push(", ");
+            push_opt_text(&mut sql, &m.error_message);
+            sql.push(", ");
+            push_opt_text(&mut sql, &m.price);
+            sql.push(", ").text(m.price_unit.clone()).push(", ");
+            push_opt_text(&mut sql, &m.status_callback);
+            sql.push(", ").int(m.validity_period).push(", ");
+            push_opt_int(&mut sql, m.send_at);
+            sql.push(", ")
+                .int(m.date_created)
+                .push(", ")
+                .int(m.date_updated)
+                .push(", ");
+            push_opt_int(&mut sql, m.date_sent);
+            let due = if m.status.is_final() {
+                None
+            } else {
+                Some(m.send_at.unwrap_or(due_now))
+            };
+            sql.push(", 0, ");
+            push_opt_int(&mut sql, due);
+            sql.push(")");
+            sql.query().execute(&mut *tx).await?;
+            for item in media {
+                sqlx::query(
+                    "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(item.sid.clone())
+                .bind(item.message_sid.clone())
+                .bind(item.account_sid.clone())
+                .bind(item.url.clone())
+                .bind(item.content_type.clone())
+                .bind(item.date_created)
+                .bind(item.date_updated)
+                .execute(&mut *tx)
+                .await?;
+            }
+            record_event(&mut tx, &m.sid, m.status, m.error_code, m.date_created).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn message(&self, account_sid: &str, sid: &str) -> Result<Option<Message>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM messages WHERE account_sid = $1 AND sid = $2"
+        )))
+        .bind(account_sid.to_string())
+        .bind(sid.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    /// The statuses a message went through, in order.
+    pub async fn message_events(
+        &self,
+        sid: &str,
+    ) -> Result<Vec<(MessageStatus, Option<i64>, i64)>> {
+        let rows = sqlx::query("SELECT status, error_code, at FROM message_events WHERE message_sid = $1 ORDER BY at, status")
+            .bind(sid.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let status = text(r, "status")?;
+                Ok((
+                    MessageStatus::parse(&status)
+                        .ok_or_else(|| Error::internal("bad event status"))?,
+                    opt_int(r, "error_code")?,
+                    int(r, "at")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Newest first, as Twilio lists messages; keyset paging on (date_created, sid) descending.
+    pub async fn list_messages(
+        &self,
+        account_sid: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Message>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE account_sid = "
+        ));
+        sql.text(account_sid);
+        if let Some(to) = &filter.to {
+            sql.push(" AND to_address = ").text(to.clone());
+        }
+        if let Some(from) = &filter.from {
+            sql.push(" AND from_address = ").text(from.clone());
+        }
+        if let Some(t) = filter.sent_from {
+            sql.push(" AND date_sent >= ").int(t);
+        }
+        if let Some(t) = filter.sent_until {
+            sql.push(" AND date_sent <= ").int(t);
+        }
+        if let Some(after) = &page.after {
+            sql.push(" AND (date_created < ")
+                .int(after.created)
+                .push(" OR (date_created = ")
+                .int(after.created)
+                .push(" AND sid < ")
+                .text(after.sid.clone())
+                .push("))");
+        }
+        sql.push(" ORDER BY date_created DESC, sid DESC LIMIT ")
+            .int(i64::from(page.fetch_limit()))
+            .push(" OFFSET ")
+            .int(page.offset() as i64);
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Redacts a message body (`Body=""` on update).
+    pub async fn redact_message(&self, account_sid: &str, sid: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE messages SET body = '', date_updated = $1 WHERE account_sid = $2 AND sid = $3",
+        )
+        .bind(now)
+        .bind(account_sid.to_string())
+        .bind(sid.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Cancels a scheduled message; false when it is not (or no longer) scheduled.
+    pub async fn cancel_message(&self, account_sid: &str, sid: &str, now: i64) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'canceled', due_at = NULL, date_updated = $1 \
+             WHERE account_sid = $2 AND sid = $3 AND status = 'scheduled' AND lease_until IS NULL",
+        )
+        .bind(now)
+        .bind(account_sid.to_string())
+        .bind(sid.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done > 0 {
+            record_event(&mut tx, sid, MessageStatus::Canceled, None, now).await?;
+        }
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    /// Deletes a message in a final state with its media and events.
+    pub async fn delete_message(&self, account_sid: &str, sid: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        for table in ["message_media", "message_events"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE message_sid IN (SELECT sid FROM messages WHERE account_sid = $1 AND sid = $2)"
+            )))
+            .bind(account_sid.to_string())
+            .bind(sid.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM messages WHERE account_sid = $1 AND sid = $2")
+            .bind(account_sid.to_string())
+            .bind(sid.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    pub async fn list_media(
+        &self,
+        account_sid: &str,
+        message_sid: &str,
+        page: &PageRequest,
+    ) -> Result<Vec<Media>> {
+        let mut sql = Sql::new("SELECT sid, message_sid, account_sid, url, content_type, date_created, date_updated FROM message_media WHERE account_sid = ");
+        sql.text(account_sid)
+            .push(" AND message_sid = ")
+            .text(message_sid)
+            .page(page);
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(decode_media).collect()
+    }
+
+    pub async fn media(
+        &self,
+        account_sid: &str,
+        message_sid: &str,
+        sid: &str,
+    ) -> Result<Option<Media>> {
+        let row = sqlx::query(
+            "SELECT sid, message_sid, account_sid, url, content_type, date_created, date_updated FROM message_media \
+             WHERE account_sid = $1 AND message_sid = $2 AND sid = $3",
+        )
+        .bind(account_sid.to_string())
+        .bind(message_sid.to_string())
+        .bind(sid.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(decode_media).transpose()
+    }
+
+    pub async fn delete_media(
+        &self,
+        account_sid: &str,
+        message_sid: &str,
+        sid: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM message_media WHERE account_sid = $1 AND message_sid = $2 AND sid = $3",
+        )
+        .bind(account_sid.to_string())
+        .bind(message_sid.to_string())
+        .bind(sid.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Claims up to `limit` due messages for `lease` microseconds. On PostgreSQL concurrent
+    /// claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
+    pub async fn claim_due(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Claimed>> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE messages SET lease_until = $1 WHERE sid IN (\
+               SELECT sid FROM messages WHERE due_at IS NOT NULL AND due_at <= $2 \
+               AND (lease_until IS NULL OR lease_until < $2) ORDER BY due_at LIMIT $3{lock}) \
+             RETURNING {COLUMNS}, attempts"
+        );
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Claimed {
+                    message: decode(row)?,
+                    attempts: int(row, "attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records the dispatcher's decisions for a batch in one transaction (group commit).
+    pub async fn record_outcomes(&self, outcomes: &[(Message, Outcome)], now: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for (m, outcome) in outcomes {
+            match outcome {
+                Outcome::Later {
+                    due_at,
+                    from,
+                    status,
+                } => {
+                    let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = ");
+                    sql.int(*due_at).push(", status = ").text(status.as_str());
+                    if let Some(from) = from {
+                        sql.push(", from_address = ").text(from.clone());
+                    }
+                    sql.push(", date_updated = ")
+                        .int(now)
+                        .push(" WHERE sid = ")
+                        .text(m.sid.clone());
+                    sql.query().execute(&mut *tx).await?;
+                    if *status != m.status {
+                        record_event(&mut tx, &m.sid, *status, None, now).await?;
+                    }
+                }
+                Outcome::Sent {
+                    from,
+                    route,
+                    carrier_message_id,
+                    price,
+                    at,
+                } => {
+                    let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'sent', attempts = attempts + 1, from_address = ");
+                    sql.text(from.clone())
+                        .push(", route = ")
+                        .text(route.clone())
+                        .push(", carrier_message_id = ")
+                        .text(carrier_message_id.clone())
+                        .push(", price = ");
+                    push_opt_text(&mut sql, price);
+                    sql.push(", date_sent = ")
+                        .int(*at)
+                        .push(", date_updated = ")
+                        .int(*at)
+                        .push(" WHERE sid = ")
+                        .text(m.sid.clone());
+                    sql.query().execute(&mut *tx).await?;
+                    if m.status != MessageStatus::Queued {
+                        record_event(&mut tx, &m.sid, MessageStatus::Queued, None, *at).await?;
+                    }
+                    record_event(&mut tx, &m.sid, MessageStatus::Sending, None, *at).await?;
+                    record_event(&mut tx, &m.sid, MessageStatus::Sent, None, *at).await?;
+                    if let Some(service) = &m.messaging_service_sid {
+                        upsert_sticky(&mut tx, service, &m.to, from, *at).await?;
+                    }
+                }
+                Outcome::Failed {
+                    from,
+                    error_code,
+                    error_message,
+                    at,
+                } => {
+                    let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'failed', error_code = ");
+                    sql.int(*error_code)
+                        .push(", error_message = ")
+                        .text(error_message.clone());
+                    if let Some(from) = from {
+                        sql.push(", from_address = ").text(from.clone());
+                    }
+                    sql.push(", date_updated = ")
+                        .int(*at)
+                        .push(" WHERE sid = ")
+                        .text(m.sid.clone());
+                    sql.query().execute(&mut *tx).await?;
+                    record_event(
+                        &mut tx,
+                        &m.sid,
+                        MessageStatus::Failed,
+                        Some(*error_code),
+                        *at,
+                    )
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The sticky sender of a service for a recipient.
+    pub async fn sticky_sender(&self, service_sid: &str, to: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT from_address FROM sticky_senders WHERE service_sid = $1 AND to_address = $2",
+        )
+        .bind(service_sid.to_string())
+        .bind(to.to_string())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// When each of `addresses` may next send.
+    pub async fn pacing(&self, address: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT next_free_at FROM sender_pacing WHERE address = $1")
+                .bind(address.to_string())
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Stores when senders may next send.
+    pub async fn save_pacing(&self, entries: &[(String, i64)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (address, next_free_at) in entries {
+            sqlx::query(
+                "INSERT INTO sender_pacing (address, next_free_at) VALUES ($1, $2) \
+                 ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at",
+            )
+            .bind(address.clone())
+            .bind(*next_free_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores delivery receipts as a carrier reports them.
+    pub async fn insert_receipts(&self, receipts: &[Receipt]) -> Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for r in receipts {
+            insert_receipt(&mut tx, r).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies due receipts to their messages. A receipt whose message does not carry its
+    /// carrier id yet (the submit is still being recorded) waits for the next round.
+    pub async fn apply_due_receipts(&self, now: i64, limit: i64) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT r.id, r.status, r.error_code, r.done_date, m.sid, m.status AS message_status \
+             FROM carrier_receipts r JOIN messages m ON m.carrier_message_id = r.carrier_message_id \
+             WHERE r.due_at <= $1 ORDER BY r.due_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut applied = 0;
+        for row in &rows {
+            let id = text(row, "id")?;
+            let sid = text(row, "sid")?;
+            let status = MessageStatus::parse(&text(row, "status")?)
+                .ok_or_else(|| Error::internal("bad receipt status"))?;
+            let current = MessageStatus::parse(&text(row, "message_status")?)
+                .ok_or_else(|| Error::internal("bad message status"))?;
+            let error_code = opt_int(row, "error_code")?;
+            if !current.is_final() {
+                let mut sql = Sql::new("UPDATE messages SET status = ");
+                sql.text(status.as_str()).push(", error_code = ");
+                push_opt_int(&mut sql, error_code);
+                sql.push(", error_message = ");
+                push_opt_text(
+                    &mut sql,
+                    &error_code.map(delivery_error_message).map(str::to_string),
+                );
+                sql.push(", date_updated = ")
+                    .int(now)
+                    .push(" WHERE sid = ")
+                    .text(sid.clone());
+                sql.query().execute(&mut *tx).await?;
+                record_event(&mut tx, &sid, status, error_code, now).await?;
+                applied += 1;
+            }
+            sqlx::query("DELETE FROM carrier_receipts WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
+
+/// A delivery receipt from a carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: String,
+    pub carrier_message_id: String,
+    pub status: MessageStatus,
+    pub error_code: Option<i64>,
+    pub done_date: Option<String>,
+    pub due_at: i64,
+}
+
+pub(crate) async fn insert_receipt(tx: &mut Tx, r: &Receipt) -> Result<()> {
+    let mut sql = Sql::new("INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES (");
+    sql.text(r.id.clone())
+        .push(", ")
+        .text(r.carrier_message_id.clone())
+        .push(", ")
+        .text(r.status.as_str())
+        .push(", ");
+    push_opt_int(&mut sql, r.error_code);
+    sql.push(", ");
+    push_opt_text(&mut sql, &r.done_date);
+    sql.push(", ").int(r.due_at).push(")");
+    sql.query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn upsert_sticky(tx: &mut Tx, service: &str, to: &str, from: &str, at: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (service_sid, to_address) DO UPDATE SET from_address = excluded.from_address, updated_at = excluded.updated_at",
+    )
+    .bind(service.to_string())
+    .bind(to.to_string())
+    .bind(from.to_string())
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Twilio's titles for the delivery errors warbler reports.
+pub fn delivery_error_message(code: i64) -> &'static str {
+    match code {
+        30003 => "Unreachable destination handset",
+        30005 => "Unknown destination handset",
+        30006 => "Landline or unreachable carrier",
+        30007 => "Message filtered",
+        30008 => "Unknown error",
+        30036 => "Validity Period Expired",
+        21704 => "The Messaging Service contains no phone numbers",
+        _ => "Delivery failed",
+    }
+}
+
+fn decode_media(row: &AnyRow) -> Result<Media> {
+    Ok(Media {
+        sid: text(row, "sid")?,
+        message_sid: text(row, "message_sid")?,
+        account_sid: text(row, "account_sid")?,
+        url: text(row, "url")?,
+        content_type: text(row, "content_type")?,
+        date_created: int(row, "date_created")?,
+        date_updated: int(row, "date_updated")?,
+    })
+}

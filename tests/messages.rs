@@ -1,0 +1,731 @@
+//! Sending messages: validation, the lifecycle through the simulated carrier, sender choice,
+//! pacing, expiry, scheduling, redaction, media; on the database `TEST_DATABASE_URL` names.
+//! The dispatcher is driven by hand with chosen times (microseconds), not by sleeping.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{spawn, TestServer, MAIN_SID};
+use serde_json::Value;
+use warbler::domain::message::MessageStatus;
+use warbler::domain::time::now_micros;
+
+const SECOND: i64 = 1_000_000;
+
+fn messages_path(account: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Messages.json")
+}
+
+fn message_path(account: &str, sid: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json")
+}
+
+async fn send(server: &TestServer, form: &[(&str, &str)]) -> Value {
+    let reply = server
+        .post(&messages_path(MAIN_SID), server.main_creds(), form)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+async fn fetch(server: &TestServer, sid: &str) -> Value {
+    server
+        .get(&message_path(MAIN_SID, sid), server.main_creds())
+        .await
+        .body
+}
+
+/// Main account with +14155550100 and +12125550100 bought, both in a new service.
+async fn with_service(server: &TestServer) -> String {
+    server.stock().await;
+    let a = server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let b = server
+        .buy(MAIN_SID, "+12125550100", server.main_creds())
+        .await;
+    let service = server
+        .post(
+            "/v1/Services",
+            server.main_creds(),
+            &[("FriendlyName", "falcon")],
+        )
+        .await;
+    let sid = service.body["sid"].as_str().unwrap().to_string();
+    for pn in [a, b] {
+        let added = server
+            .post(
+                &format!("/v1/Services/{sid}/PhoneNumbers"),
+                server.main_creds(),
+                &[("PhoneNumberSid", &pn)],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED);
+    }
+    sid
+}
+
+#[tokio::test]
+async fn every_validation_error_has_twilios_code() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let empty_service = server
+        .post(
+            "/v1/Services",
+            server.main_creds(),
+            &[("FriendlyName", "empty")],
+        )
+        .await;
+    let empty = empty_service.body["sid"].as_str().unwrap().to_string();
+    let path = messages_path(MAIN_SID);
+    let c = server.main_creds();
+    let from = ("From", "+14155550100");
+    let to = ("To", "+14155550199");
+    let body = ("Body", "hi");
+    let too_long = "x".repeat(1601);
+    let cases: Vec<(Vec<(&str, &str)>, u64)> = vec![
+        (vec![from, body], 21604),
+        (vec![("To", "+1415"), from, body], 21211),
+        (vec![to, body], 21603),
+        (vec![to, ("MessagingServiceSid", "MG123"), body], 21705),
+        (
+            vec![
+                to,
+                ("MessagingServiceSid", "MG00000000000000000000000000000000"),
+                body,
+            ],
+            21701,
+        ),
+        (vec![to, from], 21602),
+        (vec![to, ("MessagingServiceSid", &empty)], 21619),
+        (vec![to, ("MessagingServiceSid", &empty), body], 21704),
+        (vec![to, from, ("Body", &too_long)], 21617),
+        (vec![to, from, body, ("ValidityPeriod", "36001")], 21624),
+        (vec![to, ("From", "+14155550101"), body], 21606),
+        (vec![to, ("From", "not a sender!"), body], 21212),
+        (vec![to, from, body, ("StatusCallback", "nope")], 21609),
+        (vec![to, from, ("MediaUrl", "ftp://x/y.png")], 21620),
+        (
+            vec![
+                to,
+                from,
+                body,
+                ("ScheduleType", "fixed"),
+                ("SendAt", "2099-01-01T00:00:00Z"),
+            ],
+            35118,
+        ),
+        (
+            vec![
+                to,
+                ("MessagingServiceSid", &empty),
+                body,
+                ("ScheduleType", "fixed"),
+            ],
+            35111,
+        ),
+        (vec![to, from, body, ("ScheduleType", "sometimes")], 35126),
+        (vec![to, from, body, ("SmartEncoded", "perhaps")], 20001),
+    ];
+    for (form, code) in cases {
+        server.post(&path, c, &form).await.assert_error(400, code);
+    }
+    let service = with_service_on(&server).await;
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    server
+        .post(
+            &path,
+            c,
+            &[
+                to,
+                ("MessagingServiceSid", &service),
+                body,
+                ("ScheduleType", "fixed"),
+                ("SendAt", &soon),
+            ],
+        )
+        .await
+        .assert_error(400, 35114);
+    // Nothing was stored by any refused request.
+    let listed = server.get(&path, c).await;
+    assert!(listed.body["messages"].as_array().unwrap().is_empty());
+}
+
+async fn with_service_on(server: &TestServer) -> String {
+    let pn = server
+        .buy(MAIN_SID, "+12125550101", server.main_creds())
+        .await;
+    let service = server
+        .post(
+            "/v1/Services",
+            server.main_creds(),
+            &[("FriendlyName", "s")],
+        )
+        .await;
+    let sid = service.body["sid"].as_str().unwrap().to_string();
+    server
+        .post(
+            &format!("/v1/Services/{sid}/PhoneNumbers"),
+            server.main_creds(),
+            &[("PhoneNumberSid", &pn)],
+        )
+        .await;
+    sid
+}
+
+#[tokio::test]
+async fn a_message_goes_queued_sent_delivered_with_price_and_events() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "Hi there"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap().to_string();
+    assert!(sid.starts_with("SM"));
+    assert_eq!(created["status"], "queued");
+    assert_eq!(created["num_segments"], "1");
+    assert_eq!(created["num_media"], "0");
+    assert_eq!(created["price"], Value::Null);
+    assert_eq!(created["date_sent"], Value::Null);
+    assert_eq!(created["direction"], "outbound-api");
+
+    let t0 = now_micros();
+    assert_eq!(server.app.dispatch_once(t0).await.unwrap(), 1);
+    let sent = fetch(&server, &sid).await;
+    assert_eq!(sent["status"], "sent");
+    assert_eq!(sent["price"], "-0.00790");
+    assert!(sent["date_sent"].is_string());
+    // The simulated carrier reports after its latency (2 s in tests), not before.
+    assert_eq!(server.app.apply_receipts(t0 + SECOND).await.unwrap(), 0);
+    assert_eq!(server.app.apply_receipts(t0 + 3 * SECOND).await.unwrap(), 1);
+    assert_eq!(fetch(&server, &sid).await["status"], "delivered");
+
+    let statuses: Vec<MessageStatus> = server
+        .app
+        .store
+        .message_events(&sid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            MessageStatus::Queued,
+            MessageStatus::Sending,
+            MessageStatus::Sent,
+            MessageStatus::Delivered
+        ]
+    );
+}
+
+#[tokio::test]
+async fn service_messages_choose_a_sender_by_area_code_and_stick_to_it() {
+    let server = spawn().await;
+    let service = with_service(&server).await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550123"),
+            ("MessagingServiceSid", &service),
+            ("Body", "Hi there"),
+        ],
+    )
+    .await;
+    assert_eq!(created["status"], "accepted");
+    assert_eq!(created["from"], Value::Null);
+    assert_eq!(created["messaging_service_sid"], service.as_str());
+    let sid = created["sid"].as_str().unwrap().to_string();
+    server.app.dispatch_once(now_micros()).await.unwrap();
+    assert_eq!(
+        fetch(&server, &sid).await["from"],
+        "+14155550100",
+        "area-code geomatch"
+    );
+
+    // Sticky: the same recipient keeps its sender even when geomatch would differ.
+    let to_ny = send(
+        &server,
+        &[
+            ("To", "+12125550177"),
+            ("MessagingServiceSid", &service),
+            ("Body", "a"),
+        ],
+    )
+    .await;
+    server
+        .app
+        .dispatch_once(now_micros() + 5 * SECOND)
+        .await
+        .unwrap();
+    let ny_sid = to_ny["sid"].as_str().unwrap();
+    assert_eq!(fetch(&server, ny_sid).await["from"], "+12125550100");
+    server
+        .post(
+            &format!("/v1/Services/{service}"),
+            server.main_creds(),
+            &[("AreaCodeGeomatch", "false")],
+        )
+        .await;
+    let again = send(
+        &server,
+        &[
+            ("To", "+14155550123"),
+            ("MessagingServiceSid", &service),
+            ("Body", "b"),
+        ],
+    )
+    .await;
+    server
+        .app
+        .dispatch_once(now_micros() + 10 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(
+        fetch(&server, again["sid"].as_str().unwrap()).await["from"],
+        "+14155550100"
+    );
+}
+
+#[tokio::test]
+async fn magic_destinations_fail_in_each_way() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let mut sids = Vec::new();
+    for to in [
+        "+15005550030",
+        "+15005550060",
+        "+15005550080",
+        "+15005550090",
+    ] {
+        let created = send(
+            &server,
+            &[("To", to), ("From", "+14155550100"), ("Body", "x")],
+        )
+        .await;
+        sids.push(created["sid"].as_str().unwrap().to_string());
+    }
+    // The long code sends one segment per second: advance time so all four go.
+    let t0 = now_micros();
+    for i in 0..4 {
+        server.app.dispatch_once(t0 + i * SECOND).await.unwrap();
+    }
+    server.app.apply_receipts(t0 + 10 * SECOND).await.unwrap();
+    let unreachable = fetch(&server, &sids[0]).await;
+    assert_eq!(
+        (
+            unreachable["status"].as_str(),
+            unreachable["error_code"].as_i64()
+        ),
+        (Some("undelivered"), Some(30003))
+    );
+    assert_eq!(
+        unreachable["error_message"],
+        "Unreachable destination handset"
+    );
+    let landline = fetch(&server, &sids[1]).await;
+    assert_eq!(
+        (landline["status"].as_str(), landline["error_code"].as_i64()),
+        (Some("undelivered"), Some(30006))
+    );
+    let refused = fetch(&server, &sids[2]).await;
+    assert_eq!(
+        (refused["status"].as_str(), refused["error_code"].as_i64()),
+        (Some("failed"), Some(30008))
+    );
+    assert_eq!(
+        fetch(&server, &sids[3]).await["status"],
+        "sent",
+        "never reports"
+    );
+}
+
+#[tokio::test]
+async fn a_long_code_sends_one_segment_per_second() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let two_segments = "x".repeat(200);
+    let mut sids = Vec::new();
+    for _ in 0..5 {
+        let created = send(
+            &server,
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", &two_segments),
+            ],
+        )
+        .await;
+        assert_eq!(created["num_segments"], "2");
+        sids.push(created["sid"].as_str().unwrap().to_string());
+    }
+    let t0 = now_micros();
+    // Step a simulated clock a quarter second at a time for 12 s.
+    let mut t = t0;
+    while t <= t0 + 12 * SECOND {
+        server.app.dispatch_once(t).await.unwrap();
+        t += SECOND / 4;
+    }
+    let mut sent_at = Vec::new();
+    for sid in &sids {
+        let events = server.app.store.message_events(sid).await.unwrap();
+        let (_, _, at) = events
+            .into_iter()
+            .find(|(s, _, _)| *s == MessageStatus::Sent)
+            .expect("sent");
+        sent_at.push((at - t0) as f64 / SECOND as f64);
+    }
+    sent_at.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        sent_at,
+        vec![0.0, 2.0, 4.0, 6.0, 8.0],
+        "two segments each at 1 segment/s"
+    );
+}
+
+#[tokio::test]
+async fn messages_expire_after_their_validity_period() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "x"),
+            ("ValidityPeriod", "5"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap();
+    server
+        .app
+        .dispatch_once(now_micros() + 10 * SECOND)
+        .await
+        .unwrap();
+    let expired = fetch(&server, sid).await;
+    assert_eq!(expired["status"], "failed");
+    assert_eq!(expired["error_code"], 30036);
+}
+
+#[tokio::test]
+async fn scheduled_messages_wait_for_send_at_and_can_be_canceled() {
+    let server = spawn().await;
+    let service = with_service(&server).await;
+    let at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let at_text = at
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let form = [
+        ("To", "+14155550199"),
+        ("MessagingServiceSid", service.as_str()),
+        ("Body", "later"),
+        ("ScheduleType", "fixed"),
+        ("SendAt", at_text.as_str()),
+    ];
+    let first = send(&server, &form).await;
+    let second = send(&server, &form).await;
+    assert_eq!(first["status"], "scheduled");
+    let now = now_micros();
+    assert_eq!(
+        server.app.dispatch_once(now).await.unwrap(),
+        0,
+        "not due yet"
+    );
+
+    let canceled = server
+        .post(
+            &message_path(MAIN_SID, second["sid"].as_str().unwrap()),
+            server.main_creds(),
+            &[("Status", "canceled")],
+        )
+        .await;
+    assert_eq!(canceled.body["status"], "canceled");
+    let send_at = at.unix_timestamp() * SECOND;
+    server.app.dispatch_once(send_at + SECOND).await.unwrap();
+    assert_eq!(
+        fetch(&server, first["sid"].as_str().unwrap()).await["status"],
+        "sent"
+    );
+    assert_eq!(
+        fetch(&server, second["sid"].as_str().unwrap()).await["status"],
+        "canceled"
+    );
+    // Only scheduled messages can be canceled.
+    server
+        .post(
+            &message_path(MAIN_SID, first["sid"].as_str().unwrap()),
+            server.main_creds(),
+            &[("Status", "canceled")],
+        )
+        .await
+        .assert_error(400, 30409);
+}
+
+#[tokio::test]
+async fn redaction_and_deletion_wait_for_a_final_state() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "secret code 1234"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap();
+    let path = message_path(MAIN_SID, sid);
+    server
+        .post(&path, server.main_creds(), &[("Body", "")])
+        .await
+        .assert_error(400, 20009);
+    server
+        .delete(&path, server.main_creds())
+        .await
+        .assert_error(400, 20009);
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
+    let redacted = server
+        .post(&path, server.main_creds(), &[("Body", "")])
+        .await;
+    assert_eq!(redacted.status, StatusCode::OK);
+    assert_eq!(redacted.body["body"], "");
+    assert_eq!(redacted.body["status"], "delivered");
+    assert_eq!(
+        server.delete(&path, server.main_creds()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    server
+        .get(&path, server.main_creds())
+        .await
+        .assert_error(404, 20404);
+}
+
+#[tokio::test]
+async fn mms_media_are_listed_fetched_and_deleted() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("MediaUrl", "https://x.example.com/a.jpg"),
+            ("MediaUrl", "https://x.example.com/b.png"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap();
+    assert!(sid.starts_with("MM"));
+    assert_eq!(created["num_media"], "2");
+    let media_path = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}/Media.json");
+    let listed = server.get(&media_path, server.main_creds()).await;
+    let items = listed.body["media_list"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    let types: Vec<&str> = items
+        .iter()
+        .map(|m| m["content_type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"image/jpeg") && types.contains(&"image/png"));
+    let me = items[0]["sid"].as_str().unwrap();
+    let one = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}/Media/{me}.json");
+    assert_eq!(
+        server.get(&one, server.main_creds()).await.body["parent_sid"],
+        sid
+    );
+    assert_eq!(
+        server.delete(&one, server.main_creds()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        server.get(&media_path, server.main_creds()).await.body["media_list"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn lists_filter_and_page_newest_first() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let mut sids = Vec::new();
+    for i in 0..7 {
+        let to = if i % 2 == 0 {
+            "+14155550199"
+        } else {
+            "+14155550198"
+        };
+        let created = send(
+            &server,
+            &[
+                ("To", to),
+                ("From", "+14155550100"),
+                ("Body", &format!("m{i}")),
+            ],
+        )
+        .await;
+        sids.push(created["sid"].as_str().unwrap().to_string());
+    }
+    let all = server
+        .collect_pages(
+            &format!("{}?PageSize=3", messages_path(MAIN_SID)),
+            "messages",
+            server.main_creds(),
+        )
+        .await;
+    let listed: Vec<&str> = all.iter().map(|m| m["sid"].as_str().unwrap()).collect();
+    let newest_first: Vec<&str> = sids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed, newest_first);
+    let to_filter = server
+        .get(
+            &format!("{}?To=%2B14155550198", messages_path(MAIN_SID)),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(to_filter.body["messages"].as_array().unwrap().len(), 3);
+    // Nothing is sent yet, so no DateSent matches; then dispatch and filter by today.
+    let today = time::OffsetDateTime::now_utc().date();
+    let today = format!(
+        "{:04}-{:02}-{:02}",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    );
+    let sent_today = format!("{}?DateSent={today}", messages_path(MAIN_SID));
+    assert!(
+        server.get(&sent_today, server.main_creds()).await.body["messages"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    server.app.dispatch_once(now_micros()).await.unwrap();
+    assert_eq!(
+        server.get(&sent_today, server.main_creds()).await.body["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    server
+        .get(
+            &format!("{}?DateSent=yesterday", messages_path(MAIN_SID)),
+            server.main_creds(),
+        )
+        .await
+        .assert_error(400, 20001);
+}
+
+#[tokio::test]
+async fn a_receipt_that_arrives_before_its_submit_is_recorded_waits() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+15005550090"),
+            ("From", "+14155550100"),
+            ("Body", "x"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap();
+    let now = now_micros();
+    server
+        .app
+        .store
+        .insert_receipts(&[warbler::store::messages::Receipt {
+            id: "early".into(),
+            carrier_message_id: "carrier-early".into(),
+            status: MessageStatus::Delivered,
+            error_code: None,
+            done_date: None,
+            due_at: now,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        server.app.apply_receipts(now).await.unwrap(),
+        0,
+        "no message carries that id yet"
+    );
+    server.app.dispatch_once(now).await.unwrap();
+    // The submit is recorded now; give the message the early receipt's carrier id.
+    sqlx::query("UPDATE messages SET carrier_message_id = 'carrier-early' WHERE sid = $1")
+        .bind(sid.to_string())
+        .execute(server.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(server.app.apply_receipts(now + SECOND).await.unwrap(), 1);
+    assert_eq!(fetch(&server, sid).await["status"], "delivered");
+}
+
+#[tokio::test]
+async fn a_suspended_subaccount_cannot_send_even_through_its_parent() {
+    let server = spawn().await;
+    server.stock().await;
+    let (sub, _) = server.subaccount("FalconFlights").await;
+    server.buy(&sub, "+14155550100", server.main_creds()).await;
+    server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}.json"),
+            server.main_creds(),
+            &[("Status", "suspended")],
+        )
+        .await;
+    server
+        .post(
+            &messages_path(&sub),
+            server.main_creds(),
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", "x"),
+            ],
+        )
+        .await
+        .assert_error(403, 20005);
+}

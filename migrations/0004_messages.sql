@@ -26,6 +26,7 @@ CREATE TABLE messages (
     attempts              BIGINT NOT NULL,
     due_at                BIGINT,
     lease_until           BIGINT,
+    pace_slot             BIGINT,
     date_created          BIGINT NOT NULL,
     date_updated          BIGINT NOT NULL,
     date_sent             BIGINT

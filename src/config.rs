@@ -47,6 +47,9 @@ pub struct Config {
     pub pacing: Pacing,
     /// Milliseconds the simulated carrier waits before reporting delivery.
     pub simulated_latency_ms: u64,
+    /// Milliseconds a dispatcher's claim on a message lasts; after a crash, claimed messages
+    /// are taken again once it runs out.
+    pub dispatch_lease_ms: u64,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
 }
@@ -70,6 +73,7 @@ impl Default for Config {
             price_unit: "USD".to_string(),
             pacing: Pacing::default(),
             simulated_latency_ms: 1000,
+            dispatch_lease_ms: 30_000,
             log: "info".to_string(),
         }
     }

@@ -15,7 +15,9 @@ use warbler::store::Store;
 /// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_PUBLIC_URL,
 /// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
 /// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
-/// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_LOG), then the flags below.
+/// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
+/// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
+/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML file), then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -96,6 +98,7 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
             price_unit: config.price_unit.clone(),
             pacing: config.pacing,
             simulated_latency: config.simulated_latency_ms as i64 * 1000,
+            dispatch_lease: config.dispatch_lease_ms as i64 * 1000,
             ..Settings::new(config.max_subaccounts, config.key_pepper.clone())
         },
     ))

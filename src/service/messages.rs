@@ -36,10 +36,10 @@ pub struct SendRequest<'a> {
     pub schedule_type: Option<&'a str>,
 }
 
-/// How long a dispatcher's claim on a message lasts before another may take it (a crashed
-/// node's claims come back after this).
-const LEASE: i64 = 30_000_000;
 const BATCH: i64 = 500;
+/// A sender may send a message this far ahead of its paced slot (one dispatcher tick), so a
+/// fast sender sends many messages per round.
+const PACING_HORIZON: i64 = 100_000;
 
 fn is_short_code(value: &str) -> bool {
     (3..=8).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit())
@@ -240,9 +240,7 @@ impl App {
             date_updated: now,
             date_sent: None,
         };
-        self.store
-            .insert_messages(&[(message.clone(), media)], now)
-            .await?;
+        self.writer.write(message.clone(), media).await?;
         self.work.notify_one();
         Ok(message)
     }
@@ -432,7 +430,10 @@ impl App {
     /// each (expiry, sender choice, pacing), submits the ready ones to the carrier as one
     /// batch, and records every outcome in one transaction. Returns how many were claimed.
     pub async fn dispatch_once(&self, now: i64) -> Result<usize> {
-        let claimed = self.store.claim_due(now, LEASE, BATCH).await?;
+        let claimed = self
+            .store
+            .claim_due(now, self.settings.dispatch_lease, BATCH)
+            .await?;
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -440,7 +441,10 @@ impl App {
         let mut pacing: HashMap<String, i64> = HashMap::new();
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
         let mut ready: Vec<(Message, Sender)> = Vec::new();
-        for Claimed { message, .. } in claimed {
+        for Claimed {
+            message, pace_slot, ..
+        } in claimed
+        {
             if message.status.is_final() || message.status == MessageStatus::Sent {
                 continue;
             }
@@ -522,25 +526,33 @@ impl App {
                 ));
                 continue;
             };
-            let next_free = match pacing.get(&sender.address) {
-                Some(t) => *t,
-                None => self.store.pacing(&sender.address).await?.unwrap_or(0),
+            // A message deferred by pacing already holds its slot; others take the next one
+            // of their sender, so a sender's messages keep their order.
+            let slot = match pace_slot {
+                Some(slot) if message.from.as_deref() == Some(sender.address.as_str()) => slot,
+                _ => {
+                    let next_free = match pacing.get(&sender.address) {
+                        Some(t) => *t,
+                        None => self.store.pacing(&sender.address).await?.unwrap_or(0),
+                    };
+                    let slot = now.max(next_free);
+                    let cost = (message.num_segments.max(1) as f64 / self.rate(&sender)
+                        * 1_000_000.0) as i64;
+                    pacing.insert(sender.address.clone(), slot + cost.max(1));
+                    slot
+                }
             };
-            if next_free > now {
-                pacing.insert(sender.address.clone(), next_free);
+            if slot > now + PACING_HORIZON {
                 decided.push((
                     message,
                     Outcome::Later {
-                        due_at: next_free,
+                        due_at: slot,
                         from: Some(sender.address),
                         status: MessageStatus::Queued,
                     },
                 ));
                 continue;
             }
-            let cost =
-                (message.num_segments.max(1) as f64 / self.rate(&sender) * 1_000_000.0) as i64;
-            pacing.insert(sender.address.clone(), now.max(next_free) + cost);
             ready.push((message, sender));
         }
         if !ready.is_empty() {

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
+pub mod writer;
 
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::credential::{hash_key_secret, secrets_match};
@@ -26,6 +27,9 @@ pub struct Settings {
     pub pacing: crate::domain::message::Pacing,
     /// Microseconds the simulated carrier waits before its delivery receipt.
     pub simulated_latency: i64,
+    /// Microseconds a dispatcher's claim on a message lasts; a crashed node's claims are
+    /// taken again after it.
+    pub dispatch_lease: i64,
 }
 
 impl Settings {
@@ -38,6 +42,7 @@ impl Settings {
             price_unit: "USD".into(),
             pacing: crate::domain::message::Pacing::default(),
             simulated_latency: 1_000_000,
+            dispatch_lease: 30_000_000,
         }
     }
 }
@@ -50,6 +55,8 @@ pub struct App {
     pub carrier: crate::carrier::Carrier,
     /// Wakes the dispatcher when new work is committed.
     pub work: std::sync::Arc<tokio::sync::Notify>,
+    /// Group commit of new messages.
+    writer: writer::MessageWriter,
 }
 
 /// How the caller proved who they are.
@@ -200,6 +207,7 @@ impl App {
                 settings.simulated_latency,
             ));
         App {
+            writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),
             carrier,

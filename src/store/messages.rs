@@ -90,6 +90,8 @@ pub struct MessageFilter {
 pub struct Claimed {
     pub message: Message,
     pub attempts: i64,
+    /// The send time pacing already reserved for this message, if it was deferred.
+    pub pace_slot: Option<i64>,
 }
 
 /// What the dispatcher decided for one claimed message.
@@ -386,7 +388,7 @@ impl Store {
             "UPDATE messages SET lease_until = $1 WHERE sid IN (\
                SELECT sid FROM messages WHERE due_at IS NOT NULL AND due_at <= $2 \
                AND (lease_until IS NULL OR lease_until < $2) ORDER BY due_at LIMIT $3{lock}) \
-             RETURNING {COLUMNS}, attempts"
+             RETURNING {COLUMNS}, attempts, pace_slot"
         );
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -401,6 +403,7 @@ impl Store {
                 Ok(Claimed {
                     message: decode(row)?,
                     attempts: int(row, "attempts")?,
+                    pace_slot: opt_int(row, "pace_slot")?,
                 })
             })
             .collect()
@@ -417,7 +420,11 @@ impl Store {
                     status,
                 } => {
                     let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = ");
-                    sql.int(*due_at).push(", status = ").text(status.as_str());
+                    sql.int(*due_at)
+                        .push(", pace_slot = ")
+                        .int(*due_at)
+                        .push(", status = ")
+                        .text(status.as_str());
                     if let Some(from) = from {
                         sql.push(", from_address = ").text(from.clone());
                     }

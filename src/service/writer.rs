@@ -1,0 +1,65 @@
+//! Group commit for new messages: concurrent API requests hand their message to one writer
+//! task, which commits everything waiting in one transaction and then answers each request.
+//! A request is answered only after its row is committed, so a 201 still means durable, but
+//! the database sees one commit (one fsync) per batch instead of one per message.
+
+use crate::domain::message::{Media, Message};
+use crate::domain::time::now_micros;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most messages committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+type Job = (Message, Vec<Media>, oneshot::Sender<Result<()>>);
+
+#[derive(Clone)]
+pub struct MessageWriter {
+    queue: Option<mpsc::Sender<Job>>,
+    store: Store,
+}
+
+impl MessageWriter {
+    /// Starts the writer task when a Tokio runtime is running (otherwise writes go straight
+    /// to the store, one transaction each).
+    pub fn start(store: Store) -> MessageWriter {
+        let queue = tokio::runtime::Handle::try_current().ok().map(|handle| {
+            let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+            handle.spawn(run(store.clone(), rx));
+            tx
+        });
+        MessageWriter { queue, store }
+    }
+
+    /// Commits one message (with its media); returns once it is durable.
+    pub async fn write(&self, message: Message, media: Vec<Media>) -> Result<()> {
+        let Some(queue) = &self.queue else {
+            return self
+                .store
+                .insert_messages(&[(message, media)], now_micros())
+                .await;
+        };
+        let (done, wait) = oneshot::channel();
+        queue
+            .send((message, media, done))
+            .await
+            .map_err(|_| Error::internal("message writer stopped"))?;
+        wait.await
+            .map_err(|_| Error::internal("message writer dropped a message"))?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let batch: Vec<(Message, Vec<Media>)> = jobs
+            .iter()
+            .map(|(m, media, _)| (m.clone(), media.clone()))
+            .collect();
+        let result = store.insert_messages(&batch, now_micros()).await;
+        for (_, _, done) in jobs.drain(..) {
+            let _ = done.send(result.clone());
+        }
+    }
+}

@@ -197,7 +197,7 @@ async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
     );
     // Only messages claimed but not yet recorded can be submitted again: at most one batch.
     assert!(
-        duplicates >= 0 && duplicates <= 500,
+        (0..=500).contains(&duplicates),
         "{duplicates} repeated submits"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
@@ -79,6 +79,22 @@ impl Default for Config {
     }
 }
 
+/// A typo in the config file should stop the server rather than be ignored. (Environment
+/// variables are not checked this way: unrelated `WARBLER_*` variables are common.)
+fn reject_unknown_keys(path: &Path) -> Result<(), Box<figment::Error>> {
+    let known: figment::value::Dict = Figment::from(Serialized::defaults(Config::default()))
+        .extract()
+        .map_err(Box::new)?;
+    let found: figment::value::Dict = Figment::from(Toml::file(path)).extract().map_err(Box::new)?;
+    match found.keys().find(|key| !known.contains_key(*key)) {
+        Some(key) => Err(Box::new(figment::Error::from(format!(
+            "unknown key `{key}` in {}",
+            path.display()
+        )))),
+        None => Ok(()),
+    }
+}
+
 impl Config {
     /// Defaults, then the TOML file if given, then `WARBLER_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
@@ -90,6 +106,7 @@ impl Config {
                     path.display()
                 ))));
             }
+            reject_unknown_keys(path)?;
             figment = figment.merge(Toml::file(path));
         }
         figment
@@ -133,6 +150,17 @@ mod tests {
             assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
             assert_eq!(config.max_subaccounts, 7);
             assert_eq!(config.public_base_url(), "https://sms.example.com");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unrelated_environment_variables_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARBLER_BIN", "/usr/local/bin/warbler");
+            jail.set_env("WARBLER_PACING__LONG_CODE", "5");
+            let config = Config::load(None).map_err(|e| *e)?;
+            assert_eq!(config.pacing.long_code, 5.0);
             Ok(())
         });
     }

@@ -1,0 +1,177 @@
+//! The sending benchmark: spawns a release `warbler` on a temporary SQLite database, sends N
+//! messages through the REST API with 64 keep-alive connections via one Messaging Service with
+//! a pool of 100 numbers on the simulated carrier (pacing set high), and prints accepted
+//! messages/s, p50/p99 accept latency, the time until all are delivered, and peak RSS.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example bench -- [N] [CONNECTIONS] [DATABASE_URL]
+//! ```
+//! (DATABASE_URL defaults to a fresh SQLite file; a `postgres://…/db` URL benchmarks PostgreSQL.)
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "fedcba9876543210fedcba9876543210";
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let total: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(50_000);
+    let connections: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);
+    let dir = std::env::temp_dir().join(format!("warbler-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let database_url = args
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join("warbler"))
+        .expect("target dir");
+    let mut server = Command::new(&binary)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database_url])
+        .current_dir(&dir)
+        .env("WARBLER_ACCOUNT_SID", SID)
+        .env("WARBLER_AUTH_TOKEN", TOKEN)
+        .env("WARBLER_RATE_LIMIT_PER_SECOND", "0")
+        .env("WARBLER_DEMO_INVENTORY", "false")
+        .env("WARBLER_PACING__LONG_CODE", "100000")
+        .env("WARBLER_SIMULATED_LATENCY_MS", "200")
+        .env("WARBLER_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "warbler did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 100 numbers in the inventory, bought, and pooled in one service.
+    let mut csv = String::from("phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n");
+    for i in 0..100 {
+        csv.push_str(&format!("+1415555{:04},US,local,true,true,true,,,,simulated\n", 2000 + i));
+    }
+    let imported = client.post(format!("{base}/admin/numbers/import")).basic_auth(SID, Some(TOKEN)).body(csv).send().await?;
+    anyhow::ensure!(imported.status() == 201, "import failed");
+    let service: serde_json::Value = client
+        .post(format!("{base}/v1/Services"))
+        .basic_auth(SID, Some(TOKEN))
+        .form(&[("FriendlyName", "bench")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let service_sid = service["sid"].as_str().expect("service sid").to_string();
+    for i in 0..100 {
+        let number = format!("+1415555{:04}", 2000 + i);
+        let bought: serde_json::Value = client
+            .post(format!("{base}/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json"))
+            .basic_auth(SID, Some(TOKEN))
+            .form(&[("PhoneNumber", number.as_str())])
+            .send()
+            .await?
+            .json()
+            .await?;
+        let pn = bought["sid"].as_str().expect("number sid");
+        client
+            .post(format!("{base}/v1/Services/{service_sid}/PhoneNumbers"))
+            .basic_auth(SID, Some(TOKEN))
+            .form(&[("PhoneNumberSid", pn)])
+            .send()
+            .await?;
+    }
+
+    let url = Arc::new(format!("{base}/2010-04-01/Accounts/{SID}/Messages.json"));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let client = client.clone();
+        let url = url.clone();
+        let next = next.clone();
+        let service_sid = service_sid.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let to = format!("+1212{:07}", 2_000_000 + i);
+                let t = Instant::now();
+                let reply = client
+                    .post(url.as_str())
+                    .basic_auth(SID, Some(TOKEN))
+                    .form(&[("To", to.as_str()), ("MessagingServiceSid", service_sid.as_str()), ("Body", "benchmark message")])
+                    .send()
+                    .await;
+                match reply {
+                    Ok(r) if r.status() == 201 => {
+                        let _ = r.bytes().await;
+                        latencies.push(t.elapsed());
+                    }
+                    _ => failures += 1,
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(total);
+    let mut failures = 0;
+    for worker in workers {
+        let (l, f) = worker.await?;
+        latencies.extend(l);
+        failures += f;
+    }
+    let accept_time = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+
+    let store = warbler::store::Store::connect(&database_url).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let unfinished: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE status NOT IN ('delivered', 'undelivered', 'failed')",
+        )
+        .fetch_one(store.pool())
+        .await?;
+        if unfinished == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all_done = started.elapsed();
+    let delivered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'delivered'")
+        .fetch_one(store.pool())
+        .await?;
+    let rss = peak_rss_kib(server.id());
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("warbler bench: {total} messages, {connections} connections, {}", if database_url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" });
+    println!("  accepted:          {} ({failures} failed)", latencies.len());
+    println!("  accept throughput: {:.0} msgs/s over {:.2} s", latencies.len() as f64 / accept_time.as_secs_f64(), accept_time.as_secs_f64());
+    println!("  accept latency:    p50 {:.2} ms, p99 {:.2} ms", pct(0.50).as_secs_f64() * 1000.0, pct(0.99).as_secs_f64() * 1000.0);
+    println!("  all delivered:     {delivered} after {:.2} s (simulated carrier latency 200 ms)", all_done.as_secs_f64());
+    match rss {
+        Some(kib) => println!("  peak RSS (server): {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("  peak RSS (server): unavailable"),
+    }
+    Ok(())
+}

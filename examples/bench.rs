@@ -24,7 +24,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let total: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(50_000);
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(50_000);
     let connections: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(64);
     let dir = std::env::temp_dir().join(format!("warbler-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -32,14 +36,22 @@ async fn main() -> anyhow::Result<()> {
         .get(3)
         .cloned()
         .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.display()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let binary = std::env::current_exe()?
         .parent()
         .and_then(|p| p.parent())
         .map(|p| p.join("warbler"))
         .expect("target dir");
     let mut server = Command::new(&binary)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database_url])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &database_url,
+        ])
         .current_dir(&dir)
         .env("WARBLER_ACCOUNT_SID", SID)
         .env("WARBLER_AUTH_TOKEN", TOKEN)
@@ -61,11 +73,20 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 100 numbers in the inventory, bought, and pooled in one service.
-    let mut csv = String::from("phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n");
+    let mut csv =
+        String::from("phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n");
     for i in 0..100 {
-        csv.push_str(&format!("+1415555{:04},US,local,true,true,true,,,,simulated\n", 2000 + i));
+        csv.push_str(&format!(
+            "+1415555{:04},US,local,true,true,true,,,,simulated\n",
+            2000 + i
+        ));
     }
-    let imported = client.post(format!("{base}/admin/numbers/import")).basic_auth(SID, Some(TOKEN)).body(csv).send().await?;
+    let imported = client
+        .post(format!("{base}/admin/numbers/import"))
+        .basic_auth(SID, Some(TOKEN))
+        .body(csv)
+        .send()
+        .await?;
     anyhow::ensure!(imported.status() == 201, "import failed");
     let service: serde_json::Value = client
         .post(format!("{base}/v1/Services"))
@@ -79,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..100 {
         let number = format!("+1415555{:04}", 2000 + i);
         let bought: serde_json::Value = client
-            .post(format!("{base}/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json"))
+            .post(format!(
+                "{base}/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json"
+            ))
             .basic_auth(SID, Some(TOKEN))
             .form(&[("PhoneNumber", number.as_str())])
             .send()
@@ -117,7 +140,11 @@ async fn main() -> anyhow::Result<()> {
                 let reply = client
                     .post(url.as_str())
                     .basic_auth(SID, Some(TOKEN))
-                    .form(&[("To", to.as_str()), ("MessagingServiceSid", service_sid.as_str()), ("Body", "benchmark message")])
+                    .form(&[
+                        ("To", to.as_str()),
+                        ("MessagingServiceSid", service_sid.as_str()),
+                        ("Body", "benchmark message"),
+                    ])
                     .send()
                     .await;
                 match reply {
@@ -156,19 +183,41 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all_done = started.elapsed();
-    let delivered: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'delivered'")
-        .fetch_one(store.pool())
-        .await?;
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE status = 'delivered'")
+            .fetch_one(store.pool())
+            .await?;
     let rss = peak_rss_kib(server.id());
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!("warbler bench: {total} messages, {connections} connections, {}", if database_url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" });
-    println!("  accepted:          {} ({failures} failed)", latencies.len());
-    println!("  accept throughput: {:.0} msgs/s over {:.2} s", latencies.len() as f64 / accept_time.as_secs_f64(), accept_time.as_secs_f64());
-    println!("  accept latency:    p50 {:.2} ms, p99 {:.2} ms", pct(0.50).as_secs_f64() * 1000.0, pct(0.99).as_secs_f64() * 1000.0);
-    println!("  all delivered:     {delivered} after {:.2} s (simulated carrier latency 200 ms)", all_done.as_secs_f64());
+    println!(
+        "warbler bench: {total} messages, {connections} connections, {}",
+        if database_url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
+    );
+    println!(
+        "  accepted:          {} ({failures} failed)",
+        latencies.len()
+    );
+    println!(
+        "  accept throughput: {:.0} msgs/s over {:.2} s",
+        latencies.len() as f64 / accept_time.as_secs_f64(),
+        accept_time.as_secs_f64()
+    );
+    println!(
+        "  accept latency:    p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.50).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0
+    );
+    println!(
+        "  all delivered:     {delivered} after {:.2} s (simulated carrier latency 200 ms)",
+        all_done.as_secs_f64()
+    );
     match rss {
         Some(kib) => println!("  peak RSS (server): {:.1} MiB", kib as f64 / 1024.0),
         None => println!("  peak RSS (server): unavailable"),

@@ -85,7 +85,9 @@ fn reject_unknown_keys(path: &Path) -> Result<(), Box<figment::Error>> {
     let known: figment::value::Dict = Figment::from(Serialized::defaults(Config::default()))
         .extract()
         .map_err(Box::new)?;
-    let found: figment::value::Dict = Figment::from(Toml::file(path)).extract().map_err(Box::new)?;
+    let found: figment::value::Dict = Figment::from(Toml::file(path))
+        .extract()
+        .map_err(Box::new)?;
     match found.keys().find(|key| !known.contains_key(*key)) {
         Some(key) => Err(Box::new(figment::Error::from(format!(
             "unknown key `{key}` in {}",

@@ -147,7 +147,7 @@ impl App {
         };
         let from = match (&service, from) {
             (Some(service), _) => {
-                if self.store.pool_senders(&service.sid).await?.is_empty() {
+                if self.store.pool_size(&service.sid).await? == 0 {
                     return Err(Error::invalid(
                         21704,
                         "The Messaging Service contains no phone numbers",
@@ -438,6 +438,23 @@ impl App {
             return Ok(0);
         }
         let mut services: HashMap<String, (MessagingService, Vec<Sender>)> = HashMap::new();
+        // Sticky senders of this batch's recipients, one query per service.
+        let mut recipients: HashMap<&str, Vec<&str>> = HashMap::new();
+        for c in &claimed {
+            if let (None, Some(service)) = (&c.message.from, &c.message.messaging_service_sid) {
+                recipients
+                    .entry(service.as_str())
+                    .or_default()
+                    .push(c.message.to.as_str());
+            }
+        }
+        let mut sticky_by_service: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for (service, tos) in recipients {
+            sticky_by_service.insert(
+                service.to_string(),
+                self.store.sticky_senders(service, &tos).await?,
+            );
+        }
         let mut pacing: HashMap<String, i64> = HashMap::new();
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
         let mut ready: Vec<(Message, Sender)> = Vec::new();

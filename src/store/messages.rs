@@ -60,6 +60,38 @@ fn push_opt_int(sql: &mut Sql, value: Option<i64>) {
     };
 }
 
+/// Rows per multi-row statement: far below both databases' parameter limits.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// One status transition.
+struct Event {
+    sid: String,
+    status: MessageStatus,
+    error_code: Option<i64>,
+    at: i64,
+}
+
+async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES ");
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(e.sid.clone())
+                .push(", ")
+                .text(e.status.as_str())
+                .push(", ");
+            push_opt_int(&mut sql, e.error_code);
+            sql.push(", ").int(e.at).push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 async fn record_event(
     tx: &mut Tx,
     sid: &str,
@@ -122,79 +154,106 @@ pub enum Outcome {
 }
 
 impl Store {
-    /// Inserts messages (with their media and first event) in one transaction: the API's
-    /// group commit writes many requests' messages at once.
+    /// Inserts messages (with their media and first event) in one transaction, with
+    /// multi-row statements: the API's group commit writes many requests' messages at once.
     pub async fn insert_messages(
         &self,
         batch: &[(Message, Vec<Media>)],
         due_now: i64,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        for (m, media) in batch {
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(&format!(
-                "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES ("
+                "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES "
             ));
-            sql.text(m.sid.clone())
-                .push(", ")
-                .text(m.account_sid.clone())
-                .push(", ");
-            push_opt_text(&mut sql, &m.messaging_service_sid);
-            sql.push(", ").text(m.direction.as_str()).push(", ");
-            push_opt_text(&mut sql, &m.from);
-            sql.push(", ")
-                .text(m.to.clone())
-                .push(", ")
-                .text(m.body.clone())
-                .push(", ")
-                .text(m.encoding.clone())
-                .push(", ")
-                .int(m.num_segments)
-                .push(", ")
-                .int(m.num_media)
-                .push(", ")
-                .text(m.status.as_str())
-                .push(", ");
-            push_opt_int(&mut sql, m.error_code);
-            sql.push(", ");
-            push_opt_text(&mut sql, &m.error_message);
-            sql.push(", ");
-            push_opt_text(&mut sql, &m.price);
-            sql.push(", ").text(m.price_unit.clone()).push(", ");
-            push_opt_text(&mut sql, &m.status_callback);
-            sql.push(", ").int(m.validity_period).push(", ");
-            push_opt_int(&mut sql, m.send_at);
-            sql.push(", ")
-                .int(m.date_created)
-                .push(", ")
-                .int(m.date_updated)
-                .push(", ");
-            push_opt_int(&mut sql, m.date_sent);
-            let due = if m.status.is_final() {
-                None
-            } else {
-                Some(m.send_at.unwrap_or(due_now))
-            };
-            sql.push(", 0, ");
-            push_opt_int(&mut sql, due);
-            sql.push(")");
-            sql.query().execute(&mut *tx).await?;
-            for item in media {
-                sqlx::query(
-                    "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(item.sid.clone())
-                .bind(item.message_sid.clone())
-                .bind(item.account_sid.clone())
-                .bind(item.url.clone())
-                .bind(item.content_type.clone())
-                .bind(item.date_created)
-                .bind(item.date_updated)
-                .execute(&mut *tx)
-                .await?;
+            for (i, (m, _)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(m.sid.clone())
+                    .push(", ")
+                    .text(m.account_sid.clone())
+                    .push(", ");
+                push_opt_text(&mut sql, &m.messaging_service_sid);
+                sql.push(", ").text(m.direction.as_str()).push(", ");
+                push_opt_text(&mut sql, &m.from);
+                sql.push(", ")
+                    .text(m.to.clone())
+                    .push(", ")
+                    .text(m.body.clone())
+                    .push(", ")
+                    .text(m.encoding.clone())
+                    .push(", ")
+                    .int(m.num_segments)
+                    .push(", ")
+                    .int(m.num_media)
+                    .push(", ")
+                    .text(m.status.as_str())
+                    .push(", ");
+                push_opt_int(&mut sql, m.error_code);
+                sql.push(", ");
+                push_opt_text(&mut sql, &m.error_message);
+                sql.push(", ");
+                push_opt_text(&mut sql, &m.price);
+                sql.push(", ").text(m.price_unit.clone()).push(", ");
+                push_opt_text(&mut sql, &m.status_callback);
+                sql.push(", ").int(m.validity_period).push(", ");
+                push_opt_int(&mut sql, m.send_at);
+                sql.push(", ")
+                    .int(m.date_created)
+                    .push(", ")
+                    .int(m.date_updated)
+                    .push(", ");
+                push_opt_int(&mut sql, m.date_sent);
+                let due = if m.status.is_final() {
+                    None
+                } else {
+                    Some(m.send_at.unwrap_or(due_now))
+                };
+                sql.push(", 0, ");
+                push_opt_int(&mut sql, due);
+                sql.push(")");
             }
-            record_event(&mut tx, &m.sid, m.status, m.error_code, m.date_created).await?;
+            sql.query().execute(&mut *tx).await?;
         }
+        let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
+        for chunk in media.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) VALUES ",
+            );
+            for (i, item) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(item.sid.clone())
+                    .push(", ")
+                    .text(item.message_sid.clone())
+                    .push(", ")
+                    .text(item.account_sid.clone())
+                    .push(", ")
+                    .text(item.url.clone())
+                    .push(", ")
+                    .text(item.content_type.clone())
+                    .push(", ")
+                    .int(item.date_created)
+                    .push(", ")
+                    .int(item.date_updated)
+                    .push(")");
+            }
+            sql.query().execute(&mut *tx).await?;
+        }
+        let events: Vec<Event> = batch
+            .iter()
+            .map(|(m, _)| Event {
+                sid: m.sid.clone(),
+                status: m.status,
+                error_code: m.error_code,
+                at: m.date_created,
+            })
+            .collect();
+        insert_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -409,9 +468,15 @@ impl Store {
             .collect()
     }
 
-    /// Records the dispatcher's decisions for a batch in one transaction (group commit).
+    /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
+    /// one multi-row statement per kind of decision.
     pub async fn record_outcomes(&self, outcomes: &[(Message, Outcome)], now: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut later = Vec::new();
+        let mut sent = Vec::new();
+        let mut failed = Vec::new();
+        let mut events = Vec::new();
+        let mut sticky: std::collections::HashMap<(String, String), (String, i64)> =
+            std::collections::HashMap::new();
         for (m, outcome) in outcomes {
             match outcome {
                 Outcome::Later {
@@ -419,22 +484,19 @@ impl Store {
                     from,
                     status,
                 } => {
-                    let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = ");
-                    sql.int(*due_at)
-                        .push(", pace_slot = ")
-                        .int(*due_at)
-                        .push(", status = ")
-                        .text(status.as_str());
-                    if let Some(from) = from {
-                        sql.push(", from_address = ").text(from.clone());
-                    }
-                    sql.push(", date_updated = ")
-                        .int(now)
-                        .push(" WHERE sid = ")
-                        .text(m.sid.clone());
-                    sql.query().execute(&mut *tx).await?;
+                    later.push((
+                        m.sid.clone(),
+                        *due_at,
+                        from.clone().or_else(|| m.from.clone()),
+                        *status,
+                    ));
                     if *status != m.status {
-                        record_event(&mut tx, &m.sid, *status, None, now).await?;
+                        events.push(Event {
+                            sid: m.sid.clone(),
+                            status: *status,
+                            error_code: None,
+                            at: now,
+                        });
                     }
                 }
                 Outcome::Sent {
@@ -444,28 +506,32 @@ impl Store {
                     price,
                     at,
                 } => {
-                    let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'sent', attempts = attempts + 1, from_address = ");
-                    sql.text(from.clone())
-                        .push(", route = ")
-                        .text(route.clone())
-                        .push(", carrier_message_id = ")
-                        .text(carrier_message_id.clone())
-                        .push(", price = ");
-                    push_opt_text(&mut sql, price);
-                    sql.push(", date_sent = ")
-                        .int(*at)
-                        .push(", date_updated = ")
-                        .int(*at)
-                        .push(" WHERE sid = ")
-                        .text(m.sid.clone());
-                    sql.query().execute(&mut *tx).await?;
+                    sent.push((
+                        m.sid.clone(),
+                        from.clone(),
+                        route.clone(),
+                        carrier_message_id.clone(),
+                        price.clone(),
+                        *at,
+                    ));
                     if m.status != MessageStatus::Queued {
-                        record_event(&mut tx, &m.sid, MessageStatus::Queued, None, *at).await?;
+                        events.push(Event {
+                            sid: m.sid.clone(),
+                            status: MessageStatus::Queued,
+                            error_code: None,
+                            at: *at,
+                        });
                     }
-                    record_event(&mut tx, &m.sid, MessageStatus::Sending, None, *at).await?;
-                    record_event(&mut tx, &m.sid, MessageStatus::Sent, None, *at).await?;
+                    for status in [MessageStatus::Sending, MessageStatus::Sent] {
+                        events.push(Event {
+                            sid: m.sid.clone(),
+                            status,
+                            error_code: None,
+                            at: *at,
+                        });
+                    }
                     if let Some(service) = &m.messaging_service_sid {
-                        upsert_sticky(&mut tx, service, &m.to, from, *at).await?;
+                        sticky.insert((service.clone(), m.to.clone()), (from.clone(), *at));
                     }
                 }
                 Outcome::Failed {
@@ -474,31 +540,148 @@ impl Store {
                     error_message,
                     at,
                 } => {
-                    let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'failed', error_code = ");
-                    sql.int(*error_code)
-                        .push(", error_message = ")
-                        .text(error_message.clone());
-                    if let Some(from) = from {
-                        sql.push(", from_address = ").text(from.clone());
-                    }
-                    sql.push(", date_updated = ")
-                        .int(*at)
-                        .push(" WHERE sid = ")
-                        .text(m.sid.clone());
-                    sql.query().execute(&mut *tx).await?;
-                    record_event(
-                        &mut tx,
-                        &m.sid,
-                        MessageStatus::Failed,
-                        Some(*error_code),
+                    failed.push((
+                        m.sid.clone(),
+                        from.clone().or_else(|| m.from.clone()),
+                        *error_code,
+                        error_message.clone(),
                         *at,
-                    )
-                    .await?;
+                    ));
+                    events.push(Event {
+                        sid: m.sid.clone(),
+                        status: MessageStatus::Failed,
+                        error_code: Some(*error_code),
+                        at: *at,
+                    });
                 }
             }
         }
+        let mut tx = self.begin_write().await?;
+        // `(VALUES …) AS v` names its columns column1, column2… on both databases.
+        for chunk in later.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = CAST(v.column2 AS BIGINT), pace_slot = CAST(v.column2 AS BIGINT), from_address = v.column3, status = v.column4, date_updated = ");
+            sql.int(now).push(" FROM (VALUES ");
+            for (i, (sid, due_at, from, status)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(sid.clone())
+                    .push(", ")
+                    .int(*due_at)
+                    .push(", ");
+                match from {
+                    Some(f) => sql.text(f.clone()),
+                    None => sql.push("CAST(NULL AS TEXT)"),
+                };
+                sql.push(", ").text(status.as_str()).push(")");
+            }
+            sql.push(") AS v WHERE messages.sid = v.column1");
+            sql.query().execute(&mut *tx).await?;
+        }
+        for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'sent', attempts = attempts + 1, \
+                 from_address = v.column2, route = v.column3, carrier_message_id = v.column4, price = v.column5, \
+                 date_sent = CAST(v.column6 AS BIGINT), date_updated = CAST(v.column6 AS BIGINT) FROM (VALUES ",
+            );
+            for (i, (sid, from, route, carrier_id, price, at)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(sid.clone())
+                    .push(", ")
+                    .text(from.clone())
+                    .push(", ")
+                    .text(route.clone())
+                    .push(", ")
+                    .text(carrier_id.clone())
+                    .push(", ");
+                // A typed NULL keeps PostgreSQL's VALUES column a text column.
+                match price {
+                    Some(p) => sql.text(p.clone()),
+                    None => sql.push("CAST(NULL AS TEXT)"),
+                };
+                sql.push(", ").int(*at).push(")");
+            }
+            sql.push(") AS v WHERE messages.sid = v.column1");
+            sql.query().execute(&mut *tx).await?;
+        }
+        for chunk in failed.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'failed', from_address = v.column2, \
+                 error_code = CAST(v.column3 AS BIGINT), error_message = v.column4, date_updated = CAST(v.column5 AS BIGINT) FROM (VALUES ",
+            );
+            for (i, (sid, from, code, text_message, at)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(").text(sid.clone()).push(", ");
+                match from {
+                    Some(f) => sql.text(f.clone()),
+                    None => sql.push("CAST(NULL AS TEXT)"),
+                };
+                sql.push(", ")
+                    .int(*code)
+                    .push(", ")
+                    .text(text_message.clone())
+                    .push(", ")
+                    .int(*at)
+                    .push(")");
+            }
+            sql.push(") AS v WHERE messages.sid = v.column1");
+            sql.query().execute(&mut *tx).await?;
+        }
+        insert_events(&mut tx, &events).await?;
+        let sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
+        for chunk in sticky.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) VALUES ");
+            for (i, ((service, to), (from, at))) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(service.clone())
+                    .push(", ")
+                    .text(to.clone())
+                    .push(", ")
+                    .text(from.clone())
+                    .push(", ")
+                    .int(*at)
+                    .push(")");
+            }
+            sql.push(" ON CONFLICT (service_sid, to_address) DO UPDATE SET from_address = excluded.from_address, updated_at = excluded.updated_at");
+            sql.query().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The sticky senders of a service for several recipients.
+    pub async fn sticky_senders(
+        &self,
+        service_sid: &str,
+        recipients: &[&str],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in recipients.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "SELECT to_address, from_address FROM sticky_senders WHERE service_sid = ",
+            );
+            sql.text(service_sid).push(" AND to_address IN (");
+            for (i, to) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(to.to_string());
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                found.insert(text(&row, "to_address")?, text(&row, "from_address")?);
+            }
+        }
+        Ok(found)
     }
 
     /// The sticky sender of a service for a recipient.
@@ -628,20 +811,6 @@ pub(crate) async fn insert_receipt(tx: &mut Tx, r: &Receipt) -> Result<()> {
     push_opt_text(&mut sql, &r.done_date);
     sql.push(", ").int(r.due_at).push(")");
     sql.query().execute(&mut **tx).await?;
-    Ok(())
-}
-
-async fn upsert_sticky(tx: &mut Tx, service: &str, to: &str, from: &str, at: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (service_sid, to_address) DO UPDATE SET from_address = excluded.from_address, updated_at = excluded.updated_at",
-    )
-    .bind(service.to_string())
-    .bind(to.to_string())
-    .bind(from.to_string())
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }
 

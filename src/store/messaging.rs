@@ -464,6 +464,17 @@ impl Store {
 }
 
 impl Store {
+    /// How many senders (numbers, short codes, alpha IDs) a service's pool holds.
+    pub async fn pool_size(&self, service_sid: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM phone_numbers WHERE messaging_service_sid = $1) \
+             + (SELECT COUNT(*) FROM alpha_senders WHERE service_sid = $1)",
+        )
+        .bind(service_sid.to_string())
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Every sender of a service's pool, for sender selection.
     pub async fn pool_senders(
         &self,

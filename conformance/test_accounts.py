@@ -69,6 +69,7 @@ def test_falcon_flights_walkthrough(client, client_for, main_sid):
     assert client.api.v2010.accounts(falcon.sid).fetch().friendly_name == "Falcon Flights Inc."
     assert client.api.v2010.accounts.list(friendly_name="FalconFlights") == []
     assert [a.sid for a in client.api.v2010.accounts.list(friendly_name="Falcon Flights Inc.")] == [falcon.sid]
+    assert client.api.v2010.accounts.list(friendly_name="Falcon") == []  # exact match only
 
 
 def test_default_friendly_name(client):
@@ -160,8 +161,11 @@ def test_subaccount_credentials_stay_inside_the_subaccount(client, client_for, m
     assert visible <= {alpha.sid}
 
 
-def test_parent_acts_on_subaccount_paths(client, client_for, main_sid):
+def test_parent_acts_on_subaccount_paths(client, client_for, server, main_sid):
     sub = client.api.v2010.accounts.create(friendly_name=unique("Managed"))
+
+    # As in Twilio's docs: the main sid and token, with the subaccount's sid as the third argument.
+    assert client_for(main_sid, server.auth_token, sub.sid).api.v2010.account.fetch().sid == sub.sid
 
     # The parent's own credentials create a key inside the subaccount.
     key = client.api.v2010.accounts(sub.sid).new_keys.create(friendly_name="made by parent")

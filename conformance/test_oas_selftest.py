@@ -243,6 +243,20 @@ def test_lenient_application_sid():
     assert _check("GET", path, 200, body)
 
 
+def test_documented_extra_properties():
+    op = V.operation_by_id("FetchIncomingPhoneNumber")
+    body = copy.deepcopy(op.op["responses"]["200"]["content"]["application/json"]["examples"]["fetch"]["value"])
+    path = f"/2010-04-01/Accounts/{MAIN}/IncomingPhoneNumbers/PN{'a' * 32}.json"
+    body["subresource_uris"] = {"assigned_add_ons": path.replace(".json", "/AssignedAddOns.json")}
+    assert _check("GET", path, 200, body) == []
+    body["subresource_uris"] = {"assigned_add_ons": 1}
+    assert _check("GET", path, 200, body)
+    # ...but only where documented.
+    account = _account()
+    account["assigned_add_ons"] = "x"
+    assert _check("GET", f"/2010-04-01/Accounts/{MAIN}.json", 200, account)
+
+
 GOOD_ERROR = {"code": 20404, "message": "The requested resource /x was not found",
               "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}
 

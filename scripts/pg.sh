@@ -49,13 +49,22 @@ pg_ensure_installed() {
     export PG_BINDIR PSQL
 }
 
-# Runs a command as the OS user that owns the cluster.
+# Runs a command as the OS user that owns the cluster, from a directory that user may enter,
+# with only stdin/stdout/stderr open: the server must not inherit a caller's pipe (a `tee`,
+# a CI runner's log), or whoever reads that pipe would wait for the server to exit.
 _pg_run() {
-    if [ "$(id -u)" -eq 0 ]; then
-        (cd / && runuser -u postgres -- "$@")  # from a directory the postgres user may enter
-    else
-        "$@"
-    fi
+    (
+        cd / || exit 1
+        for fd in "/proc/$BASHPID/fd/"*; do
+            fd=${fd##*/}
+            if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-"; fi
+        done
+        if [ "$(id -u)" -eq 0 ]; then
+            exec runuser -u postgres -- "$@"
+        else
+            exec "$@"
+        fi
+    )
 }
 
 _pg_port_free() {

@@ -59,7 +59,7 @@ VENV="$ROOT/target/conformance-venv"
 PYTHON=${PYTHON:-python3}
 mkdir -p "$LOG_DIR"
 
-STEP_NAMES=() STEP_RESULTS=() STEP_SECONDS=()
+STEP_NAMES=() STEP_RESULTS=() STEP_SECONDS=() STEP_NOTES=()
 START_ALL=$SECONDS
 
 summary() {
@@ -67,7 +67,7 @@ summary() {
     echo
     echo "==================== warbler test summary ===================="
     for i in "${!STEP_NAMES[@]}"; do
-        printf '  %-6s %-34s %5ss\n' "${STEP_RESULTS[$i]}" "${STEP_NAMES[$i]}" "${STEP_SECONDS[$i]}"
+        printf '  %-6s %-22s %5ss  %s\n' "${STEP_RESULTS[$i]}" "${STEP_NAMES[$i]}" "${STEP_SECONDS[$i]}" "${STEP_NOTES[$i]}"
         [ "${STEP_RESULTS[$i]}" = FAIL ] && failed=$((failed + 1))
     done
     echo "  total $((SECONDS - START_ALL))s; logs in ${LOG_DIR#"$ROOT"/}/"
@@ -89,8 +89,29 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-record() { # name result seconds
-    STEP_NAMES+=("$1") STEP_RESULTS+=("$2") STEP_SECONDS+=("$3")
+record() { # name result seconds [note]
+    STEP_NAMES+=("$1") STEP_RESULTS+=("$2") STEP_SECONDS+=("$3") STEP_NOTES+=("${4:-}")
+}
+
+# The test runners' own one-line results (pytest, nextest, cargo test), for the summary.
+result_note() { # log file
+    local line
+    line=$(grep -E '^=+ .*[0-9]+ (passed|failed|error)|Summary \[.*tests? run' "$1" 2>/dev/null | tail -n 1 |
+        sed -E 's/\x1b\[[0-9;]*m//g; s/^=+ //; s/ =+$//; s/^ *Summary \[ *[0-9.]+s\] *//')
+    if [ -z "$line" ] && grep -q '^test result:' "$1" 2>/dev/null; then
+        # cargo test prints one line per test binary: add them up.
+        line=$(awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+                    END { printf "%d passed, %d failed", p, f }' "$1")
+    fi
+    printf '%s' "$line" | cut -c1-70
+}
+
+_wait_briefly() { # pid
+    local _
+    for _ in $(seq 1 50); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
 }
 
 # run_step NAME COMMAND...: runs it in this shell (so pg_start's exports stay), output shown
@@ -102,11 +123,11 @@ run_step() {
     echo "==> [$name] $*"
     "$@" > >(tee "$LOG_DIR/$name.log") 2>&1
     status=$?
-    wait $! 2>/dev/null  # let tee finish writing
+    _wait_briefly $!  # let tee finish writing (bounded: a stray child could hold its pipe)
     if [ "$status" -eq 0 ]; then
-        record "$name" PASS $((SECONDS - start))
+        record "$name" PASS $((SECONDS - start)) "$(result_note "$LOG_DIR/$name.log")"
     else
-        record "$name" FAIL $((SECONDS - start))
+        record "$name" FAIL $((SECONDS - start)) "$(result_note "$LOG_DIR/$name.log")"
         echo "==> [$name] FAILED (exit $status)"
         if [ "$FAIL_FAST" = 1 ]; then
             summary
@@ -119,13 +140,13 @@ run_step() {
 skip_step() { # name reason
     echo
     echo "==> [$1] skipped: $2"
-    record "$1" SKIP 0
+    record "$1" SKIP 0 "$2"
 }
 
 fail_step() { # name reason
     echo
     echo "==> [$1] FAILED: $2"
-    record "$1" FAIL 0
+    record "$1" FAIL 0 "$2"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +239,7 @@ else
 fi
 
 PG_OK=0
-if [ "$POSTGRES" = 1 ] && { [ "$RUST_TESTS" = 1 ] || [ "$CONFORMANCE" = 1 ]; }; then
+if [ "$POSTGRES" = 1 ] && [ "$BUILD_OK" = 1 ] && { [ "$RUST_TESTS" = 1 ] || [ "$CONFORMANCE" = 1 ]; }; then
     run_step postgres pg_start && [ -n "${TEST_POSTGRES_URL:-}" ] && PG_OK=1
 fi
 

@@ -46,6 +46,26 @@ enum Command {
         #[command(subcommand)]
         command: NumbersCommand,
     },
+    /// Drive the built-in simulated carrier.
+    Simulate {
+        #[command(subcommand)]
+        command: SimulateCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SimulateCommand {
+    /// A handset sends a message to one of the accounts' numbers.
+    Inbound {
+        /// The handset's number (E.164).
+        #[arg(long)]
+        from: String,
+        /// The account's number or short code.
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "")]
+        body: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +104,20 @@ fn main() -> anyhow::Result<()> {
         Command::Numbers {
             command: NumbersCommand::Import { file },
         } => runtime.block_on(import_numbers(config, file)),
+        Command::Simulate {
+            command: SimulateCommand::Inbound { from, to, body },
+        } => runtime.block_on(async {
+            let app = open_app(&config).await?;
+            let message = app
+                .receive_simulated(&from, &to, &body)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            println!(
+                "{} received on {} for {}",
+                message.sid, message.to, message.account_sid
+            );
+            Ok(())
+        }),
     }
 }
 

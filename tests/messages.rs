@@ -250,6 +250,10 @@ async fn service_messages_choose_a_sender_by_area_code_and_stick_to_it() {
     .await;
     assert_eq!(created["status"], "accepted");
     assert_eq!(created["from"], Value::Null);
+    assert_eq!(
+        created["num_segments"], "0",
+        "no segments until a sender is chosen"
+    );
     assert_eq!(created["messaging_service_sid"], service.as_str());
     let sid = created["sid"].as_str().unwrap().to_string();
     server.app.dispatch_once(now_micros()).await.unwrap();

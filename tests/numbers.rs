@@ -286,7 +286,16 @@ async fn buying_configures_and_refuses_what_cannot_be_bought() {
             &[("PhoneNumber", "+18005550100")],
         )
         .await;
-    assert_eq!(toll_free.body["type"], "tollfree");
+    // The typed sub-resources' schemas have no `type`; the main resource has it.
+    assert_eq!(toll_free.status, StatusCode::CREATED);
+    assert!(toll_free.body.get("type").is_none());
+    let fetched = server
+        .get(
+            &number_path(MAIN_SID, toll_free.body["sid"].as_str().unwrap()),
+            creds,
+        )
+        .await;
+    assert_eq!(fetched.body["type"], "tollfree");
 
     let typed = server
         .get(

@@ -90,20 +90,22 @@ pub async fn create_message(
     Ok((StatusCode::CREATED, Json(message_json(&message))))
 }
 
-/// `DateSent` values: `YYYY-MM-DD` (a whole day) or `YYYY-MM-DDTHH:MM:SSZ`; returns the
-/// instant in microseconds, and for a bare date the end of that day too.
+/// `DateSent` values are days: `YYYY-MM-DD`, or a `YYYY-MM-DDTHH:MM:SSZ` whose time part is
+/// ignored (the SDKs send date objects that way). Returns the first and last microsecond of
+/// that GMT day.
 fn parse_date_filter(name: &str, raw: &str) -> Result<(i64, i64)> {
     let bad = || Error::invalid_parameter(name, raw);
-    if raw.len() == 10 {
+    let date = if raw.len() == 10 {
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        let date = time::Date::parse(raw, &format).map_err(|_| bad())?;
-        let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
-        return Ok((start, start + 86_400_000_000 - 1));
-    }
-    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad())?;
-    let micros = at.unix_timestamp() * 1_000_000;
-    Ok((micros, micros))
+        time::Date::parse(raw, &format).map_err(|_| bad())?
+    } else {
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| bad())?
+            .to_offset(time::UtcOffset::UTC)
+            .date()
+    };
+    let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
+    Ok((start, start + 86_400_000_000 - 1))
 }
 
 pub async fn list_message(
@@ -283,4 +285,22 @@ pub async fn delete_media(
         .delete_media(&caller, &account_sid, &message_sid, &sid, &path)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /admin/simulate/inbound` (warbler's own): `From`, `To`, `Body`.
+pub async fn simulate_inbound(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Form(params): Form,
+) -> Result<(StatusCode, Json<Value>)> {
+    let message = state
+        .app
+        .receive_simulated_as(
+            &caller,
+            params.get("From"),
+            params.get("To"),
+            params.get("Body"),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(message_json(&message))))
 }

@@ -121,6 +121,7 @@ fn routes() -> Router<ApiState> {
             post(numbers::import_number_inventory),
         )
         .route("/admin/short-codes", post(messaging::assign_short_code))
+        .route("/admin/simulate/inbound", post(messages::simulate_inbound))
         .route(
             "/2010-04-01/Accounts/{AccountSid}/Messages",
             get(messages::list_message).post(messages::create_message),

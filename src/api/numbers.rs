@@ -180,7 +180,11 @@ async fn purchase(
         .app
         .purchase_number(&caller, &account_sid, request, &path)
         .await?;
-    Ok((StatusCode::CREATED, Json(render::incoming_number(&number))))
+    let body = match required_type {
+        Some(_) => render::typed_incoming_number(&number),
+        None => render::incoming_number(&number),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 pub async fn create_incoming_phone_number(
@@ -322,7 +326,11 @@ async fn list_incoming(
             created: n.date_created,
             sid: n.sid.clone(),
         },
-        render::incoming_number,
+        if typed.is_some() {
+            render::typed_incoming_number
+        } else {
+            render::incoming_number
+        },
     )))
 }
 

@@ -179,6 +179,16 @@ pub fn incoming_number(n: &IncomingNumber) -> Value {
     Value::Object(body)
 }
 
+/// An IncomingPhoneNumber as the `Local` / `Mobile` / `TollFree` sub-resources print it:
+/// their schemas have no `type` (the path says it).
+pub fn typed_incoming_number(n: &IncomingNumber) -> Value {
+    let mut body = incoming_number(n);
+    if let Value::Object(map) = &mut body {
+        map.remove("type");
+    }
+    body
+}
+
 /// One page of a 2010-04-01 list.
 pub struct ListPage<'a> {
     /// The list's path with `.json`, e.g. `/2010-04-01/Accounts.json`.

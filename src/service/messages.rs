@@ -210,17 +210,19 @@ impl App {
             })
             .collect();
         let encoding = encoding_of(&body);
+        let messaging_service_sid = service.map(|s| s.sid);
         let message = Message {
             sid: message_sid,
             account_sid: account.sid,
-            messaging_service_sid: service.map(|s| s.sid),
+            messaging_service_sid: messaging_service_sid.clone(),
             direction: Direction::OutboundApi,
             from,
             to: to.as_str().to_string(),
-            num_segments: if is_mms {
-                1
-            } else {
-                count_segments(&body).max(1) as i64
+            // Twilio shows 0 segments until a service message has a sender.
+            num_segments: match (&messaging_service_sid, is_mms) {
+                (Some(_), _) => 0,
+                (None, true) => 1,
+                (None, false) => count_segments(&body).max(1) as i64,
             },
             num_media: media.len() as i64,
             encoding: match encoding {
@@ -414,6 +416,81 @@ impl App {
         }
     }
 
+    /// A message arriving from a handset through the simulated carrier (warbler's own
+    /// `warbler simulate inbound` and `POST /admin/simulate/inbound`): stored as `inbound` /
+    /// `received` on the account that holds `to`. Webhook delivery of inbound messages comes
+    /// with the Webhooks issue.
+    pub async fn receive_simulated(&self, from: &str, to: &str, body: &str) -> Result<Message> {
+        let from = E164::parse(from)
+            .map(|n| n.as_str().to_string())
+            .ok_or_else(|| {
+                Error::invalid(21211, format!("From {from} is not a valid phone number"))
+            })?;
+        let (account_sid, service_sid) = self
+            .store
+            .number_holder(to)
+            .await?
+            .ok_or_else(|| Error::invalid(21606, format!("No account holds {to}")))?;
+        if body.chars().count() > crate::domain::message::MAX_BODY_CHARS {
+            return Err(Error::invalid(
+                21617,
+                "The message body exceeds the 1600 character limit",
+            ));
+        }
+        let now = now_micros();
+        let message = Message {
+            sid: sid::generate(SidKind::Message),
+            account_sid,
+            messaging_service_sid: service_sid,
+            direction: Direction::Inbound,
+            from: Some(from),
+            to: to.to_string(),
+            body: body.to_string(),
+            encoding: match encoding_of(body) {
+                Encoding::Gsm7 => "GSM-7".into(),
+                Encoding::Ucs2 => "UCS-2".into(),
+            },
+            num_segments: count_segments(body).max(1) as i64,
+            num_media: 0,
+            status: MessageStatus::Received,
+            error_code: None,
+            error_message: None,
+            price: None,
+            price_unit: self.settings.price_unit.clone(),
+            status_callback: None,
+            validity_period: MAX_VALIDITY_PERIOD,
+            send_at: None,
+            date_created: now,
+            date_updated: now,
+            date_sent: Some(now),
+        };
+        self.writer.write(message.clone(), Vec::new()).await?;
+        Ok(message)
+    }
+
+    /// `SimulateInbound` over HTTP: the main account's auth token only.
+    pub async fn receive_simulated_as(
+        &self,
+        principal: &Principal,
+        from: Option<&str>,
+        to: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Message> {
+        super::check_credential(principal, Operation::SimulateInbound)?;
+        let from = from.ok_or_else(|| Error::missing_parameter("From"))?;
+        let to = to.ok_or_else(|| Error::missing_parameter("To"))?;
+        let message = self.receive_simulated(from, to, body.unwrap_or("")).await?;
+        let holder = self.store.account(&message.account_sid).await?;
+        // The operator acts within its own family only.
+        if !holder.is_some_and(|a| principal.account.is_self_or_parent_of(&a)) {
+            return Err(Error::forbidden(
+                20403,
+                "That number belongs to another main account",
+            ));
+        }
+        Ok(message)
+    }
+
     /// Segments per second for a sender.
     fn rate(&self, sender: &Sender) -> f64 {
         let pacing = self.settings.pacing;
@@ -462,6 +539,14 @@ impl App {
             message, pace_slot, ..
         } in claimed
         {
+            let mut message = message;
+            if message.num_segments == 0 {
+                message.num_segments = if message.num_media > 0 {
+                    1
+                } else {
+                    count_segments(&message.body).max(1) as i64
+                };
+            }
             if message.status.is_final() || message.status == MessageStatus::Sent {
                 continue;
             }

@@ -136,6 +136,8 @@ pub enum Operation {
     ImportNumberInventory,
     /// warbler's own: the operator gives a short code to an account.
     AssignShortCode,
+    /// warbler's own: the simulated carrier delivers an inbound message.
+    SimulateInbound,
 }
 
 impl Operation {
@@ -181,7 +183,7 @@ impl Operation {
             CreateAccount | ListAccount | UpdateAccount | CreateNewKey | UpdateKey | DeleteKey => {
                 Access::ManageCredentials
             }
-            ImportNumberInventory | AssignShortCode => Access::Operator,
+            ImportNumberInventory | AssignShortCode | SimulateInbound => Access::Operator,
         }
     }
 }

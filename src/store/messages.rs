@@ -513,6 +513,7 @@ impl Store {
                         carrier_message_id.clone(),
                         price.clone(),
                         *at,
+                        m.num_segments,
                     ));
                     if m.status != MessageStatus::Queued {
                         events.push(Event {
@@ -583,9 +584,11 @@ impl Store {
             let mut sql = Sql::new(
                 "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'sent', attempts = attempts + 1, \
                  from_address = v.column2, route = v.column3, carrier_message_id = v.column4, price = v.column5, \
-                 date_sent = CAST(v.column6 AS BIGINT), date_updated = CAST(v.column6 AS BIGINT) FROM (VALUES ",
+                 date_sent = CAST(v.column6 AS BIGINT), date_updated = CAST(v.column6 AS BIGINT), \
+                 num_segments = CAST(v.column7 AS BIGINT) FROM (VALUES ",
             );
-            for (i, (sid, from, route, carrier_id, price, at)) in chunk.iter().enumerate() {
+            for (i, (sid, from, route, carrier_id, price, at, segments)) in chunk.iter().enumerate()
+            {
                 if i > 0 {
                     sql.push(", ");
                 }
@@ -603,7 +606,7 @@ impl Store {
                     Some(p) => sql.text(p.clone()),
                     None => sql.push("CAST(NULL AS TEXT)"),
                 };
-                sql.push(", ").int(*at).push(")");
+                sql.push(", ").int(*at).push(", ").int(*segments).push(")");
             }
             sql.push(") AS v WHERE messages.sid = v.column1");
             sql.query().execute(&mut *tx).await?;

@@ -426,3 +426,25 @@ impl Store {
         Ok((done.rows_affected() == 1).then(|| sid.to_string()))
     }
 }
+
+impl Store {
+    /// The account holding a number or short code, and the service it sits in.
+    pub async fn number_holder(
+        &self,
+        phone_number: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT account_sid, messaging_service_sid FROM phone_numbers WHERE phone_number = $1 AND account_sid IS NOT NULL",
+        )
+        .bind(phone_number.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok((
+                text(&r, "account_sid")?,
+                opt_text(&r, "messaging_service_sid")?,
+            ))
+        })
+        .transpose()
+    }
+}

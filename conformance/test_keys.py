@@ -2,7 +2,8 @@
 onboarding guide's "Create API keys for each Subaccount" and twilio-contract.md section 5.
 
 Keys made through the REST API are Twilio "Standard" keys: they authenticate as their account
-(``Client(key_sid, secret, account_sid)``) but may not manage accounts or keys.
+(``Client(key_sid, secret, account_sid)``) for its resources (numbers, services, messages…), but
+may not touch the Accounts and Keys resources at all.
 """
 
 from __future__ import annotations
@@ -58,18 +59,24 @@ def test_key_authenticates_as_its_account(client, client_for, main_sid):
     key = client.new_keys.create(friendly_name="app server")
     key_client = client_for(key.sid, key.secret, main_sid)
 
-    assert key_client.api.v2010.accounts(main_sid).fetch().sid == main_sid
-    assert key_client.api.v2010.account.fetch().sid == main_sid
-    assert key.sid in [k.sid for k in key_client.api.v2010.accounts(main_sid).keys.list()]
+    # The key reads and writes its account's resources.
+    assert isinstance(key_client.incoming_phone_numbers.list(limit=5), list)
+    services = key_client.messaging.v1.services.list()
+    assert services and all(s.account_sid == main_sid for s in services)
+    # Twilio keeps standard keys off the Accounts and Keys resources, reads included.
+    with twilio_error(401, 20003):
+        key_client.api.v2010.accounts(main_sid).fetch()
+    with twilio_error(401, 20003):
+        key_client.api.v2010.accounts(main_sid).keys.list()
 
     # A wrong secret is refused.
     with twilio_error(401, 20003):
-        client_for(key.sid, key.secret[:-1] + ("a" if key.secret[-1] != "a" else "b"), main_sid).api.v2010.accounts(main_sid).fetch()
+        client_for(key.sid, key.secret[:-1] + ("a" if key.secret[-1] != "a" else "b"), main_sid).messaging.v1.services.list()
 
     # Once deleted, the key no longer authenticates.
     client.keys(key.sid).delete()
     with twilio_error(401, 20003):
-        key_client.api.v2010.accounts(main_sid).fetch()
+        key_client.messaging.v1.services.list()
 
 
 def test_standard_key_cannot_manage_accounts_or_keys(client, client_for, main_sid):
@@ -105,16 +112,15 @@ def test_keys_belong_to_one_account(client, client_for, main_sid):
 
     # A subaccount key works for the subaccount only.
     sub_key_client = client_for(sub_key.sid, sub_key.secret, sub.sid)
-    assert sub_key_client.api.v2010.accounts(sub.sid).fetch().sid == sub.sid
+    assert all(s.account_sid == sub.sid for s in sub_key_client.messaging.v1.services.list())
+    assert isinstance(sub_key_client.api.v2010.accounts(sub.sid).incoming_phone_numbers.list(), list)
     with twilio_error(401, 20003):
-        sub_key_client.api.v2010.accounts(main_sid).fetch()
+        sub_key_client.api.v2010.accounts(main_sid).incoming_phone_numbers.list()
 
     # Main-account API keys cannot reach subaccount resources (unlike the main auth token).
     main_key_client = client_for(main_key.sid, main_key.secret, main_sid)
     with twilio_error(401, 20003):
-        main_key_client.api.v2010.accounts(sub.sid).fetch()
-    with twilio_error(401, 20003):
-        main_key_client.api.v2010.accounts(sub.sid).keys.list()
+        main_key_client.api.v2010.accounts(sub.sid).incoming_phone_numbers.list()
 
     # The key of one account is not found under another account's path.
     with twilio_error(404, 20404):
@@ -125,14 +131,14 @@ def test_keys_of_a_suspended_account_are_refused(client, client_for):
     sub = client.api.v2010.accounts.create(friendly_name=f"Sleepy {secrets.token_hex(3)}")
     key = client.api.v2010.accounts(sub.sid).new_keys.create(friendly_name="sleepy key")
     key_client = client_for(key.sid, key.secret, sub.sid)
-    assert key_client.api.v2010.accounts(sub.sid).fetch().status == "active"
+    assert isinstance(key_client.messaging.v1.services.list(), list)
 
     client.api.v2010.accounts(sub.sid).update(status="suspended")
     with twilio_error(401, 20003):
-        key_client.api.v2010.accounts(sub.sid).fetch()
+        key_client.messaging.v1.services.list()
 
     client.api.v2010.accounts(sub.sid).update(status="active")
-    assert key_client.api.v2010.accounts(sub.sid).fetch().status == "active"
+    assert isinstance(key_client.messaging.v1.services.list(), list)
 
 
 def test_unknown_key_is_not_found(client):

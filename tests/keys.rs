@@ -1,4 +1,6 @@
-//! API keys over HTTP: the secret once, hashed storage, use, rename, delete.
+//! API keys over HTTP: the secret once, hashed storage, use, rename, delete. Keys created
+//! through the API are Twilio "standard" keys: they act for their account on its resources,
+//! never on the Accounts and Keys resources.
 
 mod common;
 
@@ -28,22 +30,33 @@ async fn a_key_is_created_used_renamed_and_deleted() {
     assert_ne!(stored.secret_hash, secret);
     assert!(!stored.secret_hash.contains(&secret));
 
-    // The key acts for its account: it reads the account (without the auth token) and keys.
-    let account = server
+    // The key acts for its account on its resources (numbers, services)…
+    let numbers = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers.json"),
+            (&key_sid, &secret),
+        )
+        .await;
+    assert_eq!(numbers.status, StatusCode::OK);
+    let services = server.get("/v1/Services", (&key_sid, &secret)).await;
+    assert_eq!(services.body["services"][0]["account_sid"], MAIN_SID);
+    // …but, as a standard key, not on the Accounts and Keys resources.
+    server
         .get(
             &format!("/2010-04-01/Accounts/{MAIN_SID}.json"),
             (&key_sid, &secret),
         )
-        .await;
-    assert_eq!(account.status, StatusCode::OK);
-    assert_eq!(account.body["sid"], MAIN_SID);
-    assert!(account.body["auth_token"].is_null());
-    let listed = server.get(&keys, (&key_sid, &secret)).await;
-    assert_eq!(listed.status, StatusCode::OK);
+        .await
+        .assert_error(401, 20003);
+    server
+        .get(&keys, (&key_sid, &secret))
+        .await
+        .assert_error(401, 20003);
+
+    let listed = server.get(&keys, server.main_creds()).await;
     let items = listed.body["keys"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert!(items[0].get("secret").is_none(), "secrets are never listed");
-
     let key_path = format!("/2010-04-01/Accounts/{MAIN_SID}/Keys/{key_sid}.json");
     let fetched = server.get(&key_path, server.main_creds()).await;
     assert_eq!(fetched.body["friendly_name"], "ci-deployer");
@@ -60,7 +73,10 @@ async fn a_key_is_created_used_renamed_and_deleted() {
 
     // A wrong secret is refused.
     server
-        .get(&keys, (&key_sid, "wrongwrongwrongwrongwrongwrong12"))
+        .get(
+            "/v1/Services",
+            (&key_sid, "wrongwrongwrongwrongwrongwrong12"),
+        )
         .await
         .assert_error(401, 20003);
 
@@ -68,7 +84,7 @@ async fn a_key_is_created_used_renamed_and_deleted() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert!(deleted.body.is_null());
     server
-        .get(&keys, (&key_sid, &secret))
+        .get("/v1/Services", (&key_sid, &secret))
         .await
         .assert_error(401, 20003);
     server
@@ -138,16 +154,14 @@ async fn keys_are_scoped_to_their_account() {
     assert_eq!(created.status, StatusCode::CREATED);
     let key_sid = created.body["sid"].as_str().unwrap().to_string();
     let secret = created.body["secret"].as_str().unwrap().to_string();
-    let fetched = server
-        .get(
-            &format!("/2010-04-01/Accounts/{sub_sid}.json"),
-            (&key_sid, &secret),
-        )
-        .await;
-    assert_eq!(fetched.body["sid"], sub_sid.as_str());
+    let sub_services = server.get("/v1/Services", (&key_sid, &secret)).await;
+    assert_eq!(
+        sub_services.body["services"][0]["account_sid"],
+        sub_sid.as_str()
+    );
     server
         .get(
-            &format!("/2010-04-01/Accounts/{MAIN_SID}.json"),
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers.json"),
             (&key_sid, &secret),
         )
         .await
@@ -180,7 +194,7 @@ async fn keys_are_scoped_to_their_account() {
     );
     server
         .get(
-            &format!("/2010-04-01/Accounts/{sub_sid}.json"),
+            &format!("/2010-04-01/Accounts/{sub_sid}/IncomingPhoneNumbers.json"),
             (&main_key.0, &main_key.1),
         )
         .await
@@ -235,16 +249,20 @@ async fn a_suspended_subaccounts_keys_are_refused_too() {
         created.body["sid"].as_str().unwrap().to_string(),
         created.body["secret"].as_str().unwrap().to_string(),
     );
-    let path = format!("/2010-04-01/Accounts/{sub_sid}.json");
+    let numbers = format!("/2010-04-01/Accounts/{sub_sid}/IncomingPhoneNumbers.json");
     assert_eq!(
-        server.get(&path, (&creds.0, &creds.1)).await.status,
+        server.get(&numbers, (&creds.0, &creds.1)).await.status,
         StatusCode::OK
     );
     server
-        .post(&path, server.main_creds(), &[("Status", "suspended")])
+        .post(
+            &format!("/2010-04-01/Accounts/{sub_sid}.json"),
+            server.main_creds(),
+            &[("Status", "suspended")],
+        )
         .await;
     server
-        .get(&path, (&creds.0, &creds.1))
+        .get(&numbers, (&creds.0, &creds.1))
         .await
         .assert_error(401, 20003);
 }

@@ -23,7 +23,7 @@ pub async fn create_account(
         .app
         .create_subaccount(&caller, params.get("FriendlyName"))
         .await?;
-    Ok((StatusCode::CREATED, Json(render::account(&account, true))))
+    Ok((StatusCode::CREATED, Json(render::account(&account))))
 }
 
 pub async fn list_account(
@@ -60,7 +60,7 @@ pub async fn list_account(
             created: a.date_created,
             sid: a.sid.clone(),
         },
-        |a| render::account(a, true),
+        render::account,
     )))
 }
 
@@ -71,7 +71,7 @@ pub async fn fetch_account(
     axum::extract::Path(sid): axum::extract::Path<String>,
 ) -> Result<Json<Value>> {
     let account = state.app.fetch_account(&caller, &sid, &path).await?;
-    Ok(Json(render::account(&account, !caller.via_api_key())))
+    Ok(Json(render::account(&account)))
 }
 
 pub async fn update_account(
@@ -89,5 +89,5 @@ pub async fn update_account(
         .app
         .update_account(&caller, &sid, update, &path)
         .await?;
-    Ok(Json(render::account(&account, true)))
+    Ok(Json(render::account(&account)))
 }

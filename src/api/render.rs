@@ -34,8 +34,8 @@ const ACCOUNT_SUBRESOURCES: &[(&str, &str)] = &[
     ("balance", "Balance"),
 ];
 
-/// An account. `show_token` is false for API-key callers, who must not learn the auth token.
-pub fn account(account: &Account, show_token: bool) -> Value {
+/// An account. Only auth-token callers reach it (API keys may not), so the token is shown.
+pub fn account(account: &Account) -> Value {
     let base = format!("/2010-04-01/Accounts/{}", account.sid);
     let subresources: Map<String, Value> = ACCOUNT_SUBRESOURCES
         .iter()
@@ -47,7 +47,7 @@ pub fn account(account: &Account, show_token: bool) -> Value {
         })
         .collect();
     json!({
-        "auth_token": show_token.then_some(account.auth_token.as_str()),
+        "auth_token": account.auth_token,
         "date_created": rfc2822(account.date_created),
         "date_updated": rfc2822(account.date_updated),
         "friendly_name": account.friendly_name,

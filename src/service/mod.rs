@@ -144,10 +144,7 @@ impl Operation {
     pub const fn access(self) -> Access {
         use Operation::*;
         match self {
-            FetchAccount
-            | ListKey
-            | FetchKey
-            | ListAvailablePhoneNumberCountry
+            ListAvailablePhoneNumberCountry
             | FetchAvailablePhoneNumberCountry
             | ListAvailablePhoneNumberLocal
             | CreateIncomingPhoneNumber
@@ -180,9 +177,8 @@ impl Operation {
             | ListMedia
             | FetchMedia
             | DeleteMedia => Access::Resources,
-            CreateAccount | ListAccount | UpdateAccount | CreateNewKey | UpdateKey | DeleteKey => {
-                Access::ManageCredentials
-            }
+            CreateAccount | ListAccount | FetchAccount | UpdateAccount | CreateNewKey | ListKey
+            | FetchKey | UpdateKey | DeleteKey => Access::ManageCredentials,
             ImportNumberInventory | AssignShortCode | SimulateInbound => Access::Operator,
         }
     }
@@ -194,8 +190,8 @@ pub enum Access {
     /// The account's resources: the caller's own account or, with the parent's auth token, a
     /// subaccount's. Standard API keys included.
     Resources,
-    /// Managing accounts and keys: the account's auth token (or its parent's). Twilio keeps
-    /// these away from standard API keys.
+    /// The Accounts and Keys resources: the account's auth token (or its parent's). Twilio
+    /// keeps these away from standard API keys, the only kind its REST API creates.
     ManageCredentials,
     /// Operator administration (warbler's own endpoints): the main account's auth token.
     Operator,

@@ -19,8 +19,8 @@ use super::{Submit, SubmitOutcome};
 use crate::domain::message::MessageStatus;
 use crate::domain::sid::random_hex32;
 use crate::error::Result;
-use crate::store::messages::{insert_receipt, Receipt};
-use crate::store::Store;
+use crate::store::messages::{insert_receipts, Receipt};
+use crate::store::{Sql, Store};
 
 #[derive(Clone)]
 pub struct SimulatedCarrier {
@@ -74,7 +74,8 @@ impl SimulatedCarrier {
 
     pub async fn submit(&self, batch: &[Submit], now: i64) -> Result<Vec<SubmitOutcome>> {
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut tx = self.store.begin_write().await?;
+        let mut accepted: Vec<(&Submit, String)> = Vec::new();
+        let mut receipts = Vec::new();
         for submit in batch {
             let fate = fate(&submit.to);
             if let Fate::Refused(code) = fate {
@@ -85,18 +86,6 @@ impl SimulatedCarrier {
                 continue;
             }
             let carrier_message_id = format!("sim-{}", random_hex32());
-            sqlx::query(
-                "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(carrier_message_id.clone())
-            .bind(submit.message_sid.clone())
-            .bind(submit.from.clone())
-            .bind(submit.to.clone())
-            .bind(submit.segments)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
             let report = match fate {
                 Fate::Delivered => Some((MessageStatus::Delivered, None)),
                 Fate::Undelivered(code) => Some((MessageStatus::Undelivered, Some(code))),
@@ -104,21 +93,45 @@ impl SimulatedCarrier {
             };
             if let Some((status, error_code)) = report {
                 let due_at = now + self.latency;
-                insert_receipt(
-                    &mut tx,
-                    &Receipt {
-                        id: random_hex32(),
-                        carrier_message_id: carrier_message_id.clone(),
-                        status,
-                        error_code,
-                        done_date: Some(done_date(due_at)),
-                        due_at,
-                    },
-                )
-                .await?;
+                receipts.push(Receipt {
+                    id: random_hex32(),
+                    carrier_message_id: carrier_message_id.clone(),
+                    status,
+                    error_code,
+                    done_date: Some(done_date(due_at)),
+                    due_at,
+                });
             }
+            accepted.push((submit, carrier_message_id.clone()));
             outcomes.push(SubmitOutcome::Accepted { carrier_message_id });
         }
+        // The simulator's own books, committed before it answers, as a real SMSC would.
+        let mut tx = self.store.begin_write().await?;
+        for chunk in accepted.chunks(200) {
+            let mut sql = Sql::new(
+                "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) VALUES ",
+            );
+            for (i, (submit, id)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(id.clone())
+                    .push(", ")
+                    .text(submit.message_sid.clone())
+                    .push(", ")
+                    .text(submit.from.clone())
+                    .push(", ")
+                    .text(submit.to.clone())
+                    .push(", ")
+                    .int(submit.segments)
+                    .push(", ")
+                    .int(now)
+                    .push(")");
+            }
+            sql.query().execute(&mut *tx).await?;
+        }
+        insert_receipts(&mut tx, &receipts).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

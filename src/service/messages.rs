@@ -584,9 +584,10 @@ impl App {
                         Some((service, pool)) => {
                             let sticky = match &message.from {
                                 Some(from) => Some(from.clone()),
-                                None if service.sticky_sender => {
-                                    self.store.sticky_sender(service_sid, &message.to).await?
-                                }
+                                None if service.sticky_sender => sticky_by_service
+                                    .get(service_sid)
+                                    .and_then(|known| known.get(&message.to))
+                                    .cloned(),
                                 None => None,
                             };
                             let country = E164::parse(&message.to)
@@ -633,10 +634,14 @@ impl App {
             let slot = match pace_slot {
                 Some(slot) if message.from.as_deref() == Some(sender.address.as_str()) => slot,
                 _ => {
-                    let next_free = match pacing.get(&sender.address) {
-                        Some(t) => *t,
-                        None => self.store.pacing(&sender.address).await?.unwrap_or(0),
-                    };
+                    if !pacing.contains_key(&sender.address) {
+                        let stored = self.store.pacing_many(&[sender.address.as_str()]).await?;
+                        pacing.insert(
+                            sender.address.clone(),
+                            stored.get(&sender.address).copied().unwrap_or(0),
+                        );
+                    }
+                    let next_free = pacing[&sender.address];
                     let slot = now.max(next_free);
                     let cost = (message.num_segments.max(1) as f64 / self.rate(&sender)
                         * 1_000_000.0) as i64;
@@ -698,10 +703,8 @@ impl App {
             }
         }
         let count = decided.len();
-        self.store.record_outcomes(&decided, now).await?;
-        self.store
-            .save_pacing(&pacing.into_iter().collect::<Vec<_>>())
-            .await?;
+        let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
+        self.store.record_outcomes(&decided, &pacing, now).await?;
         Ok(count)
     }
 

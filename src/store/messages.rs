@@ -470,7 +470,12 @@ impl Store {
 
     /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
     /// one multi-row statement per kind of decision.
-    pub async fn record_outcomes(&self, outcomes: &[(Message, Outcome)], now: i64) -> Result<()> {
+    pub async fn record_outcomes(
+        &self,
+        outcomes: &[(Message, Outcome)],
+        pacing: &[(String, i64)],
+        now: i64,
+    ) -> Result<()> {
         let mut later = Vec::new();
         let mut sent = Vec::new();
         let mut failed = Vec::new();
@@ -657,6 +662,22 @@ impl Store {
             sql.push(" ON CONFLICT (service_sid, to_address) DO UPDATE SET from_address = excluded.from_address, updated_at = excluded.updated_at");
             sql.query().execute(&mut *tx).await?;
         }
+        // Pacing commits with the sends it accounts for.
+        for chunk in pacing.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("INSERT INTO sender_pacing (address, next_free_at) VALUES ");
+            for (i, (address, next_free_at)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(address.clone())
+                    .push(", ")
+                    .int(*next_free_at)
+                    .push(")");
+            }
+            sql.push(" ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at");
+            sql.query().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -687,56 +708,33 @@ impl Store {
         Ok(found)
     }
 
-    /// The sticky sender of a service for a recipient.
-    pub async fn sticky_sender(&self, service_sid: &str, to: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT from_address FROM sticky_senders WHERE service_sid = $1 AND to_address = $2",
-        )
-        .bind(service_sid.to_string())
-        .bind(to.to_string())
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// When each of `addresses` may next send.
-    pub async fn pacing(&self, address: &str) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT next_free_at FROM sender_pacing WHERE address = $1")
-                .bind(address.to_string())
-                .fetch_optional(self.pool())
-                .await?,
-        )
-    }
-
-    /// Stores when senders may next send.
-    pub async fn save_pacing(&self, entries: &[(String, i64)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
+    /// When each of `addresses` may next send (absent: now).
+    pub async fn pacing_many(
+        &self,
+        addresses: &[&str],
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in addresses.chunks(ROWS_PER_STATEMENT) {
+            let mut sql =
+                Sql::new("SELECT address, next_free_at FROM sender_pacing WHERE address IN (");
+            for (i, address) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(address.to_string());
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                found.insert(text(&row, "address")?, int(&row, "next_free_at")?);
+            }
         }
-        let mut tx = self.begin_write().await?;
-        for (address, next_free_at) in entries {
-            sqlx::query(
-                "INSERT INTO sender_pacing (address, next_free_at) VALUES ($1, $2) \
-                 ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at",
-            )
-            .bind(address.clone())
-            .bind(*next_free_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        Ok(found)
     }
 
     /// Stores delivery receipts as a carrier reports them.
     pub async fn insert_receipts(&self, receipts: &[Receipt]) -> Result<()> {
-        if receipts.is_empty() {
-            return Ok(());
-        }
         let mut tx = self.begin_write().await?;
-        for r in receipts {
-            insert_receipt(&mut tx, r).await?;
-        }
+        insert_receipts(&mut tx, receipts).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -754,37 +752,65 @@ impl Store {
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-        let mut applied = 0;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut updates: Vec<(String, MessageStatus, Option<i64>)> = Vec::new();
         for row in &rows {
-            let id = text(row, "id")?;
-            let sid = text(row, "sid")?;
+            ids.push(text(row, "id")?);
             let status = MessageStatus::parse(&text(row, "status")?)
                 .ok_or_else(|| Error::internal("bad receipt status"))?;
             let current = MessageStatus::parse(&text(row, "message_status")?)
                 .ok_or_else(|| Error::internal("bad message status"))?;
-            let error_code = opt_int(row, "error_code")?;
+            // A message already final (say, expired) keeps its state; the receipt is dropped.
             if !current.is_final() {
-                let mut sql = Sql::new("UPDATE messages SET status = ");
-                sql.text(status.as_str()).push(", error_code = ");
-                push_opt_int(&mut sql, error_code);
-                sql.push(", error_message = ");
-                push_opt_text(
-                    &mut sql,
-                    &error_code.map(delivery_error_message).map(str::to_string),
-                );
-                sql.push(", date_updated = ")
-                    .int(now)
-                    .push(" WHERE sid = ")
-                    .text(sid.clone());
-                sql.query().execute(&mut *tx).await?;
-                record_event(&mut tx, &sid, status, error_code, now).await?;
-                applied += 1;
+                updates.push((text(row, "sid")?, status, opt_int(row, "error_code")?));
             }
-            sqlx::query("DELETE FROM carrier_receipts WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
         }
+        for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "UPDATE messages SET status = v.column2, error_code = CAST(v.column3 AS BIGINT), \
+                 error_message = v.column4, date_updated = ",
+            );
+            sql.int(now).push(" FROM (VALUES ");
+            for (i, (sid, status, code)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(sid.clone())
+                    .push(", ")
+                    .text(status.as_str())
+                    .push(", ");
+                match code {
+                    Some(c) => sql.int(*c).push(", ").text(delivery_error_message(*c)),
+                    None => sql.push("CAST(NULL AS BIGINT), CAST(NULL AS TEXT)"),
+                };
+                sql.push(")");
+            }
+            sql.push(") AS v WHERE messages.sid = v.column1");
+            sql.query().execute(&mut *tx).await?;
+        }
+        let events: Vec<Event> = updates
+            .iter()
+            .map(|(sid, status, code)| Event {
+                sid: sid.clone(),
+                status: *status,
+                error_code: *code,
+                at: now,
+            })
+            .collect();
+        insert_events(&mut tx, &events).await?;
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(id.clone());
+            }
+            sql.push(")");
+            sql.query().execute(&mut *tx).await?;
+        }
+        let applied = updates.len();
         tx.commit().await?;
         Ok(applied)
     }
@@ -801,19 +827,35 @@ pub struct Receipt {
     pub due_at: i64,
 }
 
-pub(crate) async fn insert_receipt(tx: &mut Tx, r: &Receipt) -> Result<()> {
-    let mut sql = Sql::new("INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES (");
-    sql.text(r.id.clone())
-        .push(", ")
-        .text(r.carrier_message_id.clone())
-        .push(", ")
-        .text(r.status.as_str())
-        .push(", ");
-    push_opt_int(&mut sql, r.error_code);
-    sql.push(", ");
-    push_opt_text(&mut sql, &r.done_date);
-    sql.push(", ").int(r.due_at).push(")");
-    sql.query().execute(&mut **tx).await?;
+pub(crate) async fn insert_receipts(tx: &mut Tx, receipts: &[Receipt]) -> Result<()> {
+    for chunk in receipts.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(r.id.clone())
+                .push(", ")
+                .text(r.carrier_message_id.clone())
+                .push(", ")
+                .text(r.status.as_str())
+                .push(", ");
+            match r.error_code {
+                Some(c) => sql.int(c),
+                None => sql.push("CAST(NULL AS BIGINT)"),
+            };
+            sql.push(", ");
+            match &r.done_date {
+                Some(d) => sql.text(d.clone()),
+                None => sql.push("CAST(NULL AS TEXT)"),
+            };
+            sql.push(", ").int(r.due_at).push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -45,6 +45,9 @@ pub struct Config {
     /// Sending rates in segments per second by sender type (`[pacing] long_code = 1.0`,
     /// `toll_free`, `short_code`, `alpha`).
     pub pacing: Pacing,
+    /// Per-sender rates that override `pacing`: `[pacing_overrides] "+14155550100" = 5.0`
+    /// (segments per second; short codes by their digits, alpha senders by their name).
+    pub pacing_overrides: std::collections::HashMap<String, f64>,
     /// Milliseconds the simulated carrier waits before reporting delivery.
     pub simulated_latency_ms: u64,
     /// Milliseconds a dispatcher's claim on a message lasts; after a crash, claimed messages
@@ -72,6 +75,7 @@ impl Default for Config {
             prices: default_prices(),
             price_unit: "USD".to_string(),
             pacing: Pacing::default(),
+            pacing_overrides: std::collections::HashMap::new(),
             simulated_latency_ms: 1000,
             dispatch_lease_ms: 30_000,
             log: "info".to_string(),

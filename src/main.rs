@@ -131,6 +131,7 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
             prices: config.prices.clone(),
             price_unit: config.price_unit.clone(),
             pacing: config.pacing,
+            pacing_overrides: config.pacing_overrides.clone(),
             simulated_latency: config.simulated_latency_ms as i64 * 1000,
             dispatch_lease: config.dispatch_lease_ms as i64 * 1000,
             ..Settings::new(config.max_subaccounts, config.key_pepper.clone())

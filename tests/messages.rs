@@ -733,3 +733,54 @@ async fn a_suspended_subaccount_cannot_send_even_through_its_parent() {
         .await
         .assert_error(403, 20005);
 }
+
+#[tokio::test]
+async fn a_per_number_rate_overrides_the_default_pacing() {
+    let url = common::fresh_database_url().await;
+    let store = warbler::store::Store::connect(&url).await.unwrap();
+    let mut settings = warbler::service::Settings::new(1000, "pepper".into());
+    settings.pacing_overrides.insert("+14155550100".into(), 4.0);
+    let app = warbler::service::App::new(store, settings);
+    app.ensure_main_account(Some(MAIN_SID), Some(common::MAIN_TOKEN), "main")
+        .await
+        .unwrap();
+    app.seed_demo_inventory().await.unwrap();
+    let server = common::TestServer::from_app(app);
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let mut sids = Vec::new();
+    for _ in 0..4 {
+        let created = send(
+            &server,
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", "x"),
+            ],
+        )
+        .await;
+        sids.push(created["sid"].as_str().unwrap().to_string());
+    }
+    let t0 = now_micros();
+    let mut t = t0;
+    while t <= t0 + 2 * SECOND {
+        server.app.dispatch_once(t).await.unwrap();
+        t += SECOND / 8;
+    }
+    let mut sent_at = Vec::new();
+    for sid in &sids {
+        let events = server.app.store.message_events(sid).await.unwrap();
+        let (_, _, at) = events
+            .into_iter()
+            .find(|(s, _, _)| *s == MessageStatus::Sent)
+            .expect("sent");
+        sent_at.push((at - t0) as f64 / SECOND as f64);
+    }
+    sent_at.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(
+        sent_at,
+        vec![0.0, 0.25, 0.5, 0.75],
+        "4 segments/s for this number"
+    );
+}

@@ -493,6 +493,9 @@ impl App {
 
     /// Segments per second for a sender.
     fn rate(&self, sender: &Sender) -> f64 {
+        if let Some(rate) = self.settings.pacing_overrides.get(&sender.address) {
+            return rate.max(0.001);
+        }
         let pacing = self.settings.pacing;
         let rate = match sender.kind {
             SenderKind::LongCode => pacing.long_code,

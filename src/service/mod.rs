@@ -25,6 +25,8 @@ pub struct Settings {
     pub price_unit: String,
     /// Segments per second each kind of sender may send.
     pub pacing: crate::domain::message::Pacing,
+    /// Per-sender rates (segments per second) that override `pacing`, by sender address.
+    pub pacing_overrides: std::collections::HashMap<String, f64>,
     /// Microseconds the simulated carrier waits before its delivery receipt.
     pub simulated_latency: i64,
     /// Microseconds a dispatcher's claim on a message lasts; a crashed node's claims are
@@ -41,6 +43,7 @@ impl Settings {
             prices: crate::domain::message::default_prices(),
             price_unit: "USD".into(),
             pacing: crate::domain::message::Pacing::default(),
+            pacing_overrides: std::collections::HashMap::new(),
             simulated_latency: 1_000_000,
             dispatch_lease: 30_000_000,
         }

@@ -99,6 +99,27 @@ pub async fn spawn_with(options: Options) -> TestServer {
     }
 }
 
+impl TestServer {
+    /// A test server around an app built by the test (custom settings).
+    pub fn from_app(app: App) -> TestServer {
+        let service = api::router(
+            app.clone(),
+            &HttpSettings {
+                public_url: PUBLIC_URL.to_string(),
+                max_body_bytes: 64 * 1024,
+                rate_limit_per_second: 0,
+                rate_limit_burst: 0,
+            },
+        )
+        .into_service();
+        TestServer {
+            app,
+            service,
+            main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
+        }
+    }
+}
+
 /// A response: status and JSON body (`Value::Null` when empty).
 #[derive(Debug)]
 pub struct Reply {

@@ -60,6 +60,10 @@ fn push_opt_int(sql: &mut Sql, value: Option<i64>) {
     };
 }
 
+/// The longest a message can wait between creation and sending: 35 days of scheduling plus
+/// 10 hours of validity, in microseconds (with a day's margin).
+const MAX_SEND_DELAY: i64 = 36 * 24 * 3600 * 1_000_000 + 10 * 3600 * 1_000_000;
+
 /// Rows per multi-row statement: far below both databases' parameter limits.
 const ROWS_PER_STATEMENT: usize = 200;
 
@@ -308,11 +312,16 @@ impl Store {
         if let Some(from) = &filter.from {
             sql.push(" AND from_address = ").text(from.clone());
         }
+        // A message is sent after it is created, and at most the scheduling window plus its
+        // validity period later: these implied bounds on date_created let the newest-first
+        // index serve DateSent filters without scanning the whole history.
         if let Some(t) = filter.sent_from {
             sql.push(" AND date_sent >= ").int(t);
+            sql.push(" AND date_created >= ").int(t - MAX_SEND_DELAY);
         }
         if let Some(t) = filter.sent_until {
             sql.push(" AND date_sent <= ").int(t);
+            sql.push(" AND date_created <= ").int(t);
         }
         if let Some(after) = &page.after {
             sql.push(" AND (date_created < ")

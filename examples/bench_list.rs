@@ -1,0 +1,151 @@
+//! Listing messages on a large table: inserts N messages (default 1,000,000) for one account
+//! into a fresh SQLite file (or the PostgreSQL database given), then times `ListMessage`
+//! pages through the real router: the first page, ten pages following `next_page_uri`
+//! (keyset `PageToken`), a `To` filter, and a `DateSent` filter.
+//!
+//! ```sh
+//! cargo run --release --example bench_list -- [N] [DATABASE_URL]
+//! ```
+
+use axum::body::Body;
+use axum::http::Request;
+use base64::Engine;
+use http_body_util::BodyExt;
+use std::time::Instant;
+use tower::ServiceExt;
+use warbler::domain::message::{Direction, Message, MessageStatus};
+use warbler::service::{App, Settings};
+use warbler::store::Store;
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "fedcba9876543210fedcba9876543210";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("warbler-bench-list-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}/list.db", dir.display()));
+    let store = Store::connect(&url).await?;
+    let app = App::new(store.clone(), Settings::new(1000, String::new()));
+    app.ensure_main_account(Some(SID), Some(TOKEN), "bench")
+        .await?;
+
+    let started = Instant::now();
+    let base = warbler::domain::time::now_micros() - total as i64 * 1_000;
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..total {
+        let at = base + i as i64 * 1_000;
+        batch.push((
+            Message {
+                sid: format!("SM{:032x}", i),
+                account_sid: SID.into(),
+                messaging_service_sid: None,
+                direction: Direction::OutboundApi,
+                from: Some("+14155550100".into()),
+                to: format!("+1212555{:04}", i % 1000),
+                body: "bench".into(),
+                encoding: "GSM-7".into(),
+                num_segments: 1,
+                num_media: 0,
+                status: MessageStatus::Delivered,
+                error_code: None,
+                error_message: None,
+                price: Some("-0.00790".into()),
+                price_unit: "USD".into(),
+                status_callback: None,
+                validity_period: 36000,
+                send_at: None,
+                date_created: at,
+                date_updated: at,
+                date_sent: Some(at),
+            },
+            Vec::new(),
+        ));
+        if batch.len() == 1000 {
+            store.insert_messages(&batch, at).await?;
+            batch.clear();
+        }
+    }
+    store.insert_messages(&batch, base).await?;
+    println!(
+        "inserted {total} messages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let router = warbler::api::router(
+        app,
+        &warbler::api::HttpSettings {
+            public_url: "http://127.0.0.1".into(),
+            max_body_bytes: 1 << 20,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+        },
+    );
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"))
+    );
+    let get = |uri: String| {
+        let router = router.clone();
+        let auth = auth.clone();
+        async move {
+            let t = Instant::now();
+            let response = router
+                .oneshot(
+                    Request::get(&uri)
+                        .header("Authorization", auth)
+                        .body(Body::empty())?,
+                )
+                .await?;
+            let bytes = response.into_body().collect().await?.to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes)?;
+            anyhow::Ok((t.elapsed(), body))
+        }
+    };
+    let list = format!("/2010-04-01/Accounts/{SID}/Messages.json");
+    let (first, body) = get(format!("{list}?PageSize=50")).await?;
+    println!(
+        "first page (50):          {:.2} ms",
+        first.as_secs_f64() * 1000.0
+    );
+    let mut next = body["next_page_uri"].as_str().map(str::to_string);
+    let t = Instant::now();
+    for _ in 0..10 {
+        let (_, body) = get(next.clone().expect("next page")).await?;
+        next = body["next_page_uri"].as_str().map(str::to_string);
+    }
+    println!(
+        "next 10 pages (PageToken): {:.2} ms each",
+        t.elapsed().as_secs_f64() * 100.0
+    );
+    let (filtered, body) = get(format!("{list}?To=%2B12125550777&PageSize=50")).await?;
+    println!(
+        "To filter page ({} rows):  {:.2} ms",
+        body["messages"].as_array().map(Vec::len).unwrap_or(0),
+        filtered.as_secs_f64() * 1000.0
+    );
+    let today = time::OffsetDateTime::now_utc().date();
+    let (by_day, body) = get(format!(
+        "{list}?DateSent={:04}-{:02}-{:02}&PageSize=50",
+        today.year(),
+        u8::from(today.month()),
+        today.day()
+    ))
+    .await?;
+    println!(
+        "DateSent page ({} rows):   {:.2} ms",
+        body["messages"].as_array().map(Vec::len).unwrap_or(0),
+        by_day.as_secs_f64() * 1000.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -35,6 +35,33 @@ async fn fetch(server: &TestServer, sid: &str) -> Value {
         .body
 }
 
+/// Runs the dispatcher on a simulated clock from now for `span`, a round every `step`, and
+/// returns when each message was sent, in seconds after the start, sorted.
+async fn dispatch_and_time_sends(
+    server: &TestServer,
+    sids: &[String],
+    span: i64,
+    step: i64,
+) -> Vec<f64> {
+    let t0 = now_micros();
+    let mut t = t0;
+    while t <= t0 + span {
+        server.app.dispatch_once(t).await.unwrap();
+        t += step;
+    }
+    let mut sent_at = Vec::new();
+    for sid in sids {
+        let events = server.app.store.message_events(sid).await.unwrap();
+        let (_, _, at) = events
+            .into_iter()
+            .find(|(s, _, _)| *s == MessageStatus::Sent)
+            .expect("sent");
+        sent_at.push((at - t0) as f64 / SECOND as f64);
+    }
+    sent_at.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    sent_at
+}
+
 /// Main account with +14155550100 and +12125550100 bought, both in a new service.
 async fn with_service(server: &TestServer) -> String {
     server.stock().await;
@@ -385,23 +412,8 @@ async fn a_long_code_sends_one_segment_per_second() {
         assert_eq!(created["num_segments"], "2");
         sids.push(created["sid"].as_str().unwrap().to_string());
     }
-    let t0 = now_micros();
     // Step a simulated clock a quarter second at a time for 12 s.
-    let mut t = t0;
-    while t <= t0 + 12 * SECOND {
-        server.app.dispatch_once(t).await.unwrap();
-        t += SECOND / 4;
-    }
-    let mut sent_at = Vec::new();
-    for sid in &sids {
-        let events = server.app.store.message_events(sid).await.unwrap();
-        let (_, _, at) = events
-            .into_iter()
-            .find(|(s, _, _)| *s == MessageStatus::Sent)
-            .expect("sent");
-        sent_at.push((at - t0) as f64 / SECOND as f64);
-    }
-    sent_at.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let sent_at = dispatch_and_time_sends(&server, &sids, 12 * SECOND, SECOND / 4).await;
     assert_eq!(
         sent_at,
         vec![0.0, 2.0, 4.0, 6.0, 8.0],
@@ -762,22 +774,7 @@ async fn a_per_number_rate_overrides_the_default_pacing() {
         .await;
         sids.push(created["sid"].as_str().unwrap().to_string());
     }
-    let t0 = now_micros();
-    let mut t = t0;
-    while t <= t0 + 2 * SECOND {
-        server.app.dispatch_once(t).await.unwrap();
-        t += SECOND / 8;
-    }
-    let mut sent_at = Vec::new();
-    for sid in &sids {
-        let events = server.app.store.message_events(sid).await.unwrap();
-        let (_, _, at) = events
-            .into_iter()
-            .find(|(s, _, _)| *s == MessageStatus::Sent)
-            .expect("sent");
-        sent_at.push((at - t0) as f64 / SECOND as f64);
-    }
-    sent_at.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let sent_at = dispatch_and_time_sends(&server, &sids, 2 * SECOND, SECOND / 8).await;
     assert_eq!(
         sent_at,
         vec![0.0, 0.25, 0.5, 0.75],

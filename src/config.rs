@@ -53,6 +53,22 @@ pub struct Config {
     /// Milliseconds a dispatcher's claim on a message lasts; after a crash, claimed messages
     /// are taken again once it runs out.
     pub dispatch_lease_ms: u64,
+    /// Milliseconds to wait for a webhook's TCP connection.
+    pub webhook_connect_timeout_ms: u64,
+    /// Milliseconds a webhook request may take in all (Twilio: 15 s).
+    pub webhook_timeout_ms: u64,
+    /// Let webhooks reach loopback and private networks (off: server-side request forgery
+    /// protection; turn on for development or webhooks inside the operator's network).
+    pub webhook_allow_private_targets: bool,
+    /// How long a failing status callback keeps being retried, in seconds.
+    pub webhook_retry_window_secs: u64,
+    /// Wait before the first retry of a failed status callback, doubling after each.
+    pub webhook_retry_base_ms: u64,
+    /// What an inbound STOP blocks: `account` (every sender of the account) or `service`
+    /// (the Messaging Service pool that received it, or the number outside any service).
+    pub opt_out_scope: crate::domain::opt_out::OptOutScope,
+    /// When a number moves to another account, its opt-outs are copied there.
+    pub opt_outs_follow_number: bool,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
 }
@@ -78,6 +94,13 @@ impl Default for Config {
             pacing_overrides: std::collections::HashMap::new(),
             simulated_latency_ms: 1000,
             dispatch_lease_ms: 30_000,
+            webhook_connect_timeout_ms: 5_000,
+            webhook_timeout_ms: 15_000,
+            webhook_allow_private_targets: false,
+            webhook_retry_window_secs: 24 * 3600,
+            webhook_retry_base_ms: 5_000,
+            opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
+            opt_outs_follow_number: true,
             log: "info".to_string(),
         }
     }

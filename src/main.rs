@@ -135,6 +135,17 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
             pacing_overrides: config.pacing_overrides.clone(),
             simulated_latency: config.simulated_latency_ms as i64 * 1000,
             dispatch_lease: config.dispatch_lease_ms as i64 * 1000,
+            webhooks: warbler::webhook::WebhookSettings {
+                connect_timeout: std::time::Duration::from_millis(
+                    config.webhook_connect_timeout_ms,
+                ),
+                timeout: std::time::Duration::from_millis(config.webhook_timeout_ms),
+                allow_private_targets: config.webhook_allow_private_targets,
+            },
+            webhook_retry_window: config.webhook_retry_window_secs as i64 * 1_000_000,
+            webhook_retry_base: config.webhook_retry_base_ms as i64 * 1000,
+            opt_out_scope: config.opt_out_scope,
+            opt_outs_follow_number: config.opt_outs_follow_number,
             ..Settings::new(config.max_subaccounts, config.key_pepper.clone())
         },
     ))
@@ -187,13 +198,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = {
         let app = app.clone();
+        let stopped = stopped.clone();
         tokio::spawn(async move { app.run_workers(stopped).await })
+    };
+    let webhooks = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_webhooks(stopped).await })
     };
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop.send(true);
     let _ = workers.await;
+    let _ = webhooks.await;
     tracing::info!("stopped");
     Ok(())
 }

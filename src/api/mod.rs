@@ -7,7 +7,9 @@ mod auth;
 mod keys;
 mod messages;
 mod messaging;
+mod monitor;
 mod numbers;
+mod opt_outs;
 mod params;
 mod render;
 mod v1;
@@ -157,6 +159,24 @@ fn routes() -> Router<ApiState> {
         .route(
             "/v1/Services/{ServiceSid}/{Pool}/{Sid}",
             get(messaging::fetch_pool_member).delete(messaging::delete_pool_member),
+        )
+        .route("/v1/Alerts", get(monitor::list_alert))
+        .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))
+        .route(
+            "/warbler/v1/Accounts/{AccountSid}/OptOuts",
+            get(opt_outs::list_opt_out).post(opt_outs::import_opt_out),
+        )
+        .route(
+            "/warbler/v1/Accounts/{AccountSid}/OptOuts/Export",
+            get(opt_outs::export_opt_out),
+        )
+        .route(
+            "/warbler/v1/Accounts/{AccountSid}/OptOuts/{Recipient}",
+            axum::routing::delete(opt_outs::delete_opt_out),
+        )
+        .route(
+            "/warbler/v1/Services/{Sid}/OptOutSettings",
+            get(opt_outs::fetch_opt_out_settings).post(opt_outs::update_opt_out_settings),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -3,12 +3,15 @@
 //! Imports nothing of ours but the leaf `error` module; knows neither HTTP nor SQL.
 
 pub mod account;
+pub mod alert;
 pub mod credential;
 pub mod encoding;
 pub mod message;
 pub mod messaging_service;
 pub mod number;
+pub mod opt_out;
 pub mod paging;
 pub mod sender;
 pub mod sid;
 pub mod time;
+pub mod twiml;

@@ -15,6 +15,8 @@ pub enum SidKind {
     Message,
     MmsMessage,
     Media,
+    Alert,
+    OptOut,
 }
 
 impl SidKind {
@@ -29,6 +31,8 @@ impl SidKind {
             SidKind::Message => "SM",
             SidKind::MmsMessage => "MM",
             SidKind::Media => "ME",
+            SidKind::Alert => "NO",
+            SidKind::OptOut => "OO",
         }
     }
 }

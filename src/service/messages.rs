@@ -177,6 +177,20 @@ impl App {
             }
             (None, None) => unreachable!("checked above"),
         };
+        if self
+            .is_opted_out(
+                &account.sid,
+                to.as_str(),
+                from.as_deref(),
+                service.as_ref().map(|s| s.sid.as_str()),
+            )
+            .await?
+        {
+            return Err(Error::invalid(
+                21610,
+                "Attempt to send to unsubscribed recipient",
+            ));
+        }
         let smart = request
             .smart_encoded
             .unwrap_or_else(|| service.as_ref().is_some_and(|s| s.smart_encoding));
@@ -417,55 +431,15 @@ impl App {
     }
 
     /// A message arriving from a handset through the simulated carrier (warbler's own
-    /// `warbler simulate inbound` and `POST /admin/simulate/inbound`): stored as `inbound` /
-    /// `received` on the account that holds `to`. Webhook delivery of inbound messages comes
-    /// with the Webhooks issue.
+    /// `warbler simulate inbound` and `POST /admin/simulate/inbound`).
     pub async fn receive_simulated(&self, from: &str, to: &str, body: &str) -> Result<Message> {
-        let from = E164::parse(from)
-            .map(|n| n.as_str().to_string())
-            .ok_or_else(|| {
-                Error::invalid(21211, format!("From {from} is not a valid phone number"))
-            })?;
-        let (account_sid, service_sid) = self
-            .store
-            .number_holder(to)
-            .await?
-            .ok_or_else(|| Error::invalid(21606, format!("No account holds {to}")))?;
-        if body.chars().count() > crate::domain::message::MAX_BODY_CHARS {
-            return Err(Error::invalid(
-                21617,
-                "The message body exceeds the 1600 character limit",
-            ));
-        }
-        let now = now_micros();
-        let message = Message {
-            sid: sid::generate(SidKind::Message),
-            account_sid,
-            messaging_service_sid: service_sid,
-            direction: Direction::Inbound,
-            from: Some(from),
+        self.receive_inbound(super::inbound::Incoming {
+            from: from.to_string(),
             to: to.to_string(),
             body: body.to_string(),
-            encoding: match encoding_of(body) {
-                Encoding::Gsm7 => "GSM-7".into(),
-                Encoding::Ucs2 => "UCS-2".into(),
-            },
-            num_segments: count_segments(body).max(1) as i64,
-            num_media: 0,
-            status: MessageStatus::Received,
-            error_code: None,
-            error_message: None,
-            price: None,
-            price_unit: self.settings.price_unit.clone(),
-            status_callback: None,
-            validity_period: MAX_VALIDITY_PERIOD,
-            send_at: None,
-            date_created: now,
-            date_updated: now,
-            date_sent: Some(now),
-        };
-        self.writer.write(message.clone(), Vec::new()).await?;
-        Ok(message)
+            media: Vec::new(),
+        })
+        .await
     }
 
     /// `SimulateInbound` over HTTP: the main account's auth token only.
@@ -479,16 +453,17 @@ impl App {
         super::check_credential(principal, Operation::SimulateInbound)?;
         let from = from.ok_or_else(|| Error::missing_parameter("From"))?;
         let to = to.ok_or_else(|| Error::missing_parameter("To"))?;
-        let message = self.receive_simulated(from, to, body.unwrap_or("")).await?;
-        let holder = self.store.account(&message.account_sid).await?;
-        // The operator acts within its own family only.
-        if !holder.is_some_and(|a| principal.account.is_self_or_parent_of(&a)) {
-            return Err(Error::forbidden(
-                20403,
-                "That number belongs to another main account",
-            ));
+        // The operator acts within its own family only; checked before anything is stored.
+        if let Some((holder_sid, _)) = self.store.number_holder(to).await? {
+            let holder = self.store.account(&holder_sid).await?;
+            if !holder.is_some_and(|a| principal.account.is_self_or_parent_of(&a)) {
+                return Err(Error::forbidden(
+                    20403,
+                    "That number belongs to another main account",
+                ));
+            }
         }
-        Ok(message)
+        self.receive_simulated(from, to, body.unwrap_or("")).await
     }
 
     /// Segments per second for a sender.
@@ -534,6 +509,25 @@ impl App {
                 service.to_string(),
                 self.store.sticky_senders(service, &tos).await?,
             );
+        }
+        // Opt-outs recorded since these messages were accepted, checked again here.
+        let mut recipients_by_account: HashMap<&str, Vec<&str>> = HashMap::new();
+        for c in &claimed {
+            if c.message.direction == Direction::OutboundApi {
+                recipients_by_account
+                    .entry(c.message.account_sid.as_str())
+                    .or_default()
+                    .push(c.message.to.as_str());
+            }
+        }
+        let mut opted_out: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for (account, tos) in recipients_by_account {
+            for (recipient, scope) in self.store.opt_outs_of(account, &tos).await? {
+                opted_out
+                    .entry((account.to_string(), recipient))
+                    .or_default()
+                    .push(scope);
+            }
         }
         let mut pacing: HashMap<String, i64> = HashMap::new();
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
@@ -632,6 +626,30 @@ impl App {
                 ));
                 continue;
             };
+            let blocked = message.direction == Direction::OutboundApi
+                && opted_out
+                    .get(&(message.account_sid.clone(), message.to.clone()))
+                    .is_some_and(|scopes| {
+                        scopes.iter().any(|scope| {
+                            crate::domain::opt_out::blocks(
+                                scope,
+                                Some(&sender.address),
+                                message.messaging_service_sid.as_deref(),
+                            )
+                        })
+                    });
+            if blocked {
+                decided.push((
+                    message,
+                    Outcome::Failed {
+                        from: Some(sender.address),
+                        error_code: 21610,
+                        error_message: crate::store::messages::delivery_error_message(21610).into(),
+                        at: now,
+                    },
+                ));
+                continue;
+            }
             // A message deferred by pacing already holds its slot; others take the next one
             // of their sender, so a sender's messages keep their order.
             let slot = match pace_slot {
@@ -732,6 +750,10 @@ impl App {
                 tracing::error!(%err, "receipt round failed");
                 0
             });
+            if dispatched > 0 || delivered > 0 {
+                // Status changes may have queued callbacks.
+                self.webhook_work.notify_one();
+            }
             if dispatched == 0 && delivered == 0 {
                 tokio::select! {
                     _ = self.work.notified() => {}

@@ -3,10 +3,12 @@
 //! the store and apply the domain rules. Knows nothing of HTTP.
 
 pub mod accounts;
+pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
+pub mod webhooks;
 pub mod writer;
 
 use crate::domain::account::{Account, AccountStatus};
@@ -32,6 +34,16 @@ pub struct Settings {
     /// Microseconds a dispatcher's claim on a message lasts; a crashed node's claims are
     /// taken again after it.
     pub dispatch_lease: i64,
+    /// How webhooks are sent (timeouts, private targets).
+    pub webhooks: crate::webhook::WebhookSettings,
+    /// Microseconds a status callback keeps being retried after its first attempt.
+    pub webhook_retry_window: i64,
+    /// Microseconds before the first retry of a failed status callback (doubling after).
+    pub webhook_retry_base: i64,
+    /// What a STOP blocks: the whole account, or the service pool / number that received it.
+    pub opt_out_scope: crate::domain::opt_out::OptOutScope,
+    /// Copy a number's opt-outs to the account it is transferred to.
+    pub opt_outs_follow_number: bool,
 }
 
 impl Settings {
@@ -46,6 +58,11 @@ impl Settings {
             pacing_overrides: std::collections::HashMap::new(),
             simulated_latency: 1_000_000,
             dispatch_lease: 30_000_000,
+            webhooks: crate::webhook::WebhookSettings::default(),
+            webhook_retry_window: 24 * 3600 * 1_000_000,
+            webhook_retry_base: 5_000_000,
+            opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
+            opt_outs_follow_number: true,
         }
     }
 }
@@ -58,8 +75,12 @@ pub struct App {
     pub carrier: crate::carrier::Carrier,
     /// Wakes the dispatcher when new work is committed.
     pub work: std::sync::Arc<tokio::sync::Notify>,
+    /// Wakes the webhook sender when webhooks are queued.
+    pub webhook_work: std::sync::Arc<tokio::sync::Notify>,
     /// Group commit of new messages.
     writer: writer::MessageWriter,
+    /// Sends webhooks.
+    pub webhook_client: crate::webhook::WebhookClient,
 }
 
 /// How the caller proved who they are.
@@ -135,6 +156,15 @@ pub enum Operation {
     ListMedia,
     FetchMedia,
     DeleteMedia,
+    /// <https://www.twilio.com/docs/usage/monitor-alert>
+    ListAlert,
+    FetchAlert,
+    /// warbler's own: an account's opt-out list and a service's Advanced Opt-Out.
+    ListOptOut,
+    ImportOptOut,
+    DeleteOptOut,
+    FetchOptOutSettings,
+    UpdateOptOutSettings,
     /// warbler's own: the operator loads number ranges into the inventory.
     ImportNumberInventory,
     /// warbler's own: the operator gives a short code to an account.
@@ -179,7 +209,14 @@ impl Operation {
             | DeleteMessage
             | ListMedia
             | FetchMedia
-            | DeleteMedia => Access::Resources,
+            | DeleteMedia
+            | ListAlert
+            | FetchAlert
+            | ListOptOut
+            | ImportOptOut
+            | DeleteOptOut
+            | FetchOptOutSettings
+            | UpdateOptOutSettings => Access::Resources,
             CreateAccount | ListAccount | FetchAccount | UpdateAccount | CreateNewKey | ListKey
             | FetchKey | UpdateKey | DeleteKey => Access::ManageCredentials,
             ImportNumberInventory | AssignShortCode | SimulateInbound => Access::Operator,
@@ -207,12 +244,16 @@ impl App {
                 store.clone(),
                 settings.simulated_latency,
             ));
+        let webhook_client = crate::webhook::WebhookClient::new(&settings.webhooks)
+            .expect("the HTTP client for webhooks (TLS set-up)");
         App {
+            webhook_client,
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),
             carrier,
             work: std::sync::Arc::new(tokio::sync::Notify::new()),
+            webhook_work: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -405,6 +405,7 @@ impl App {
                 sid,
                 &changes,
                 new_owner.as_deref(),
+                self.settings.opt_outs_follow_number,
                 now_micros(),
             )
             .await?

@@ -68,14 +68,33 @@ const MAX_SEND_DELAY: i64 = 36 * 24 * 3600 * 1_000_000 + 10 * 3600 * 1_000_000;
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// One status transition.
-struct Event {
-    sid: String,
-    status: MessageStatus,
-    error_code: Option<i64>,
-    at: i64,
+pub(crate) struct Event {
+    pub sid: String,
+    pub status: MessageStatus,
+    pub error_code: Option<i64>,
+    pub at: i64,
+    /// The carrier's done date (`RawDlrDoneDate`, `YYMMDDhhmm`), for receipts that had one.
+    pub done_date: Option<String>,
+    /// Whether the transition is reported to the status callback (every one but the first).
+    pub notify: bool,
 }
 
-async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
+impl Event {
+    fn change(sid: &str, status: MessageStatus, error_code: Option<i64>, at: i64) -> Event {
+        Event {
+            sid: sid.to_string(),
+            status,
+            error_code,
+            at,
+            done_date: None,
+            notify: true,
+        }
+    }
+}
+
+/// Records transitions and, in the same transaction, the status callbacks they owe. Must run
+/// after the message rows carry their new state (the callback URL is resolved from them).
+pub(crate) async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut sql =
             Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES ");
@@ -93,23 +112,109 @@ async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
         }
         sql.query().execute(&mut **tx).await?;
     }
-    Ok(())
+    super::webhooks::enqueue_status_callbacks(tx, events).await
 }
 
-async fn record_event(
+/// Inserts messages with their media and first event inside `tx`.
+pub(crate) async fn insert_messages_in(
     tx: &mut Tx,
-    sid: &str,
-    status: MessageStatus,
-    error_code: Option<i64>,
-    at: i64,
+    batch: &[(Message, Vec<Media>)],
+    due_now: i64,
 ) -> Result<()> {
-    let mut sql =
-        Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES (");
-    sql.text(sid).push(", ").text(status.as_str()).push(", ");
-    push_opt_int(&mut sql, error_code);
-    sql.push(", ").int(at).push(")");
-    sql.query().execute(&mut **tx).await?;
-    Ok(())
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES "
+        ));
+        for (i, (m, _)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(m.sid.clone())
+                .push(", ")
+                .text(m.account_sid.clone())
+                .push(", ");
+            push_opt_text(&mut sql, &m.messaging_service_sid);
+            sql.push(", ").text(m.direction.as_str()).push(", ");
+            push_opt_text(&mut sql, &m.from);
+            sql.push(", ")
+                .text(m.to.clone())
+                .push(", ")
+                .text(m.body.clone())
+                .push(", ")
+                .text(m.encoding.clone())
+                .push(", ")
+                .int(m.num_segments)
+                .push(", ")
+                .int(m.num_media)
+                .push(", ")
+                .text(m.status.as_str())
+                .push(", ");
+            push_opt_int(&mut sql, m.error_code);
+            sql.push(", ");
+            push_opt_text(&mut sql, &m.error_message);
+            sql.push(", ");
+            push_opt_text(&mut sql, &m.price);
+            sql.push(", ").text(m.price_unit.clone()).push(", ");
+            push_opt_text(&mut sql, &m.status_callback);
+            sql.push(", ").int(m.validity_period).push(", ");
+            push_opt_int(&mut sql, m.send_at);
+            sql.push(", ")
+                .int(m.date_created)
+                .push(", ")
+                .int(m.date_updated)
+                .push(", ");
+            push_opt_int(&mut sql, m.date_sent);
+            let due = if m.status.is_final() {
+                None
+            } else {
+                Some(m.send_at.unwrap_or(due_now))
+            };
+            sql.push(", 0, ");
+            push_opt_int(&mut sql, due);
+            sql.push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
+    for chunk in media.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) VALUES ",
+        );
+        for (i, item) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(item.sid.clone())
+                .push(", ")
+                .text(item.message_sid.clone())
+                .push(", ")
+                .text(item.account_sid.clone())
+                .push(", ")
+                .text(item.url.clone())
+                .push(", ")
+                .text(item.content_type.clone())
+                .push(", ")
+                .int(item.date_created)
+                .push(", ")
+                .int(item.date_updated)
+                .push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    let events: Vec<Event> = batch
+        .iter()
+        .map(|(m, _)| Event {
+            sid: m.sid.clone(),
+            status: m.status,
+            error_code: m.error_code,
+            at: m.date_created,
+            done_date: None,
+            notify: false,
+        })
+        .collect();
+    insert_events(tx, &events).await
 }
 
 /// List filters of `ListMessage` (times in microseconds, bounds inclusive).
@@ -166,98 +271,7 @@ impl Store {
         due_now: i64,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new(&format!(
-                "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES "
-            ));
-            for (i, (m, _)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(m.sid.clone())
-                    .push(", ")
-                    .text(m.account_sid.clone())
-                    .push(", ");
-                push_opt_text(&mut sql, &m.messaging_service_sid);
-                sql.push(", ").text(m.direction.as_str()).push(", ");
-                push_opt_text(&mut sql, &m.from);
-                sql.push(", ")
-                    .text(m.to.clone())
-                    .push(", ")
-                    .text(m.body.clone())
-                    .push(", ")
-                    .text(m.encoding.clone())
-                    .push(", ")
-                    .int(m.num_segments)
-                    .push(", ")
-                    .int(m.num_media)
-                    .push(", ")
-                    .text(m.status.as_str())
-                    .push(", ");
-                push_opt_int(&mut sql, m.error_code);
-                sql.push(", ");
-                push_opt_text(&mut sql, &m.error_message);
-                sql.push(", ");
-                push_opt_text(&mut sql, &m.price);
-                sql.push(", ").text(m.price_unit.clone()).push(", ");
-                push_opt_text(&mut sql, &m.status_callback);
-                sql.push(", ").int(m.validity_period).push(", ");
-                push_opt_int(&mut sql, m.send_at);
-                sql.push(", ")
-                    .int(m.date_created)
-                    .push(", ")
-                    .int(m.date_updated)
-                    .push(", ");
-                push_opt_int(&mut sql, m.date_sent);
-                let due = if m.status.is_final() {
-                    None
-                } else {
-                    Some(m.send_at.unwrap_or(due_now))
-                };
-                sql.push(", 0, ");
-                push_opt_int(&mut sql, due);
-                sql.push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
-        for chunk in media.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new(
-                "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) VALUES ",
-            );
-            for (i, item) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(item.sid.clone())
-                    .push(", ")
-                    .text(item.message_sid.clone())
-                    .push(", ")
-                    .text(item.account_sid.clone())
-                    .push(", ")
-                    .text(item.url.clone())
-                    .push(", ")
-                    .text(item.content_type.clone())
-                    .push(", ")
-                    .int(item.date_created)
-                    .push(", ")
-                    .int(item.date_updated)
-                    .push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        let events: Vec<Event> = batch
-            .iter()
-            .map(|(m, _)| Event {
-                sid: m.sid.clone(),
-                status: m.status,
-                error_code: m.error_code,
-                at: m.date_created,
-            })
-            .collect();
-        insert_events(&mut tx, &events).await?;
+        insert_messages_in(&mut tx, batch, due_now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -367,7 +381,11 @@ impl Store {
         .await?
         .rows_affected();
         if done > 0 {
-            record_event(&mut tx, sid, MessageStatus::Canceled, None, now).await?;
+            insert_events(
+                &mut tx,
+                &[Event::change(sid, MessageStatus::Canceled, None, now)],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(done > 0)
@@ -505,12 +523,7 @@ impl Store {
                         *status,
                     ));
                     if *status != m.status {
-                        events.push(Event {
-                            sid: m.sid.clone(),
-                            status: *status,
-                            error_code: None,
-                            at: now,
-                        });
+                        events.push(Event::change(&m.sid, *status, None, now));
                     }
                 }
                 Outcome::Sent {
@@ -530,20 +543,10 @@ impl Store {
                         m.num_segments,
                     ));
                     if m.status != MessageStatus::Queued {
-                        events.push(Event {
-                            sid: m.sid.clone(),
-                            status: MessageStatus::Queued,
-                            error_code: None,
-                            at: *at,
-                        });
+                        events.push(Event::change(&m.sid, MessageStatus::Queued, None, *at));
                     }
                     for status in [MessageStatus::Sending, MessageStatus::Sent] {
-                        events.push(Event {
-                            sid: m.sid.clone(),
-                            status,
-                            error_code: None,
-                            at: *at,
-                        });
+                        events.push(Event::change(&m.sid, status, None, *at));
                     }
                     if let Some(service) = &m.messaging_service_sid {
                         sticky.insert((service.clone(), m.to.clone()), (from.clone(), *at));
@@ -562,12 +565,12 @@ impl Store {
                         error_message.clone(),
                         *at,
                     ));
-                    events.push(Event {
-                        sid: m.sid.clone(),
-                        status: MessageStatus::Failed,
-                        error_code: Some(*error_code),
-                        at: *at,
-                    });
+                    events.push(Event::change(
+                        &m.sid,
+                        MessageStatus::Failed,
+                        Some(*error_code),
+                        *at,
+                    ));
                 }
             }
         }
@@ -762,7 +765,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
-        let mut updates: Vec<(String, MessageStatus, Option<i64>)> = Vec::new();
+        let mut updates: Vec<(String, MessageStatus, Option<i64>, Option<String>)> = Vec::new();
         for row in &rows {
             ids.push(text(row, "id")?);
             let status = MessageStatus::parse(&text(row, "status")?)
@@ -771,7 +774,12 @@ impl Store {
                 .ok_or_else(|| Error::internal("bad message status"))?;
             // A message already final (say, expired) keeps its state; the receipt is dropped.
             if !current.is_final() {
-                updates.push((text(row, "sid")?, status, opt_int(row, "error_code")?));
+                updates.push((
+                    text(row, "sid")?,
+                    status,
+                    opt_int(row, "error_code")?,
+                    opt_text(row, "done_date")?,
+                ));
             }
         }
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
@@ -780,7 +788,7 @@ impl Store {
                  error_message = v.column4, date_updated = ",
             );
             sql.int(now).push(" FROM (VALUES ");
-            for (i, (sid, status, code)) in chunk.iter().enumerate() {
+            for (i, (sid, status, code, _)) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
                 }
@@ -800,11 +808,9 @@ impl Store {
         }
         let events: Vec<Event> = updates
             .iter()
-            .map(|(sid, status, code)| Event {
-                sid: sid.clone(),
-                status: *status,
-                error_code: *code,
-                at: now,
+            .map(|(sid, status, code, done_date)| Event {
+                done_date: done_date.clone(),
+                ..Event::change(sid, *status, *code, now)
             })
             .collect();
         insert_events(&mut tx, &events).await?;
@@ -878,6 +884,7 @@ pub fn delivery_error_message(code: i64) -> &'static str {
         30008 => "Unknown error",
         30036 => "Validity Period Expired",
         21704 => "The Messaging Service contains no phone numbers",
+        21610 => "Attempt to send to unsubscribed recipient",
         _ => "Delivery failed",
     }
 }

@@ -250,6 +250,10 @@ impl Store {
         .bind(sid.to_string())
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM service_opt_out_settings WHERE service_sid = $1")
+            .bind(sid.to_string())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM alpha_senders WHERE service_sid = $1")
             .bind(sid.to_string())
             .execute(&mut *tx)

@@ -4,11 +4,13 @@
 //! Imports `domain` and `error`; knows nothing of HTTP.
 
 pub mod accounts;
+pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
 mod sql;
+pub mod webhooks;
 
 pub use sql::Sql;
 

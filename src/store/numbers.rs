@@ -349,8 +349,10 @@ impl Store {
         sid: &str,
         changes: &[(&'static str, Option<String>)],
         new_owner: Option<&str>,
+        carry_opt_outs: bool,
         now: i64,
     ) -> Result<Option<IncomingNumber>> {
+        let mut tx = self.begin_write().await?;
         let mut sql = Sql::new("UPDATE phone_numbers SET date_updated = ");
         sql.int(now);
         for (column, value) in changes {
@@ -371,9 +373,18 @@ impl Store {
             .text(account_sid)
             .push(" AND sid = ")
             .text(sid);
-        if sql.query().execute(self.pool()).await?.rows_affected() == 0 {
+        if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(None);
         }
+        if let (Some(owner), true) = (new_owner, carry_opt_outs) {
+            let row = sqlx::query("SELECT phone_number FROM phone_numbers WHERE sid = $1")
+                .bind(sid.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let number = text(&row, "phone_number")?;
+            super::inbound::carry_opt_outs(&mut tx, &number, account_sid, owner).await?;
+        }
+        tx.commit().await?;
         self.incoming_number(new_owner.unwrap_or(account_sid), sid)
             .await
     }

@@ -1,5 +1,223 @@
-//! Outgoing webhooks. For now: the `X-Twilio-Signature` every webhook carries, computed
-//! exactly as `twilio.request_validator` checks it. Delivery (durable outbox, retries) comes
-//! with status callbacks.
+//! Outgoing webhooks: the HTTP client that sends them (signed with `X-Twilio-Signature`,
+//! with timeouts, refusing private addresses unless allowed). What to send and when (the
+//! durable outbox, retries, alerts) is decided in `service::webhooks`.
 
+mod guard;
 pub mod signature;
+
+use std::time::Duration;
+
+/// One webhook request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: String,
+    /// `GET` or `POST`.
+    pub method: String,
+    pub params: Vec<(String, String)>,
+    /// The auth token of the account the webhook is about: the signing key.
+    pub auth_token: String,
+    /// Sent as `I-Twilio-Idempotency-Token`: the same on every retry of one delivery.
+    pub idempotency_token: String,
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub url: String,
+    pub request_headers: Vec<(String, String)>,
+    pub result: std::result::Result<Answer, String>,
+}
+
+/// An HTTP answer (any status).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// Largest response body read (a TwiML answer is small).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    /// Allow loopback and private-network targets (development, or webhooks on the
+    /// operator's own network).
+    pub allow_private_targets: bool,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(15),
+            allow_private_targets: false,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    allow_private_targets: bool,
+}
+
+impl WebhookClient {
+    pub fn new(settings: &WebhookSettings) -> anyhow::Result<WebhookClient> {
+        // reqwest is built without a bundled crypto provider; `ring` is the one sqlx uses.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("TwilioProxy/1.1")
+            .pool_max_idle_per_host(8);
+        if !settings.allow_private_targets {
+            builder = builder.dns_resolver(std::sync::Arc::new(guard::PublicOnly));
+        }
+        Ok(WebhookClient {
+            http: builder.build()?,
+            allow_private_targets: settings.allow_private_targets,
+        })
+    }
+
+    /// Sends one webhook. Never fails: every problem is described in the `Response`.
+    pub async fn send(&self, request: &Request) -> Response {
+        let mut url = request.url.clone();
+        let borrowed: Vec<(&str, &str)> = request
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let get = request.method.eq_ignore_ascii_case("GET");
+        let signature = if get {
+            // GET webhooks carry their parameters in the URL, which is what gets signed.
+            let mut parsed = match url::Url::parse(&url) {
+                Ok(parsed) => parsed,
+                Err(err) => return failed(url, Vec::new(), format!("invalid URL: {err}")),
+            };
+            parsed.query_pairs_mut().extend_pairs(borrowed.iter());
+            url = parsed.to_string();
+            signature::sign_form(&request.auth_token, &url, &[])
+        } else {
+            signature::sign_form(&request.auth_token, &url, &borrowed)
+        };
+        let headers = vec![
+            ("X-Twilio-Signature".to_string(), signature),
+            (
+                "I-Twilio-Idempotency-Token".to_string(),
+                request.idempotency_token.clone(),
+            ),
+            ("Accept".to_string(), "*/*".to_string()),
+            ("Cache-Control".to_string(), "max-age=259200".to_string()),
+        ];
+        if let Err(reason) = self.check_target(&url) {
+            return failed(url, headers, reason);
+        }
+        let mut builder = if get {
+            self.http.get(&url)
+        } else {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(borrowed.iter())
+                .finish();
+            self.http
+                .post(&url)
+                .header(
+                    "Content-Type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                )
+                .body(body)
+        };
+        for (name, value) in &headers {
+            builder = builder.header(name, value);
+        }
+        let mut response = match builder.send().await {
+            Ok(response) => response,
+            Err(err) => return failed(url, headers, describe(&err)),
+        };
+        let status = response.status().as_u16();
+        let answer_headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > MAX_RESPONSE_BYTES {
+                        return failed(url, headers, "response body too large".into());
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => return failed(url, headers, describe(&err)),
+            }
+        }
+        Response {
+            url,
+            request_headers: headers,
+            result: Ok(Answer {
+                status,
+                content_type,
+                headers: answer_headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }),
+        }
+    }
+
+    /// Only http(s) URLs, and no private IP literal unless allowed (host names are checked
+    /// by the resolver).
+    fn check_target(&self, url: &str) -> std::result::Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|err| format!("invalid URL: {err}"))?;
+        if parsed.scheme() != "http" && parsed.scheme() != "https" {
+            return Err(format!("unsupported scheme {}", parsed.scheme()));
+        }
+        if self.allow_private_targets {
+            return Ok(());
+        }
+        let ip = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        match ip {
+            Some(ip) if !guard::is_public(ip) => Err(format!(
+                "{ip} is a private address (allow_private_targets is off)"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn failed(url: String, request_headers: Vec<(String, String)>, reason: String) -> Response {
+    Response {
+        url,
+        request_headers,
+        result: Err(reason),
+    }
+}
+
+fn describe(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let kind = if err.is_timeout() {
+        "timeout"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    match err.source() {
+        Some(source) => format!("{kind}: {source}"),
+        None => kind.to_string(),
+    }
+}

@@ -1,0 +1,497 @@
+//! Delivering the webhook outbox: status callbacks (retried with exponential backoff for a
+//! configurable window, in order per message) and inbound-message webhooks (primary URL,
+//! then the fallback URL), whose TwiML answers become reply messages. Every failed request
+//! leaves a monitor alert.
+
+use super::{App, Operation, Principal};
+use crate::domain::alert::{
+    alert_text, encode_pairs, Alert, DOCUMENT_PARSE_FAILURE, HTTP_RETRIEVAL_FAILURE,
+    INVALID_MESSAGE_VERB,
+};
+use crate::domain::encoding::{count_segments, encoding_of, Encoding};
+use crate::domain::message::{
+    media_content_type, Direction, Media, Message, MessageStatus, MAX_BODY_CHARS,
+    MAX_VALIDITY_PERIOD,
+};
+use crate::domain::number::{validate_url, E164};
+use crate::domain::paging::PageRequest;
+use crate::domain::sid::{self, SidKind};
+use crate::domain::time::now_micros;
+use crate::domain::twiml::{self, ReplyMessage, Verb};
+use crate::error::{Error, Result};
+use crate::store::webhooks::{AlertFilter, Settled, Settlement, Webhook, WebhookKind};
+use crate::webhook::{Request, Response, WebhookClient};
+use std::collections::HashMap;
+
+/// Webhooks claimed (and sent concurrently) per round.
+const BATCH: i64 = 64;
+/// How long a claim lasts: longer than a request's timeout, so a live sender keeps it.
+const LEASE: i64 = 120_000_000;
+/// Most `<Redirect>`s followed for one inbound message.
+const MAX_REDIRECTS: usize = 5;
+/// Longest wait between two attempts of a status callback.
+const MAX_BACKOFF: i64 = 3600 * 1_000_000;
+
+/// What sending one outbox row produced.
+struct Delivery {
+    webhook: Webhook,
+    /// Every HTTP exchange, in order (redirects add some).
+    exchanges: Vec<(Request, Response)>,
+    /// The failure, if any: the alert's code and text.
+    failure: Option<(i64, String, Option<u16>)>,
+    /// The reply messages an inbound webhook's TwiML asked for.
+    replies: Vec<ReplyMessage>,
+}
+
+/// The status callback's form, in the order Twilio's recorded traffic shows.
+pub fn status_form(message: &Message, webhook: &Webhook) -> Vec<(String, String)> {
+    let status = webhook
+        .message_status
+        .clone()
+        .unwrap_or_else(|| message.status.as_str().to_string());
+    let mut form = Vec::new();
+    if let Some(done) = &webhook.done_date {
+        form.push(("RawDlrDoneDate".to_string(), done.clone()));
+    }
+    form.push(("SmsSid".into(), message.sid.clone()));
+    form.push(("SmsStatus".into(), status.clone()));
+    form.push(("MessageStatus".into(), status.clone()));
+    form.push(("To".into(), message.to.clone()));
+    if let Some(service) = &message.messaging_service_sid {
+        form.push(("MessagingServiceSid".into(), service.clone()));
+    }
+    form.push(("MessageSid".into(), message.sid.clone()));
+    form.push(("AccountSid".into(), message.account_sid.clone()));
+    form.push(("From".into(), message.from.clone().unwrap_or_default()));
+    form.push(("ApiVersion".into(), "2010-04-01".into()));
+    if status == "failed" || status == "undelivered" {
+        if let Some(code) = webhook.error_code {
+            form.push(("ErrorCode".into(), code.to_string()));
+        }
+    }
+    form
+}
+
+fn describe_failure(response: &Response) -> Option<(i64, String, Option<u16>)> {
+    match &response.result {
+        Err(reason) => Some((HTTP_RETRIEVAL_FAILURE, reason.clone(), None)),
+        Ok(answer) if !(200..300).contains(&answer.status) => Some((
+            HTTP_RETRIEVAL_FAILURE,
+            format!("HTTP {} from the webhook", answer.status),
+            Some(answer.status),
+        )),
+        Ok(_) => None,
+    }
+}
+
+/// Reads a webhook's answer as messaging TwiML. `text/plain` answers are a reply's body.
+fn read_answer(response: &Response) -> std::result::Result<Vec<Verb>, String> {
+    let Ok(answer) = &response.result else {
+        return Ok(Vec::new());
+    };
+    if answer.content_type.starts_with("text/plain") {
+        let body = answer.body.trim();
+        return Ok(if body.is_empty() {
+            Vec::new()
+        } else {
+            vec![Verb::Message(ReplyMessage {
+                body: body.to_string(),
+                ..Default::default()
+            })]
+        });
+    }
+    twiml::parse(&answer.body).map_err(|err| err.to_string())
+}
+
+async fn deliver_inbound(client: WebhookClient, first: Request, webhook: Webhook) -> Delivery {
+    let mut delivery = Delivery {
+        webhook,
+        exchanges: Vec::new(),
+        failure: None,
+        replies: Vec::new(),
+    };
+    let mut request = first;
+    for _ in 0..=MAX_REDIRECTS {
+        let response = client.send(&request).await;
+        let failure = describe_failure(&response);
+        let verbs = if failure.is_none() {
+            read_answer(&response)
+        } else {
+            Ok(Vec::new())
+        };
+        delivery.exchanges.push((request.clone(), response.clone()));
+        if let Some(failure) = failure {
+            delivery.failure = Some(failure);
+            return delivery;
+        }
+        let verbs = match verbs {
+            Ok(verbs) => verbs,
+            Err(reason) => {
+                let status = response.result.as_ref().ok().map(|a| a.status);
+                delivery.failure = Some((DOCUMENT_PARSE_FAILURE, reason, status));
+                return delivery;
+            }
+        };
+        let mut redirect = None;
+        for verb in verbs {
+            match verb {
+                Verb::Message(reply) => delivery.replies.push(reply),
+                // Verbs after a <Redirect> are never reached.
+                Verb::Redirect { url, method } => {
+                    redirect = Some((url, method));
+                    break;
+                }
+            }
+        }
+        match redirect {
+            Some((url, method)) => {
+                request = Request {
+                    url: resolve_relative(&request.url, &url),
+                    method,
+                    ..request
+                };
+            }
+            None => return delivery,
+        }
+    }
+    delivery.failure = Some((
+        DOCUMENT_PARSE_FAILURE,
+        format!("more than {MAX_REDIRECTS} <Redirect>s"),
+        None,
+    ));
+    delivery
+}
+
+fn resolve_relative(base: &str, target: &str) -> String {
+    url::Url::parse(base)
+        .and_then(|b| b.join(target))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| target.to_string())
+}
+
+fn alert_for(
+    account_sid: &str,
+    resource_sid: &str,
+    code: i64,
+    reason: &str,
+    status: Option<u16>,
+    exchange: Option<&(Request, Response)>,
+    now: i64,
+) -> Alert {
+    let url = exchange.map(|(_, r)| r.url.clone()).unwrap_or_default();
+    let answer = exchange.and_then(|(_, r)| r.result.as_ref().ok());
+    Alert {
+        sid: sid::generate(SidKind::Alert),
+        account_sid: account_sid.to_string(),
+        error_code: code.to_string(),
+        log_level: "error".into(),
+        alert_text: alert_text(reason, code, &url, status),
+        resource_sid: Some(resource_sid.to_string()),
+        service_sid: None,
+        request_method: exchange.map(|(q, _)| q.method.to_uppercase()),
+        request_url: exchange.map(|(_, r)| r.url.clone()),
+        request_variables: exchange.map(|(q, _)| encode_pairs(&q.params)),
+        request_headers: exchange.map(|(_, r)| encode_pairs(&r.request_headers)),
+        response_body: answer.map(|a| a.body.clone()),
+        response_headers: answer.map(|a| encode_pairs(&a.headers)),
+        date_created: now,
+    }
+}
+
+impl App {
+    /// Exponential backoff for the `attempts`-th retry (1-based).
+    fn backoff(&self, attempts: i64) -> i64 {
+        let base = self.settings.webhook_retry_base.max(1);
+        let factor = 1i64 << attempts.clamp(0, 20);
+        (base.saturating_mul(factor) / 2).clamp(base, MAX_BACKOFF.max(base))
+    }
+
+    /// One round of webhook delivery at `now` (microseconds). Returns how many were sent.
+    pub async fn deliver_webhooks_once(&self, now: i64) -> Result<usize> {
+        let claimed = self.store.claim_webhooks(now, LEASE, BATCH).await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let count = claimed.len();
+        let mut tokens: HashMap<String, Option<String>> = HashMap::new();
+        let mut messages: HashMap<String, Option<Message>> = HashMap::new();
+        let mut settlement = Settlement::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for webhook in claimed {
+            if !tokens.contains_key(&webhook.account_sid) {
+                let token = self
+                    .store
+                    .account(&webhook.account_sid)
+                    .await?
+                    .map(|a| a.auth_token);
+                tokens.insert(webhook.account_sid.clone(), token);
+            }
+            let Some(auth_token) = tokens[&webhook.account_sid].clone() else {
+                settlement.settled.push(Settled::Done { id: webhook.id });
+                continue;
+            };
+            let params = match webhook.kind {
+                WebhookKind::Status => {
+                    if !messages.contains_key(&webhook.message_sid) {
+                        let message = self
+                            .store
+                            .message(&webhook.account_sid, &webhook.message_sid)
+                            .await?;
+                        messages.insert(webhook.message_sid.clone(), message);
+                    }
+                    match &messages[&webhook.message_sid] {
+                        Some(message) => status_form(message, &webhook),
+                        // The message was deleted: there is nothing left to report.
+                        None => {
+                            settlement.settled.push(Settled::Done { id: webhook.id });
+                            continue;
+                        }
+                    }
+                }
+                WebhookKind::Inbound => {
+                    form_urlencoded::parse(webhook.payload.as_deref().unwrap_or("").as_bytes())
+                        .into_owned()
+                        .collect()
+                }
+            };
+            let request = Request {
+                url: webhook.url.clone(),
+                method: webhook.method.clone(),
+                params,
+                auth_token,
+                idempotency_token: webhook.id.clone(),
+            };
+            let client = self.webhook_client.clone();
+            tasks.spawn(async move {
+                match webhook.kind {
+                    WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
+                    WebhookKind::Status => {
+                        let response = client.send(&request).await;
+                        Delivery {
+                            failure: describe_failure(&response),
+                            webhook,
+                            exchanges: vec![(request, response)],
+                            replies: Vec::new(),
+                        }
+                    }
+                }
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let delivery = joined.map_err(|err| Error::internal(format!("webhook task: {err}")))?;
+            self.settle(delivery, now, &mut settlement).await?;
+        }
+        let replies = !settlement.replies.is_empty();
+        self.store.settle_webhooks(&settlement, now).await?;
+        if replies {
+            self.work.notify_one();
+        }
+        Ok(count)
+    }
+
+    async fn settle(&self, delivery: Delivery, now: i64, out: &mut Settlement) -> Result<()> {
+        let Delivery {
+            webhook,
+            exchanges,
+            failure,
+            replies,
+        } = delivery;
+        if let Some((code, reason, status)) = failure {
+            out.alerts.push(alert_for(
+                &webhook.account_sid,
+                &webhook.message_sid,
+                code,
+                &reason,
+                status,
+                exchanges.last(),
+                now,
+            ));
+            let id = webhook.id.clone();
+            out.settled.push(match webhook.kind {
+                WebhookKind::Inbound if webhook.fallback_url.is_some() => Settled::Fallback { id },
+                WebhookKind::Inbound => Settled::Done { id },
+                WebhookKind::Status => {
+                    let due_at = now + self.backoff(webhook.attempts + 1);
+                    if due_at <= webhook.created_at + self.settings.webhook_retry_window {
+                        Settled::Retry { id, due_at }
+                    } else {
+                        tracing::warn!(url = %webhook.url, message = %webhook.message_sid, "status callback given up");
+                        Settled::Done { id }
+                    }
+                }
+            });
+            return Ok(());
+        }
+        out.settled.push(Settled::Done {
+            id: webhook.id.clone(),
+        });
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let Some(inbound) = self
+            .store
+            .message(&webhook.account_sid, &webhook.message_sid)
+            .await?
+        else {
+            return Ok(());
+        };
+        for reply in replies {
+            match self.reply_message(&inbound, &reply, now).await? {
+                Ok(created) => out.replies.push(created),
+                Err(reason) => out.alerts.push(alert_for(
+                    &webhook.account_sid,
+                    &webhook.message_sid,
+                    INVALID_MESSAGE_VERB,
+                    &reason,
+                    None,
+                    exchanges.last(),
+                    now,
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the outbound-reply message a TwiML `<Message>` asks for, or says why not.
+    async fn reply_message(
+        &self,
+        inbound: &Message,
+        reply: &ReplyMessage,
+        now: i64,
+    ) -> Result<std::result::Result<(Message, Vec<Media>), String>> {
+        let to_raw = reply
+            .to
+            .clone()
+            .unwrap_or_else(|| inbound.from.clone().unwrap_or_default());
+        let Some(to) = E164::parse(&to_raw) else {
+            return Ok(Err(format!(
+                "<Message to=\"{to_raw}\"> is not a valid number"
+            )));
+        };
+        let from = reply.from.clone().unwrap_or_else(|| inbound.to.clone());
+        let sender = self
+            .store
+            .account_sender(&inbound.account_sid, &from)
+            .await?
+            .filter(|s| s.sms || s.mms);
+        if sender.is_none() {
+            return Ok(Err(format!(
+                "<Message from=\"{from}\"> is not a sender of this account"
+            )));
+        }
+        if reply.body.chars().count() > MAX_BODY_CHARS {
+            return Ok(Err("<Message> body exceeds 1600 characters".into()));
+        }
+        let status_callback = match &reply.action {
+            Some(action) => match validate_url("action", action) {
+                Ok(url) => url,
+                Err(_) => return Ok(Err(format!("<Message action=\"{action}\"> is not a URL"))),
+            },
+            None => None,
+        };
+        if self
+            .is_opted_out(&inbound.account_sid, to.as_str(), Some(&from), None)
+            .await?
+        {
+            return Ok(Err(format!(
+                "21610: {} has opted out of messages from {from}",
+                to.as_str()
+            )));
+        }
+        let is_mms = !reply.media.is_empty();
+        let message_sid = sid::generate(if is_mms {
+            SidKind::MmsMessage
+        } else {
+            SidKind::Message
+        });
+        let media = reply
+            .media
+            .iter()
+            .map(|url| Media {
+                sid: sid::generate(SidKind::Media),
+                message_sid: message_sid.clone(),
+                account_sid: inbound.account_sid.clone(),
+                url: url.clone(),
+                content_type: media_content_type(url).to_string(),
+                date_created: now,
+                date_updated: now,
+            })
+            .collect::<Vec<_>>();
+        let message = Message {
+            sid: message_sid,
+            account_sid: inbound.account_sid.clone(),
+            messaging_service_sid: None,
+            direction: Direction::OutboundReply,
+            from: Some(from),
+            to: to.as_str().to_string(),
+            encoding: match encoding_of(&reply.body) {
+                Encoding::Gsm7 => "GSM-7".into(),
+                Encoding::Ucs2 => "UCS-2".into(),
+            },
+            num_segments: if is_mms {
+                1
+            } else {
+                count_segments(&reply.body).max(1) as i64
+            },
+            num_media: media.len() as i64,
+            body: reply.body.clone(),
+            status: MessageStatus::Queued,
+            error_code: None,
+            error_message: None,
+            price: None,
+            price_unit: self.settings.price_unit.clone(),
+            status_callback,
+            validity_period: MAX_VALIDITY_PERIOD,
+            send_at: None,
+            date_created: now,
+            date_updated: now,
+            date_sent: None,
+        };
+        Ok(Ok((message, media)))
+    }
+
+    /// Sends webhooks until `shutdown` fires.
+    pub async fn run_webhooks(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let sent = self
+                .deliver_webhooks_once(now_micros())
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::error!(%err, "webhook round failed");
+                    0
+                });
+            if sent == 0 {
+                tokio::select! {
+                    _ = self.webhook_work.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// `ListAlert`: the caller's alerts and, for a main account, its subaccounts'.
+    pub async fn list_alerts(
+        &self,
+        principal: &Principal,
+        filter: &AlertFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Alert>> {
+        super::check_credential(principal, Operation::ListAlert)?;
+        self.store
+            .list_alerts(&principal.account.sid, filter, page)
+            .await
+    }
+
+    /// `FetchAlert`.
+    pub async fn fetch_alert(&self, principal: &Principal, sid: &str, path: &str) -> Result<Alert> {
+        super::check_credential(principal, Operation::FetchAlert)?;
+        self.store
+            .alert(&principal.account.sid, sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))
+    }
+}

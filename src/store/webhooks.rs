@@ -1,0 +1,373 @@
+//! The webhook outbox (status callbacks, inbound-message webhooks) and monitor alerts.
+
+use super::messages::{insert_messages_in, Event};
+use super::{int, opt_text, text, Backend, Sql, Store, Tx};
+use crate::domain::alert::Alert;
+use crate::domain::message::{Media, Message, MessageStatus};
+use crate::domain::paging::PageRequest;
+use crate::error::Result;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+const ROWS_PER_STATEMENT: usize = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookKind {
+    /// A message status callback.
+    Status,
+    /// An inbound message for the number's (or service's) webhook.
+    Inbound,
+}
+
+impl WebhookKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            WebhookKind::Status => "status",
+            WebhookKind::Inbound => "inbound",
+        }
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub kind: WebhookKind,
+    pub account_sid: String,
+    /// The message the webhook is about.
+    pub message_sid: String,
+    pub url: String,
+    pub method: String,
+    pub fallback_url: Option<String>,
+    pub fallback_method: Option<String>,
+    pub message_status: Option<String>,
+    pub error_code: Option<i64>,
+    pub done_date: Option<String>,
+    /// Inbound webhooks: the URL-encoded form.
+    pub payload: Option<String>,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// What became of a claimed webhook.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// Delivered, or given up on: the row goes.
+    Done { id: String },
+    /// Failed; try again at `due_at`.
+    Retry { id: String, due_at: i64 },
+    /// The primary URL failed; try the fallback URL now.
+    Fallback { id: String },
+}
+
+/// Everything one round of webhook delivery commits at once.
+#[derive(Debug, Default)]
+pub struct Settlement {
+    pub settled: Vec<Settled>,
+    pub alerts: Vec<Alert>,
+    /// Messages created by TwiML replies.
+    pub replies: Vec<(Message, Vec<Media>)>,
+}
+
+/// Order of statuses within one instant (several transitions share a timestamp).
+fn rank(status: MessageStatus) -> i64 {
+    match status {
+        MessageStatus::Accepted => 0,
+        MessageStatus::Scheduled => 1,
+        MessageStatus::Queued => 2,
+        MessageStatus::Sending => 3,
+        MessageStatus::Sent => 4,
+        MessageStatus::Delivered => 5,
+        MessageStatus::Undelivered => 6,
+        MessageStatus::Failed => 7,
+        MessageStatus::Canceled => 8,
+        MessageStatus::Receiving => 9,
+        MessageStatus::Received => 10,
+    }
+}
+
+fn new_id() -> String {
+    crate::domain::sid::generate(crate::domain::sid::SidKind::Message)[2..].to_string()
+}
+
+/// Queues the status callbacks owed for `events`: one row per reported transition of a
+/// message that has a callback URL (its own `StatusCallback`, else its service's, else its
+/// sending number's). `sending` is not reported: warbler passes through it in the same
+/// instant as `sent`, and Twilio's recorded traffic goes queued → sent.
+pub(crate) async fn enqueue_status_callbacks(tx: &mut Tx, events: &[Event]) -> Result<()> {
+    let reported: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.notify && e.status != MessageStatus::Sending)
+        .collect();
+    for chunk in reported.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
+             message_status, error_code, done_date, attempts, created_at, due_at) \
+             SELECT v.column1, 'status', m.account_sid, m.sid, CAST(v.column3 AS BIGINT), \
+             COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')), \
+             'POST', v.column4, CAST(v.column5 AS BIGINT), v.column6, 0, \
+             CAST(v.column7 AS BIGINT), CAST(v.column7 AS BIGINT) FROM (VALUES ",
+        );
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(new_id())
+                .push(", ")
+                .text(e.sid.clone())
+                .push(", ")
+                .int(e.at * 16 + rank(e.status))
+                .push(", ")
+                .text(e.status.as_str())
+                .push(", ");
+            match e.error_code {
+                Some(code) => sql.int(code),
+                None => sql.push("CAST(NULL AS BIGINT)"),
+            };
+            sql.push(", ");
+            match &e.done_date {
+                Some(date) => sql.text(date.clone()),
+                None => sql.push("CAST(NULL AS TEXT)"),
+            };
+            sql.push(", ").int(e.at).push(")");
+        }
+        sql.push(
+            ") AS v JOIN messages m ON m.sid = v.column2 \
+             LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
+             LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
+             WHERE COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')) IS NOT NULL",
+        );
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Queues an inbound-message webhook inside `tx`.
+pub(crate) async fn enqueue_inbound(
+    tx: &mut Tx,
+    account_sid: &str,
+    message_sid: &str,
+    target: &super::inbound::InboundTarget,
+    payload: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
+         fallback_url, fallback_method, payload, attempts, created_at, due_at) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 0, $10, $10)",
+    )
+    .bind(new_id())
+    .bind(WebhookKind::Inbound.as_str())
+    .bind(account_sid.to_string())
+    .bind(message_sid.to_string())
+    .bind(target.url.clone())
+    .bind(target.method.clone())
+    .bind(target.fallback_url.clone())
+    .bind(target.fallback_method.clone())
+    .bind(payload.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
+    Ok(Webhook {
+        id: text(row, "id")?,
+        kind: if text(row, "kind")? == "inbound" {
+            WebhookKind::Inbound
+        } else {
+            WebhookKind::Status
+        },
+        account_sid: text(row, "account_sid")?,
+        message_sid: text(row, "ordering_key")?,
+        url: text(row, "url")?,
+        method: text(row, "method")?,
+        fallback_url: opt_text(row, "fallback_url")?,
+        fallback_method: opt_text(row, "fallback_method")?,
+        message_status: opt_text(row, "message_status")?,
+        error_code: row.try_get::<Option<i64>, _>("error_code")?,
+        done_date: opt_text(row, "done_date")?,
+        payload: opt_text(row, "payload")?,
+        attempts: int(row, "attempts")?,
+        created_at: int(row, "created_at")?,
+    })
+}
+
+const ALERT_COLUMNS: &str = "sid, account_sid, error_code, log_level, alert_text, resource_sid, \
+    service_sid, request_method, request_url, request_variables, request_headers, response_body, \
+    response_headers, date_created";
+
+fn decode_alert(row: &AnyRow) -> Result<Alert> {
+    Ok(Alert {
+        sid: text(row, "sid")?,
+        account_sid: text(row, "account_sid")?,
+        error_code: text(row, "error_code")?,
+        log_level: text(row, "log_level")?,
+        alert_text: text(row, "alert_text")?,
+        resource_sid: opt_text(row, "resource_sid")?,
+        service_sid: opt_text(row, "service_sid")?,
+        request_method: opt_text(row, "request_method")?,
+        request_url: opt_text(row, "request_url")?,
+        request_variables: opt_text(row, "request_variables")?,
+        request_headers: opt_text(row, "request_headers")?,
+        response_body: opt_text(row, "response_body")?,
+        response_headers: opt_text(row, "response_headers")?,
+        date_created: int(row, "date_created")?,
+    })
+}
+
+/// Filters of `ListAlert` (times in microseconds, inclusive).
+#[derive(Debug, Default, Clone)]
+pub struct AlertFilter {
+    pub log_level: Option<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl Store {
+    /// Claims due webhooks: for each message only its oldest pending one, so a message's
+    /// callbacks go out in order, one at a time.
+    pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Webhook>> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE webhook_outbox SET lease_until = $1 WHERE id IN (\
+               SELECT w.id FROM webhook_outbox w WHERE w.due_at <= $2 \
+               AND (w.lease_until IS NULL OR w.lease_until < $2) \
+               AND NOT EXISTS (SELECT 1 FROM webhook_outbox e \
+                               WHERE e.ordering_key = w.ordering_key AND e.seq < w.seq) \
+               ORDER BY w.due_at LIMIT $3{lock}) \
+             RETURNING id, kind, account_sid, ordering_key, url, method, fallback_url, \
+               fallback_method, message_status, error_code, done_date, payload, attempts, created_at"
+        );
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now + lease)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(decode_webhook).collect()
+    }
+
+    /// Commits one delivery round: rows delivered or retried, alerts, TwiML replies.
+    pub async fn settle_webhooks(&self, settlement: &Settlement, now: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for settled in &settlement.settled {
+            match settled {
+                Settled::Done { id } => {
+                    sqlx::query("DELETE FROM webhook_outbox WHERE id = $1")
+                        .bind(id.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Settled::Retry { id, due_at } => {
+                    sqlx::query(
+                        "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = $1, \
+                         lease_until = NULL WHERE id = $2",
+                    )
+                    .bind(*due_at)
+                    .bind(id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Settled::Fallback { id } => {
+                    sqlx::query(
+                        "UPDATE webhook_outbox SET attempts = attempts + 1, url = fallback_url, \
+                         method = COALESCE(fallback_method, 'POST'), fallback_url = NULL, \
+                         fallback_method = NULL, due_at = $1, lease_until = NULL WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        insert_alerts(&mut tx, &settlement.alerts).await?;
+        if !settlement.replies.is_empty() {
+            insert_messages_in(&mut tx, &settlement.replies, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pending webhooks (for tests and metrics).
+    pub async fn pending_webhooks(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_outbox")
+            .fetch_one(self.pool())
+            .await?;
+        int(&row, "n")
+    }
+
+    /// Alerts of `account_sid` and, for a main account, of its subaccounts.
+    pub async fn list_alerts(
+        &self,
+        account_sid: &str,
+        filter: &AlertFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Alert>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE (account_sid = "
+        ));
+        sql.text(account_sid)
+            .push(" OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = ")
+            .text(account_sid)
+            .push("))");
+        if let Some(level) = &filter.log_level {
+            sql.push(" AND log_level = ").text(level.clone());
+        }
+        if let Some(start) = filter.start {
+            sql.push(" AND date_created >= ").int(start);
+        }
+        if let Some(end) = filter.end {
+            sql.push(" AND date_created <= ").int(end);
+        }
+        sql.page(page);
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(decode_alert).collect()
+    }
+
+    /// One alert of `account_sid` or of one of its subaccounts.
+    pub async fn alert(&self, account_sid: &str, sid: &str) -> Result<Option<Alert>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE sid = $1 AND (account_sid = $2 OR \
+             account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $2))"
+        )))
+        .bind(sid.to_string())
+        .bind(account_sid.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(decode_alert).transpose()
+    }
+}
+
+pub(crate) async fn insert_alerts(tx: &mut Tx, alerts: &[Alert]) -> Result<()> {
+    for a in alerts {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        )))
+        .bind(a.sid.clone())
+        .bind(a.account_sid.clone())
+        .bind(a.error_code.clone())
+        .bind(a.log_level.clone())
+        .bind(a.alert_text.clone())
+        .bind(a.resource_sid.clone())
+        .bind(a.service_sid.clone())
+        .bind(a.request_method.clone())
+        .bind(a.request_url.clone())
+        .bind(a.request_variables.clone())
+        .bind(a.request_headers.clone())
+        .bind(a.response_body.clone())
+        .bind(a.response_headers.clone())
+        .bind(a.date_created)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

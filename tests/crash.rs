@@ -67,6 +67,7 @@ async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let accounts = format!("{base}/2010-04-01/Accounts/{}", common::MAIN_SID);
+    warbler::webhook::install_crypto_provider();
     let client = reqwest::Client::new();
     let auth =
         |r: reqwest::RequestBuilder| r.basic_auth(common::MAIN_SID, Some(common::MAIN_TOKEN));

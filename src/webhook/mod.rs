@@ -65,10 +65,15 @@ pub struct WebhookClient {
     allow_private_targets: bool,
 }
 
+/// Installs rustls' `ring` crypto provider for the process (once; later calls do nothing).
+/// reqwest is built without a bundled provider, so every reqwest client needs this first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl WebhookClient {
     pub fn new(settings: &WebhookSettings) -> anyhow::Result<WebhookClient> {
-        // reqwest is built without a bundled crypto provider; `ring` is the one sqlx uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)

@@ -76,6 +76,12 @@ pub async fn spawn_with(options: Options) -> TestServer {
         store,
         Settings {
             simulated_latency: 2_000_000,
+            // Tests run their webhook receivers on 127.0.0.1.
+            webhooks: warbler::webhook::WebhookSettings {
+                allow_private_targets: true,
+                connect_timeout: std::time::Duration::from_secs(2),
+                timeout: std::time::Duration::from_secs(5),
+            },
             ..Settings::new(options.max_subaccounts, "test-pepper".into())
         },
     );

@@ -1,0 +1,915 @@
+//! Webhooks, inbound messages and opt-outs, against a real HTTP receiver on 127.0.0.1, on the
+//! database `TEST_DATABASE_URL` names. Dispatch, receipts and webhook rounds are driven by
+//! hand with chosen times (microseconds). (The official `RequestValidator` checks the same
+//! requests in the conformance suite.)
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{spawn, TestServer, MAIN_SID, MAIN_TOKEN};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use warbler::domain::time::now_micros;
+use warbler::webhook::signature::sign_form;
+
+const SECOND: i64 = 1_000_000;
+const HANDSET: &str = "+14155550199";
+
+#[derive(Debug, Clone)]
+struct Hit {
+    path: String,
+    method: String,
+    signature: String,
+    form: Vec<(String, String)>,
+}
+
+impl Hit {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Script = HashMap<String, VecDeque<(u16, &'static str, String)>>;
+
+/// A webhook receiver: records every request, answers from a per-path script (200 with an
+/// empty body when the script is empty).
+#[derive(Clone)]
+struct Receiver {
+    base: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let script: Arc<Mutex<Script>> = Arc::default();
+        let (h, s) = (hits.clone(), script.clone());
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (hits, script) = (h.clone(), s.clone());
+            async move {
+                let path = request.uri().path().to_string();
+                let method = request.method().to_string();
+                let query = request.uri().query().unwrap_or("").to_string();
+                let signature = request
+                    .headers()
+                    .get("x-twilio-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                let raw = if method == "GET" {
+                    query.into_bytes()
+                } else {
+                    body.to_vec()
+                };
+                let form = form_urlencoded::parse(&raw).into_owned().collect();
+                hits.lock().unwrap().push(Hit {
+                    path: path.clone(),
+                    method,
+                    signature,
+                    form,
+                });
+                let answer = script
+                    .lock()
+                    .unwrap()
+                    .get_mut(&path)
+                    .and_then(|queue| queue.pop_front());
+                let (status, content_type, body) =
+                    answer.unwrap_or((200, "text/xml", String::new()));
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("content-type", content_type)],
+                    body,
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { base, hits, script }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn answer(&self, path: &str, status: u16, content_type: &'static str, body: &str) {
+        self.script
+            .lock()
+            .unwrap()
+            .entry(path.to_string())
+            .or_default()
+            .push_back((status, content_type, body.to_string()));
+    }
+
+    fn hits(&self, path: &str) -> Vec<Hit> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Checks every POST carries the signature of its URL and form under `token`.
+    fn assert_signed(&self, token: &str) {
+        for hit in self.hits.lock().unwrap().iter() {
+            assert_eq!(hit.method, "POST");
+            let params: Vec<(&str, &str)> = hit
+                .form
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let expected = sign_form(token, &self.url(&hit.path), &params);
+            assert_eq!(hit.signature, expected, "signature of {hit:?}");
+        }
+    }
+}
+
+/// Runs webhook rounds at `now` until none is due.
+async fn flush(server: &TestServer, now: i64) {
+    for _ in 0..50 {
+        if server.app.deliver_webhooks_once(now).await.unwrap() == 0 {
+            return;
+        }
+    }
+    panic!("webhooks keep coming");
+}
+
+async fn buy_configured(server: &TestServer, number: &str, config: &[(&str, &str)]) -> String {
+    let sid = server.buy(MAIN_SID, number, server.main_creds()).await;
+    if !config.is_empty() {
+        let reply = server
+            .post(
+                &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{sid}.json"),
+                server.main_creds(),
+                config,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    sid
+}
+
+async fn send(server: &TestServer, form: &[(&str, &str)]) -> Value {
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+            server.main_creds(),
+            form,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+async fn create_service(server: &TestServer, settings: &[(&str, &str)]) -> String {
+    let mut form = vec![("FriendlyName", "hooks")];
+    form.extend_from_slice(settings);
+    let reply = server
+        .post("/v1/Services", server.main_creds(), &form)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body["sid"].as_str().unwrap().to_string()
+}
+
+async fn add_to_service(server: &TestServer, service: &str, number_sid: &str) {
+    let reply = server
+        .post(
+            &format!("/v1/Services/{service}/PhoneNumbers"),
+            server.main_creds(),
+            &[("PhoneNumberSid", number_sid)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+fn statuses(hits: &[Hit], sid: &str) -> Vec<String> {
+    hits.iter()
+        .filter(|h| h.get("MessageSid") == Some(sid))
+        .map(|h| h.get("MessageStatus").unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn status_callbacks_follow_each_lifecycle_in_order() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    // The number's own callback serves messages sent from it without one of their own.
+    buy_configured(
+        &server,
+        "+14155550100",
+        &[("StatusCallback", &hook.url("/number"))],
+    )
+    .await;
+    let delivered = send(
+        &server,
+        &[("To", HANDSET), ("From", "+14155550100"), ("Body", "hi")],
+    )
+    .await;
+    let undelivered = send(
+        &server,
+        &[
+            ("To", "+15005550030"),
+            ("From", "+14155550100"),
+            ("Body", "hi"),
+            ("StatusCallback", &hook.url("/message")),
+        ],
+    )
+    .await;
+    let failed = send(
+        &server,
+        &[
+            ("To", "+15005550080"),
+            ("From", "+14155550100"),
+            ("Body", "hi"),
+            ("StatusCallback", &hook.url("/message")),
+        ],
+    )
+    .await;
+    let t0 = now_micros();
+    // Pacing sends one a second from a long code.
+    for i in 0..4 {
+        server.app.dispatch_once(t0 + i * SECOND).await.unwrap();
+    }
+    server.app.apply_receipts(t0 + 10 * SECOND).await.unwrap();
+    flush(&server, t0 + 10 * SECOND).await;
+
+    let number_hits = hook.hits("/number");
+    let sid = delivered["sid"].as_str().unwrap();
+    assert_eq!(statuses(&number_hits, sid), ["sent", "delivered"]);
+    let last = number_hits.last().unwrap();
+    assert_eq!(last.get("SmsStatus"), Some("delivered"));
+    assert_eq!(last.get("SmsSid"), Some(sid));
+    assert_eq!(last.get("AccountSid"), Some(MAIN_SID));
+    assert_eq!(last.get("From"), Some("+14155550100"));
+    assert_eq!(last.get("To"), Some(HANDSET));
+    assert_eq!(last.get("ApiVersion"), Some("2010-04-01"));
+    assert!(last.get("RawDlrDoneDate").is_some_and(|d| d.len() == 10));
+    assert_eq!(last.get("ErrorCode"), None);
+
+    let message_hits = hook.hits("/message");
+    let sid = undelivered["sid"].as_str().unwrap();
+    assert_eq!(statuses(&message_hits, sid), ["sent", "undelivered"]);
+    let last = message_hits
+        .iter()
+        .rfind(|h| h.get("MessageSid") == Some(sid))
+        .unwrap();
+    assert_eq!(last.get("ErrorCode"), Some("30003"));
+    let sid = failed["sid"].as_str().unwrap();
+    assert_eq!(statuses(&message_hits, sid), ["failed"]);
+    assert_eq!(
+        message_hits
+            .iter()
+            .find(|h| h.get("MessageSid") == Some(sid))
+            .unwrap()
+            .get("ErrorCode"),
+        Some("30008")
+    );
+    hook.assert_signed(MAIN_TOKEN);
+    assert_eq!(server.app.store.pending_webhooks().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn service_callbacks_report_queued_and_carry_the_service() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    let number = buy_configured(&server, "+14155550100", &[]).await;
+    let service = create_service(&server, &[("StatusCallback", &hook.url("/service"))]).await;
+    add_to_service(&server, &service, &number).await;
+    let message = send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("MessagingServiceSid", &service),
+            ("Body", "Hi there"),
+        ],
+    )
+    .await;
+    assert_eq!(message["status"], "accepted");
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
+    flush(&server, t0 + 5 * SECOND).await;
+    let hits = hook.hits("/service");
+    let sid = message["sid"].as_str().unwrap();
+    assert_eq!(statuses(&hits, sid), ["queued", "sent", "delivered"]);
+    assert!(hits
+        .iter()
+        .all(|h| h.get("MessagingServiceSid") == Some(service.as_str())));
+    hook.assert_signed(MAIN_TOKEN);
+}
+
+#[tokio::test]
+async fn a_failing_receiver_gets_retries_in_order_and_leaves_alerts() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    let (sub, sub_token) = server.subaccount("tenant").await;
+    let number = server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let moved = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{number}.json"),
+            server.main_creds(),
+            &[("AccountSid", &sub)],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}/Messages.json"),
+            (&sub, &sub_token),
+            &[
+                ("To", HANDSET),
+                ("From", "+14155550100"),
+                ("Body", "retry me"),
+                ("StatusCallback", &hook.url("/flaky")),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let sid = reply.body["sid"].as_str().unwrap().to_string();
+    hook.answer("/flaky", 500, "text/plain", "down");
+    hook.answer("/flaky", 503, "text/plain", "still down");
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    server.app.apply_receipts(t0 + 3 * SECOND).await.unwrap();
+    // First attempt of `sent` fails; `delivered` waits behind it.
+    assert_eq!(
+        server
+            .app
+            .deliver_webhooks_once(t0 + 3 * SECOND)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        server
+            .app
+            .deliver_webhooks_once(t0 + 4 * SECOND)
+            .await
+            .unwrap(),
+        0,
+        "not due before its backoff"
+    );
+    // Second attempt (5 s later) fails, third (10 s after that) succeeds, then `delivered`.
+    assert_eq!(
+        server
+            .app
+            .deliver_webhooks_once(t0 + 9 * SECOND)
+            .await
+            .unwrap(),
+        1
+    );
+    flush(&server, t0 + 20 * SECOND).await;
+    let hits = hook.hits("/flaky");
+    assert_eq!(statuses(&hits, &sid), ["sent", "sent", "sent", "delivered"]);
+    hook.assert_signed(&sub_token);
+
+    // Two alerts, visible to the subaccount and to its parent, with the exchange captured.
+    for creds in [(sub.as_str(), sub_token.as_str()), server.main_creds()] {
+        let alerts = server.get("/v1/Alerts", creds).await;
+        assert_eq!(alerts.status, StatusCode::OK, "{}", alerts.body);
+        let list = alerts.body["alerts"].as_array().unwrap();
+        assert_eq!(list.len(), 2, "{}", alerts.body);
+        assert!(list.iter().all(|a| a["error_code"] == "11200"
+            && a["resource_sid"] == sid.as_str()
+            && a["account_sid"] == sub.as_str()));
+        assert_eq!(alerts.body["meta"]["key"], "alerts");
+    }
+    let alerts = server.get("/v1/Alerts", server.main_creds()).await;
+    let first = alerts.body["alerts"][0]["sid"].as_str().unwrap();
+    let alert = server
+        .get(&format!("/v1/Alerts/{first}"), server.main_creds())
+        .await;
+    assert_eq!(alert.status, StatusCode::OK);
+    assert!(alert.body["alert_text"]
+        .as_str()
+        .unwrap()
+        .contains("httpResponse=50"));
+    assert!(alert.body["request_variables"]
+        .as_str()
+        .unwrap()
+        .contains("MessageStatus=sent"));
+    assert!(alert.body["response_body"]
+        .as_str()
+        .unwrap()
+        .contains("down"));
+    // A sibling subaccount sees none of them.
+    let (other, other_token) = server.subaccount("sibling").await;
+    let theirs = server.get("/v1/Alerts", (&other, &other_token)).await;
+    assert_eq!(theirs.body["alerts"].as_array().unwrap().len(), 0);
+    let hidden = server
+        .get(&format!("/v1/Alerts/{first}"), (&other, &other_token))
+        .await;
+    hidden.assert_error(404, 20404);
+}
+
+#[tokio::test]
+async fn a_callback_is_given_up_after_the_retry_window() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    // Nothing listens on port 9 (discard): every attempt fails to connect.
+    send(
+        &server,
+        &[
+            ("To", "+15005550080"),
+            ("From", "+14155550100"),
+            ("Body", "x"),
+            ("StatusCallback", "http://127.0.0.1:9/gone"),
+        ],
+    )
+    .await;
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    assert_eq!(server.app.deliver_webhooks_once(t0).await.unwrap(), 1);
+    assert_eq!(server.app.store.pending_webhooks().await.unwrap(), 1);
+    // A day later the window (24 h) is over: the next failure is the last.
+    assert_eq!(
+        server
+            .app
+            .deliver_webhooks_once(t0 + 25 * 3600 * SECOND)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(server.app.store.pending_webhooks().await.unwrap(), 0);
+}
+
+async fn inbound(server: &TestServer, from: &str, to: &str, body: &str) -> Value {
+    let reply = server
+        .post(
+            "/admin/simulate/inbound",
+            server.main_creds(),
+            &[("From", from), ("To", to), ("Body", body)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+#[tokio::test]
+async fn inbound_goes_to_the_number_or_the_service_url() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    let number = buy_configured(
+        &server,
+        "+14155550100",
+        &[("SmsUrl", &hook.url("/number-sms"))],
+    )
+    .await;
+    let message = inbound(&server, HANDSET, "+14155550100", "hello there").await;
+    assert_eq!(message["direction"], "inbound");
+    assert_eq!(message["status"], "received");
+    flush(&server, now_micros()).await;
+    let hits = hook.hits("/number-sms");
+    assert_eq!(hits.len(), 1);
+    let hit = &hits[0];
+    assert_eq!(hit.get("Body"), Some("hello there"));
+    assert_eq!(hit.get("From"), Some(HANDSET));
+    assert_eq!(hit.get("To"), Some("+14155550100"));
+    assert_eq!(hit.get("SmsStatus"), Some("received"));
+    assert_eq!(hit.get("NumMedia"), Some("0"));
+    assert_eq!(hit.get("NumSegments"), Some("1"));
+    assert_eq!(hit.get("FromCountry"), Some("US"));
+    assert_eq!(hit.get("MessageSid"), message["sid"].as_str());
+    assert_eq!(hit.get("SmsMessageSid"), message["sid"].as_str());
+    assert_eq!(hit.get("MessagingServiceSid"), None);
+
+    let service =
+        create_service(&server, &[("InboundRequestUrl", &hook.url("/service-sms"))]).await;
+    add_to_service(&server, &service, &number).await;
+    inbound(&server, HANDSET, "+14155550100", "via service").await;
+    flush(&server, now_micros()).await;
+    let hits = hook.hits("/service-sms");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].get("MessagingServiceSid"), Some(service.as_str()));
+
+    let reply = server
+        .post(
+            &format!("/v1/Services/{service}"),
+            server.main_creds(),
+            &[("UseInboundWebhookOnNumber", "true")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    inbound(&server, HANDSET, "+14155550100", "number again").await;
+    flush(&server, now_micros()).await;
+    assert_eq!(hook.hits("/number-sms").len(), 2);
+    assert_eq!(hook.hits("/service-sms").len(), 1);
+    hook.assert_signed(MAIN_TOKEN);
+}
+
+#[tokio::test]
+async fn twiml_replies_are_sent_back_and_bad_twiml_falls_back_with_an_alert() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    buy_configured(
+        &server,
+        "+14155550100",
+        &[
+            ("SmsUrl", &hook.url("/sms")),
+            ("SmsFallbackUrl", &hook.url("/fallback")),
+        ],
+    )
+    .await;
+    hook.answer(
+        "/sms",
+        200,
+        "text/xml",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Thanks!</Message>\
+         <Redirect>/more</Redirect></Response>",
+    );
+    hook.answer(
+        "/more",
+        200,
+        "application/xml",
+        "<Response><Message><Body>Second</Body><Media>https://example.com/a.png</Media></Message></Response>",
+    );
+    let first = inbound(&server, HANDSET, "+14155550100", "question").await;
+    flush(&server, now_micros()).await;
+    assert_eq!(hook.hits("/more").len(), 1, "the redirect was followed");
+    let replies = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To=%2B14155550199"),
+            server.main_creds(),
+        )
+        .await;
+    let list = replies.body["messages"].as_array().unwrap();
+    let mut bodies: Vec<&str> = list.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["Second", "Thanks!"]);
+    assert!(list
+        .iter()
+        .all(|m| m["direction"] == "outbound-reply" && m["from"] == "+14155550100"));
+    assert!(list.iter().any(|m| m["num_media"] == "1"));
+    // The replies go out through the normal dispatch path.
+    let t0 = now_micros();
+    server.app.dispatch_once(t0 + 2 * SECOND).await.unwrap();
+    server.app.dispatch_once(t0 + 4 * SECOND).await.unwrap();
+    for m in list {
+        let sid = m["sid"].as_str().unwrap();
+        let fetched = server
+            .get(
+                &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}.json"),
+                server.main_creds(),
+            )
+            .await;
+        assert_eq!(fetched.body["status"], "sent", "{}", fetched.body);
+    }
+    assert_eq!(hook.hits("/fallback").len(), 0);
+
+    // Malformed TwiML: an alert 12100, then the fallback URL, which answers plain text.
+    hook.answer(
+        "/sms",
+        200,
+        "text/xml",
+        "<Response><Message>oops</Response>",
+    );
+    hook.answer("/fallback", 200, "text/plain", "From the fallback");
+    inbound(&server, HANDSET, "+14155550100", "again").await;
+    flush(&server, now_micros()).await;
+    assert_eq!(hook.hits("/fallback").len(), 1);
+    let alerts = server
+        .get("/v1/Alerts?PageSize=50", server.main_creds())
+        .await;
+    let list = alerts.body["alerts"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{}", alerts.body);
+    assert_eq!(list[0]["error_code"], "12100");
+    let replies = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To=%2B14155550199"),
+            server.main_creds(),
+        )
+        .await;
+    assert!(replies.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["body"] == "From the fallback"));
+    assert!(first["sid"].as_str().is_some());
+    hook.assert_signed(MAIN_TOKEN);
+}
+
+async fn latest_reply_to(server: &TestServer, to: &str) -> String {
+    let replies = server
+        .get(
+            &format!(
+                "/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To={}",
+                to.replace('+', "%2B")
+            ),
+            server.main_creds(),
+        )
+        .await;
+    replies.body["messages"][0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn stop_blocks_sending_until_start_and_help_answers() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    buy_configured(&server, "+14155550100", &[("SmsUrl", &hook.url("/sms"))]).await;
+    buy_configured(&server, "+14155550101", &[]).await;
+    // A message accepted before the STOP is stopped at dispatch.
+    let early = send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("From", "+14155550101"),
+            ("Body", "before"),
+        ],
+    )
+    .await;
+    inbound(&server, HANDSET, "+14155550100", " Stop ").await;
+    assert!(latest_reply_to(&server, HANDSET)
+        .await
+        .starts_with("You have successfully been unsubscribed"));
+    flush(&server, now_micros()).await;
+    assert_eq!(hook.hits("/sms")[0].get("OptOutType"), Some("STOP"));
+    // The default scope is the account: every sender of it is blocked.
+    for from in ["+14155550100", "+14155550101"] {
+        let refused = server
+            .post(
+                &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+                server.main_creds(),
+                &[("To", HANDSET), ("From", from), ("Body", "promo")],
+            )
+            .await;
+        refused.assert_error(400, 21610);
+    }
+    server.app.dispatch_once(now_micros()).await.unwrap();
+    let fetched = server
+        .get(
+            &format!(
+                "/2010-04-01/Accounts/{MAIN_SID}/Messages/{}.json",
+                early["sid"].as_str().unwrap()
+            ),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(fetched.body["status"], "failed");
+    assert_eq!(fetched.body["error_code"], 21610);
+    // The STOP confirmation itself went out.
+    let list = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To=%2B14155550199"),
+            server.main_creds(),
+        )
+        .await;
+    let confirmation = list.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["direction"] == "outbound-reply")
+        .unwrap()
+        .clone();
+    assert_eq!(confirmation["status"], "sent", "{confirmation}");
+
+    // The opt-out list shows it, exports it, and the sub-resources are scoped.
+    let listed = server
+        .get(
+            &format!("/warbler/v1/Accounts/{MAIN_SID}/OptOuts"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(listed.body["opt_outs"][0]["recipient"], HANDSET);
+    assert_eq!(listed.body["opt_outs"][0]["scope"], "account");
+    assert_eq!(listed.body["opt_outs"][0]["keyword"], "STOP");
+    let exported = server
+        .get(
+            &format!("/warbler/v1/Accounts/{MAIN_SID}/OptOuts/Export"),
+            server.main_creds(),
+        )
+        .await;
+    assert!(exported
+        .body
+        .as_str()
+        .unwrap()
+        .contains("+14155550199,account,+14155550100,STOP"));
+
+    inbound(&server, HANDSET, "+14155550100", "help").await;
+    assert_eq!(
+        latest_reply_to(&server, HANDSET).await,
+        warbler::domain::opt_out::DEFAULT_HELP_REPLY
+    );
+    inbound(&server, HANDSET, "+14155550100", "START").await;
+    assert!(latest_reply_to(&server, HANDSET)
+        .await
+        .starts_with("You have successfully been re-subscribed"));
+    send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("From", "+14155550101"),
+            ("Body", "welcome back"),
+        ],
+    )
+    .await;
+    // "STOP PLEASE" is not a keyword.
+    inbound(&server, HANDSET, "+14155550100", "STOP PLEASE").await;
+    send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("From", "+14155550101"),
+            ("Body", "still here"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_service_can_add_keywords_and_replies() {
+    let server = spawn().await;
+    server.stock().await;
+    let number = buy_configured(&server, "+14155550100", &[]).await;
+    let service = create_service(&server, &[]).await;
+    add_to_service(&server, &service, &number).await;
+    let path = format!("/warbler/v1/Services/{service}/OptOutSettings");
+    let defaults = server.get(&path, server.main_creds()).await;
+    assert_eq!(defaults.status, StatusCode::OK, "{}", defaults.body);
+    assert_eq!(defaults.body["advanced_opt_out"], false);
+    let bad = server
+        .post(
+            &path,
+            server.main_creds(),
+            &[("OptOutKeywords", "two words")],
+        )
+        .await;
+    bad.assert_error(400, 20001);
+    let updated = server
+        .post(
+            &path,
+            server.main_creds(),
+            &[
+                ("OptOutKeywords", "arret,halt"),
+                ("OptOutMessage", "Adieu from Owlie."),
+            ],
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert!(updated.body["opt_out_keywords"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k == "ARRET"));
+    inbound(&server, HANDSET, "+14155550100", "Arret").await;
+    assert_eq!(latest_reply_to(&server, HANDSET).await, "Adieu from Owlie.");
+    let refused = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+            server.main_creds(),
+            &[
+                ("To", HANDSET),
+                ("MessagingServiceSid", &service),
+                ("Body", "x"),
+            ],
+        )
+        .await;
+    refused.assert_error(400, 21610);
+    // Another account's credentials cannot see the settings.
+    let (sub, token) = server.subaccount("other").await;
+    server
+        .get(&path, (&sub, &token))
+        .await
+        .assert_error(404, 20404);
+}
+
+#[tokio::test]
+async fn opt_outs_follow_a_number_moved_to_a_subaccount() {
+    let server = spawn().await;
+    server.stock().await;
+    let number = buy_configured(&server, "+14155550100", &[]).await;
+    inbound(&server, HANDSET, "+14155550100", "STOP").await;
+    let (sub, token) = server.subaccount("tenant").await;
+    let moved = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{number}.json"),
+            server.main_creds(),
+            &[("AccountSid", &sub)],
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let refused = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}/Messages.json"),
+            (&sub, &token),
+            &[("To", HANDSET), ("From", "+14155550100"), ("Body", "hi")],
+        )
+        .await;
+    refused.assert_error(400, 21610);
+    let listed = server
+        .get(
+            &format!("/warbler/v1/Accounts/{sub}/OptOuts"),
+            (&sub, &token),
+        )
+        .await;
+    assert_eq!(listed.body["opt_outs"][0]["scope"], "+14155550100");
+    // The subaccount's other numbers may still text the recipient.
+    server.buy(&sub, "+14155550101", (&sub, &token)).await;
+    let allowed = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}/Messages.json"),
+            (&sub, &token),
+            &[("To", HANDSET), ("From", "+14155550101"), ("Body", "hi")],
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::CREATED, "{}", allowed.body);
+}
+
+#[tokio::test]
+async fn opt_out_lists_import_and_lift() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let path = format!("/warbler/v1/Accounts/{MAIN_SID}/OptOuts");
+    let import = |csv: &'static str| {
+        let server = &server;
+        let path = path.clone();
+        async move {
+            let request = axum::http::Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("Authorization", common::basic(MAIN_SID, MAIN_TOKEN))
+                .header("Content-Type", "text/csv")
+                .body(axum::body::Body::from(csv))
+                .unwrap();
+            server.raw(request).await
+        }
+    };
+    import("recipient,scope\n+14155550199,account\nnot-a-number,account\n")
+        .await
+        .assert_error(400, 21211);
+    assert_eq!(
+        server.get(&path, server.main_creds()).await.body["opt_outs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "a bad file imports nothing"
+    );
+    let done = import("recipient,keyword\n+14155550199,stop\n+14155550198,\n").await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    assert_eq!(done.body["imported"], 2);
+    server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+            server.main_creds(),
+            &[
+                ("To", "+14155550198"),
+                ("From", "+14155550100"),
+                ("Body", "x"),
+            ],
+        )
+        .await
+        .assert_error(400, 21610);
+    let lifted = server
+        .delete(&format!("{path}/%2B14155550198"), server.main_creds())
+        .await;
+    assert_eq!(lifted.status, StatusCode::NO_CONTENT, "{}", lifted.body);
+    send(
+        &server,
+        &[
+            ("To", "+14155550198"),
+            ("From", "+14155550100"),
+            ("Body", "x"),
+        ],
+    )
+    .await;
+    // Paging through PageToken.
+    let page = server
+        .get(&format!("{path}?PageSize=1"), server.main_creds())
+        .await;
+    assert_eq!(page.body["opt_outs"].as_array().unwrap().len(), 1);
+    assert_eq!(page.body["meta"]["next_page_url"], Value::Null);
+    // A subaccount cannot read its parent's list.
+    let (sub, token) = server.subaccount("tenant").await;
+    server
+        .get(&path, (&sub, &token))
+        .await
+        .assert_error(401, 20003);
+}

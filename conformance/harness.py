@@ -358,6 +358,10 @@ def start_server(
     # The suite makes a few hundred requests a second with one credential (e.g. 120 creates,
     # then paging); per-credential rate limiting is not what it tests.
     env.setdefault("WARBLER_RATE_LIMIT_PER_SECOND", "0")
+    # The webhook receivers of test_webhooks.py listen on 127.0.0.1, and retries should come
+    # within a test's patience.
+    env.setdefault("WARBLER_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+    env.setdefault("WARBLER_WEBHOOK_RETRY_BASE_MS", "300")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
     cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--database-url", database_url]

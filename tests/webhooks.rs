@@ -19,6 +19,7 @@ const HANDSET: &str = "+14155550199";
 #[derive(Debug, Clone)]
 struct Hit {
     path: String,
+    query: String,
     method: String,
     signature: String,
     form: Vec<(String, String)>,
@@ -72,6 +73,7 @@ impl Receiver {
                 let form = form_urlencoded::parse(&raw).into_owned().collect();
                 hits.lock().unwrap().push(Hit {
                     path: path.clone(),
+                    query: String::from_utf8_lossy(&raw).into_owned(),
                     method,
                     signature,
                     form,
@@ -514,6 +516,29 @@ async fn inbound_goes_to_the_number_or_the_service_url() {
     assert_eq!(hook.hits("/number-sms").len(), 2);
     assert_eq!(hook.hits("/service-sms").len(), 1);
     hook.assert_signed(MAIN_TOKEN);
+
+    // SmsMethod=GET: the parameters ride in the query string, which is what gets signed.
+    let get_hook = Receiver::start().await;
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{number}.json"),
+            server.main_creds(),
+            &[
+                ("SmsUrl", &get_hook.url("/get?tenant=7")),
+                ("SmsMethod", "GET"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    inbound(&server, HANDSET, "+14155550100", "by GET").await;
+    flush(&server, now_micros()).await;
+    let hits = get_hook.hits("/get");
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].method, "GET");
+    assert_eq!(hits[0].get("tenant"), Some("7"));
+    assert_eq!(hits[0].get("Body"), Some("by GET"));
+    let full_url = format!("{}/get?{}", get_hook.base, hits[0].query);
+    assert_eq!(hits[0].signature, sign_form(MAIN_TOKEN, &full_url, &[]));
 }
 
 #[tokio::test]

@@ -820,6 +820,14 @@ async fn a_service_can_add_keywords_and_replies() {
         .get(&path, (&sub, &token))
         .await
         .assert_error(404, 20404);
+    // ...nor delete the service (or anything of it).
+    server
+        .delete(&format!("/v1/Services/{service}"), (&sub, &token))
+        .await
+        .assert_error(404, 20404);
+    let kept = server.get(&path, server.main_creds()).await;
+    assert_eq!(kept.body["advanced_opt_out"], true);
+    assert_eq!(kept.body["opt_out_message"], "Adieu from Owlie.");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use crate::domain::opt_out::{
 };
 use crate::domain::paging::{Cursor, PageRequest};
 use crate::domain::time::iso8601;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::inbound::OptOut;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -65,14 +65,17 @@ pub async fn list_opt_out(
     )))
 }
 
-/// The whole list as CSV (the import format), read page by page so memory stays flat.
+/// The whole list as CSV, in the import format, read from the database a page at a time.
 pub async fn export_opt_out(
     State(state): State<ApiState>,
     Caller(caller): Caller,
     Path(path): Path,
     axum::extract::Path(account_sid): axum::extract::Path<String>,
 ) -> Result<Response> {
-    let mut out = String::from("recipient,scope,sender,keyword,date_created\n");
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let write_error = |err: csv::Error| Error::internal(format!("writing CSV: {err}"));
+    out.write_record(["recipient", "scope", "sender", "keyword", "date_created"])
+        .map_err(write_error)?;
     let mut page = PageRequest::parse(None, Some("1000"), None)?;
     loop {
         let mut rows = state
@@ -82,14 +85,14 @@ pub async fn export_opt_out(
         let more = rows.len() > page.page_size as usize;
         rows.truncate(page.page_size as usize);
         for o in &rows {
-            out.push_str(&format!(
-                "{},{},{},{},{}\n",
-                o.recipient,
-                o.scope,
+            out.write_record([
+                o.recipient.as_str(),
+                o.scope.as_str(),
                 o.sender.as_deref().unwrap_or(""),
-                o.keyword,
-                iso8601(o.date_created)
-            ));
+                o.keyword.as_str(),
+                iso8601(o.date_created).as_str(),
+            ])
+            .map_err(write_error)?;
         }
         match (more, rows.last()) {
             (true, Some(last)) => {
@@ -102,7 +105,10 @@ pub async fn export_opt_out(
             _ => break,
         }
     }
-    Ok(([("content-type", "text/csv; charset=utf-8")], out).into_response())
+    let body = out
+        .into_inner()
+        .map_err(|err| Error::internal(format!("writing CSV: {err}")))?;
+    Ok(([("content-type", "text/csv; charset=utf-8")], body).into_response())
 }
 
 pub async fn import_opt_out(

@@ -58,9 +58,10 @@ impl OptOutSettings {
         if word.is_empty() || word.chars().any(char::is_whitespace) {
             return None;
         }
+        // Custom keywords are stored upper-cased (any script), so compare upper-cased.
+        let upper = word.to_uppercase();
         let matches = |defaults: &[&str], custom: &[String]| {
-            defaults.iter().any(|k| k.eq_ignore_ascii_case(word))
-                || custom.iter().any(|k| k.eq_ignore_ascii_case(word))
+            defaults.iter().any(|k| *k == upper) || custom.contains(&upper)
         };
         // Twilio's own keywords win over custom ones, STOP first.
         if matches(&DEFAULT_STOP_KEYWORDS, &[]) {
@@ -141,9 +142,19 @@ pub fn scope_key(scope: OptOutScope, sender: &str, service_sid: Option<&str>) ->
     }
 }
 
-/// Whether a stored opt-out with `scope` blocks a message from `sender` (through `service`).
-pub fn blocks(scope: &str, sender: Option<&str>, service_sid: Option<&str>) -> bool {
-    scope == "account" || Some(scope) == sender || Some(scope) == service_sid
+/// Whether a stored opt-out (its `scope`, and the number that received the STOP) blocks a
+/// message from `sender` (through `service_sid`). The pair the recipient texted STOP to is
+/// always blocked, whatever the scope.
+pub fn blocks(
+    scope: &str,
+    stopped_sender: Option<&str>,
+    sender: Option<&str>,
+    service_sid: Option<&str>,
+) -> bool {
+    scope == "account"
+        || Some(scope) == sender
+        || Some(scope) == service_sid
+        || (sender.is_some() && stopped_sender == sender)
 }
 
 #[cfg(test)]
@@ -185,11 +196,14 @@ mod tests {
 
     #[test]
     fn scopes_block_what_they_name() {
-        assert!(blocks("account", Some("+15005550006"), None));
-        assert!(blocks("MGx", Some("+1"), Some("MGx")));
-        assert!(!blocks("MGx", Some("+1"), Some("MGy")));
-        assert!(blocks("+1", Some("+1"), None));
-        assert!(!blocks("+1", Some("+2"), None));
+        assert!(blocks("account", None, Some("+15005550006"), None));
+        assert!(blocks("MGx", None, Some("+1"), Some("MGx")));
+        assert!(!blocks("MGx", None, Some("+1"), Some("MGy")));
+        assert!(blocks("+1", None, Some("+1"), None));
+        assert!(!blocks("+1", None, Some("+2"), None));
+        // A STOP to a pool number blocks that number outside the service too.
+        assert!(blocks("MGx", Some("+1"), Some("+1"), None));
+        assert!(!blocks("MGx", Some("+1"), None, None));
         assert_eq!(scope_key(OptOutScope::Service, "+1", None), "+1");
         assert_eq!(scope_key(OptOutScope::Service, "+1", Some("MG")), "MG");
         assert_eq!(scope_key(OptOutScope::Account, "+1", Some("MG")), "account");

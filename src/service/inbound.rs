@@ -146,7 +146,12 @@ impl App {
             date_updated: now,
             date_sent: Some(now),
         };
-        let keyword = route.opt_out.classify(&incoming.body);
+        // Short codes outside a Messaging Service get no keyword handling (as at Twilio).
+        let keyword = if route.short_code && route.service_sid.is_none() {
+            None
+        } else {
+            route.opt_out.classify(&incoming.body)
+        };
         let opt_out = keyword
             .filter(|k| *k != KeywordKind::Help)
             .map(|kind| OptOutChange {
@@ -215,7 +220,7 @@ impl App {
         let scopes = self.store.opt_outs_of(account_sid, &[to]).await?;
         Ok(scopes
             .iter()
-            .any(|(_, scope)| blocks(scope, sender, service_sid)))
+            .any(|(_, scope, stopped)| blocks(scope, stopped.as_deref(), sender, service_sid)))
     }
 
     /// `ListOptOut` (warbler extension).

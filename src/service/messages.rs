@@ -520,13 +520,15 @@ impl App {
                     .push(c.message.to.as_str());
             }
         }
-        let mut opted_out: HashMap<(String, String), Vec<String>> = HashMap::new();
+        // (account, recipient) → (scope, number that received the STOP) of each opt-out.
+        type StoppedBy = Vec<(String, Option<String>)>;
+        let mut opted_out: HashMap<(String, String), StoppedBy> = HashMap::new();
         for (account, tos) in recipients_by_account {
-            for (recipient, scope) in self.store.opt_outs_of(account, &tos).await? {
+            for (recipient, scope, stopped) in self.store.opt_outs_of(account, &tos).await? {
                 opted_out
                     .entry((account.to_string(), recipient))
                     .or_default()
-                    .push(scope);
+                    .push((scope, stopped));
             }
         }
         let mut pacing: HashMap<String, i64> = HashMap::new();
@@ -630,9 +632,10 @@ impl App {
                 && opted_out
                     .get(&(message.account_sid.clone(), message.to.clone()))
                     .is_some_and(|scopes| {
-                        scopes.iter().any(|scope| {
+                        scopes.iter().any(|(scope, stopped)| {
                             crate::domain::opt_out::blocks(
                                 scope,
+                                stopped.as_deref(),
                                 Some(&sender.address),
                                 message.messaging_service_sid.as_deref(),
                             )

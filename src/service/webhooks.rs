@@ -25,8 +25,8 @@ use std::collections::HashMap;
 
 /// Webhooks claimed (and sent concurrently) per round.
 const BATCH: i64 = 64;
-/// How long a claim lasts: longer than a request's timeout, so a live sender keeps it.
-const LEASE: i64 = 120_000_000;
+/// Added to the longest a delivery can take to make its claim's lease.
+const LEASE_MARGIN: i64 = 60_000_000;
 /// Most `<Redirect>`s followed for one inbound message.
 const MAX_REDIRECTS: usize = 5;
 /// Longest wait between two attempts of a status callback.
@@ -208,7 +208,14 @@ impl App {
 
     /// One round of webhook delivery at `now` (microseconds). Returns how many were sent.
     pub async fn deliver_webhooks_once(&self, now: i64) -> Result<usize> {
-        let claimed = self.store.claim_webhooks(now, LEASE, BATCH).await?;
+        // A claim outlives the slowest delivery (an inbound webhook and all its redirects),
+        // so no other node takes a row still in flight.
+        let slowest =
+            self.settings.webhooks.timeout.as_micros() as i64 * (MAX_REDIRECTS as i64 + 1);
+        let claimed = self
+            .store
+            .claim_webhooks(now, slowest + LEASE_MARGIN, BATCH)
+            .await?;
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -277,9 +284,23 @@ impl App {
                 }
             });
         }
+        // One bad delivery must not keep the others unsettled (they would be sent again when
+        // their lease runs out): a failure leaves only its own row to be retried.
         while let Some(joined) = tasks.join_next().await {
-            let delivery = joined.map_err(|err| Error::internal(format!("webhook task: {err}")))?;
-            self.settle(delivery, now, &mut settlement).await?;
+            match joined {
+                Ok(delivery) => {
+                    let mut own = Settlement::default();
+                    match self.settle(delivery, now, &mut own).await {
+                        Ok(()) => {
+                            settlement.settled.append(&mut own.settled);
+                            settlement.alerts.append(&mut own.alerts);
+                            settlement.replies.append(&mut own.replies);
+                        }
+                        Err(err) => tracing::error!(%err, "settling a webhook failed"),
+                    }
+                }
+                Err(err) => tracing::error!(%err, "webhook task failed"),
+            }
         }
         let replies = !settlement.replies.is_empty();
         self.store.settle_webhooks(&settlement, now).await?;
@@ -390,7 +411,12 @@ impl App {
             None => None,
         };
         if self
-            .is_opted_out(&inbound.account_sid, to.as_str(), Some(&from), None)
+            .is_opted_out(
+                &inbound.account_sid,
+                to.as_str(),
+                Some(&from),
+                inbound.messaging_service_sid.as_deref(),
+            )
             .await?
         {
             return Ok(Err(format!(
@@ -481,8 +507,14 @@ impl App {
         page: &PageRequest,
     ) -> Result<Vec<Alert>> {
         super::check_credential(principal, Operation::ListAlert)?;
+        // As everywhere, a main account's API key does not reach its subaccounts.
         self.store
-            .list_alerts(&principal.account.sid, filter, page)
+            .list_alerts(
+                &principal.account.sid,
+                !principal.via_api_key(),
+                filter,
+                page,
+            )
             .await
     }
 
@@ -490,7 +522,7 @@ impl App {
     pub async fn fetch_alert(&self, principal: &Principal, sid: &str, path: &str) -> Result<Alert> {
         super::check_credential(principal, Operation::FetchAlert)?;
         self.store
-            .alert(&principal.account.sid, sid)
+            .alert(&principal.account.sid, !principal.via_api_key(), sid)
             .await?
             .ok_or_else(|| Error::not_found(path))
     }

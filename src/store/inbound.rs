@@ -30,6 +30,8 @@ pub struct InboundRoute {
     pub opt_out: OptOutSettings,
     /// Whether the service has Advanced Opt-Out settings.
     pub advanced_opt_out: bool,
+    /// Whether the number is a short code (outside a service, Twilio leaves keywords alone).
+    pub short_code: bool,
 }
 
 /// A change to the opt-out list that an inbound keyword makes.
@@ -137,7 +139,7 @@ impl Store {
     /// The account holding `number` and where its inbound messages go.
     pub async fn inbound_route(&self, number: &str) -> Result<Option<InboundRoute>> {
         let row = sqlx::query(
-            "SELECT p.account_sid, p.messaging_service_sid, p.sms_url, p.sms_method, \
+            "SELECT p.account_sid, p.messaging_service_sid, p.number_type, p.sms_url, p.sms_method, \
              p.sms_fallback_url, p.sms_fallback_method, s.inbound_request_url, s.inbound_method, \
              s.fallback_url, s.fallback_method, s.use_inbound_webhook_on_number, \
              o.stop_keywords, o.start_keywords, o.help_keywords, o.stop_reply, o.start_reply, o.help_reply \
@@ -183,6 +185,7 @@ impl Store {
             service_sid,
             target: service_target.or(number_target),
             advanced_opt_out: settings.is_some(),
+            short_code: text(&row, "number_type")? == "short-code",
             opt_out: settings.unwrap_or_default(),
         }))
     }
@@ -213,16 +216,17 @@ impl Store {
         Ok(())
     }
 
-    /// The stored opt-outs of `recipients` in `account_sid` (scope by recipient).
+    /// The stored opt-outs of `recipients` in `account_sid`: (recipient, scope, sender).
     pub async fn opt_outs_of(
         &self,
         account_sid: &str,
         recipients: &[&str],
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<(String, String, Option<String>)>> {
         if recipients.is_empty() {
             return Ok(Vec::new());
         }
-        let mut sql = Sql::new("SELECT recipient, scope FROM opt_outs WHERE account_sid = ");
+        let mut sql =
+            Sql::new("SELECT recipient, scope, sender FROM opt_outs WHERE account_sid = ");
         sql.text(account_sid).push(" AND recipient IN (");
         for (i, r) in recipients.iter().enumerate() {
             if i > 0 {
@@ -233,7 +237,13 @@ impl Store {
         sql.push(")");
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
-            .map(|r| Ok((text(r, "recipient")?, text(r, "scope")?)))
+            .map(|r| {
+                Ok((
+                    text(r, "recipient")?,
+                    text(r, "scope")?,
+                    opt_text(r, "sender")?,
+                ))
+            })
             .collect()
     }
 

@@ -243,6 +243,18 @@ impl Store {
     /// Deletes a service and frees its senders, in one transaction.
     pub async fn delete_service(&self, account_sid: &str, sid: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        // Nothing of another account's service may be touched: check ownership first.
+        let owned =
+            sqlx::query("SELECT sid FROM messaging_services WHERE account_sid = $1 AND sid = $2")
+                .bind(account_sid.to_string())
+                .bind(sid.to_string())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+        if !owned {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE phone_numbers SET {} WHERE messaging_service_sid = $1",
             leave_service_sql()

@@ -239,7 +239,8 @@ impl Store {
                SELECT w.id FROM webhook_outbox w WHERE w.due_at <= $2 \
                AND (w.lease_until IS NULL OR w.lease_until < $2) \
                AND NOT EXISTS (SELECT 1 FROM webhook_outbox e \
-                               WHERE e.ordering_key = w.ordering_key AND e.seq < w.seq) \
+                               WHERE e.ordering_key = w.ordering_key \
+                               AND (e.seq < w.seq OR (e.seq = w.seq AND e.id < w.id))) \
                ORDER BY w.due_at LIMIT $3{lock}) \
              RETURNING id, kind, account_sid, ordering_key, url, method, fallback_url, \
                fallback_method, message_status, error_code, done_date, payload, attempts, created_at"
@@ -309,16 +310,20 @@ impl Store {
     pub async fn list_alerts(
         &self,
         account_sid: &str,
+        with_subaccounts: bool,
         filter: &AlertFilter,
         page: &PageRequest,
     ) -> Result<Vec<Alert>> {
         let mut sql = Sql::new(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE (account_sid = "
         ));
-        sql.text(account_sid)
-            .push(" OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = ")
-            .text(account_sid)
-            .push("))");
+        sql.text(account_sid);
+        if with_subaccounts {
+            sql.push(" OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = ")
+                .text(account_sid)
+                .push(")");
+        }
+        sql.push(")");
         if let Some(level) = &filter.log_level {
             sql.push(" AND log_level = ").text(level.clone());
         }
@@ -334,13 +339,19 @@ impl Store {
     }
 
     /// One alert of `account_sid` or of one of its subaccounts.
-    pub async fn alert(&self, account_sid: &str, sid: &str) -> Result<Option<Alert>> {
+    pub async fn alert(
+        &self,
+        account_sid: &str,
+        with_subaccounts: bool,
+        sid: &str,
+    ) -> Result<Option<Alert>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE sid = $1 AND (account_sid = $2 OR \
-             account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $2))"
+             ($3 = 1 AND account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $2)))"
         )))
         .bind(sid.to_string())
         .bind(account_sid.to_string())
+        .bind(i64::from(with_subaccounts))
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(decode_alert).transpose()

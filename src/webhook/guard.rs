@@ -7,19 +7,36 @@ use std::net::{IpAddr, SocketAddr};
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
-                || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+                || a == 0 // "this network", 0.0.0.0/8
+                || a >= 240 // reserved, 240.0.0.0/4
+                || (a == 100 && (b & 0xc0) == 64) // carrier-grade NAT, 100.64.0.0/10
+                || (a == 198 && (b & 0xfe) == 18)) // benchmarking, 198.18.0.0/15
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+            let o = v6.octets();
+            let segments = v6.segments();
+            // Addresses that embed an IPv4 address are judged by it: mapped and compatible
+            // (`to_ipv4`), NAT64 (64:ff9b::/96) and 6to4 (2002::/16).
+            if let Some(v4) = v6.to_ipv4() {
+                if !v6.is_loopback() && !v6.is_unspecified() {
+                    return is_public(IpAddr::V4(v4));
+                }
             }
-            let first = v6.segments()[0];
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(
+                    o[12], o[13], o[14], o[15],
+                )));
+            }
+            if segments[0] == 0x2002 {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(o[2], o[3], o[4], o[5])));
+            }
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -65,6 +82,13 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "100.64.0.1",
+            "0.1.2.3",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "::",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

@@ -78,6 +78,8 @@ impl WebhookClient {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the target itself, past the private-address guard.
+            .no_proxy()
             .user_agent("TwilioProxy/1.1")
             .pool_max_idle_per_host(8);
         if !settings.allow_private_targets {

@@ -186,7 +186,8 @@ impl App {
         if update.friendly_name.is_none() && status.is_none() {
             return Ok(target);
         }
-        self.store
+        let updated = self
+            .store
             .update_account(
                 &target.sid,
                 update.friendly_name.as_deref(),
@@ -194,6 +195,8 @@ impl App {
                 now_micros(),
             )
             .await?
-            .ok_or_else(|| Error::not_found(path))
+            .ok_or_else(|| Error::not_found(path));
+        self.accounts.forget(&target.sid);
+        updated
     }
 }

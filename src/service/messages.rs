@@ -93,7 +93,7 @@ impl App {
                 }
                 Some(
                     self.store
-                        .service(&account.sid, sid_value)
+                        .service_with_pool_size(&account.sid, sid_value)
                         .await?
                         .ok_or_else(|| {
                             Error::invalid(
@@ -104,6 +104,10 @@ impl App {
                 )
             }
             None => None,
+        };
+        let (service, pool_size) = match service {
+            Some((service, size)) => (Some(service), size),
+            None => (None, 0),
         };
         let body_raw = request.body.unwrap_or("");
         check_content(body_raw, &request.media_urls, service.is_some())?;
@@ -146,8 +150,8 @@ impl App {
             (None, _) => None,
         };
         let from = match (&service, from) {
-            (Some(service), _) => {
-                if self.store.pool_size(&service.sid).await? == 0 {
+            (Some(_), _) => {
+                if pool_size == 0 {
                     return Err(Error::invalid(
                         21704,
                         "The Messaging Service contains no phone numbers",
@@ -177,20 +181,7 @@ impl App {
             }
             (None, None) => unreachable!("checked above"),
         };
-        if self
-            .is_opted_out(
-                &account.sid,
-                to.as_str(),
-                from.as_deref(),
-                service.as_ref().map(|s| s.sid.as_str()),
-            )
-            .await?
-        {
-            return Err(Error::invalid(
-                21610,
-                "Attempt to send to unsubscribed recipient",
-            ));
-        }
+        // The opt-out check (21610) runs in the group commit, inside the inserting transaction.
         let smart = request
             .smart_encoded
             .unwrap_or_else(|| service.as_ref().is_some_and(|s| s.smart_encoding));

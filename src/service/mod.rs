@@ -67,6 +67,46 @@ impl Settings {
     }
 }
 
+/// Accounts as recently read for authentication, so a request does not pay a database read
+/// for its credentials. An entry lives `ACCOUNT_CACHE_TTL`; this node drops it at once when
+/// it changes the account, other nodes (PostgreSQL) see the change within the TTL.
+#[derive(Default)]
+pub struct AccountCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Account)>>,
+}
+
+const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Entries kept at most; past it the cache starts over (it only saves reads).
+const ACCOUNT_CACHE_SIZE: usize = 10_000;
+
+impl AccountCache {
+    fn get(&self, sid: &str) -> Option<Account> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(sid)
+            .filter(|(at, _)| at.elapsed() < ACCOUNT_CACHE_TTL)
+            .map(|(_, account)| account.clone())
+    }
+
+    fn put(&self, account: &Account) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= ACCOUNT_CACHE_SIZE {
+                entries.clear();
+            }
+            entries.insert(
+                account.sid.clone(),
+                (std::time::Instant::now(), account.clone()),
+            );
+        }
+    }
+
+    pub fn forget(&self, sid: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(sid);
+        }
+    }
+}
+
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -81,6 +121,8 @@ pub struct App {
     writer: writer::MessageWriter,
     /// Sends webhooks.
     pub webhook_client: crate::webhook::WebhookClient,
+    /// Accounts recently read by `authenticate`.
+    pub accounts: std::sync::Arc<AccountCache>,
 }
 
 /// How the caller proved who they are.
@@ -248,6 +290,7 @@ impl App {
             .expect("the HTTP client for webhooks (TLS set-up)");
         App {
             webhook_client,
+            accounts: std::sync::Arc::default(),
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),
@@ -262,7 +305,7 @@ impl App {
     /// was wrong.
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<Principal> {
         let principal = if sid::is_valid(SidKind::Account, username) {
-            let account = self.store.account(username).await?;
+            let account = self.cached_account(username).await?;
             match account {
                 Some(account) if secrets_match(&account.auth_token, password) => Principal {
                     account,
@@ -296,6 +339,18 @@ impl App {
         Ok(principal)
     }
 
+    /// An account by SID, from the short-lived cache when fresh there.
+    async fn cached_account(&self, sid: &str) -> Result<Option<Account>> {
+        if let Some(account) = self.accounts.get(sid) {
+            return Ok(Some(account));
+        }
+        let account = self.store.account(sid).await?;
+        if let Some(account) = &account {
+            self.accounts.put(account);
+        }
+        Ok(account)
+    }
+
     /// A suspended or closed account's own credentials are refused, and so are a subaccount's
     /// while its parent is not active (suspending the main account suspends its subaccounts).
     async fn ensure_active(&self, account: &Account) -> Result<()> {
@@ -303,7 +358,7 @@ impl App {
             return Err(Error::Unauthenticated);
         }
         if let Some(parent) = &account.owner_account_sid {
-            let parent = self.store.account(parent).await?;
+            let parent = self.cached_account(parent).await?;
             if parent.map(|p| p.status) != Some(AccountStatus::Active) {
                 return Err(Error::Unauthenticated);
             }
@@ -329,8 +384,7 @@ impl App {
             return Err(Error::not_found(path));
         }
         let target = self
-            .store
-            .account(account_sid)
+            .cached_account(account_sid)
             .await?
             .ok_or_else(|| Error::not_found(path))?;
         // Twilio: main-account API keys cannot reach subaccount resources.

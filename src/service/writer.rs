@@ -14,6 +14,10 @@ const MAX_BATCH: usize = 512;
 
 type Job = (Message, Vec<Media>, oneshot::Sender<Result<()>>);
 
+fn opted_out() -> Error {
+    Error::invalid(21610, "Attempt to send to unsubscribed recipient")
+}
+
 #[derive(Clone)]
 pub struct MessageWriter {
     queue: Option<mpsc::Sender<Job>>,
@@ -32,13 +36,19 @@ impl MessageWriter {
         MessageWriter { queue, store }
     }
 
-    /// Commits one message (with its media); returns once it is durable.
+    /// Commits one new API message (with its media); returns once it is durable. A
+    /// recipient who opted out of its sender or service gets 21610 and nothing is written.
     pub async fn write(&self, message: Message, media: Vec<Media>) -> Result<()> {
         let Some(queue) = &self.queue else {
-            return self
+            let accepted = self
                 .store
-                .insert_messages(&[(message, media)], now_micros())
-                .await;
+                .insert_new_messages(&[(message, media)], now_micros())
+                .await?;
+            return if accepted.first() == Some(&true) {
+                Ok(())
+            } else {
+                Err(opted_out())
+            };
         };
         let (done, wait) = oneshot::channel();
         queue
@@ -57,9 +67,14 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             .iter()
             .map(|(m, media, _)| (m.clone(), media.clone()))
             .collect();
-        let result = store.insert_messages(&batch, now_micros()).await;
-        for (_, _, done) in jobs.drain(..) {
-            let _ = done.send(result.clone());
+        let result = store.insert_new_messages(&batch, now_micros()).await;
+        for (i, (_, _, done)) in jobs.drain(..).enumerate() {
+            let answer = match &result {
+                Ok(accepted) if accepted.get(i) == Some(&true) => Ok(()),
+                Ok(_) => Err(opted_out()),
+                Err(err) => Err(err.clone()),
+            };
+            let _ = done.send(answer);
         }
     }
 }

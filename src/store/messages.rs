@@ -276,6 +276,75 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts the API's new messages except those to recipients who opted out of their
+    /// sender or service (checked in the inserting transaction, so a STOP committed before
+    /// is always seen). Returns, per message, whether it was inserted.
+    pub async fn insert_new_messages(
+        &self,
+        batch: &[(Message, Vec<Media>)],
+        due_now: i64,
+    ) -> Result<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let mut stops: std::collections::HashMap<(String, String), Vec<(String, Option<String>)>> =
+            std::collections::HashMap::new();
+        let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN (",
+            );
+            for (i, account) in accounts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(*account);
+            }
+            sql.push(") AND recipient IN (");
+            for (i, (m, _)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(m.to.clone());
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(&mut *tx).await? {
+                stops
+                    .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
+                    .or_default()
+                    .push((text(&row, "scope")?, opt_text(&row, "sender")?));
+            }
+        }
+        let accepted: Vec<bool> = batch
+            .iter()
+            .map(|(m, _)| {
+                !stops
+                    .get(&(m.account_sid.clone(), m.to.clone()))
+                    .is_some_and(|scopes| {
+                        scopes.iter().any(|(scope, stopped)| {
+                            crate::domain::opt_out::blocks(
+                                scope,
+                                stopped.as_deref(),
+                                m.from.as_deref(),
+                                m.messaging_service_sid.as_deref(),
+                            )
+                        })
+                    })
+            })
+            .collect();
+        let kept: Vec<(Message, Vec<Media>)> = batch
+            .iter()
+            .zip(&accepted)
+            .filter(|(_, ok)| **ok)
+            .map(|(item, _)| item.clone())
+            .collect();
+        if !kept.is_empty() {
+            insert_messages_in(&mut tx, &kept, due_now).await?;
+        }
+        tx.commit().await?;
+        Ok(accepted)
+    }
+
     pub async fn message(&self, account_sid: &str, sid: &str) -> Result<Option<Message>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM messages WHERE account_sid = $1 AND sid = $2"

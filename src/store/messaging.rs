@@ -183,6 +183,27 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
+    /// A service with the size of its sender pool, in one read (the send path needs both).
+    pub async fn service_with_pool_size(
+        &self,
+        account_sid: &str,
+        sid: &str,
+    ) -> Result<Option<(MessagingService, i64)>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, \
+             (SELECT COUNT(*) FROM phone_numbers WHERE messaging_service_sid = $2) \
+             + (SELECT COUNT(*) FROM alpha_senders WHERE service_sid = $2) AS pool_size \
+             FROM messaging_services WHERE account_sid = $1 AND sid = $2"
+        )))
+        .bind(account_sid.to_string())
+        .bind(sid.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(|r| Ok((decode(r)?, super::int(r, "pool_size")?)))
+            .transpose()
+    }
+
     pub async fn list_services(
         &self,
         account_sid: &str,

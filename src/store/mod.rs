@@ -56,6 +56,7 @@ impl Store {
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        sql::note_backend(backend);
         let mut url = url.to_string();
         let mut max_connections = 16;
         if backend == Backend::Sqlite {

@@ -5,6 +5,32 @@ use crate::domain::paging::PageRequest;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which placeholders built statements use. sqlx's SQLite driver looks up the name of every
+/// numbered parameter, and SQLite finds a name by a linear scan: binding a multi-row insert
+/// with `$n` placeholders costs O(parameters²). Anonymous `?` placeholders (bound in order of
+/// appearance, which is how this builder numbers them) skip that. PostgreSQL needs `$n`, so
+/// `?` is used only while every store this process opened is SQLite.
+static PLACEHOLDERS: AtomicU8 = AtomicU8::new(UNDECIDED);
+const UNDECIDED: u8 = 0;
+const ANONYMOUS: u8 = 1;
+const NUMBERED: u8 = 2;
+
+/// Records the backend of a store being opened (see `PLACEHOLDERS`).
+pub(crate) fn note_backend(backend: super::Backend) {
+    match backend {
+        super::Backend::Sqlite => {
+            let _ = PLACEHOLDERS.compare_exchange(
+                UNDECIDED,
+                ANONYMOUS,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
+        super::Backend::Postgres => PLACEHOLDERS.store(NUMBERED, Ordering::SeqCst),
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Arg {
@@ -16,6 +42,8 @@ enum Arg {
 pub struct Sql {
     text: String,
     args: Vec<Arg>,
+    /// Byte ranges of the `$n` placeholders in `text`.
+    placeholders: Vec<(usize, usize)>,
 }
 
 impl Sql {
@@ -23,6 +51,7 @@ impl Sql {
         Sql {
             text: head.to_string(),
             args: Vec::new(),
+            placeholders: Vec::new(),
         }
     }
 
@@ -34,17 +63,37 @@ impl Sql {
     /// Appends a placeholder bound to a text value.
     pub fn text(&mut self, value: impl Into<String>) -> &mut Self {
         self.args.push(Arg::Text(value.into()));
+        self.placeholder()
+    }
+
+    fn placeholder(&mut self) -> &mut Self {
         let n = self.args.len();
+        let start = self.text.len();
         self.text.push_str(&format!("${n}"));
+        self.placeholders.push((start, self.text.len()));
         self
+    }
+
+    /// The statement text with the placeholders this process's databases want.
+    fn statement(&self) -> String {
+        if PLACEHOLDERS.load(Ordering::Relaxed) != ANONYMOUS {
+            return self.text.clone();
+        }
+        let mut out = String::with_capacity(self.text.len());
+        let mut from = 0;
+        for &(start, end) in &self.placeholders {
+            out.push_str(&self.text[from..start]);
+            out.push('?');
+            from = end;
+        }
+        out.push_str(&self.text[from..]);
+        out
     }
 
     /// Appends a placeholder bound to an integer value.
     pub fn int(&mut self, value: i64) -> &mut Self {
         self.args.push(Arg::Int(value));
-        let n = self.args.len();
-        self.text.push_str(&format!("${n}"));
-        self
+        self.placeholder()
     }
 
     /// Appends the keyset condition, order and limit of a page over (date_created, sid).
@@ -70,7 +119,7 @@ impl Sql {
     }
 
     pub fn query(&self) -> Query<'_, Any, AnyArguments> {
-        let mut query = sqlx::query(AssertSqlSafe(self.text.clone()));
+        let mut query = sqlx::query(AssertSqlSafe(self.statement()));
         for arg in &self.args {
             query = match arg {
                 Arg::Text(v) => query.bind(v.clone()),

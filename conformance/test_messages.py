@@ -303,3 +303,13 @@ def test_schedule_and_cancel(client, server):
     with twilio_error(400, 30409):
         client.messages(now.sid).update(status="canceled")
     assert wait_for_status(client.messages(now.sid).fetch, ["delivered"]).from_ == number.phone_number
+
+
+def test_feedback_is_recorded_through_the_sdk(client, server):
+    number = buy_fresh_number(server, client)
+    message = client.messages.create(to=random_handset(), from_=number.phone_number, body="Your code is 8121",
+                                     provide_feedback=True)
+    feedback = client.messages(message.sid).feedback.create(outcome="confirmed")
+    assert feedback.outcome == "confirmed"
+    assert feedback.message_sid == message.sid and feedback.account_sid == server.account_sid
+    assert_recent(feedback.date_created)

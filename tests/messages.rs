@@ -581,10 +581,20 @@ async fn mms_media_are_listed_fetched_and_deleted() {
     assert!(types.contains(&"image/jpeg") && types.contains(&"image/png"));
     let me = items[0]["sid"].as_str().unwrap();
     let one = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}/Media/{me}.json");
-    assert_eq!(
-        server.get(&one, server.main_creds()).await.body["parent_sid"],
-        sid
-    );
+    let fetched = server.get(&one, server.main_creds()).await;
+    assert_eq!(fetched.body["parent_sid"], sid);
+    // Without `.json`, the media itself: a redirect to where its content is.
+    let content = server
+        .get(one.trim_end_matches(".json"), server.main_creds())
+        .await;
+    assert_eq!(content.status, StatusCode::FOUND);
+    let location = content.headers["location"].to_str().unwrap();
+    assert!(location.starts_with("https://x.example.com/"), "{location}");
+    let (sub, token) = server.subaccount("other").await;
+    server
+        .get(one.trim_end_matches(".json"), (&sub, &token))
+        .await
+        .assert_error(401, 20003);
     assert_eq!(
         server.delete(&one, server.main_creds()).await.status,
         StatusCode::NO_CONTENT
@@ -780,4 +790,45 @@ async fn a_per_number_rate_overrides_the_default_pacing() {
         vec![0.0, 0.25, 0.5, 0.75],
         "4 segments/s for this number"
     );
+}
+
+#[tokio::test]
+async fn feedback_records_the_outcome() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "your code is 123456"),
+            ("ProvideFeedback", "true"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap();
+    let path = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}/Feedback.json");
+    let first = server
+        .post(&path, server.main_creds(), &[("Outcome", "unconfirmed")])
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["outcome"], "unconfirmed");
+    assert_eq!(first.body["message_sid"], sid);
+    let second = server.post(&path, server.main_creds(), &[]).await;
+    assert_eq!(second.body["outcome"], "confirmed");
+    assert_eq!(second.body["date_created"], first.body["date_created"]);
+    server
+        .post(&path, server.main_creds(), &[("Outcome", "maybe")])
+        .await
+        .assert_error(400, 20001);
+    let missing = format!(
+        "/2010-04-01/Accounts/{MAIN_SID}/Messages/SM00000000000000000000000000000000/Feedback.json"
+    );
+    server
+        .post(&missing, server.main_creds(), &[])
+        .await
+        .assert_error(404, 20404);
 }

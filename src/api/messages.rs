@@ -13,6 +13,7 @@ use crate::service::messages::SendRequest;
 use crate::store::messages::MessageFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -262,12 +263,48 @@ pub async fn fetch_media(
         String,
         String,
     )>,
-) -> Result<Json<Value>> {
+) -> Result<axum::response::Response> {
     let media = state
         .app
         .fetch_media(&caller, &account_sid, &message_sid, &sid, &path)
         .await?;
-    Ok(Json(media_json(&media)))
+    // Without `.json` the URI names the media itself: like Twilio, answer with a redirect
+    // to where the content is (warbler keeps the URL it was given, not the bytes).
+    if !path.ends_with(".json") {
+        return Ok((
+            axum::http::StatusCode::FOUND,
+            [(axum::http::header::LOCATION, media.url.clone())],
+        )
+            .into_response());
+    }
+    Ok(Json(media_json(&media)).into_response())
+}
+
+pub async fn create_message_feedback(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, message_sid)): axum::extract::Path<(String, String)>,
+    Form(params): Form,
+) -> Result<Json<Value>> {
+    let (outcome, created, updated) = state
+        .app
+        .create_message_feedback(
+            &caller,
+            &account_sid,
+            &message_sid,
+            params.get("Outcome"),
+            &path,
+        )
+        .await?;
+    Ok(Json(json!({
+        "account_sid": account_sid,
+        "message_sid": message_sid,
+        "outcome": outcome,
+        "date_created": rfc2822(created),
+        "date_updated": rfc2822(updated),
+        "uri": format!("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Feedback.json"),
+    })))
 }
 
 pub async fn delete_media(

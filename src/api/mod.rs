@@ -135,6 +135,10 @@ fn routes() -> Router<ApiState> {
                 .delete(messages::delete_message),
         )
         .route(
+            "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Feedback",
+            post(messages::create_message_feedback),
+        )
+        .route(
             "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media",
             get(messages::list_media),
         )

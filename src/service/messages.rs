@@ -361,6 +361,39 @@ impl App {
         Ok(())
     }
 
+    /// `CreateMessageFeedback`: `Outcome` is `confirmed` (the default) or `unconfirmed`.
+    /// Returns the outcome with its (date_created, date_updated).
+    pub async fn create_message_feedback(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        message_sid: &str,
+        outcome: Option<&str>,
+        path: &str,
+    ) -> Result<(String, i64, i64)> {
+        let account = self
+            .authorize(
+                principal,
+                account_sid,
+                Operation::CreateMessageFeedback,
+                path,
+            )
+            .await?;
+        let outcome = match outcome.unwrap_or("confirmed") {
+            value @ ("confirmed" | "unconfirmed") => value,
+            other => return Err(Error::invalid_parameter("Outcome", other)),
+        };
+        self.store
+            .message(&account.sid, message_sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        let (created, updated) = self
+            .store
+            .save_feedback(&account.sid, message_sid, outcome, now_micros())
+            .await?;
+        Ok((outcome.to_string(), created, updated))
+    }
+
     /// `ListMedia`.
     pub async fn list_media(
         &self,

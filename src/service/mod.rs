@@ -198,6 +198,8 @@ pub enum Operation {
     ListMedia,
     FetchMedia,
     DeleteMedia,
+    /// <https://www.twilio.com/docs/messaging/api/message-feedback-resource>
+    CreateMessageFeedback,
     /// <https://www.twilio.com/docs/usage/monitor-alert>
     ListAlert,
     FetchAlert,
@@ -252,6 +254,7 @@ impl Operation {
             | ListMedia
             | FetchMedia
             | DeleteMedia
+            | CreateMessageFeedback
             | ListAlert
             | FetchAlert
             | ListOptOut

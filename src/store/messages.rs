@@ -463,7 +463,7 @@ impl Store {
     /// Deletes a message in a final state with its media and events.
     pub async fn delete_message(&self, account_sid: &str, sid: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        for table in ["message_media", "message_events"] {
+        for table in ["message_media", "message_events", "message_feedback"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE message_sid IN (SELECT sid FROM messages WHERE account_sid = $1 AND sid = $2)"
             )))
@@ -480,6 +480,36 @@ impl Store {
             .rows_affected();
         tx.commit().await?;
         Ok(done > 0)
+    }
+
+    /// Records the feedback outcome of a message; returns (date_created, date_updated).
+    pub async fn save_feedback(
+        &self,
+        account_sid: &str,
+        message_sid: &str,
+        outcome: &str,
+        now: i64,
+    ) -> Result<(i64, i64)> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO message_feedback (message_sid, account_sid, outcome, date_created, date_updated) \
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (message_sid) DO UPDATE SET \
+             outcome = excluded.outcome, date_updated = excluded.date_updated",
+        )
+        .bind(message_sid.to_string())
+        .bind(account_sid.to_string())
+        .bind(outcome.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT date_created, date_updated FROM message_feedback WHERE message_sid = $1",
+        )
+        .bind(message_sid.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((int(&row, "date_created")?, int(&row, "date_updated")?))
     }
 
     pub async fn list_media(

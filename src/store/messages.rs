@@ -285,7 +285,9 @@ impl Store {
         due_now: i64,
     ) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
-        let mut stops: std::collections::HashMap<(String, String), Vec<(String, Option<String>)>> =
+        // (account, recipient) → (scope, number that received the STOP) of each opt-out.
+        type StoppedBy = Vec<(String, Option<String>)>;
+        let mut stops: std::collections::HashMap<(String, String), StoppedBy> =
             std::collections::HashMap::new();
         let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
         accounts.sort_unstable();

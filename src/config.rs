@@ -69,6 +69,12 @@ pub struct Config {
     pub opt_out_scope: crate::domain::opt_out::OptOutScope,
     /// When a number moves to another account, its opt-outs are copied there.
     pub opt_outs_follow_number: bool,
+    /// Monthly number rental prices (`[rental_prices] local = "1.15"`, `mobile`, `toll_free`,
+    /// `short_code`), charged at purchase and every 30 days after.
+    pub rental_prices: crate::domain::usage::RentalPrices,
+    /// How far below zero a main account's shared balance may go (e.g. `"0"` for prepaid, or
+    /// `"500"`); over it new sends are refused. Unset: balances are kept but never enforced.
+    pub credit_limit: Option<String>,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
 }
@@ -101,6 +107,8 @@ impl Default for Config {
             webhook_retry_base_ms: 5_000,
             opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
             opt_outs_follow_number: true,
+            rental_prices: crate::domain::usage::RentalPrices::default(),
+            credit_limit: None,
             log: "info".to_string(),
         }
     }

@@ -51,6 +51,25 @@ enum Command {
         #[command(subcommand)]
         command: SimulateCommand,
     },
+    /// Balances: credit a main account (its subaccounts share the balance).
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BillingCommand {
+    /// Add money to the balance of ACCOUNT's main account.
+    Credit {
+        /// A main account or subaccount SID (the family's balance is credited).
+        account: String,
+        /// The amount in the price unit, e.g. 25 or 12.50 (negative to debit).
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +124,33 @@ fn main() -> anyhow::Result<()> {
         Command::Numbers {
             command: NumbersCommand::Import { file },
         } => runtime.block_on(import_numbers(config, file)),
+        Command::Billing {
+            command:
+                BillingCommand::Credit {
+                    account,
+                    amount,
+                    note,
+                },
+        } => runtime.block_on(async {
+            let app = open_app(&config).await?;
+            let holder = app
+                .store
+                .account(&account)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?
+                .ok_or_else(|| anyhow::anyhow!("no account {account}"))?;
+            let balance = app
+                .credit(&holder, Some(&amount), Some(&note))
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            println!(
+                "balance of {}: {} {}",
+                holder.owner_account_sid.as_deref().unwrap_or(&holder.sid),
+                warbler::domain::usage::format_money(balance),
+                config.price_unit
+            );
+            Ok(())
+        }),
         Command::Simulate {
             command: SimulateCommand::Inbound { from, to, body },
         } => runtime.block_on(async {
@@ -146,6 +192,14 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
             webhook_retry_base: config.webhook_retry_base_ms as i64 * 1000,
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
+            rental_prices: config.rental_prices.clone(),
+            credit_limit: match &config.credit_limit {
+                Some(raw) => Some(
+                    warbler::domain::usage::parse_money(raw)
+                        .ok_or_else(|| anyhow::anyhow!("credit_limit {raw:?} is not an amount"))?,
+                ),
+                None => None,
+            },
             ..Settings::new(config.max_subaccounts, config.key_pepper.clone())
         },
     ))

@@ -10,6 +10,7 @@ mod messaging;
 mod monitor;
 mod numbers;
 mod opt_outs;
+mod usage;
 mod params;
 mod render;
 mod v1;
@@ -164,6 +165,19 @@ fn routes() -> Router<ApiState> {
             "/v1/Services/{ServiceSid}/{Pool}/{Sid}",
             get(messaging::fetch_pool_member).delete(messaging::delete_pool_member),
         )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Usage/Records",
+            get(usage::list_usage_record),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Usage/Records/{Period}",
+            get(usage::list_usage_record_period),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Balance",
+            get(usage::fetch_balance),
+        )
+        .route("/admin/billing/credit", post(usage::credit_balance))
         .route("/v1/Alerts", get(monitor::list_alert))
         .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))
         .route(

@@ -155,6 +155,12 @@ pub struct Price {
     pub sms: String,
     /// Price of one outbound MMS, a decimal string.
     pub mms: String,
+    /// Price of one inbound SMS segment (none: inbound is free).
+    #[serde(default)]
+    pub sms_inbound: Option<String>,
+    /// Price of one inbound MMS (none: free).
+    #[serde(default)]
+    pub mms_inbound: Option<String>,
 }
 
 /// Sending rates in segments per second, by sender type.
@@ -181,21 +187,39 @@ impl Default for Pacing {
 /// A starting price table (USD per segment), to be replaced by the operator's own.
 pub fn default_prices() -> Vec<Price> {
     [
-        ("+", "0.0500", "0.1000"),
-        ("+1", "0.0079", "0.0200"),
-        ("+44", "0.0400", "0.1000"),
+        ("+", "0.0500", "0.1000", None, None),
+        ("+1", "0.0079", "0.0200", Some("0.0079"), Some("0.0100")),
+        ("+44", "0.0400", "0.1000", Some("0.0075"), None),
     ]
     .into_iter()
-    .map(|(prefix, sms, mms)| Price {
+    .map(|(prefix, sms, mms, sms_inbound, mms_inbound)| Price {
         prefix: prefix.into(),
         sms: sms.into(),
         mms: mms.into(),
+        sms_inbound: sms_inbound.map(Into::into),
+        mms_inbound: mms_inbound.map(Into::into),
     })
     .collect()
 }
 
 /// The price Twilio prints for a sent message: minus segments × the price of the longest
 /// matching prefix, with 5 decimals (`-0.01580`). `None` when no prefix matches.
+/// The price of an inbound message received from `from` (by the sender's prefix), negative
+/// like Twilio's, or `None` when inbound messages of that kind are free.
+pub fn inbound_price(table: &[Price], from: &str, segments: i64, is_mms: bool) -> Option<String> {
+    let row = table
+        .iter()
+        .filter(|p| from.starts_with(&p.prefix))
+        .max_by_key(|p| p.prefix.len())?;
+    let unit = parse_decimal(if is_mms {
+        row.mms_inbound.as_deref()?
+    } else {
+        row.sms_inbound.as_deref()?
+    })?;
+    let count = if is_mms { 1 } else { segments.max(1) };
+    Some(format_price(-(unit * count as i128)))
+}
+
 pub fn message_price(table: &[Price], to: &str, segments: i64, is_mms: bool) -> Option<String> {
     let row = table
         .iter()
@@ -277,22 +301,33 @@ mod tests {
                 prefix: "+".into(),
                 sms: "0.05".into(),
                 mms: "0.1".into(),
+                sms_inbound: None,
+                mms_inbound: None,
             },
             Price {
                 prefix: "+1".into(),
                 sms: "0.0079".into(),
                 mms: "0.02".into(),
+                sms_inbound: Some("0.0079".into()),
+                mms_inbound: None,
             },
             Price {
                 prefix: "+44".into(),
                 sms: "0.04".into(),
                 mms: "0.1".into(),
+                sms_inbound: None,
+                mms_inbound: None,
             },
         ];
         assert_eq!(
             message_price(&table, "+14155550100", 2, false).as_deref(),
             Some("-0.01580")
         );
+        assert_eq!(
+            inbound_price(&table, "+14155550100", 3, false).as_deref(),
+            Some("-0.02370")
+        );
+        assert_eq!(inbound_price(&table, "+447700900123", 1, false), None);
         assert_eq!(
             message_price(&table, "+447700900123", 1, false).as_deref(),
             Some("-0.04000")

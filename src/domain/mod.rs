@@ -15,3 +15,4 @@ pub mod sender;
 pub mod sid;
 pub mod time;
 pub mod twiml;
+pub mod usage;

@@ -25,6 +25,18 @@ pub enum SenderKind {
     Alpha,
 }
 
+impl SenderKind {
+    /// How usage categories name the kind (`sms-outbound-longcode`…).
+    pub fn usage_name(self) -> &'static str {
+        match self {
+            SenderKind::LongCode => "longcode",
+            SenderKind::TollFree => "tollfree",
+            SenderKind::ShortCode => "shortcode",
+            SenderKind::Alpha => "alphanumeric",
+        }
+    }
+}
+
 /// One sender of a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {

@@ -123,6 +123,33 @@ impl App {
                 date_updated: now,
             })
             .collect();
+        let num_segments = count_segments(&incoming.body).max(1) as i64;
+        let is_mms = !media.is_empty();
+        let price = crate::domain::message::inbound_price(
+            &self.settings.prices,
+            &from,
+            num_segments,
+            is_mms,
+        );
+        let usage = crate::store::usage::UsageRow::at(
+            &route.account_sid,
+            now,
+            &crate::domain::usage::message_category(
+                is_mms,
+                true,
+                match route.number_type.as_str() {
+                    "short-code" => "shortcode",
+                    "toll-free" => "tollfree",
+                    _ => "longcode",
+                },
+            ),
+            if is_mms { 1 } else { num_segments },
+            price
+                .as_deref()
+                .and_then(crate::domain::usage::parse_money)
+                .map(|p| -p)
+                .unwrap_or(0),
+        );
         let message = Message {
             sid: message_sid,
             account_sid: route.account_sid.clone(),
@@ -131,13 +158,13 @@ impl App {
             from: Some(from.clone()),
             to: incoming.to.clone(),
             encoding: encoding_name(&incoming.body),
-            num_segments: count_segments(&incoming.body).max(1) as i64,
+            num_segments,
             num_media: media.len() as i64,
             body: incoming.body.clone(),
             status: MessageStatus::Received,
             error_code: None,
             error_message: None,
-            price: None,
+            price,
             price_unit: self.settings.price_unit.clone(),
             status_callback: None,
             validity_period: MAX_VALIDITY_PERIOD,
@@ -147,7 +174,7 @@ impl App {
             date_sent: Some(now),
         };
         // Short codes outside a Messaging Service get no keyword handling (as at Twilio).
-        let keyword = if route.short_code && route.service_sid.is_none() {
+        let keyword = if route.number_type == "short-code" && route.service_sid.is_none() {
             None
         } else {
             route.opt_out.classify(&incoming.body)
@@ -181,6 +208,7 @@ impl App {
                 num_media: 0,
                 body,
                 status: MessageStatus::Queued,
+                price: None,
                 date_sent: None,
                 ..message.clone()
             }
@@ -200,6 +228,7 @@ impl App {
                     opt_out,
                     auto_reply,
                     webhook,
+                    usage: Some(usage),
                 },
                 now,
             )

@@ -64,6 +64,7 @@ impl App {
         if account.status != AccountStatus::Active {
             return Err(Error::forbidden(20005, "Account not active"));
         }
+        self.check_funds(&account).await?;
         let to_raw = request
             .to
             .filter(|t| !t.is_empty())
@@ -732,6 +733,11 @@ impl App {
                             message.num_segments,
                             message.num_media > 0,
                         ),
+                        category: crate::domain::usage::message_category(
+                            message.num_media > 0,
+                            false,
+                            sender.kind.usage_name(),
+                        ),
                         from: sender.address,
                         route: self.carrier.route().to_string(),
                         carrier_message_id,
@@ -777,6 +783,9 @@ impl App {
                 tracing::error!(%err, "receipt round failed");
                 0
             });
+            if let Err(err) = self.charge_rentals(now).await {
+                tracing::error!(%err, "rental charges failed");
+            }
             if dispatched > 0 || delivered > 0 {
                 // Status changes may have queued callbacks.
                 self.webhook_work.notify_one();

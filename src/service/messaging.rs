@@ -380,6 +380,7 @@ impl App {
                 &account.sid,
                 &sid::generate(SidKind::ShortCode),
                 code,
+                &self.settings.rental_prices,
                 now_micros(),
             )
             .await?

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
+pub mod usage;
 pub mod webhooks;
 pub mod writer;
 
@@ -44,6 +45,11 @@ pub struct Settings {
     pub opt_out_scope: crate::domain::opt_out::OptOutScope,
     /// Copy a number's opt-outs to the account it is transferred to.
     pub opt_outs_follow_number: bool,
+    /// Monthly number rental prices by type.
+    pub rental_prices: crate::domain::usage::RentalPrices,
+    /// How far below zero a main account's balance may go before sends are refused; `None`
+    /// never refuses (no prepaid balance is kept).
+    pub credit_limit: Option<crate::domain::usage::Money>,
 }
 
 impl Settings {
@@ -63,6 +69,8 @@ impl Settings {
             webhook_retry_base: 5_000_000,
             opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
             opt_outs_follow_number: true,
+            rental_prices: crate::domain::usage::RentalPrices::default(),
+            credit_limit: None,
         }
     }
 }
@@ -200,6 +208,12 @@ pub enum Operation {
     DeleteMedia,
     /// <https://www.twilio.com/docs/messaging/api/message-feedback-resource>
     CreateMessageFeedback,
+    /// <https://www.twilio.com/docs/usage/api/usage-record>
+    ListUsageRecord,
+    /// <https://www.twilio.com/docs/usage/api/account#balance>
+    FetchBalance,
+    /// warbler's own: the operator credits a main account's balance.
+    CreditBalance,
     /// <https://www.twilio.com/docs/usage/monitor-alert>
     ListAlert,
     FetchAlert,
@@ -255,6 +269,8 @@ impl Operation {
             | FetchMedia
             | DeleteMedia
             | CreateMessageFeedback
+            | ListUsageRecord
+            | FetchBalance
             | ListAlert
             | FetchAlert
             | ListOptOut
@@ -264,7 +280,9 @@ impl Operation {
             | UpdateOptOutSettings => Access::Resources,
             CreateAccount | ListAccount | FetchAccount | UpdateAccount | CreateNewKey | ListKey
             | FetchKey | UpdateKey | DeleteKey => Access::ManageCredentials,
-            ImportNumberInventory | AssignShortCode | SimulateInbound => Access::Operator,
+            ImportNumberInventory | AssignShortCode | SimulateInbound | CreditBalance => {
+                Access::Operator
+            }
         }
     }
 }

@@ -293,6 +293,7 @@ impl App {
                 &target,
                 &config,
                 &display_name,
+                &self.settings.rental_prices,
                 now_micros(),
             )
             .await?;

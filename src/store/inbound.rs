@@ -30,8 +30,8 @@ pub struct InboundRoute {
     pub opt_out: OptOutSettings,
     /// Whether the service has Advanced Opt-Out settings.
     pub advanced_opt_out: bool,
-    /// Whether the number is a short code (outside a service, Twilio leaves keywords alone).
-    pub short_code: bool,
+    /// The number's type (`local`, `mobile`, `toll-free`, `short-code`).
+    pub number_type: String,
 }
 
 /// A change to the opt-out list that an inbound keyword makes.
@@ -65,6 +65,8 @@ pub struct Arrival<'a> {
     pub opt_out: Option<OptOutChange>,
     pub auto_reply: Option<Message>,
     pub webhook: Option<(InboundTarget, String)>,
+    /// The usage (and cost) the message adds.
+    pub usage: Option<super::usage::UsageRow>,
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -185,7 +187,7 @@ impl Store {
             service_sid,
             target: service_target.or(number_target),
             advanced_opt_out: settings.is_some(),
-            short_code: text(&row, "number_type")? == "short-code",
+            number_type: text(&row, "number_type")?,
             opt_out: settings.unwrap_or_default(),
         }))
     }
@@ -200,6 +202,9 @@ impl Store {
         insert_messages_in(&mut tx, &batch, now).await?;
         if let Some(change) = &arrival.opt_out {
             apply_opt_out(&mut tx, change, now).await?;
+        }
+        if let Some(usage) = &arrival.usage {
+            super::usage::add_usage(&mut tx, std::slice::from_ref(usage)).await?;
         }
         if let Some((target, payload)) = &arrival.webhook {
             enqueue_inbound(

@@ -251,6 +251,8 @@ pub enum Outcome {
         route: String,
         carrier_message_id: String,
         price: Option<String>,
+        /// The usage category the send is counted in (`sms-outbound-longcode`…).
+        category: String,
         at: i64,
     },
     /// Final failure before reaching the carrier (or refused by it).
@@ -606,6 +608,7 @@ impl Store {
     ) -> Result<()> {
         let mut later = Vec::new();
         let mut sent = Vec::new();
+        let mut usage = Vec::new();
         let mut failed = Vec::new();
         let mut events = Vec::new();
         let mut sticky: std::collections::HashMap<(String, String), (String, i64)> =
@@ -632,8 +635,21 @@ impl Store {
                     route,
                     carrier_message_id,
                     price,
+                    category,
                     at,
                 } => {
+                    usage.push(super::usage::UsageRow::at(
+                        &m.account_sid,
+                        *at,
+                        category,
+                        if m.num_media > 0 { 1 } else { m.num_segments.max(1) },
+                        // Stored prices are negative (what the account pays).
+                        price
+                            .as_deref()
+                            .and_then(crate::domain::usage::parse_money)
+                            .map(|p| -p)
+                            .unwrap_or(0),
+                    ));
                     sent.push((
                         m.sid.clone(),
                         from.clone(),
@@ -755,6 +771,7 @@ impl Store {
             sql.query().execute(&mut *tx).await?;
         }
         insert_events(&mut tx, &events).await?;
+        super::usage::add_usage(&mut tx, &usage).await?;
         let sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
         for chunk in sticky.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) VALUES ");

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
+pub mod usage;
 mod sql;
 pub mod webhooks;
 

@@ -220,6 +220,7 @@ impl Store {
         target: &PurchaseTarget,
         config: &BTreeMap<&'static str, String>,
         default_name: &(dyn Fn(&str) -> String + Sync),
+        rental_prices: &crate::domain::usage::RentalPrices,
         now: i64,
     ) -> Result<Option<IncomingNumber>> {
         // An area-code purchase retries when another buyer takes the number it picked.
@@ -274,13 +275,25 @@ impl Store {
                 .push(" WHERE phone_number = ")
                 .text(phone_number.clone())
                 .push(" AND account_sid IS NULL AND number_type <> 'short-code'");
-            if sql.query().execute(self.pool()).await?.rows_affected() == 1 {
+            let mut tx = self.begin_write().await?;
+            if sql.query().execute(&mut *tx).await?.rows_affected() == 1 {
+                // The first month's rental is charged with the purchase.
+                let number_type: String =
+                    sqlx::query_scalar("SELECT number_type FROM phone_numbers WHERE phone_number = $1")
+                        .bind(phone_number.clone())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let (category, price) = rental_prices.for_type(&number_type);
+                super::usage::start_rental(&mut tx, &phone_number, account_sid, category, price, now)
+                    .await?;
+                tx.commit().await?;
                 let bought = self
                     .incoming_number(account_sid, sid)
                     .await?
                     .ok_or_else(|| Error::internal("bought number vanished"))?;
                 return Ok(Some(bought));
             }
+            tx.rollback().await?;
             if matches!(target, PurchaseTarget::Number(_)) {
                 return Ok(None);
             }
@@ -376,13 +389,16 @@ impl Store {
         if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(None);
         }
-        if let (Some(owner), true) = (new_owner, carry_opt_outs) {
+        if let Some(owner) = new_owner {
             let row = sqlx::query("SELECT phone_number FROM phone_numbers WHERE sid = $1")
                 .bind(sid.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
             let number = text(&row, "phone_number")?;
-            super::inbound::carry_opt_outs(&mut tx, &number, account_sid, owner).await?;
+            super::usage::move_rental(&mut tx, &number, owner).await?;
+            if carry_opt_outs {
+                super::inbound::carry_opt_outs(&mut tx, &number, account_sid, owner).await?;
+            }
         }
         tx.commit().await?;
         self.incoming_number(new_owner.unwrap_or(account_sid), sid)
@@ -400,6 +416,16 @@ impl Store {
 
 /// Clears ownership and configuration of one number (`sid`) or of all an account holds.
 pub(crate) async fn release(tx: &mut Tx, sid: Option<&str>, account_sid: &str) -> Result<u64> {
+    // The rentals end with the numbers.
+    let mut rentals = Sql::new(
+        "DELETE FROM number_rentals WHERE phone_number IN (SELECT phone_number FROM phone_numbers WHERE account_sid = ",
+    );
+    rentals.text(account_sid);
+    if let Some(sid) = sid {
+        rentals.push(" AND sid = ").text(sid);
+    }
+    rentals.push(")");
+    rentals.query().execute(&mut **tx).await?;
     let mut sql = Sql::new("UPDATE phone_numbers SET sid = NULL, account_sid = NULL, date_created = NULL, date_updated = NULL, ");
     sql.push(super::messaging::leave_service_sql());
     for field in NUMBER_FIELDS {
@@ -420,8 +446,10 @@ impl Store {
         account_sid: &str,
         sid: &str,
         short_code: &str,
+        rental_prices: &crate::domain::usage::RentalPrices,
         now: i64,
     ) -> Result<Option<String>> {
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE phone_numbers SET sid = $1, account_sid = $2, friendly_name = $3, \
              sms_method = 'POST', sms_fallback_method = 'POST', api_version = '2010-04-01', \
@@ -432,9 +460,16 @@ impl Store {
         .bind(account_sid.to_string())
         .bind(short_code.to_string())
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok((done.rows_affected() == 1).then(|| sid.to_string()))
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let (category, price) = rental_prices.for_type("short-code");
+        super::usage::start_rental(&mut tx, short_code, account_sid, category, price, now).await?;
+        tx.commit().await?;
+        Ok(Some(sid.to_string()))
     }
 }
 

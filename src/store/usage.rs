@@ -1,0 +1,232 @@
+//! Usage rows (per account, day and category), balance credits and number rentals.
+
+use super::{int, text, Sql, Store, Tx};
+use crate::domain::usage::{day_of, day_string, Money, RENTAL_PERIOD_DAYS};
+use crate::error::Result;
+
+/// One increment of usage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub account_sid: String,
+    pub day: String,
+    pub category: String,
+    pub count: i64,
+    pub units: i64,
+    pub price: Money,
+}
+
+impl UsageRow {
+    pub fn at(account_sid: &str, micros: i64, category: &str, units: i64, price: Money) -> UsageRow {
+        UsageRow {
+            account_sid: account_sid.to_string(),
+            day: day_string(day_of(micros)),
+            category: category.to_string(),
+            count: 1,
+            units,
+            price,
+        }
+    }
+}
+
+/// Adds usage rows inside `tx` (rows of one key are summed first).
+pub(crate) async fn add_usage(tx: &mut Tx, rows: &[UsageRow]) -> Result<()> {
+    let mut summed: std::collections::BTreeMap<(&str, &str, &str), (i64, i64, i64)> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        let entry = summed
+            .entry((&r.account_sid, &r.day, &r.category))
+            .or_default();
+        entry.0 += r.count;
+        entry.1 += r.units;
+        entry.2 += r.price;
+    }
+    let summed: Vec<_> = summed.into_iter().collect();
+    for chunk in summed.chunks(100) {
+        let mut sql = Sql::new(
+            "INSERT INTO usage_daily (account_sid, day, category, count, units, price) VALUES ",
+        );
+        for (i, ((account, day, category), (count, units, price))) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(*account)
+                .push(", ")
+                .text(*day)
+                .push(", ")
+                .text(*category)
+                .push(", ")
+                .int(*count)
+                .push(", ")
+                .int(*units)
+                .push(", ")
+                .int(*price)
+                .push(")");
+        }
+        sql.push(
+            " ON CONFLICT (account_sid, day, category) DO UPDATE SET \
+             count = usage_daily.count + excluded.count, \
+             units = usage_daily.units + excluded.units, \
+             price = usage_daily.price + excluded.price",
+        );
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Starts renting a number inside `tx`: the first month is charged now.
+pub(crate) async fn start_rental(
+    tx: &mut Tx,
+    phone_number: &str,
+    account_sid: &str,
+    category: &str,
+    monthly_price: Money,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO number_rentals (phone_number, account_sid, category, monthly_price, next_charge_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (phone_number) DO UPDATE SET \
+         account_sid = excluded.account_sid, category = excluded.category, \
+         monthly_price = excluded.monthly_price, next_charge_at = excluded.next_charge_at",
+    )
+    .bind(phone_number.to_string())
+    .bind(account_sid.to_string())
+    .bind(category.to_string())
+    .bind(monthly_price)
+    .bind(now + RENTAL_PERIOD_DAYS * 86_400_000_000)
+    .execute(&mut **tx)
+    .await?;
+    add_usage(
+        tx,
+        &[UsageRow::at(account_sid, now, category, 1, monthly_price)],
+    )
+    .await
+}
+
+/// Moves a rental to the number's new owner (who pays from the next charge on).
+pub(crate) async fn move_rental(tx: &mut Tx, phone_number: &str, account_sid: &str) -> Result<()> {
+    sqlx::query("UPDATE number_rentals SET account_sid = $1 WHERE phone_number = $2")
+        .bind(account_sid.to_string())
+        .bind(phone_number.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Usage rows (day, category, count, units, price) of `accounts` between two days
+    /// (`YYYY-MM-DD`, inclusive).
+    pub async fn usage_rows(
+        &self,
+        accounts: &[String],
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<(String, String, i64, i64, Money)>> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = Sql::new(
+            "SELECT day, category, SUM(count) AS count, SUM(units) AS units, SUM(price) AS price \
+             FROM usage_daily WHERE account_sid IN (",
+        );
+        for (i, account) in accounts.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(account.clone());
+        }
+        sql.push(") AND day >= ")
+            .text(first_day)
+            .push(" AND day <= ")
+            .text(last_day)
+            .push(" GROUP BY day, category");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    text(r, "day")?,
+                    text(r, "category")?,
+                    int(r, "count")?,
+                    int(r, "units")?,
+                    int(r, "price")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The SIDs of a main account's subaccounts.
+    pub async fn subaccount_sids(&self, main_sid: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT sid FROM accounts WHERE owner_account_sid = $1")
+            .bind(main_sid.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| text(r, "sid")).collect()
+    }
+
+    /// A main account's balance: what was credited minus what it and its subaccounts used.
+    pub async fn balance(&self, main_sid: &str) -> Result<Money> {
+        let credited: Option<i64> =
+            sqlx::query_scalar("SELECT SUM(amount) FROM balance_credits WHERE account_sid = $1")
+                .bind(main_sid.to_string())
+                .fetch_one(self.pool())
+                .await?;
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT SUM(price) FROM usage_daily WHERE account_sid = $1 \
+             OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $1)",
+        )
+        .bind(main_sid.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(credited.unwrap_or(0) - used.unwrap_or(0))
+    }
+
+    /// Credits a main account.
+    pub async fn credit(&self, main_sid: &str, amount: Money, note: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO balance_credits (id, account_sid, amount, note, date_created) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(crate::domain::sid::random_hex32())
+        .bind(main_sid.to_string())
+        .bind(amount)
+        .bind(note.to_string())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Charges the monthly rentals due at `now` (each in one transaction with its usage).
+    /// Returns how many were charged.
+    pub async fn charge_due_rentals(&self, now: i64, limit: i64) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT phone_number, account_sid, category, monthly_price, next_charge_at \
+             FROM number_rentals WHERE next_charge_at <= $1 ORDER BY next_charge_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut usage = Vec::new();
+        for row in &rows {
+            let number = text(row, "phone_number")?;
+            let due = int(row, "next_charge_at")?;
+            let account = text(row, "account_sid")?;
+            usage.push(UsageRow::at(
+                &account,
+                due,
+                &text(row, "category")?,
+                1,
+                int(row, "monthly_price")?,
+            ));
+            sqlx::query("UPDATE number_rentals SET next_charge_at = $1 WHERE phone_number = $2")
+                .bind(due + RENTAL_PERIOD_DAYS * 86_400_000_000)
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+        }
+        add_usage(&mut tx, &usage).await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+}

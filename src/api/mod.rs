@@ -10,9 +10,9 @@ mod messaging;
 mod monitor;
 mod numbers;
 mod opt_outs;
-mod usage;
 mod params;
 mod render;
+mod usage;
 mod v1;
 
 use crate::error::Error;

@@ -126,7 +126,16 @@ pub async fn list_usage_record(
     Query(params): Query,
 ) -> Result<Json<Value>> {
     let list_path = format!("/2010-04-01/Accounts/{account_sid}/Usage/Records.json");
-    list(&state, &caller, &path, &account_sid, Period::Range, list_path, &params).await
+    list(
+        &state,
+        &caller,
+        &path,
+        &account_sid,
+        Period::Range,
+        list_path,
+        &params,
+    )
+    .await
 }
 
 pub async fn list_usage_record_period(
@@ -138,7 +147,16 @@ pub async fn list_usage_record_period(
 ) -> Result<Json<Value>> {
     let kind = Period::parse(&period).ok_or_else(|| Error::not_found(path.clone()))?;
     let list_path = format!("/2010-04-01/Accounts/{account_sid}/Usage/Records/{period}.json");
-    list(&state, &caller, &path, &account_sid, kind, list_path, &params).await
+    list(
+        &state,
+        &caller,
+        &path,
+        &account_sid,
+        kind,
+        list_path,
+        &params,
+    )
+    .await
 }
 
 pub async fn fetch_balance(

@@ -93,27 +93,107 @@ pub const REPORTED: &[(&str, &str, &str, &str)] = &[
     ("totalprice", "Total Price", "", "usd"),
     ("sms", "SMS", "messages", "segments"),
     ("sms-inbound", "Inbound SMS", "messages", "segments"),
-    ("sms-inbound-longcode", "Inbound Longcode SMS", "messages", "segments"),
-    ("sms-inbound-shortcode", "Short Code Inbound SMS", "messages", "segments"),
-    ("sms-inbound-tollfree", "Inbound Toll Free SMS", "messages", "segments"),
+    (
+        "sms-inbound-longcode",
+        "Inbound Longcode SMS",
+        "messages",
+        "segments",
+    ),
+    (
+        "sms-inbound-shortcode",
+        "Short Code Inbound SMS",
+        "messages",
+        "segments",
+    ),
+    (
+        "sms-inbound-tollfree",
+        "Inbound Toll Free SMS",
+        "messages",
+        "segments",
+    ),
     ("sms-outbound", "Outbound SMS", "messages", "segments"),
-    ("sms-outbound-longcode", "Outbound Longcode SMS", "messages", "segments"),
-    ("sms-outbound-shortcode", "Short Code Outbound SMS", "messages", "segments"),
-    ("sms-outbound-tollfree", "Outbound Toll Free SMS", "messages", "segments"),
-    ("sms-outbound-alphanumeric", "Outbound Alphanumeric SMS", "messages", "segments"),
+    (
+        "sms-outbound-longcode",
+        "Outbound Longcode SMS",
+        "messages",
+        "segments",
+    ),
+    (
+        "sms-outbound-shortcode",
+        "Short Code Outbound SMS",
+        "messages",
+        "segments",
+    ),
+    (
+        "sms-outbound-tollfree",
+        "Outbound Toll Free SMS",
+        "messages",
+        "segments",
+    ),
+    (
+        "sms-outbound-alphanumeric",
+        "Outbound Alphanumeric SMS",
+        "messages",
+        "segments",
+    ),
     ("mms", "MMS", "messages", "messages"),
     ("mms-inbound", "Inbound MMS", "messages", "messages"),
-    ("mms-inbound-longcode", "Inbound Longcode MMS", "messages", "messages"),
-    ("mms-inbound-shortcode", "Short Code Inbound MMS", "messages", "messages"),
-    ("mms-inbound-tollfree", "Inbound Toll Free MMS", "messages", "messages"),
+    (
+        "mms-inbound-longcode",
+        "Inbound Longcode MMS",
+        "messages",
+        "messages",
+    ),
+    (
+        "mms-inbound-shortcode",
+        "Short Code Inbound MMS",
+        "messages",
+        "messages",
+    ),
+    (
+        "mms-inbound-tollfree",
+        "Inbound Toll Free MMS",
+        "messages",
+        "messages",
+    ),
     ("mms-outbound", "Outbound MMS", "messages", "messages"),
-    ("mms-outbound-longcode", "Outbound Longcode MMS", "messages", "messages"),
-    ("mms-outbound-shortcode", "Short Code Outbound MMS", "messages", "messages"),
-    ("mms-outbound-tollfree", "Outbound Toll Free MMS", "messages", "messages"),
+    (
+        "mms-outbound-longcode",
+        "Outbound Longcode MMS",
+        "messages",
+        "messages",
+    ),
+    (
+        "mms-outbound-shortcode",
+        "Short Code Outbound MMS",
+        "messages",
+        "messages",
+    ),
+    (
+        "mms-outbound-tollfree",
+        "Outbound Toll Free MMS",
+        "messages",
+        "messages",
+    ),
     ("phonenumbers", "Phone Numbers", "numbers", "numbers"),
-    ("phonenumbers-local", "Local Phone Numbers", "numbers", "numbers"),
-    ("phonenumbers-mobile", "Mobile Phone Numbers", "numbers", "numbers"),
-    ("phonenumbers-tollfree", "Toll Free Phone Numbers", "numbers", "numbers"),
+    (
+        "phonenumbers-local",
+        "Local Phone Numbers",
+        "numbers",
+        "numbers",
+    ),
+    (
+        "phonenumbers-mobile",
+        "Mobile Phone Numbers",
+        "numbers",
+        "numbers",
+    ),
+    (
+        "phonenumbers-tollfree",
+        "Toll Free Phone Numbers",
+        "numbers",
+        "numbers",
+    ),
     ("shortcodes", "Short Codes", "shortcodes", "shortcodes"),
 ];
 
@@ -185,8 +265,9 @@ impl Period {
             let to = match self {
                 Period::Daily => from,
                 Period::Monthly => last_of_month(from),
-                Period::Yearly => Date::from_calendar_date(from.year(), Month::December, 31)
-                    .unwrap_or(end),
+                Period::Yearly => {
+                    Date::from_calendar_date(from.year(), Month::December, 31).unwrap_or(end)
+                }
                 _ => end,
             }
             .min(end);

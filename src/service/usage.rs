@@ -182,7 +182,10 @@ impl App {
             .await?
             .filter(|a| principal.account.is_self_or_parent_of(a))
             .ok_or_else(|| {
-                Error::invalid(21473, format!("AccountSid {sid} is not in this main account's family"))
+                Error::invalid(
+                    21473,
+                    format!("AccountSid {sid} is not in this main account's family"),
+                )
             })?;
         self.credit(&account, amount, note).await
     }

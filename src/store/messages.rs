@@ -642,7 +642,11 @@ impl Store {
                         &m.account_sid,
                         *at,
                         category,
-                        if m.num_media > 0 { 1 } else { m.num_segments.max(1) },
+                        if m.num_media > 0 {
+                            1
+                        } else {
+                            m.num_segments.max(1)
+                        },
                         // Stored prices are negative (what the account pays).
                         price
                             .as_deref()

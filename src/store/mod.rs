@@ -9,8 +9,8 @@ pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
-pub mod usage;
 mod sql;
+pub mod usage;
 pub mod webhooks;
 
 pub use sql::Sql;

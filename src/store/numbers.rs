@@ -278,14 +278,22 @@ impl Store {
             let mut tx = self.begin_write().await?;
             if sql.query().execute(&mut *tx).await?.rows_affected() == 1 {
                 // The first month's rental is charged with the purchase.
-                let number_type: String =
-                    sqlx::query_scalar("SELECT number_type FROM phone_numbers WHERE phone_number = $1")
-                        .bind(phone_number.clone())
-                        .fetch_one(&mut *tx)
-                        .await?;
+                let number_type: String = sqlx::query_scalar(
+                    "SELECT number_type FROM phone_numbers WHERE phone_number = $1",
+                )
+                .bind(phone_number.clone())
+                .fetch_one(&mut *tx)
+                .await?;
                 let (category, price) = rental_prices.for_type(&number_type);
-                super::usage::start_rental(&mut tx, &phone_number, account_sid, category, price, now)
-                    .await?;
+                super::usage::start_rental(
+                    &mut tx,
+                    &phone_number,
+                    account_sid,
+                    category,
+                    price,
+                    now,
+                )
+                .await?;
                 tx.commit().await?;
                 let bought = self
                     .incoming_number(account_sid, sid)

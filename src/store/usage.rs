@@ -16,7 +16,13 @@ pub struct UsageRow {
 }
 
 impl UsageRow {
-    pub fn at(account_sid: &str, micros: i64, category: &str, units: i64, price: Money) -> UsageRow {
+    pub fn at(
+        account_sid: &str,
+        micros: i64,
+        category: &str,
+        units: i64,
+        price: Money,
+    ) -> UsageRow {
         UsageRow {
             account_sid: account_sid.to_string(),
             day: day_string(day_of(micros)),
@@ -126,7 +132,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut sql = Sql::new(
-            "SELECT day, category, SUM(count) AS count, SUM(units) AS units, SUM(price) AS price \
+            "SELECT day, category, CAST(SUM(count) AS BIGINT) AS count, \
+             CAST(SUM(units) AS BIGINT) AS units, CAST(SUM(price) AS BIGINT) AS price \
              FROM usage_daily WHERE account_sid IN (",
         );
         for (i, account) in accounts.iter().enumerate() {
@@ -165,13 +172,14 @@ impl Store {
 
     /// A main account's balance: what was credited minus what it and its subaccounts used.
     pub async fn balance(&self, main_sid: &str) -> Result<Money> {
-        let credited: Option<i64> =
-            sqlx::query_scalar("SELECT SUM(amount) FROM balance_credits WHERE account_sid = $1")
-                .bind(main_sid.to_string())
-                .fetch_one(self.pool())
-                .await?;
+        let credited: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(amount) AS BIGINT) FROM balance_credits WHERE account_sid = $1",
+        )
+        .bind(main_sid.to_string())
+        .fetch_one(self.pool())
+        .await?;
         let used: Option<i64> = sqlx::query_scalar(
-            "SELECT SUM(price) FROM usage_daily WHERE account_sid = $1 \
+            "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 \
              OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $1)",
         )
         .bind(main_sid.to_string())

@@ -34,7 +34,7 @@ async fn one(server: &TestServer, account: &str, creds: (&str, &str), query: &st
 }
 
 fn price(record: &Value) -> f64 {
-    record["price"].as_f64().unwrap()
+    record["price"].as_str().unwrap().parse().unwrap()
 }
 
 fn close(a: f64, b: f64) -> bool {

@@ -36,7 +36,6 @@ fn record_json(r: &UsageRecord, list_path: &str, price_unit: &str, as_of: &str) 
             )
         })
         .collect();
-    let price: f64 = format_money(r.price).parse().unwrap_or(0.0);
     json!({
         "account_sid": r.account_sid,
         "api_version": "2010-04-01",
@@ -46,7 +45,9 @@ fn record_json(r: &UsageRecord, list_path: &str, price_unit: &str, as_of: &str) 
         "count_unit": r.count_unit,
         "description": r.description,
         "end_date": day_string(r.end_date),
-        "price": price,
+        // A decimal string, as Twilio's own responses carry it (the spec says number; the
+        // SDKs read either, and a string keeps the five decimals exact).
+        "price": format_money(r.price),
         "price_unit": price_unit,
         "start_date": day_string(r.start_date),
         "subresource_uris": subresources,

@@ -275,3 +275,194 @@ async fn sends_stop_below_the_credit_limit_and_resume_after_a_credit() {
     let sent = server.post(&path, server.main_creds(), &form).await;
     assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
 }
+
+/// Each request's signature and form.
+type Hits = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
+
+/// A receiver that records each request's form and signature.
+async fn receiver() -> (String, Hits) {
+    let hits: Hits = Hits::default();
+    let recorded = hits.clone();
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let hits = recorded.clone();
+        async move {
+            let signature = request
+                .headers()
+                .get("x-twilio-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            let form = form_urlencoded::parse(&body).into_owned().collect();
+            hits.lock().unwrap().push((signature, form));
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn a_trigger_fires_once_per_period_through_the_outbox() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let (base, hits) = receiver().await;
+    let url = format!("{base}/usage-alert");
+    let triggers = format!("/2010-04-01/Accounts/{MAIN_SID}/Usage/Triggers.json");
+    let created = server
+        .post(
+            &triggers,
+            server.main_creds(),
+            &[
+                ("CallbackUrl", url.as_str()),
+                ("TriggerValue", "2"),
+                ("UsageCategory", "sms"),
+                ("TriggerBy", "count"),
+                ("Recurring", "daily"),
+                ("FriendlyName", "two a day"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let sid = created.body["sid"].as_str().unwrap().to_string();
+    assert!(sid.starts_with("UT"));
+    assert_eq!(created.body["current_value"], "0");
+    assert_eq!(created.body["trigger_value"], "2");
+    assert_eq!(created.body["callback_method"], "POST");
+    assert_eq!(created.body["date_fired"], Value::Null);
+    // A relative value is taken from the current one; bad input is refused.
+    let relative = server
+        .post(
+            &triggers,
+            server.main_creds(),
+            &[
+                ("CallbackUrl", url.as_str()),
+                ("TriggerValue", "+1.5"),
+                ("UsageCategory", "totalprice"),
+                ("TriggerBy", "price"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        relative.body["trigger_value"], "2.65000",
+        "{}",
+        relative.body
+    );
+    server
+        .post(
+            &triggers,
+            server.main_creds(),
+            &[
+                ("CallbackUrl", url.as_str()),
+                ("TriggerValue", "1"),
+                ("UsageCategory", "sms"),
+                ("TriggerBy", "seconds"),
+            ],
+        )
+        .await
+        .assert_error(400, 20001);
+    server
+        .post(
+            &triggers,
+            server.main_creds(),
+            &[("TriggerValue", "1"), ("UsageCategory", "sms")],
+        )
+        .await
+        .assert_error(400, 20001);
+
+    let path = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json");
+    let t0 = now_micros();
+    for (i, body) in ["a", "b", "c"].into_iter().enumerate() {
+        server
+            .post(
+                &path,
+                server.main_creds(),
+                &[
+                    ("To", "+14155550199"),
+                    ("From", "+14155550100"),
+                    ("Body", body),
+                ],
+            )
+            .await;
+        // Each message is dispatched once due (creation time) and its sender's pace allows.
+        server
+            .app
+            .dispatch_once(now_micros() + i as i64 * SECOND)
+            .await
+            .unwrap();
+        assert_eq!(
+            server
+                .app
+                .evaluate_triggers(t0 + i as i64 * SECOND)
+                .await
+                .unwrap(),
+            usize::from(i == 1)
+        );
+    }
+    for _ in 0..5 {
+        server
+            .app
+            .deliver_webhooks_once(now_micros() + 10 * SECOND)
+            .await
+            .unwrap();
+    }
+    let hits = hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 1, "fires once in the day: {hits:?}");
+    let (signature, form) = &hits[0];
+    let params: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        *signature,
+        warbler::webhook::signature::sign_form(MAIN_TOKEN, &url, &params)
+    );
+    let get = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("UsageTriggerSid"), Some(sid.as_str()));
+    assert_eq!(get("AccountSid"), Some(MAIN_SID));
+    assert_eq!(get("CurrentValue"), Some("2"));
+    assert_eq!(get("TriggerValue"), Some("2"));
+    assert_eq!(get("Recurring"), Some("daily"));
+    assert!(get("UsageRecordUri")
+        .unwrap()
+        .ends_with("/Usage/Records/Today.json?Category=sms"));
+
+    let one = format!("/2010-04-01/Accounts/{MAIN_SID}/Usage/Triggers/{sid}.json");
+    let fetched = server.get(&one, server.main_creds()).await;
+    assert_eq!(fetched.body["current_value"], "3");
+    assert!(fetched.body["date_fired"].is_string());
+    let updated = server
+        .post(
+            &one,
+            server.main_creds(),
+            &[("FriendlyName", "renamed"), ("CallbackMethod", "GET")],
+        )
+        .await;
+    assert_eq!(updated.body["friendly_name"], "renamed");
+    assert_eq!(updated.body["callback_method"], "GET");
+    let listed = server
+        .get(&format!("{triggers}?TriggerBy=count"), server.main_creds())
+        .await;
+    assert_eq!(listed.body["usage_triggers"].as_array().unwrap().len(), 1);
+    let (sub, token) = server.subaccount("nosy").await;
+    server
+        .get(&one, (&sub, &token))
+        .await
+        .assert_error(401, 20003);
+    assert_eq!(
+        server.delete(&one, server.main_creds()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    server
+        .get(&one, server.main_creds())
+        .await
+        .assert_error(404, 20404);
+}

@@ -174,6 +174,16 @@ fn routes() -> Router<ApiState> {
             get(usage::list_usage_record_period),
         )
         .route(
+            "/2010-04-01/Accounts/{AccountSid}/Usage/Triggers",
+            get(usage::list_usage_trigger).post(usage::create_usage_trigger),
+        )
+        .route(
+            "/2010-04-01/Accounts/{AccountSid}/Usage/Triggers/{Sid}",
+            get(usage::fetch_usage_trigger)
+                .post(usage::update_usage_trigger)
+                .delete(usage::delete_usage_trigger),
+        )
+        .route(
             "/2010-04-01/Accounts/{AccountSid}/Balance",
             get(usage::fetch_balance),
         )

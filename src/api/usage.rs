@@ -5,10 +5,13 @@ use super::auth::Caller;
 use super::params::{Form, Params, Path, Query};
 use super::render::ListPage;
 use super::ApiState;
-use crate::domain::paging::PageRequest;
-use crate::domain::usage::{day_string, format_money, Period};
+use crate::domain::paging::{Cursor, PageRequest};
+use crate::domain::time::rfc2822;
+use crate::domain::usage::{day_string, format_measure, format_money, Period};
 use crate::error::{Error, Result};
+use crate::service::triggers::{usage_record_uri, TriggerRequest};
 use crate::service::usage::{UsageQuery, UsageRecord};
+use crate::store::triggers::{TriggerFilter, UsageTrigger};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -197,4 +200,166 @@ pub async fn credit_balance(
             "currency": state.app.settings.price_unit,
         })),
     ))
+}
+
+fn trigger_json(t: &UsageTrigger, current_value: &str) -> Value {
+    json!({
+        "account_sid": t.account_sid,
+        "api_version": "2010-04-01",
+        "callback_method": t.callback_method,
+        "callback_url": t.callback_url,
+        "current_value": current_value,
+        "date_created": rfc2822(t.date_created),
+        "date_fired": t.date_fired.map(rfc2822),
+        "date_updated": rfc2822(t.date_updated),
+        "friendly_name": t.friendly_name,
+        "recurring": t.recurring,
+        "sid": t.sid,
+        "trigger_by": t.trigger_by,
+        "trigger_value": t.trigger_value,
+        "uri": format!("/2010-04-01/Accounts/{}/Usage/Triggers/{}.json", t.account_sid, t.sid),
+        "usage_category": t.usage_category,
+        "usage_record_uri": usage_record_uri(t),
+    })
+}
+
+async fn current_value(state: &ApiState, t: &UsageTrigger) -> Result<String> {
+    let value = state
+        .app
+        .trigger_current_value(t, crate::domain::time::now_micros())
+        .await?;
+    Ok(format_measure(&t.trigger_by, value))
+}
+
+fn trigger_request(params: &Params) -> TriggerRequest<'_> {
+    TriggerRequest {
+        callback_url: params.get("CallbackUrl"),
+        callback_method: params.get("CallbackMethod"),
+        trigger_value: params.get("TriggerValue"),
+        usage_category: params.get("UsageCategory"),
+        friendly_name: params.get("FriendlyName"),
+        recurring: params.get("Recurring"),
+        trigger_by: params.get("TriggerBy"),
+    }
+}
+
+pub async fn create_usage_trigger(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+    Form(params): Form,
+) -> Result<(StatusCode, Json<Value>)> {
+    let trigger = state
+        .app
+        .create_trigger(&caller, &account_sid, trigger_request(&params), &path)
+        .await?;
+    let current = current_value(&state, &trigger).await?;
+    Ok((StatusCode::CREATED, Json(trigger_json(&trigger, &current))))
+}
+
+pub async fn list_usage_trigger(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+    Query(params): Query,
+) -> Result<Json<Value>> {
+    let page = PageRequest::parse(
+        params.get("Page"),
+        params.get("PageSize"),
+        params.get("PageToken"),
+    )?;
+    let filter = TriggerFilter {
+        recurring: params
+            .get("Recurring")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        trigger_by: params
+            .get("TriggerBy")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        usage_category: params
+            .get("UsageCategory")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+    };
+    let triggers = state
+        .app
+        .list_triggers(&caller, &account_sid, &filter, &page, &path)
+        .await?;
+    let mut currents = Vec::with_capacity(triggers.len());
+    for t in &triggers {
+        currents.push(current_value(&state, t).await?);
+    }
+    let rows: Vec<(UsageTrigger, String)> = triggers.into_iter().zip(currents).collect();
+    let list_path = format!("/2010-04-01/Accounts/{account_sid}/Usage/Triggers.json");
+    let mut filters: Vec<(&'static str, String)> = Vec::new();
+    for name in ["Recurring", "TriggerBy", "UsageCategory"] {
+        if let Some(value) = params.get(name) {
+            filters.push((name, value.to_string()));
+        }
+    }
+    let list = ListPage {
+        path: &list_path,
+        key: "usage_triggers",
+        filters,
+        page: &page,
+    };
+    Ok(Json(list.render(
+        rows,
+        |(t, _)| Cursor {
+            created: t.date_created,
+            sid: t.sid.clone(),
+        },
+        |(t, current)| trigger_json(t, current),
+    )))
+}
+
+pub async fn fetch_usage_trigger(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, sid)): axum::extract::Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let trigger = state
+        .app
+        .fetch_trigger(&caller, &account_sid, &sid, &path)
+        .await?;
+    let current = current_value(&state, &trigger).await?;
+    Ok(Json(trigger_json(&trigger, &current)))
+}
+
+pub async fn update_usage_trigger(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, sid)): axum::extract::Path<(String, String)>,
+    Form(params): Form,
+) -> Result<Json<Value>> {
+    let trigger = state
+        .app
+        .update_trigger(
+            &caller,
+            &account_sid,
+            &sid,
+            &trigger_request(&params),
+            &path,
+        )
+        .await?;
+    let current = current_value(&state, &trigger).await?;
+    Ok(Json(trigger_json(&trigger, &current)))
+}
+
+pub async fn delete_usage_trigger(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path((account_sid, sid)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode> {
+    state
+        .app
+        .delete_trigger(&caller, &account_sid, &sid, &path)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

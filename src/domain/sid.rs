@@ -17,6 +17,7 @@ pub enum SidKind {
     Media,
     Alert,
     OptOut,
+    UsageTrigger,
 }
 
 impl SidKind {
@@ -33,6 +34,7 @@ impl SidKind {
             SidKind::Media => "ME",
             SidKind::Alert => "NO",
             SidKind::OptOut => "OO",
+            SidKind::UsageTrigger => "UT",
         }
     }
 }

@@ -307,6 +307,55 @@ pub fn parse_usage_date(name: &str, raw: &str, today: Date) -> Result<Date> {
     Date::parse(raw, &format).map_err(|_| bad())
 }
 
+/// What a Usage Trigger compares: the record's `count`, `usage` or `price`.
+pub fn parse_trigger_by(raw: &str) -> Option<&'static str> {
+    ["count", "usage", "price"].into_iter().find(|v| *v == raw)
+}
+
+/// How often a trigger may fire: once per `daily`, `monthly`, `yearly` period, or once
+/// ever (`alltime`, or no `Recurring`).
+pub fn parse_recurring(raw: &str) -> Option<&'static str> {
+    ["daily", "monthly", "yearly", "alltime"]
+        .into_iter()
+        .find(|v| *v == raw)
+}
+
+/// The period a trigger is evaluated over at `today`: its key (the trigger fires once per
+/// key) and its first day.
+pub fn trigger_period(recurring: Option<&str>, today: Date) -> (String, Option<Date>) {
+    match recurring {
+        Some("daily") => (day_string(today), Some(today)),
+        Some("monthly") => (
+            day_string(today)[..7].to_string(),
+            today.replace_day(1).ok(),
+        ),
+        Some("yearly") => (
+            today.year().to_string(),
+            Date::from_calendar_date(today.year(), Month::January, 1).ok(),
+        ),
+        _ => ("alltime".to_string(), None),
+    }
+}
+
+/// The value a trigger compares, in hundred-thousandths: `count` and `usage` are whole
+/// numbers, `price` money.
+pub fn trigger_measure(trigger_by: &str, count: i64, usage: i64, price: Money) -> Money {
+    match trigger_by {
+        "count" => count.saturating_mul(100_000),
+        "usage" => usage.saturating_mul(100_000),
+        _ => price,
+    }
+}
+
+/// Prints a measure like Twilio's `current_value` (whole numbers for count and usage).
+pub fn format_measure(trigger_by: &str, value: Money) -> String {
+    if trigger_by == "price" {
+        format_money(value)
+    } else {
+        (value / 100_000).to_string()
+    }
+}
+
 /// `YYYY-MM-DD`.
 pub fn day_string(day: Date) -> String {
     format!(

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
+pub mod triggers;
 pub mod usage;
 pub mod webhooks;
 pub mod writer;
@@ -131,6 +132,8 @@ pub struct App {
     pub webhook_client: crate::webhook::WebhookClient,
     /// Accounts recently read by `authenticate`.
     pub accounts: std::sync::Arc<AccountCache>,
+    /// When the usage triggers were last evaluated (microseconds).
+    triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// How the caller proved who they are.
@@ -214,6 +217,12 @@ pub enum Operation {
     FetchBalance,
     /// warbler's own: the operator credits a main account's balance.
     CreditBalance,
+    /// <https://www.twilio.com/docs/usage/api/usage-trigger>
+    CreateUsageTrigger,
+    ListUsageTrigger,
+    FetchUsageTrigger,
+    UpdateUsageTrigger,
+    DeleteUsageTrigger,
     /// <https://www.twilio.com/docs/usage/monitor-alert>
     ListAlert,
     FetchAlert,
@@ -271,6 +280,11 @@ impl Operation {
             | CreateMessageFeedback
             | ListUsageRecord
             | FetchBalance
+            | CreateUsageTrigger
+            | ListUsageTrigger
+            | FetchUsageTrigger
+            | UpdateUsageTrigger
+            | DeleteUsageTrigger
             | ListAlert
             | FetchAlert
             | ListOptOut
@@ -312,6 +326,7 @@ impl App {
         App {
             webhook_client,
             accounts: std::sync::Arc::default(),
+            triggers_evaluated_at: std::sync::Arc::default(),
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),

@@ -255,7 +255,7 @@ impl App {
                         }
                     }
                 }
-                WebhookKind::Inbound => {
+                WebhookKind::Inbound | WebhookKind::Trigger => {
                     form_urlencoded::parse(webhook.payload.as_deref().unwrap_or("").as_bytes())
                         .into_owned()
                         .collect()
@@ -272,7 +272,7 @@ impl App {
             tasks.spawn(async move {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
-                    WebhookKind::Status => {
+                    WebhookKind::Status | WebhookKind::Trigger => {
                         let response = client.send(&request).await;
                         Delivery {
                             failure: describe_failure(&response),
@@ -331,7 +331,7 @@ impl App {
             out.settled.push(match webhook.kind {
                 WebhookKind::Inbound if webhook.fallback_url.is_some() => Settled::Fallback { id },
                 WebhookKind::Inbound => Settled::Done { id },
-                WebhookKind::Status => {
+                WebhookKind::Status | WebhookKind::Trigger => {
                     let due_at = now + self.backoff(webhook.attempts + 1);
                     if due_at <= webhook.created_at + self.settings.webhook_retry_window {
                         Settled::Retry { id, due_at }

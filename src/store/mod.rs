@@ -10,6 +10,7 @@ pub mod messages;
 pub mod messaging;
 pub mod numbers;
 mod sql;
+pub mod triggers;
 pub mod usage;
 pub mod webhooks;
 

@@ -17,6 +17,8 @@ pub enum WebhookKind {
     Status,
     /// An inbound message for the number's (or service's) webhook.
     Inbound,
+    /// A Usage Trigger that fired.
+    Trigger,
 }
 
 impl WebhookKind {
@@ -24,6 +26,7 @@ impl WebhookKind {
         match self {
             WebhookKind::Status => "status",
             WebhookKind::Inbound => "inbound",
+            WebhookKind::Trigger => "trigger",
         }
     }
 }
@@ -152,15 +155,38 @@ pub(crate) async fn enqueue_inbound(
     payload: &str,
     now: i64,
 ) -> Result<()> {
+    enqueue_payload(
+        tx,
+        WebhookKind::Inbound,
+        account_sid,
+        message_sid,
+        target,
+        payload,
+        now,
+    )
+    .await
+}
+
+/// Queues a webhook whose form is already built (`payload`, URL-encoded) inside `tx`.
+/// `ordering_key` names what it is about (a message, a trigger).
+pub(crate) async fn enqueue_payload(
+    tx: &mut Tx,
+    kind: WebhookKind,
+    account_sid: &str,
+    ordering_key: &str,
+    target: &super::inbound::InboundTarget,
+    payload: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
          fallback_url, fallback_method, payload, attempts, created_at, due_at) \
          VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 0, $10, $10)",
     )
     .bind(new_id())
-    .bind(WebhookKind::Inbound.as_str())
+    .bind(kind.as_str())
     .bind(account_sid.to_string())
-    .bind(message_sid.to_string())
+    .bind(ordering_key.to_string())
     .bind(target.url.clone())
     .bind(target.method.clone())
     .bind(target.fallback_url.clone())
@@ -175,10 +201,10 @@ pub(crate) async fn enqueue_inbound(
 fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
     Ok(Webhook {
         id: text(row, "id")?,
-        kind: if text(row, "kind")? == "inbound" {
-            WebhookKind::Inbound
-        } else {
-            WebhookKind::Status
+        kind: match text(row, "kind")?.as_str() {
+            "inbound" => WebhookKind::Inbound,
+            "trigger" => WebhookKind::Trigger,
+            _ => WebhookKind::Status,
         },
         account_sid: text(row, "account_sid")?,
         message_sid: text(row, "ordering_key")?,

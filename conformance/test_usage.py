@@ -51,3 +51,25 @@ def test_the_balance_is_shared_and_credited_by_the_operator(client, client_for, 
     sub = client.api.v2010.accounts.create(friendly_name="shares the balance")
     shared = client_for(sub.sid, sub.auth_token).api.v2010.accounts(sub.sid).balance.fetch()
     assert shared.account_sid == sub.sid and Decimal(shared.balance) == Decimal(after.balance)
+
+
+def test_usage_triggers_through_the_sdk(client, client_for, server):
+    triggers = client.api.v2010.accounts(server.account_sid).usage.triggers
+    trigger = triggers.create(callback_url="https://example.com/usage", trigger_value="100",
+                              usage_category="sms", recurring="monthly", trigger_by="count", friendly_name="busy month")
+    assert trigger.sid.startswith("UT")
+    assert trigger.trigger_value == "100" and trigger.usage_category == "sms"
+    assert trigger.recurring == "monthly" and trigger.trigger_by == "count"
+    assert trigger.callback_method == "POST" and trigger.date_fired is None
+    assert trigger.usage_record_uri.endswith("/Usage/Records/ThisMonth.json?Category=sms")
+    fetched = triggers(trigger.sid).fetch()
+    assert fetched.friendly_name == "busy month"
+    updated = triggers(trigger.sid).update(friendly_name="renamed", callback_method="GET")
+    assert updated.friendly_name == "renamed" and updated.callback_method == "GET"
+    assert trigger.sid in [t.sid for t in triggers.list(trigger_by="count")]
+    sub = client.api.v2010.accounts.create(friendly_name="no triggers here")
+    with twilio_error(401, 20003):
+        client_for(sub.sid, sub.auth_token).api.v2010.accounts(server.account_sid).usage.triggers(trigger.sid).fetch()
+    assert triggers(trigger.sid).delete() is True
+    with twilio_error(404, 20404):
+        triggers(trigger.sid).fetch()

@@ -51,10 +51,38 @@ enum Command {
         #[command(subcommand)]
         command: SimulateCommand,
     },
+    /// Export logs to your own storage.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Balances: credit a main account (its subaccounts share the balance).
     Billing {
         #[command(subcommand)]
         command: BillingCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCommand {
+    /// Write an account's messages (a main account's with its subaccounts') to standard
+    /// output, oldest first.
+    Messages {
+        /// The account SID.
+        #[arg(long)]
+        account: String,
+        /// First creation time included: YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// Creation time excluded from there on: YYYY-MM-DD or RFC 3339.
+        #[arg(long)]
+        until: Option<String>,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Leave a main account's subaccounts out.
+        #[arg(long)]
+        no_subaccounts: bool,
     },
 }
 
@@ -124,6 +152,23 @@ fn main() -> anyhow::Result<()> {
         Command::Numbers {
             command: NumbersCommand::Import { file },
         } => runtime.block_on(import_numbers(config, file)),
+        Command::Export {
+            command:
+                ExportCommand::Messages {
+                    account,
+                    since,
+                    until,
+                    format,
+                    no_subaccounts,
+                },
+        } => runtime.block_on(export_messages(
+            config,
+            account,
+            since,
+            until,
+            format,
+            !no_subaccounts,
+        )),
         Command::Billing {
             command:
                 BillingCommand::Credit {
@@ -203,6 +248,49 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
             ..Settings::new(config.max_subaccounts, config.key_pepper.clone())
         },
     ))
+}
+
+async fn export_messages(
+    config: Config,
+    account: String,
+    since: Option<String>,
+    until: Option<String>,
+    format: String,
+    include_subaccounts: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use warbler::service::export::{parse_bound, ExportFormat, ExportWriter};
+    let format = ExportFormat::parse(&format)
+        .ok_or_else(|| anyhow::anyhow!("--format must be csv or jsonl"))?;
+    let bound = |name: &str, raw: &Option<String>, default: i64| -> anyhow::Result<i64> {
+        match raw {
+            Some(raw) => parse_bound(name, raw).map_err(|err| anyhow::anyhow!("{err}")),
+            None => Ok(default),
+        }
+    };
+    let since = bound("--since", &since, 0)?;
+    let until = bound("--until", &until, i64::MAX)?;
+    let app = open_app(&config).await?;
+    let mut cursor = app
+        .start_export(&account, include_subaccounts, since, until)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let writer = ExportWriter::new(format);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    out.write_all(&writer.header())?;
+    let mut count = 0usize;
+    while let Some(page) = app
+        .export_next(&mut cursor)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?
+    {
+        count += page.len();
+        out.write_all(&writer.rows(&page))?;
+    }
+    out.flush()?;
+    eprintln!("exported {count} messages");
+    Ok(())
 }
 
 async fn import_numbers(config: Config, file: PathBuf) -> anyhow::Result<()> {

@@ -188,6 +188,7 @@ fn routes() -> Router<ApiState> {
             get(usage::fetch_balance),
         )
         .route("/admin/billing/credit", post(usage::credit_balance))
+        .route("/admin/export/messages", get(usage::export_messages))
         .route("/v1/Alerts", get(monitor::list_alert))
         .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))
         .route(

@@ -15,6 +15,7 @@ use crate::store::triggers::{TriggerFilter, UsageTrigger};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 const SUBRESOURCES: &[(&str, &str)] = &[
@@ -362,4 +363,69 @@ pub async fn delete_usage_trigger(
         .delete_trigger(&caller, &account_sid, &sid, &path)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /admin/export/messages` (`AccountSid`, `Since`, `Until`, `Format` csv|jsonl,
+/// `IncludeSubaccounts`): the message log, streamed a page at a time. Main token only.
+pub async fn export_messages(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Query(params): Query,
+) -> Result<axum::response::Response> {
+    use crate::service::export::{parse_bound, ExportFormat, ExportWriter};
+    use axum::response::IntoResponse;
+    let account = params
+        .get("AccountSid")
+        .ok_or_else(|| Error::missing_parameter("AccountSid"))?;
+    let format = match params.get("Format") {
+        Some(raw) => {
+            ExportFormat::parse(raw).ok_or_else(|| Error::invalid_parameter("Format", raw))?
+        }
+        None => ExportFormat::Csv,
+    };
+    let since = params
+        .get("Since")
+        .map(|raw| parse_bound("Since", raw))
+        .transpose()?
+        .unwrap_or(0);
+    let until = params
+        .get("Until")
+        .map(|raw| parse_bound("Until", raw))
+        .transpose()?
+        .unwrap_or(i64::MAX);
+    let include = params.bool("IncludeSubaccounts")?.unwrap_or(true);
+    let cursor = state
+        .app
+        .start_export_as(&caller, account, include, since, until)
+        .await?;
+    let writer = ExportWriter::new(format);
+    let header = writer.header();
+    let app = state.app.clone();
+    // The header, then one chunk per page; an error ends the stream (the client sees a
+    // truncated body rather than a false success).
+    let pages = futures_util::stream::unfold(
+        (app, cursor, writer, false),
+        |(app, mut cursor, writer, done)| async move {
+            if done {
+                return None;
+            }
+            match app.export_next(&mut cursor).await {
+                Ok(Some(page)) => {
+                    let bytes = writer.rows(&page);
+                    Some((Ok::<_, std::io::Error>(bytes), (app, cursor, writer, false)))
+                }
+                Ok(None) => None,
+                Err(err) => Some((
+                    Err(std::io::Error::other(err.to_string())),
+                    (app, cursor, writer, true),
+                )),
+            }
+        },
+    );
+    let body = futures_util::stream::iter([Ok::<_, std::io::Error>(header)]).chain(pages);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, format.content_type())],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }

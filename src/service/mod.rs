@@ -3,6 +3,7 @@
 //! the store and apply the domain rules. Knows nothing of HTTP.
 
 pub mod accounts;
+pub mod export;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
@@ -217,6 +218,8 @@ pub enum Operation {
     FetchBalance,
     /// warbler's own: the operator credits a main account's balance.
     CreditBalance,
+    /// warbler's own: the operator exports a message log.
+    ExportMessages,
     /// <https://www.twilio.com/docs/usage/api/usage-trigger>
     CreateUsageTrigger,
     ListUsageTrigger,
@@ -294,9 +297,11 @@ impl Operation {
             | UpdateOptOutSettings => Access::Resources,
             CreateAccount | ListAccount | FetchAccount | UpdateAccount | CreateNewKey | ListKey
             | FetchKey | UpdateKey | DeleteKey => Access::ManageCredentials,
-            ImportNumberInventory | AssignShortCode | SimulateInbound | CreditBalance => {
-                Access::Operator
-            }
+            ImportNumberInventory
+            | AssignShortCode
+            | SimulateInbound
+            | CreditBalance
+            | ExportMessages => Access::Operator,
         }
     }
 }

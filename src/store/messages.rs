@@ -427,6 +427,38 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
+    /// One page of an account's messages created in `[since, until)`, oldest first, after
+    /// the keyset position `after` (date_created, sid): the log export reads these.
+    pub async fn export_page(
+        &self,
+        account_sid: &str,
+        since: i64,
+        until: i64,
+        after: Option<(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<Message>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE account_sid = "
+        ));
+        sql.text(account_sid)
+            .push(" AND date_created >= ")
+            .int(since)
+            .push(" AND date_created < ")
+            .int(until);
+        if let Some((created, sid)) = after {
+            sql.push(" AND (date_created > ")
+                .int(created)
+                .push(" OR (date_created = ")
+                .int(created)
+                .push(" AND sid > ")
+                .text(sid)
+                .push("))");
+        }
+        sql.push(" ORDER BY date_created, sid LIMIT ").int(limit);
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter().map(decode).collect()
+    }
+
     /// Redacts a message body (`Body=""` on update).
     pub async fn redact_message(&self, account_sid: &str, sid: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(

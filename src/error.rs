@@ -22,6 +22,9 @@ pub enum Error {
     /// Twilio 20429: too many requests.
     #[error("Too Many Requests")]
     TooManyRequests,
+    /// A cap the parent set on the account is reached (warbler extension; 20429, HTTP 429).
+    #[error("{message}")]
+    CapReached { message: String },
     /// The request body is larger than the configured limit (HTTP 413).
     #[error("The request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -89,7 +92,7 @@ impl Error {
             Error::Unauthenticated => 20003,
             Error::Forbidden { code, .. } | Error::Invalid { code, .. } => *code,
             Error::NotFound { .. } => 20404,
-            Error::TooManyRequests => 20429,
+            Error::TooManyRequests | Error::CapReached { .. } => 20429,
             // Twilio documents no code for an oversized body; 20001 is its generic "invalid request".
             Error::PayloadTooLarge { .. } => 20001,
             Error::MethodNotAllowed => 20004,
@@ -103,7 +106,7 @@ impl Error {
             Error::Forbidden { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::Invalid { .. } => 400,
-            Error::TooManyRequests => 429,
+            Error::TooManyRequests | Error::CapReached { .. } => 429,
             Error::PayloadTooLarge { .. } => 413,
             Error::MethodNotAllowed => 405,
             Error::Internal { .. } => 500,

@@ -61,6 +61,30 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Caps on a subaccount (a warbler extension): sending rate, monthly messages and spend.
+    Caps {
+        #[command(subcommand)]
+        command: CapsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CapsCommand {
+    /// Show a subaccount's caps.
+    Show { account: String },
+    /// Set (or with an empty value remove) a subaccount's caps.
+    Set {
+        account: String,
+        /// Segments per second across all its senders.
+        #[arg(long)]
+        max_sps: Option<String>,
+        /// Messages accepted per calendar month (UTC).
+        #[arg(long)]
+        monthly_messages: Option<String>,
+        /// Spend per calendar month, in the price unit.
+        #[arg(long)]
+        monthly_spend: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,6 +193,54 @@ fn main() -> anyhow::Result<()> {
             format,
             !no_subaccounts,
         )),
+        Command::Caps { command } => runtime.block_on(async {
+            let app = open_app(&config).await?;
+            let sid = match &command {
+                CapsCommand::Show { account } | CapsCommand::Set { account, .. } => account.clone(),
+            };
+            let known = app
+                .store
+                .account(&sid)
+                .await
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            if !known.is_some_and(|a| a.owner_account_sid.is_some()) {
+                anyhow::bail!("{sid} is not a subaccount");
+            }
+            let (account, caps) = match command {
+                CapsCommand::Show { account } => {
+                    let caps = app
+                        .caps_of(&account)
+                        .await
+                        .map_err(|err| anyhow::anyhow!("{err}"))?;
+                    (account, caps)
+                }
+                CapsCommand::Set {
+                    account,
+                    max_sps,
+                    monthly_messages,
+                    monthly_spend,
+                } => {
+                    let request = warbler::service::usage::CapsRequest {
+                        max_sps: max_sps.as_deref(),
+                        monthly_messages: monthly_messages.as_deref(),
+                        monthly_spend: monthly_spend.as_deref(),
+                    };
+                    let caps = app
+                        .set_caps(&account, &request)
+                        .await
+                        .map_err(|err| anyhow::anyhow!("{err}"))?;
+                    (account, caps)
+                }
+            };
+            let show = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+            println!(
+                "{account}: max {} segments/s, {} messages/month, {} spend/month",
+                show(caps.max_sps.map(|v| v.to_string())),
+                show(caps.monthly_messages.map(|v| v.to_string())),
+                show(caps.monthly_spend.map(warbler::domain::usage::format_money)),
+            );
+            Ok(())
+        }),
         Command::Billing {
             command:
                 BillingCommand::Credit {

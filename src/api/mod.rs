@@ -189,6 +189,10 @@ fn routes() -> Router<ApiState> {
         )
         .route("/admin/billing/credit", post(usage::credit_balance))
         .route("/admin/export/messages", get(usage::export_messages))
+        .route(
+            "/admin/accounts/{AccountSid}/Caps",
+            get(usage::fetch_account_caps).post(usage::update_account_caps),
+        )
         .route("/v1/Alerts", get(monitor::list_alert))
         .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))
         .route(

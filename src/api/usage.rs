@@ -429,3 +429,54 @@ pub async fn export_messages(
     )
         .into_response())
 }
+
+fn caps_json(account_sid: &str, caps: &crate::store::caps::AccountCaps, month_messages: i64) -> Value {
+    json!({
+        "account_sid": account_sid,
+        "max_segments_per_second": caps.max_sps,
+        "monthly_messages": caps.monthly_messages,
+        "monthly_spend": caps.monthly_spend.map(format_money),
+        "messages_this_month": month_messages,
+    })
+}
+
+async fn this_month_messages(state: &ApiState, account_sid: &str) -> Result<i64> {
+    let today = crate::domain::usage::day_of(crate::domain::time::now_micros());
+    state
+        .app
+        .store
+        .month_messages(account_sid, &day_string(today)[..7])
+        .await
+}
+
+/// `GET /admin/accounts/{AccountSid}/Caps` (warbler extension, the parent's auth token).
+pub async fn fetch_account_caps(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+) -> Result<Json<Value>> {
+    let caps = state.app.account_caps(&caller, &account_sid).await?;
+    let used = this_month_messages(&state, &account_sid).await?;
+    Ok(Json(caps_json(&account_sid, &caps, used)))
+}
+
+/// `POST /admin/accounts/{AccountSid}/Caps` with `MaxSegmentsPerSecond`, `MonthlyMessages`,
+/// `MonthlySpend` (an empty value removes that cap).
+pub async fn update_account_caps(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+    Form(params): Form,
+) -> Result<Json<Value>> {
+    let request = crate::service::usage::CapsRequest {
+        max_sps: params.get("MaxSegmentsPerSecond"),
+        monthly_messages: params.get("MonthlyMessages"),
+        monthly_spend: params.get("MonthlySpend"),
+    };
+    let caps = state
+        .app
+        .set_account_caps(&caller, &account_sid, &request)
+        .await?;
+    let used = this_month_messages(&state, &account_sid).await?;
+    Ok(Json(caps_json(&account_sid, &caps, used)))
+}

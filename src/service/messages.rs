@@ -556,6 +556,21 @@ impl App {
                     .push((scope, stopped));
             }
         }
+        // Rates the parents set on accounts (segments per second across their senders).
+        let batch_accounts: Vec<&str> = {
+            let mut accounts: Vec<&str> =
+                claimed.iter().map(|c| c.message.account_sid.as_str()).collect();
+            accounts.sort_unstable();
+            accounts.dedup();
+            accounts
+        };
+        let account_rates: HashMap<String, f64> = self
+            .store
+            .account_caps(&batch_accounts)
+            .await?
+            .into_iter()
+            .filter_map(|(account, caps)| caps.max_sps.map(|rate| (account, rate.max(0.001))))
+            .collect();
         let mut pacing: HashMap<String, i64> = HashMap::new();
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
         let mut ready: Vec<(Message, Sender)> = Vec::new();
@@ -683,18 +698,28 @@ impl App {
             let slot = match pace_slot {
                 Some(slot) if message.from.as_deref() == Some(sender.address.as_str()) => slot,
                 _ => {
-                    if !pacing.contains_key(&sender.address) {
-                        let stored = self.store.pacing_many(&[sender.address.as_str()]).await?;
-                        pacing.insert(
-                            sender.address.clone(),
-                            stored.get(&sender.address).copied().unwrap_or(0),
-                        );
+                    // The account's own rate (a cap) paces it like a sender, under its SID.
+                    let account_rate = account_rates.get(&message.account_sid).copied();
+                    for key in [Some(&sender.address), account_rate.map(|_| &message.account_sid)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if !pacing.contains_key(key) {
+                            let stored = self.store.pacing_many(&[key.as_str()]).await?;
+                            pacing.insert(key.clone(), stored.get(key).copied().unwrap_or(0));
+                        }
                     }
-                    let next_free = pacing[&sender.address];
-                    let slot = now.max(next_free);
-                    let cost = (message.num_segments.max(1) as f64 / self.rate(&sender)
-                        * 1_000_000.0) as i64;
+                    let mut slot = now.max(pacing[&sender.address]);
+                    if account_rate.is_some() {
+                        slot = slot.max(pacing[&message.account_sid]);
+                    }
+                    let segments = message.num_segments.max(1) as f64;
+                    let cost = (segments / self.rate(&sender) * 1_000_000.0) as i64;
                     pacing.insert(sender.address.clone(), slot + cost.max(1));
+                    if let Some(rate) = account_rate {
+                        let cost = (segments / rate * 1_000_000.0) as i64;
+                        pacing.insert(message.account_sid.clone(), slot + cost.max(1));
+                    }
                     slot
                 }
             };

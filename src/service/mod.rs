@@ -220,6 +220,8 @@ pub enum Operation {
     CreditBalance,
     /// warbler's own: the operator exports a message log.
     ExportMessages,
+    /// warbler's own: a parent caps a subaccount's rate and monthly volume.
+    SetAccountCaps,
     /// <https://www.twilio.com/docs/usage/api/usage-trigger>
     CreateUsageTrigger,
     ListUsageTrigger,
@@ -301,7 +303,8 @@ impl Operation {
             | AssignShortCode
             | SimulateInbound
             | CreditBalance
-            | ExportMessages => Access::Operator,
+            | ExportMessages
+            | SetAccountCaps => Access::Operator,
         }
     }
 }

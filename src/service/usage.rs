@@ -228,3 +228,98 @@ impl App {
         self.store.charge_due_rentals(now, 500).await
     }
 }
+
+/// Reads one cap parameter: empty clears it.
+fn cap_value<T>(name: &str, raw: Option<&str>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<Option<T>>> {
+    match raw {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(value) => parse(value)
+            .map(|v| Some(Some(v)))
+            .ok_or_else(|| Error::invalid_parameter(name, value)),
+    }
+}
+
+/// A caps update as sent: each `None` keeps the current value, `Some("")` clears it.
+#[derive(Debug, Default, Clone)]
+pub struct CapsRequest<'a> {
+    pub max_sps: Option<&'a str>,
+    pub monthly_messages: Option<&'a str>,
+    pub monthly_spend: Option<&'a str>,
+}
+
+impl App {
+    /// The subaccount whose caps the operator may read or set.
+    async fn capped_account(&self, principal: &Principal, account_sid: &str) -> Result<Account> {
+        super::check_credential(principal, Operation::SetAccountCaps)?;
+        self.store
+            .account(account_sid)
+            .await?
+            .filter(|a| a.owner_account_sid.as_deref() == Some(principal.account.sid.as_str()))
+            .ok_or_else(|| {
+                Error::invalid(
+                    21473,
+                    format!("{account_sid} is not a subaccount of this main account"),
+                )
+            })
+    }
+
+    /// `FetchAccountCaps` (warbler extension).
+    pub async fn account_caps(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+    ) -> Result<crate::store::caps::AccountCaps> {
+        let account = self.capped_account(principal, account_sid).await?;
+        self.caps_of(&account.sid).await
+    }
+
+    /// An account's caps (none set: all empty).
+    pub async fn caps_of(&self, account_sid: &str) -> Result<crate::store::caps::AccountCaps> {
+        Ok(self
+            .store
+            .account_caps(&[account_sid])
+            .await?
+            .remove(account_sid)
+            .unwrap_or_default())
+    }
+
+    /// `UpdateAccountCaps` (warbler extension): the parent caps a subaccount.
+    pub async fn set_account_caps(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        request: &CapsRequest<'_>,
+    ) -> Result<crate::store::caps::AccountCaps> {
+        let account = self.capped_account(principal, account_sid).await?;
+        self.set_caps(&account.sid, request).await
+    }
+
+    /// Applies a caps update (the admin endpoint and `warbler caps set`).
+    pub async fn set_caps(
+        &self,
+        account_sid: &str,
+        request: &CapsRequest<'_>,
+    ) -> Result<crate::store::caps::AccountCaps> {
+        let mut caps = self.caps_of(account_sid).await?;
+        if let Some(v) = cap_value("MaxSegmentsPerSecond", request.max_sps, |raw| {
+            raw.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)
+        })? {
+            caps.max_sps = v;
+        }
+        if let Some(v) = cap_value("MonthlyMessages", request.monthly_messages, |raw| {
+            raw.parse::<i64>().ok().filter(|v| *v >= 0)
+        })? {
+            caps.monthly_messages = v;
+        }
+        if let Some(v) = cap_value("MonthlySpend", request.monthly_spend, |raw| {
+            parse_money(raw).filter(|v| *v >= 0)
+        })? {
+            caps.monthly_spend = v;
+        }
+        self.store
+            .set_account_caps(account_sid, &caps, now_micros())
+            .await?;
+        Ok(caps)
+    }
+}

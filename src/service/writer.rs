@@ -6,6 +6,7 @@
 use crate::domain::message::{Media, Message};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
+use crate::store::messages::Admission;
 use crate::store::Store;
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,8 +15,17 @@ const MAX_BATCH: usize = 512;
 
 type Job = (Message, Vec<Media>, oneshot::Sender<Result<()>>);
 
-fn opted_out() -> Error {
-    Error::invalid(21610, "Attempt to send to unsubscribed recipient")
+fn refusal(admission: &Admission) -> Result<()> {
+    match admission {
+        Admission::Accepted => Ok(()),
+        Admission::OptedOut => Err(Error::invalid(
+            21610,
+            "Attempt to send to unsubscribed recipient",
+        )),
+        Admission::OverCap(reason) => Err(Error::CapReached {
+            message: format!("{reason} (a cap set by the parent account)"),
+        }),
+    }
 }
 
 #[derive(Clone)]
@@ -40,14 +50,13 @@ impl MessageWriter {
     /// recipient who opted out of its sender or service gets 21610 and nothing is written.
     pub async fn write(&self, message: Message, media: Vec<Media>) -> Result<()> {
         let Some(queue) = &self.queue else {
-            let accepted = self
+            let admissions = self
                 .store
                 .insert_new_messages(&[(message, media)], now_micros())
                 .await?;
-            return if accepted.first() == Some(&true) {
-                Ok(())
-            } else {
-                Err(opted_out())
+            return match admissions.first() {
+                Some(admission) => refusal(admission),
+                None => Err(Error::internal("the message was not written")),
             };
         };
         let (done, wait) = oneshot::channel();
@@ -70,8 +79,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
         let result = store.insert_new_messages(&batch, now_micros()).await;
         for (i, (_, _, done)) in jobs.drain(..).enumerate() {
             let answer = match &result {
-                Ok(accepted) if accepted.get(i) == Some(&true) => Ok(()),
-                Ok(_) => Err(opted_out()),
+                Ok(admissions) => match admissions.get(i) {
+                    Some(admission) => refusal(admission),
+                    None => Err(Error::internal("the message was not written")),
+                },
                 Err(err) => Err(err.clone()),
             };
             let _ = done.send(answer);

@@ -1,7 +1,7 @@
 //! Message rows, which double as the dispatch queue, plus their events, media, sticky senders,
 //! pacing, and carrier receipts.
 
-use super::{int, opt_text, text, Backend, Sql, Store, Tx};
+use super::{int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Direction, Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
@@ -226,6 +226,16 @@ pub struct MessageFilter {
     pub sent_until: Option<i64>,
 }
 
+/// What the group commit did with one new message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Accepted,
+    /// The recipient opted out of its sender or service (21610).
+    OptedOut,
+    /// Over one of the account's monthly caps (the reason).
+    OverCap(String),
+}
+
 /// A message claimed by a dispatcher, with what it needs to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -279,13 +289,14 @@ impl Store {
     }
 
     /// Inserts the API's new messages except those to recipients who opted out of their
-    /// sender or service (checked in the inserting transaction, so a STOP committed before
-    /// is always seen). Returns, per message, whether it was inserted.
+    /// sender or service, and those over their account's monthly caps. Both are checked in
+    /// the inserting transaction, so a STOP or a count committed before is always seen.
+    /// Returns, per message, whether it was inserted or why not.
     pub async fn insert_new_messages(
         &self,
         batch: &[(Message, Vec<Media>)],
         due_now: i64,
-    ) -> Result<Vec<bool>> {
+    ) -> Result<Vec<Admission>> {
         let mut tx = self.begin_write().await?;
         // (account, recipient) → (scope, number that received the STOP) of each opt-out.
         type StoppedBy = Vec<(String, Option<String>)>;
@@ -319,10 +330,10 @@ impl Store {
                     .push((text(&row, "scope")?, opt_text(&row, "sender")?));
             }
         }
-        let accepted: Vec<bool> = batch
+        let mut admissions: Vec<Admission> = batch
             .iter()
             .map(|(m, _)| {
-                !stops
+                let opted_out = stops
                     .get(&(m.account_sid.clone(), m.to.clone()))
                     .is_some_and(|scopes| {
                         scopes.iter().any(|(scope, stopped)| {
@@ -333,20 +344,69 @@ impl Store {
                                 m.messaging_service_sid.as_deref(),
                             )
                         })
-                    })
+                    });
+                if opted_out {
+                    Admission::OptedOut
+                } else {
+                    Admission::Accepted
+                }
             })
             .collect();
+        // Monthly caps, in batch order: a message over its account's cap is refused.
+        let month = crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7]
+            .to_string();
+        let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
+        let mut counts: std::collections::HashMap<(String, String), i64> =
+            std::collections::HashMap::new();
+        let mut used: std::collections::HashMap<&str, (i64, i64)> = std::collections::HashMap::new();
+        for ((m, _), admission) in batch.iter().zip(admissions.iter_mut()) {
+            if *admission != Admission::Accepted {
+                continue;
+            }
+            if let Some(cap) = caps.get(&m.account_sid) {
+                if !used.contains_key(m.account_sid.as_str()) {
+                    let messages = super::caps::month_count(&mut tx, &m.account_sid, &month).await?;
+                    let spend = super::caps::month_spend(&mut tx, &m.account_sid, &month).await?;
+                    used.insert(m.account_sid.as_str(), (messages, spend));
+                }
+                let (messages, spend) = used[m.account_sid.as_str()];
+                if let Some(limit) = cap.monthly_messages {
+                    if messages >= limit {
+                        *admission = Admission::OverCap(format!(
+                            "This account reached its monthly cap of {limit} messages"
+                        ));
+                        continue;
+                    }
+                }
+                if let Some(limit) = cap.monthly_spend {
+                    if spend >= limit {
+                        *admission = Admission::OverCap(format!(
+                            "This account reached its monthly spend cap of {}",
+                            crate::domain::usage::format_money(limit)
+                        ));
+                        continue;
+                    }
+                }
+                if let Some(entry) = used.get_mut(m.account_sid.as_str()) {
+                    entry.0 += 1;
+                }
+            }
+            *counts
+                .entry((m.account_sid.clone(), month.clone()))
+                .or_default() += 1;
+        }
         let kept: Vec<(Message, Vec<Media>)> = batch
             .iter()
-            .zip(&accepted)
-            .filter(|(_, ok)| **ok)
+            .zip(&admissions)
+            .filter(|(_, a)| **a == Admission::Accepted)
             .map(|(item, _)| item.clone())
             .collect();
         if !kept.is_empty() {
             insert_messages_in(&mut tx, &kept, due_now).await?;
         }
+        super::caps::count_messages(&mut tx, &counts).await?;
         tx.commit().await?;
-        Ok(accepted)
+        Ok(admissions)
     }
 
     pub async fn message(&self, account_sid: &str, sid: &str) -> Result<Option<Message>> {
@@ -601,14 +661,18 @@ impl Store {
     /// Claims up to `limit` due messages for `lease` microseconds. On PostgreSQL concurrent
     /// claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
     pub async fn claim_due(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Claimed>> {
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
+        // Accounts take turns (the first due message of each, then the second…), so one
+        // account's backlog cannot starve the others. PostgreSQL refuses row locks next to a
+        // window function; the outer UPDATE re-checks the lease instead, so a row another node
+        // claimed meanwhile is skipped (never claimed twice).
         let sql = format!(
             "UPDATE messages SET lease_until = $1 WHERE sid IN (\
-               SELECT sid FROM messages WHERE due_at IS NOT NULL AND due_at <= $2 \
-               AND (lease_until IS NULL OR lease_until < $2) ORDER BY due_at LIMIT $3{lock}) \
+               SELECT sid FROM (\
+                 SELECT sid, due_at, ROW_NUMBER() OVER (PARTITION BY account_sid ORDER BY due_at) AS turn \
+                 FROM messages WHERE due_at IS NOT NULL AND due_at <= $2 \
+                 AND (lease_until IS NULL OR lease_until < $2)) AS due \
+               ORDER BY turn, due_at LIMIT $3) \
+             AND (lease_until IS NULL OR lease_until < $2) \
              RETURNING {COLUMNS}, attempts, pace_slot"
         );
         let mut tx = self.begin_write().await?;

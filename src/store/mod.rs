@@ -4,6 +4,7 @@
 //! Imports `domain` and `error`; knows nothing of HTTP.
 
 pub mod accounts;
+pub mod caps;
 pub mod inbound;
 pub mod keys;
 pub mod messages;

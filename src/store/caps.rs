@@ -1,0 +1,138 @@
+//! Per-account caps (a warbler extension) and the monthly counters they are checked against.
+
+use super::{int, text, Sql, Store, Tx};
+use crate::domain::usage::Money;
+use crate::error::Result;
+use sqlx::Row;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountCaps {
+    /// Segments per second across all the account's senders.
+    pub max_sps: Option<f64>,
+    pub monthly_messages: Option<i64>,
+    pub monthly_spend: Option<Money>,
+}
+
+impl AccountCaps {
+    pub fn is_empty(&self) -> bool {
+        self.max_sps.is_none() && self.monthly_messages.is_none() && self.monthly_spend.is_none()
+    }
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<(String, AccountCaps)> {
+    Ok((
+        text(row, "account_sid")?,
+        AccountCaps {
+            max_sps: row.try_get::<Option<f64>, _>("max_sps")?,
+            monthly_messages: row.try_get::<Option<i64>, _>("monthly_messages")?,
+            monthly_spend: row.try_get::<Option<i64>, _>("monthly_spend")?,
+        },
+    ))
+}
+
+/// The caps of `accounts` (those that have any), read inside `tx` or the pool.
+pub(crate) async fn caps_in<'e, E>(executor: E, accounts: &[&str]) -> Result<HashMap<String, AccountCaps>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    if accounts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut sql = Sql::new(
+        "SELECT account_sid, max_sps, monthly_messages, monthly_spend FROM account_caps WHERE account_sid IN (",
+    );
+    for (i, account) in accounts.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.text(*account);
+    }
+    sql.push(")");
+    let rows = sql.query().fetch_all(executor).await?;
+    rows.iter().map(decode).collect()
+}
+
+/// Messages accepted this `month` by `account_sid`, read inside `tx`.
+pub(crate) async fn month_count(tx: &mut Tx, account_sid: &str, month: &str) -> Result<i64> {
+    let count: Option<i64> = sqlx::query_scalar(
+        "SELECT messages FROM account_month_counters WHERE account_sid = $1 AND month = $2",
+    )
+    .bind(account_sid.to_string())
+    .bind(month.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(count.unwrap_or(0))
+}
+
+/// What `account_sid` spent in `month` (`YYYY-MM`), from the usage rows, inside `tx`.
+pub(crate) async fn month_spend(tx: &mut Tx, account_sid: &str, month: &str) -> Result<Money> {
+    let spend: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 AND day >= $2 AND day <= $3",
+    )
+    .bind(account_sid.to_string())
+    .bind(format!("{month}-01"))
+    .bind(format!("{month}-31"))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(spend.unwrap_or(0))
+}
+
+/// Adds accepted messages to the monthly counters inside `tx`.
+pub(crate) async fn count_messages(tx: &mut Tx, counts: &HashMap<(String, String), i64>) -> Result<()> {
+    for ((account, month), n) in counts {
+        sqlx::query(
+            "INSERT INTO account_month_counters (account_sid, month, messages) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_sid, month) DO UPDATE SET messages = account_month_counters.messages + excluded.messages",
+        )
+        .bind(account.clone())
+        .bind(month.clone())
+        .bind(*n)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn account_caps(&self, accounts: &[&str]) -> Result<HashMap<String, AccountCaps>> {
+        caps_in(self.pool(), accounts).await
+    }
+
+    /// Sets (or, when all are empty, removes) an account's caps.
+    pub async fn set_account_caps(&self, account_sid: &str, caps: &AccountCaps, now: i64) -> Result<()> {
+        if caps.is_empty() {
+            sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
+                .bind(account_sid.to_string())
+                .execute(self.pool())
+                .await?;
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO account_caps (account_sid, max_sps, monthly_messages, monthly_spend, date_updated) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid) DO UPDATE SET \
+             max_sps = excluded.max_sps, monthly_messages = excluded.monthly_messages, \
+             monthly_spend = excluded.monthly_spend, date_updated = excluded.date_updated",
+        )
+        .bind(account_sid.to_string())
+        .bind(caps.max_sps)
+        .bind(caps.monthly_messages)
+        .bind(caps.monthly_spend)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Messages accepted this month (`YYYY-MM`).
+    pub async fn month_messages(&self, account_sid: &str, month: &str) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT messages FROM account_month_counters WHERE account_sid = $1 AND month = $2",
+        )
+        .bind(account_sid.to_string())
+        .bind(month.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| int(&r, "messages")).transpose().map(|n| n.unwrap_or(0))
+    }
+}

@@ -203,7 +203,7 @@ fn main() -> anyhow::Result<()> {
                 .account(&sid)
                 .await
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
-            if !known.is_some_and(|a| a.owner_account_sid.is_some()) {
+            if known.is_none_or(|a| a.owner_account_sid.is_none()) {
                 anyhow::bail!("{sid} is not a subaccount");
             }
             let (account, caps) = match command {

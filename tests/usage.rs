@@ -466,3 +466,216 @@ async fn a_trigger_fires_once_per_period_through_the_outbox() {
         .await
         .assert_error(404, 20404);
 }
+
+fn app_with(settings: impl FnOnce(&mut warbler::service::Settings)) -> warbler::service::Settings {
+    let mut s = warbler::service::Settings::new(1000, "pepper".into());
+    settings(&mut s);
+    s
+}
+
+#[tokio::test]
+async fn a_capped_subaccount_is_held_back_while_its_sibling_keeps_its_pace() {
+    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
+        .await
+        .unwrap();
+    // Fast senders, so only the account cap limits the rate.
+    let settings = app_with(|s| s.pacing.long_code = 100.0);
+    let app = warbler::service::App::new(store, settings);
+    app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Caps")
+        .await
+        .unwrap();
+    let server = TestServer::from_app(app);
+    server.stock().await;
+    let (noisy, noisy_token) = server.subaccount("noisy").await;
+    let (calm, calm_token) = server.subaccount("calm").await;
+    server
+        .buy(&noisy, "+14155550100", server.main_creds())
+        .await;
+    server.buy(&calm, "+14155550101", server.main_creds()).await;
+
+    let caps = format!("/admin/accounts/{noisy}/Caps");
+    // Only the parent's auth token sets caps, and only on its subaccounts.
+    server
+        .post(&caps, (&noisy, &noisy_token), &[("MonthlyMessages", "1")])
+        .await
+        .assert_error(403, 20403);
+    server
+        .post(
+            &format!("/admin/accounts/{MAIN_SID}/Caps"),
+            server.main_creds(),
+            &[("MonthlyMessages", "1")],
+        )
+        .await
+        .assert_error(400, 21473);
+    server
+        .post(
+            &caps,
+            server.main_creds(),
+            &[("MaxSegmentsPerSecond", "-1")],
+        )
+        .await
+        .assert_error(400, 20001);
+    let set = server
+        .post(
+            &caps,
+            server.main_creds(),
+            &[("MaxSegmentsPerSecond", "1"), ("MonthlyMessages", "5")],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["max_segments_per_second"], 1.0);
+    assert_eq!(set.body["monthly_messages"], 5);
+
+    let send = |account: &str, token: &str, from: &str| {
+        let path = format!("/2010-04-01/Accounts/{account}/Messages.json");
+        let (account, token, from) = (account.to_string(), token.to_string(), from.to_string());
+        let server = &server;
+        async move {
+            server
+                .post(
+                    &path,
+                    (&account, &token),
+                    &[("To", "+14155550199"), ("From", &from), ("Body", "hi")],
+                )
+                .await
+        }
+    };
+    let mut noisy_sids = Vec::new();
+    for _ in 0..5 {
+        let reply = send(&noisy, &noisy_token, "+14155550100").await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        noisy_sids.push(reply.body["sid"].as_str().unwrap().to_string());
+    }
+    // The sixth is over the monthly cap.
+    send(&noisy, &noisy_token, "+14155550100")
+        .await
+        .assert_error(429, 20429);
+    let mut calm_sids = Vec::new();
+    for _ in 0..5 {
+        let reply = send(&calm, &calm_token, "+14155550101").await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        calm_sids.push(reply.body["sid"].as_str().unwrap().to_string());
+    }
+    let shown = server.get(&caps, server.main_creds()).await;
+    assert_eq!(shown.body["messages_this_month"], 5);
+
+    let status = |account: String, token: String, sid: String| {
+        let server = &server;
+        async move {
+            server
+                .get(
+                    &format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
+                    (&account, &token),
+                )
+                .await
+                .body["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    let mut calm_sent = 0;
+    for sid in &calm_sids {
+        calm_sent +=
+            usize::from(status(calm.clone(), calm_token.clone(), sid.clone()).await == "sent");
+    }
+    let mut noisy_sent = 0;
+    for sid in &noisy_sids {
+        noisy_sent +=
+            usize::from(status(noisy.clone(), noisy_token.clone(), sid.clone()).await == "sent");
+    }
+    assert_eq!(calm_sent, 5, "the sibling sends at its senders' pace");
+    assert_eq!(
+        noisy_sent, 1,
+        "the capped account sends one segment a second"
+    );
+    // Four seconds later, all of the capped account's messages are out.
+    for i in 1..=4 {
+        server.app.dispatch_once(t0 + i * SECOND).await.unwrap();
+    }
+    for sid in &noisy_sids {
+        assert_eq!(
+            status(noisy.clone(), noisy_token.clone(), sid.clone()).await,
+            "sent"
+        );
+    }
+    // Removing the cap lets the account send again this month.
+    let cleared = server
+        .post(&caps, server.main_creds(), &[("MonthlyMessages", "")])
+        .await;
+    assert_eq!(cleared.body["monthly_messages"], Value::Null);
+    let again = send(&noisy, &noisy_token, "+14155550100").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+}
+
+#[tokio::test]
+async fn accounts_take_turns_when_one_has_a_backlog() {
+    let server = spawn().await;
+    server.stock().await;
+    let (busy, _) = server.subaccount("busy").await;
+    let (quiet, quiet_token) = server.subaccount("quiet").await;
+    server.buy(&busy, "+14155550100", server.main_creds()).await;
+    server
+        .buy(&quiet, "+14155550101", server.main_creds())
+        .await;
+    // A backlog larger than one dispatch round, all due before the quiet account's message.
+    let base = now_micros() - 60 * SECOND;
+    let backlog: Vec<_> = (0..600)
+        .map(|i| {
+            (
+                warbler::domain::message::Message {
+                    sid: format!("SM{:032x}", i),
+                    account_sid: busy.clone(),
+                    messaging_service_sid: None,
+                    direction: warbler::domain::message::Direction::OutboundApi,
+                    from: Some("+14155550100".into()),
+                    to: "+14155550199".into(),
+                    body: "backlog".into(),
+                    encoding: "GSM-7".into(),
+                    num_segments: 1,
+                    num_media: 0,
+                    status: warbler::domain::message::MessageStatus::Queued,
+                    error_code: None,
+                    error_message: None,
+                    price: None,
+                    price_unit: "USD".into(),
+                    status_callback: None,
+                    validity_period: 36000,
+                    send_at: None,
+                    date_created: base + i,
+                    date_updated: base + i,
+                    date_sent: None,
+                },
+                Vec::new(),
+            )
+        })
+        .collect();
+    server
+        .app
+        .store
+        .insert_messages(&backlog, base)
+        .await
+        .unwrap();
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{quiet}/Messages.json"),
+            (&quiet, &quiet_token),
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550101"),
+                ("Body", "hello"),
+            ],
+        )
+        .await;
+    let sid = reply.body["sid"].as_str().unwrap().to_string();
+    server.app.dispatch_once(now_micros()).await.unwrap();
+    let fetched = server
+        .get(
+            &format!("/2010-04-01/Accounts/{quiet}/Messages/{sid}.json"),
+            (&quiet, &quiet_token),
+        )
+        .await;
+    assert_eq!(fetched.body["status"], "sent", "served in the first round");
+}

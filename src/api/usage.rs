@@ -430,7 +430,11 @@ pub async fn export_messages(
         .into_response())
 }
 
-fn caps_json(account_sid: &str, caps: &crate::store::caps::AccountCaps, month_messages: i64) -> Value {
+fn caps_json(
+    account_sid: &str,
+    caps: &crate::store::caps::AccountCaps,
+    month_messages: i64,
+) -> Value {
     json!({
         "account_sid": account_sid,
         "max_segments_per_second": caps.max_sps,

@@ -558,8 +558,10 @@ impl App {
         }
         // Rates the parents set on accounts (segments per second across their senders).
         let batch_accounts: Vec<&str> = {
-            let mut accounts: Vec<&str> =
-                claimed.iter().map(|c| c.message.account_sid.as_str()).collect();
+            let mut accounts: Vec<&str> = claimed
+                .iter()
+                .map(|c| c.message.account_sid.as_str())
+                .collect();
             accounts.sort_unstable();
             accounts.dedup();
             accounts
@@ -700,9 +702,12 @@ impl App {
                 _ => {
                     // The account's own rate (a cap) paces it like a sender, under its SID.
                     let account_rate = account_rates.get(&message.account_sid).copied();
-                    for key in [Some(&sender.address), account_rate.map(|_| &message.account_sid)]
-                        .into_iter()
-                        .flatten()
+                    for key in [
+                        Some(&sender.address),
+                        account_rate.map(|_| &message.account_sid),
+                    ]
+                    .into_iter()
+                    .flatten()
                     {
                         if !pacing.contains_key(key) {
                             let stored = self.store.pacing_many(&[key.as_str()]).await?;

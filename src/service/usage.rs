@@ -230,7 +230,11 @@ impl App {
 }
 
 /// Reads one cap parameter: empty clears it.
-fn cap_value<T>(name: &str, raw: Option<&str>, parse: impl Fn(&str) -> Option<T>) -> Result<Option<Option<T>>> {
+fn cap_value<T>(
+    name: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<Option<T>>> {
     match raw {
         None => Ok(None),
         Some("") => Ok(Some(None)),
@@ -303,7 +307,9 @@ impl App {
     ) -> Result<crate::store::caps::AccountCaps> {
         let mut caps = self.caps_of(account_sid).await?;
         if let Some(v) = cap_value("MaxSegmentsPerSecond", request.max_sps, |raw| {
-            raw.parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)
+            raw.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
         })? {
             caps.max_sps = v;
         }

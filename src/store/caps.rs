@@ -32,7 +32,10 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<(String, AccountCaps)> {
 }
 
 /// The caps of `accounts` (those that have any), read inside `tx` or the pool.
-pub(crate) async fn caps_in<'e, E>(executor: E, accounts: &[&str]) -> Result<HashMap<String, AccountCaps>>
+pub(crate) async fn caps_in<'e, E>(
+    executor: E,
+    accounts: &[&str],
+) -> Result<HashMap<String, AccountCaps>>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -79,7 +82,10 @@ pub(crate) async fn month_spend(tx: &mut Tx, account_sid: &str, month: &str) -> 
 }
 
 /// Adds accepted messages to the monthly counters inside `tx`.
-pub(crate) async fn count_messages(tx: &mut Tx, counts: &HashMap<(String, String), i64>) -> Result<()> {
+pub(crate) async fn count_messages(
+    tx: &mut Tx,
+    counts: &HashMap<(String, String), i64>,
+) -> Result<()> {
     for ((account, month), n) in counts {
         sqlx::query(
             "INSERT INTO account_month_counters (account_sid, month, messages) VALUES ($1, $2, $3) \
@@ -100,7 +106,12 @@ impl Store {
     }
 
     /// Sets (or, when all are empty, removes) an account's caps.
-    pub async fn set_account_caps(&self, account_sid: &str, caps: &AccountCaps, now: i64) -> Result<()> {
+    pub async fn set_account_caps(
+        &self,
+        account_sid: &str,
+        caps: &AccountCaps,
+        now: i64,
+    ) -> Result<()> {
         if caps.is_empty() {
             sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
                 .bind(account_sid.to_string())
@@ -133,6 +144,8 @@ impl Store {
         .bind(month.to_string())
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| int(&r, "messages")).transpose().map(|n| n.unwrap_or(0))
+        row.map(|r| int(&r, "messages"))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
     }
 }

@@ -358,14 +358,16 @@ impl Store {
         let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
         let mut counts: std::collections::HashMap<(String, String), i64> =
             std::collections::HashMap::new();
-        let mut used: std::collections::HashMap<&str, (i64, i64)> = std::collections::HashMap::new();
+        let mut used: std::collections::HashMap<&str, (i64, i64)> =
+            std::collections::HashMap::new();
         for ((m, _), admission) in batch.iter().zip(admissions.iter_mut()) {
             if *admission != Admission::Accepted {
                 continue;
             }
             if let Some(cap) = caps.get(&m.account_sid) {
                 if !used.contains_key(m.account_sid.as_str()) {
-                    let messages = super::caps::month_count(&mut tx, &m.account_sid, &month).await?;
+                    let messages =
+                        super::caps::month_count(&mut tx, &m.account_sid, &month).await?;
                     let spend = super::caps::month_spend(&mut tx, &m.account_sid, &month).await?;
                     used.insert(m.account_sid.as_str(), (messages, spend));
                 }

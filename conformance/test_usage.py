@@ -49,8 +49,11 @@ def test_the_balance_is_shared_and_credited_by_the_operator(client, client_for, 
     assert Decimal(after.balance) == before + 25
     assert after.currency == "USD"
     sub = client.api.v2010.accounts.create(friendly_name="shares the balance")
-    shared = client_for(sub.sid, sub.auth_token).api.v2010.accounts(sub.sid).balance.fetch()
+    shared = client.api.v2010.accounts(sub.sid).balance.fetch()
     assert shared.account_sid == sub.sid and Decimal(shared.balance) == Decimal(after.balance)
+    # Subaccounts hold no balance information.
+    with twilio_error(403, 20403):
+        client_for(sub.sid, sub.auth_token).api.v2010.accounts(sub.sid).balance.fetch()
 
 
 def test_usage_triggers_through_the_sdk(client, client_for, server):

@@ -309,7 +309,13 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
             webhook_retry_base: config.webhook_retry_base_ms as i64 * 1000,
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
-            rental_prices: config.rental_prices.clone(),
+            rental_prices: {
+                config
+                    .rental_prices
+                    .validate()
+                    .map_err(|err| anyhow::anyhow!(err))?;
+                config.rental_prices.clone()
+            },
             credit_limit: match &config.credit_limit {
                 Some(raw) => Some(
                     warbler::domain::usage::parse_money(raw)
@@ -386,6 +392,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             &config.main_account_name,
         )
         .await?;
+    let rentals = app
+        .store
+        .backfill_rentals(
+            &app.settings.rental_prices,
+            warbler::domain::time::now_micros(),
+        )
+        .await?;
+    if rentals > 0 {
+        tracing::info!(rentals, "started rentals for numbers held before billing");
+    }
     if config.demo_inventory {
         let seeded = app.seed_demo_inventory().await?;
         if seeded > 0 {

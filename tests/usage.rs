@@ -208,11 +208,13 @@ async fn usage_is_counted_per_category_and_subaccount() {
         )
         .await;
     assert_eq!(credited.status, StatusCode::CREATED, "{}", credited.body);
-    for (account, creds) in [(MAIN_SID, main), (a.as_str(), a_creds)] {
+    // The parent reads it on its own path and on a subaccount's; subaccounts hold no
+    // balance information.
+    for account in [MAIN_SID, a.as_str()] {
         let balance = server
             .get(
                 &format!("/2010-04-01/Accounts/{account}/Balance.json"),
-                creds,
+                main,
             )
             .await;
         assert_eq!(balance.status, StatusCode::OK, "{}", balance.body);
@@ -220,6 +222,12 @@ async fn usage_is_counted_per_category_and_subaccount() {
         assert_eq!(balance.body["currency"], "USD");
         assert_eq!(balance.body["account_sid"], account);
     }
+    server
+        .get(&format!("/2010-04-01/Accounts/{a}/Balance.json"), a_creds)
+        .await
+        .assert_error(403, 20403);
+    let totals = one(&server, MAIN_SID, main, "Today.json?Category=totalprice").await;
+    assert_eq!(totals["count"], "0", "a total of prices counts nothing");
     // Only the operator (the main account's auth token) credits.
     server
         .post(

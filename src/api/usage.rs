@@ -229,7 +229,7 @@ async fn current_value(state: &ApiState, t: &UsageTrigger) -> Result<String> {
         .app
         .trigger_current_value(t, crate::domain::time::now_micros())
         .await?;
-    Ok(format_measure(&t.trigger_by, value))
+    Ok(format_measure(&t.usage_category, &t.trigger_by, value))
 }
 
 fn trigger_request(params: &Params) -> TriggerRequest<'_> {

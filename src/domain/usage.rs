@@ -60,6 +60,21 @@ impl Default for RentalPrices {
 }
 
 impl RentalPrices {
+    /// Checks every price parses (at start-up: a typo must not make numbers free).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, raw) in [
+            ("local", &self.local),
+            ("mobile", &self.mobile),
+            ("toll_free", &self.toll_free),
+            ("short_code", &self.short_code),
+        ] {
+            if parse_money(raw).is_none_or(|v| v < 0) {
+                return Err(format!("rental_prices.{name} {raw:?} is not a price"));
+            }
+        }
+        Ok(())
+    }
+
     /// The usage category and monthly price of a number type (`local`, `mobile`,
     /// `toll-free`, `short-code`).
     pub fn for_type(&self, number_type: &str) -> (&'static str, Money) {
@@ -347,9 +362,10 @@ pub fn trigger_measure(trigger_by: &str, count: i64, usage: i64, price: Money) -
     }
 }
 
-/// Prints a measure like Twilio's `current_value` (whole numbers for count and usage).
-pub fn format_measure(trigger_by: &str, value: Money) -> String {
-    if trigger_by == "price" {
+/// Prints a measure like Twilio's `current_value`: money for prices (and for the usage of
+/// `totalprice`, which is money), whole numbers for counts and usage.
+pub fn format_measure(category: &str, trigger_by: &str, value: Money) -> String {
+    if trigger_by == "price" || (category == "totalprice" && trigger_by == "usage") {
         format_money(value)
     } else {
         (value / 100_000).to_string()

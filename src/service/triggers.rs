@@ -26,6 +26,9 @@ pub struct TriggerRequest<'a> {
     pub trigger_by: Option<&'a str>,
 }
 
+/// Usage triggers one account may have (Twilio's limit is about as many).
+pub const MAX_TRIGGERS_PER_ACCOUNT: i64 = 1000;
+
 /// How often the evaluator looks at the triggers (Twilio: about once a minute).
 pub const EVALUATION_INTERVAL: i64 = 10_000_000;
 
@@ -152,12 +155,19 @@ impl App {
                     .ok_or_else(|| Error::invalid_parameter("TriggerValue", raw_value))?;
                 self.measure(&account, category, trigger_by, recurring, now)
                     .await?
-                    + offset
+                    .checked_add(offset)
+                    .ok_or_else(|| Error::invalid_parameter("TriggerValue", raw_value))?
             }
             None => parse_money(raw_value)
                 .filter(|v| *v >= 0)
                 .ok_or_else(|| Error::invalid_parameter("TriggerValue", raw_value))?,
         };
+        if self.store.count_triggers(&account.sid).await? >= MAX_TRIGGERS_PER_ACCOUNT {
+            return Err(Error::invalid(
+                20001,
+                format!("An account may have at most {MAX_TRIGGERS_PER_ACCOUNT} usage triggers"),
+            ));
+        }
         let trigger = UsageTrigger {
             sid: sid::generate(SidKind::UsageTrigger),
             account_sid: account.sid.clone(),
@@ -166,7 +176,7 @@ impl App {
             callback_method,
             usage_category: category.to_string(),
             trigger_by: trigger_by.to_string(),
-            trigger_value: format_measure(trigger_by, value),
+            trigger_value: format_measure(category, trigger_by, value),
             recurring: recurring.map(str::to_string),
             fired_period: None,
             date_fired: None,
@@ -303,7 +313,13 @@ impl App {
                 let Some(threshold) = parse_money(&t.trigger_value) else {
                     continue;
                 };
-                let current = self.trigger_current_value(t, now).await?;
+                let current = match self.trigger_current_value(t, now).await {
+                    Ok(value) => value,
+                    Err(err) => {
+                        tracing::error!(%err, trigger = %t.sid, "usage trigger not evaluated");
+                        continue;
+                    }
+                };
                 if current < threshold {
                     continue;
                 }
@@ -315,12 +331,17 @@ impl App {
                     .append_pair("UsageCategory", &t.usage_category)
                     .append_pair("TriggerBy", &t.trigger_by)
                     .append_pair("TriggerValue", &t.trigger_value)
-                    .append_pair("CurrentValue", &format_measure(&t.trigger_by, current))
+                    .append_pair(
+                        "CurrentValue",
+                        &format_measure(&t.usage_category, &t.trigger_by, current),
+                    )
                     .append_pair("UsageRecordUri", &usage_record_uri(t))
                     .append_pair("IdempotencyToken", &format!("{}-{period}", t.sid))
                     .finish();
-                if self.store.fire_trigger(t, &period, &payload, now).await? {
-                    fired += 1;
+                match self.store.fire_trigger(t, &period, &payload, now).await {
+                    Ok(true) => fired += 1,
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(%err, trigger = %t.sid, "usage trigger not fired"),
                 }
             }
         }

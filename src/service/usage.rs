@@ -141,7 +141,10 @@ impl App {
                 };
                 for (day, leaf, count, units, price) in &rows {
                     if *day >= from_day && *day <= to_day && includes(name, leaf) {
-                        record.count += count;
+                        // A total of prices counts nothing.
+                        if name != "totalprice" {
+                            record.count += count;
+                        }
                         record.usage += units;
                         record.price += price;
                     }
@@ -162,6 +165,14 @@ impl App {
         let account = self
             .authorize(principal, account_sid, Operation::FetchBalance, path)
             .await?;
+        // Subaccounts hold no balance information (Twilio): the shared balance shows the
+        // operator's credits and the siblings' spending, so only the parent reads it.
+        if !principal.account.is_main() {
+            return Err(Error::forbidden(
+                20403,
+                "Subaccounts hold no balance information; the main account reads the shared balance",
+            ));
+        }
         let holder = self.balance_holder(&account).await?;
         Ok((account.sid, self.store.balance(&holder).await?))
     }

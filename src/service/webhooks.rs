@@ -482,6 +482,9 @@ impl App {
             if *shutdown.borrow() {
                 break;
             }
+            // Triggers are evaluated here, beside the webhooks they queue, so a slow
+            // evaluation never holds up dispatching.
+            self.evaluate_triggers_if_due(now_micros()).await;
             let sent = self
                 .deliver_webhooks_once(now_micros())
                 .await

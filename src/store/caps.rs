@@ -56,16 +56,20 @@ where
     rows.iter().map(decode).collect()
 }
 
-/// Messages accepted this `month` by `account_sid`, read inside `tx`.
+/// Messages accepted this `month` by `account_sid`, inside `tx`. The counter row is written
+/// (unchanged) to read it, which locks it on PostgreSQL until the transaction ends: two nodes
+/// checking the same account's cap take turns instead of both accepting past it.
 pub(crate) async fn month_count(tx: &mut Tx, account_sid: &str, month: &str) -> Result<i64> {
-    let count: Option<i64> = sqlx::query_scalar(
-        "SELECT messages FROM account_month_counters WHERE account_sid = $1 AND month = $2",
+    let count: i64 = sqlx::query_scalar(
+        "INSERT INTO account_month_counters (account_sid, month, messages) VALUES ($1, $2, 0) \
+         ON CONFLICT (account_sid, month) DO UPDATE SET messages = account_month_counters.messages \
+         RETURNING messages",
     )
     .bind(account_sid.to_string())
     .bind(month.to_string())
-    .fetch_optional(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(count.unwrap_or(0))
+    Ok(count)
 }
 
 /// What `account_sid` spent in `month` (`YYYY-MM`), from the usage rows, inside `tx`.

@@ -665,16 +665,23 @@ impl Store {
     pub async fn claim_due(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Claimed>> {
         // Accounts take turns (the first due message of each, then the second…), so one
         // account's backlog cannot starve the others. PostgreSQL refuses row locks next to a
-        // window function; the outer UPDATE re-checks the lease instead, so a row another node
-        // claimed meanwhile is skipped (never claimed twice).
+        // window function, so the rows are locked one level up (skipping those another node
+        // holds), and the outer UPDATE checks again that each row is still due and unclaimed.
+        let lock = match self.backend() {
+            super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        };
+        let due =
+            "due_at IS NOT NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)";
         let sql = format!(
             "UPDATE messages SET lease_until = $1 WHERE sid IN (\
-               SELECT sid FROM (\
-                 SELECT sid, due_at, ROW_NUMBER() OVER (PARTITION BY account_sid ORDER BY due_at) AS turn \
-                 FROM messages WHERE due_at IS NOT NULL AND due_at <= $2 \
-                 AND (lease_until IS NULL OR lease_until < $2)) AS due \
-               ORDER BY turn, due_at LIMIT $3) \
-             AND (lease_until IS NULL OR lease_until < $2) \
+               SELECT sid FROM messages WHERE sid IN (\
+                 SELECT sid FROM (\
+                   SELECT sid, due_at, ROW_NUMBER() OVER (PARTITION BY account_sid ORDER BY due_at) AS turn \
+                   FROM messages WHERE {due}) AS candidates \
+                 ORDER BY turn, due_at LIMIT $3) \
+               AND {due}{lock}) \
+             AND {due} \
              RETURNING {COLUMNS}, attempts, pace_slot"
         );
         let mut tx = self.begin_write().await?;

@@ -79,6 +79,14 @@ impl Store {
         Ok(())
     }
 
+    pub async fn count_triggers(&self, account_sid: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM usage_triggers WHERE account_sid = $1")
+            .bind(account_sid.to_string())
+            .fetch_one(self.pool())
+            .await?;
+        int(&row, "n")
+    }
+
     pub async fn trigger(&self, account_sid: &str, sid: &str) -> Result<Option<UsageTrigger>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM usage_triggers WHERE account_sid = $1 AND sid = $2"

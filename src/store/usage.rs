@@ -203,38 +203,84 @@ impl Store {
         Ok(())
     }
 
-    /// Charges the monthly rentals due at `now` (each in one transaction with its usage).
-    /// Returns how many were charged.
+    /// Charges the monthly rentals due at `now` (each charge in one transaction with its
+    /// usage). A charge is taken by a conditional update, so with several nodes each rental
+    /// period is charged once. Returns how many were charged.
     pub async fn charge_due_rentals(&self, now: i64, limit: i64) -> Result<usize> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
+        // A read first: most rounds find nothing due and should not take the write lock.
+        let due = sqlx::query(
             "SELECT phone_number, account_sid, category, monthly_price, next_charge_at \
              FROM number_rentals WHERE next_charge_at <= $1 ORDER BY next_charge_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(self.pool())
         .await?;
-        let mut usage = Vec::new();
-        for row in &rows {
-            let number = text(row, "phone_number")?;
-            let due = int(row, "next_charge_at")?;
-            let account = text(row, "account_sid")?;
-            usage.push(UsageRow::at(
-                &account,
-                due,
-                &text(row, "category")?,
-                1,
-                int(row, "monthly_price")?,
-            ));
-            sqlx::query("UPDATE number_rentals SET next_charge_at = $1 WHERE phone_number = $2")
-                .bind(due + RENTAL_PERIOD_DAYS * 86_400_000_000)
-                .bind(number)
-                .execute(&mut *tx)
-                .await?;
+        if due.is_empty() {
+            return Ok(0);
         }
+        let mut tx = self.begin_write().await?;
+        let mut usage = Vec::new();
+        for row in &due {
+            let number = text(row, "phone_number")?;
+            let due_at = int(row, "next_charge_at")?;
+            let taken = sqlx::query(
+                "UPDATE number_rentals SET next_charge_at = $1 \
+                 WHERE phone_number = $2 AND next_charge_at = $3",
+            )
+            .bind(due_at + RENTAL_PERIOD_DAYS * 86_400_000_000)
+            .bind(number)
+            .bind(due_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if taken {
+                usage.push(UsageRow::at(
+                    &text(row, "account_sid")?,
+                    due_at,
+                    &text(row, "category")?,
+                    1,
+                    int(row, "monthly_price")?,
+                ));
+            }
+        }
+        let charged = usage.len();
         add_usage(&mut tx, &usage).await?;
         tx.commit().await?;
-        Ok(rows.len())
+        Ok(charged)
+    }
+
+    /// Starts rentals for numbers held without one (bought before billing existed): their
+    /// first charge is one period from now.
+    pub async fn backfill_rentals(
+        &self,
+        prices: &crate::domain::usage::RentalPrices,
+        now: i64,
+    ) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT phone_number, account_sid, number_type FROM phone_numbers \
+             WHERE account_sid IS NOT NULL \
+             AND phone_number NOT IN (SELECT phone_number FROM number_rentals)",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut added = 0;
+        for row in &rows {
+            let (category, price) = prices.for_type(&text(row, "number_type")?);
+            added += sqlx::query(
+                "INSERT INTO number_rentals (phone_number, account_sid, category, monthly_price, next_charge_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (phone_number) DO NOTHING",
+            )
+            .bind(text(row, "phone_number")?)
+            .bind(text(row, "account_sid")?)
+            .bind(category.to_string())
+            .bind(price)
+            .bind(now + RENTAL_PERIOD_DAYS * 86_400_000_000)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        }
+        Ok(added)
     }
 }

@@ -97,6 +97,20 @@ async fn usage_is_counted_per_category_and_subaccount() {
         .await;
     assert_eq!(inbound.status, StatusCode::CREATED, "{}", inbound.body);
     assert_eq!(inbound.body["price"], "-0.00790");
+    let picture = server
+        .post(
+            "/admin/simulate/inbound",
+            server.main_creds(),
+            &[
+                ("From", "+14155550199"),
+                ("To", "+14155550101"),
+                ("MediaUrl", "https://example.com/photo.jpg"),
+            ],
+        )
+        .await;
+    assert_eq!(picture.status, StatusCode::CREATED, "{}", picture.body);
+    assert_eq!(picture.body["num_media"], "1");
+    assert_eq!(picture.body["price"], "-0.01000");
 
     let sms = one(&server, &a, a_creds, "Today.json?Category=sms").await;
     assert_eq!(sms["count"], "2");
@@ -112,12 +126,15 @@ async fn usage_is_counted_per_category_and_subaccount() {
     let inbound_b = one(&server, &b, b_creds, "Today.json?Category=sms-inbound").await;
     assert_eq!(inbound_b["count"], "1");
     assert!(close(price(&inbound_b), 0.0079));
+    let mms_b = one(&server, &b, b_creds, "Today.json?Category=mms-inbound").await;
+    assert_eq!(mms_b["count"], "1");
+    assert!(close(price(&mms_b), 0.01));
 
     // The parent sums its subaccounts (IncludeSubaccounts defaults to true)...
     let main = server.main_creds();
     let all = one(&server, MAIN_SID, main, "Today.json?Category=totalprice").await;
     assert!(
-        close(price(&all), 1.15 + 0.0158 + 0.02 + 1.15 + 0.0079),
+        close(price(&all), 1.15 + 0.0158 + 0.02 + 1.15 + 0.0079 + 0.01),
         "{all}"
     );
     let numbers = one(
@@ -218,7 +235,7 @@ async fn usage_is_counted_per_category_and_subaccount() {
             )
             .await;
         assert_eq!(balance.status, StatusCode::OK, "{}", balance.body);
-        assert_eq!(balance.body["balance"], "7.65630");
+        assert_eq!(balance.body["balance"], "7.64630");
         assert_eq!(balance.body["currency"], "USD");
         assert_eq!(balance.body["account_sid"], account);
     }

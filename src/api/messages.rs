@@ -337,6 +337,7 @@ pub async fn simulate_inbound(
             params.get("From"),
             params.get("To"),
             params.get("Body"),
+            &params.all("MediaUrl"),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(message_json(&message))))

@@ -458,11 +458,28 @@ impl App {
     /// A message arriving from a handset through the simulated carrier (warbler's own
     /// `warbler simulate inbound` and `POST /admin/simulate/inbound`).
     pub async fn receive_simulated(&self, from: &str, to: &str, body: &str) -> Result<Message> {
+        self.receive_simulated_with_media(from, to, body, &[]).await
+    }
+
+    /// The same with media (an MMS): each URL with the content type its extension suggests.
+    pub async fn receive_simulated_with_media(
+        &self,
+        from: &str,
+        to: &str,
+        body: &str,
+        media_urls: &[&str],
+    ) -> Result<Message> {
+        for url in media_urls {
+            validate_url("MediaUrl", url)?;
+        }
         self.receive_inbound(super::inbound::Incoming {
             from: from.to_string(),
             to: to.to_string(),
             body: body.to_string(),
-            media: Vec::new(),
+            media: media_urls
+                .iter()
+                .map(|url| (url.to_string(), media_content_type(url).to_string()))
+                .collect(),
         })
         .await
     }
@@ -474,6 +491,7 @@ impl App {
         from: Option<&str>,
         to: Option<&str>,
         body: Option<&str>,
+        media_urls: &[&str],
     ) -> Result<Message> {
         super::check_credential(principal, Operation::SimulateInbound)?;
         let from = from.ok_or_else(|| Error::missing_parameter("From"))?;
@@ -488,7 +506,8 @@ impl App {
                 ));
             }
         }
-        self.receive_simulated(from, to, body.unwrap_or("")).await
+        self.receive_simulated_with_media(from, to, body.unwrap_or(""), media_urls)
+            .await
     }
 
     /// Segments per second for a sender.

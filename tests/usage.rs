@@ -299,6 +299,20 @@ async fn sends_stop_below_the_credit_limit_and_resume_after_a_credit() {
     assert_eq!(credited.body["balance"], "3.85000");
     let sent = server.post(&path, server.main_creds(), &form).await;
     assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    // Messages accepted but not sent yet count against the limit at their price (one is
+    // waiting already): with 0.01 left, a first message (0.0079) is accepted, a second too
+    // (0.0021 was left before it), and the third finds the reserved balance below zero.
+    server
+        .post(
+            "/admin/billing/credit",
+            server.main_creds(),
+            &[("AccountSid", MAIN_SID), ("Amount", "-3.83210")],
+        )
+        .await;
+    for expected in [201, 201, 403] {
+        let reply = server.post(&path, server.main_creds(), &form).await;
+        assert_eq!(reply.status.as_u16(), expected, "{}", reply.body);
+    }
 }
 
 /// Each request's signature and form.
@@ -625,6 +639,22 @@ async fn a_capped_subaccount_is_held_back_while_its_sibling_keeps_its_pace() {
             status(noisy.clone(), noisy_token.clone(), sid.clone()).await,
             "sent"
         );
+    }
+    // A spend cap counts messages when they are accepted, sent or not. This month the calm
+    // account spent 1.15 on its number and 5 × 0.0079 on messages: a cap of 1.2053 leaves
+    // room for exactly two more.
+    let other_caps = format!("/admin/accounts/{calm}/Caps");
+    let set = server
+        .post(
+            &other_caps,
+            server.main_creds(),
+            &[("MonthlySpend", "1.2053")],
+        )
+        .await;
+    assert_eq!(set.body["monthly_spend"], "1.20530");
+    for expected in [201, 201, 429] {
+        let reply = send(&calm, &calm_token, "+14155550101").await;
+        assert_eq!(reply.status.as_u16(), expected, "{}", reply.body);
     }
     // Removing the cap lets the account send again this month.
     let cleared = server

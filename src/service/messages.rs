@@ -248,7 +248,23 @@ impl App {
             date_updated: now,
             date_sent: None,
         };
-        self.writer.write(message.clone(), media).await?;
+        // What it will cost, for the account's spend cap (service messages are priced on the
+        // segments their body will have).
+        let estimate = message_price(
+            &self.settings.prices,
+            &message.to,
+            if message.num_segments > 0 {
+                message.num_segments
+            } else {
+                count_segments(&message.body).max(1) as i64
+            },
+            is_mms,
+        )
+        .as_deref()
+        .and_then(crate::domain::usage::parse_money)
+        .map(|p| -p)
+        .unwrap_or(0);
+        self.writer.write(message.clone(), media, estimate).await?;
         self.work.notify_one();
         Ok(message)
     }

@@ -225,7 +225,8 @@ impl App {
             return Ok(());
         };
         let holder = self.balance_holder(account).await?;
-        if self.store.balance(&holder).await? < -limit {
+        // Messages accepted but not sent yet count too, at their price.
+        if self.store.reserved_balance(&holder).await? < -limit {
             return Err(Error::forbidden(
                 20005,
                 "Account not active: the balance is exhausted (credit the main account)",

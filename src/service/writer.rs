@@ -5,6 +5,7 @@
 
 use crate::domain::message::{Media, Message};
 use crate::domain::time::now_micros;
+use crate::domain::usage::Money;
 use crate::error::{Error, Result};
 use crate::store::messages::Admission;
 use crate::store::Store;
@@ -13,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-type Job = (Message, Vec<Media>, oneshot::Sender<Result<()>>);
+/// A new message, its media, what it will cost (for spend caps), and who waits for it.
+type Job = (Message, Vec<Media>, Money, oneshot::Sender<Result<()>>);
 
 fn refusal(admission: &Admission) -> Result<()> {
     match admission {
@@ -48,11 +50,11 @@ impl MessageWriter {
 
     /// Commits one new API message (with its media); returns once it is durable. A
     /// recipient who opted out of its sender or service gets 21610 and nothing is written.
-    pub async fn write(&self, message: Message, media: Vec<Media>) -> Result<()> {
+    pub async fn write(&self, message: Message, media: Vec<Media>, estimate: Money) -> Result<()> {
         let Some(queue) = &self.queue else {
             let admissions = self
                 .store
-                .insert_new_messages(&[(message, media)], now_micros())
+                .insert_new_messages(&[(message, media)], &[estimate], now_micros())
                 .await?;
             return match admissions.first() {
                 Some(admission) => refusal(admission),
@@ -61,7 +63,7 @@ impl MessageWriter {
         };
         let (done, wait) = oneshot::channel();
         queue
-            .send((message, media, done))
+            .send((message, media, estimate, done))
             .await
             .map_err(|_| Error::internal("message writer stopped"))?;
         wait.await
@@ -74,10 +76,13 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let batch: Vec<(Message, Vec<Media>)> = jobs
             .iter()
-            .map(|(m, media, _)| (m.clone(), media.clone()))
+            .map(|(m, media, _, _)| (m.clone(), media.clone()))
             .collect();
-        let result = store.insert_new_messages(&batch, now_micros()).await;
-        for (i, (_, _, done)) in jobs.drain(..).enumerate() {
+        let estimates: Vec<Money> = jobs.iter().map(|(_, _, estimate, _)| *estimate).collect();
+        let result = store
+            .insert_new_messages(&batch, &estimates, now_micros())
+            .await;
+        for (i, (_, _, _, done)) in jobs.drain(..).enumerate() {
             let answer = match &result {
                 Ok(admissions) => match admissions.get(i) {
                     Some(admission) => refusal(admission),

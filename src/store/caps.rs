@@ -59,23 +59,32 @@ where
 /// Messages accepted this `month` by `account_sid`, inside `tx`. The counter row is written
 /// (unchanged) to read it, which locks it on PostgreSQL until the transaction ends: two nodes
 /// checking the same account's cap take turns instead of both accepting past it.
-pub(crate) async fn month_count(tx: &mut Tx, account_sid: &str, month: &str) -> Result<i64> {
-    let count: i64 = sqlx::query_scalar(
-        "INSERT INTO account_month_counters (account_sid, month, messages) VALUES ($1, $2, 0) \
+/// Returns (messages, estimated outbound spend).
+pub(crate) async fn month_count(
+    tx: &mut Tx,
+    account_sid: &str,
+    month: &str,
+) -> Result<(i64, Money)> {
+    let row = sqlx::query(
+        "INSERT INTO account_month_counters (account_sid, month, messages, outbound_spend) \
+         VALUES ($1, $2, 0, 0) \
          ON CONFLICT (account_sid, month) DO UPDATE SET messages = account_month_counters.messages \
-         RETURNING messages",
+         RETURNING messages, outbound_spend",
     )
     .bind(account_sid.to_string())
     .bind(month.to_string())
     .fetch_one(&mut **tx)
     .await?;
-    Ok(count)
+    Ok((int(&row, "messages")?, int(&row, "outbound_spend")?))
 }
 
-/// What `account_sid` spent in `month` (`YYYY-MM`), from the usage rows, inside `tx`.
+/// What `account_sid` spent in `month` (`YYYY-MM`) on everything but outbound messages
+/// (received messages, rentals), from the usage rows, inside `tx`. Outbound messages are
+/// counted when accepted, in the monthly counter.
 pub(crate) async fn month_spend(tx: &mut Tx, account_sid: &str, month: &str) -> Result<Money> {
     let spend: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 AND day >= $2 AND day <= $3",
+        "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 AND day >= $2 AND day <= $3 \
+         AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'",
     )
     .bind(account_sid.to_string())
     .bind(format!("{month}-01"))
@@ -85,19 +94,22 @@ pub(crate) async fn month_spend(tx: &mut Tx, account_sid: &str, month: &str) -> 
     Ok(spend.unwrap_or(0))
 }
 
-/// Adds accepted messages to the monthly counters inside `tx`.
+/// Adds accepted messages (count, estimated spend) to the monthly counters inside `tx`.
 pub(crate) async fn count_messages(
     tx: &mut Tx,
-    counts: &HashMap<(String, String), i64>,
+    counts: &HashMap<(String, String), (i64, Money)>,
 ) -> Result<()> {
-    for ((account, month), n) in counts {
+    for ((account, month), (n, spend)) in counts {
         sqlx::query(
-            "INSERT INTO account_month_counters (account_sid, month, messages) VALUES ($1, $2, $3) \
-             ON CONFLICT (account_sid, month) DO UPDATE SET messages = account_month_counters.messages + excluded.messages",
+            "INSERT INTO account_month_counters (account_sid, month, messages, outbound_spend) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (account_sid, month) DO UPDATE SET \
+             messages = account_month_counters.messages + excluded.messages, \
+             outbound_spend = account_month_counters.outbound_spend + excluded.outbound_spend",
         )
         .bind(account.clone())
         .bind(month.clone())
         .bind(*n)
+        .bind(*spend)
         .execute(&mut **tx)
         .await?;
     }

@@ -292,9 +292,11 @@ impl Store {
     /// sender or service, and those over their account's monthly caps. Both are checked in
     /// the inserting transaction, so a STOP or a count committed before is always seen.
     /// Returns, per message, whether it was inserted or why not.
+    /// `estimates` are what each message will cost (for the spend cap), in batch order.
     pub async fn insert_new_messages(
         &self,
         batch: &[(Message, Vec<Media>)],
+        estimates: &[crate::domain::usage::Money],
         due_now: i64,
     ) -> Result<Vec<Admission>> {
         let mut tx = self.begin_write().await?;
@@ -356,20 +358,22 @@ impl Store {
         let month = crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7]
             .to_string();
         let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
-        let mut counts: std::collections::HashMap<(String, String), i64> =
+        let mut counts: std::collections::HashMap<(String, String), (i64, i64)> =
             std::collections::HashMap::new();
+        // Per capped account: (messages this month, spend this month), as the batch goes.
         let mut used: std::collections::HashMap<&str, (i64, i64)> =
             std::collections::HashMap::new();
-        for ((m, _), admission) in batch.iter().zip(admissions.iter_mut()) {
+        for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
             if *admission != Admission::Accepted {
                 continue;
             }
+            let estimate = estimates.get(i).copied().unwrap_or(0);
             if let Some(cap) = caps.get(&m.account_sid) {
                 if !used.contains_key(m.account_sid.as_str()) {
-                    let messages =
+                    let (messages, outbound) =
                         super::caps::month_count(&mut tx, &m.account_sid, &month).await?;
-                    let spend = super::caps::month_spend(&mut tx, &m.account_sid, &month).await?;
-                    used.insert(m.account_sid.as_str(), (messages, spend));
+                    let other = super::caps::month_spend(&mut tx, &m.account_sid, &month).await?;
+                    used.insert(m.account_sid.as_str(), (messages, outbound + other));
                 }
                 let (messages, spend) = used[m.account_sid.as_str()];
                 if let Some(limit) = cap.monthly_messages {
@@ -381,7 +385,7 @@ impl Store {
                     }
                 }
                 if let Some(limit) = cap.monthly_spend {
-                    if spend >= limit {
+                    if spend + estimate > limit {
                         *admission = Admission::OverCap(format!(
                             "This account reached its monthly spend cap of {}",
                             crate::domain::usage::format_money(limit)
@@ -391,11 +395,14 @@ impl Store {
                 }
                 if let Some(entry) = used.get_mut(m.account_sid.as_str()) {
                     entry.0 += 1;
+                    entry.1 += estimate;
                 }
             }
-            *counts
+            let count = counts
                 .entry((m.account_sid.clone(), month.clone()))
-                .or_default() += 1;
+                .or_default();
+            count.0 += 1;
+            count.1 += estimate;
         }
         let kept: Vec<(Message, Vec<Media>)> = batch
             .iter()

@@ -188,6 +188,32 @@ impl Store {
         Ok(credited.unwrap_or(0) - used.unwrap_or(0))
     }
 
+    /// A main account's balance with its accepted outbound messages counted at their estimated
+    /// price (sent or not): what the credit limit is checked against.
+    pub async fn reserved_balance(&self, main_sid: &str) -> Result<Money> {
+        let credited: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(SUM(amount) AS BIGINT) FROM balance_credits WHERE account_sid = $1",
+        )
+        .bind(main_sid.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        let family = "account_sid = $1 OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $1)";
+        let other: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE ({family}) \
+             AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'"
+        )))
+        .bind(main_sid.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        let outbound: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(SUM(outbound_spend) AS BIGINT) FROM account_month_counters WHERE {family}"
+        )))
+        .bind(main_sid.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(credited.unwrap_or(0) - other.unwrap_or(0) - outbound.unwrap_or(0))
+    }
+
     /// Credits a main account.
     pub async fn credit(&self, main_sid: &str, amount: Money, note: &str, now: i64) -> Result<()> {
         sqlx::query(

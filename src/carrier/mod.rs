@@ -5,6 +5,7 @@
 //! simple.
 
 pub mod simulated;
+pub mod smpp;
 
 use crate::error::Result;
 

@@ -1,6 +1,7 @@
 //! Messages: statuses and their order, the create-time rules Twilio enforces (with its error
 //! codes), scheduling windows, and pricing by destination prefix.
 
+use crate::domain::usage::{format_money, parse_money, Money};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,48 +205,46 @@ pub fn default_prices() -> Vec<Price> {
 
 /// The price Twilio prints for a sent message: minus segments × the price of the longest
 /// matching prefix, with 5 decimals (`-0.01580`). `None` when no prefix matches.
-/// The price of an inbound message received from `from` (by the sender's prefix), negative
-/// like Twilio's, or `None` when inbound messages of that kind are free.
-pub fn inbound_price(table: &[Price], from: &str, segments: i64, is_mms: bool) -> Option<String> {
-    let row = table
+/// The price-table row of `number`: its longest matching prefix.
+fn price_row<'a>(table: &'a [Price], number: &str) -> Option<&'a Price> {
+    table
         .iter()
-        .filter(|p| from.starts_with(&p.prefix))
-        .max_by_key(|p| p.prefix.len())?;
-    let unit = parse_decimal(if is_mms {
+        .filter(|p| number.starts_with(&p.prefix))
+        .max_by_key(|p| p.prefix.len())
+}
+
+fn cost_of(unit: &str, segments: i64, is_mms: bool) -> Option<Money> {
+    let count = if is_mms { 1 } else { segments.max(1) };
+    parse_money(unit)?.checked_mul(count)
+}
+
+/// What sending a message to `to` costs: segments × the SMS price of the destination's
+/// longest matching prefix, or one MMS price.
+pub fn message_cost(table: &[Price], to: &str, segments: i64, is_mms: bool) -> Option<Money> {
+    let row = price_row(table, to)?;
+    cost_of(if is_mms { &row.mms } else { &row.sms }, segments, is_mms)
+}
+
+/// What receiving a message from `from` costs (by the sender's prefix), or `None` when
+/// inbound messages of that kind are free.
+pub fn inbound_cost(table: &[Price], from: &str, segments: i64, is_mms: bool) -> Option<Money> {
+    let row = price_row(table, from)?;
+    let unit = if is_mms {
         row.mms_inbound.as_deref()?
     } else {
         row.sms_inbound.as_deref()?
-    })?;
-    let count = if is_mms { 1 } else { segments.max(1) };
-    Some(format_price(-(unit * count as i128)))
+    };
+    cost_of(unit, segments, is_mms)
 }
 
+/// `message_cost` as Twilio shows a price: negative, five decimals.
 pub fn message_price(table: &[Price], to: &str, segments: i64, is_mms: bool) -> Option<String> {
-    let row = table
-        .iter()
-        .filter(|p| to.starts_with(&p.prefix))
-        .max_by_key(|p| p.prefix.len())?;
-    let unit = parse_decimal(if is_mms { &row.mms } else { &row.sms })?;
-    let count = if is_mms { 1 } else { segments.max(1) };
-    let total = unit * count as i128;
-    Some(format_price(-total))
+    message_cost(table, to, segments, is_mms).map(|cost| format_money(-cost))
 }
 
-/// A decimal with up to 5 places, as hundred-thousandths.
-fn parse_decimal(raw: &str) -> Option<i128> {
-    let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
-    if fraction.len() > 5 || whole.is_empty() {
-        return None;
-    }
-    let whole: i128 = whole.parse().ok()?;
-    let fraction: i128 = format!("{fraction:0<5}").parse().ok()?;
-    Some(whole * 100_000 + fraction)
-}
-
-fn format_price(hundred_thousandths: i128) -> String {
-    let sign = if hundred_thousandths < 0 { "-" } else { "" };
-    let abs = hundred_thousandths.abs();
-    format!("{sign}{}.{:05}", abs / 100_000, abs % 100_000)
+/// `inbound_cost` as Twilio shows a price.
+pub fn inbound_price(table: &[Price], from: &str, segments: i64, is_mms: bool) -> Option<String> {
+    inbound_cost(table, from, segments, is_mms).map(|cost| format_money(-cost))
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl App {
             .collect();
         let num_segments = count_segments(&incoming.body).max(1) as i64;
         let is_mms = !media.is_empty();
-        let price = crate::domain::message::inbound_price(
+        let cost = crate::domain::message::inbound_cost(
             &self.settings.prices,
             &from,
             num_segments,
@@ -144,11 +144,7 @@ impl App {
                 },
             ),
             if is_mms { 1 } else { num_segments },
-            price
-                .as_deref()
-                .and_then(crate::domain::usage::parse_money)
-                .map(|p| -p)
-                .unwrap_or(0),
+            cost.unwrap_or(0),
         );
         let message = Message {
             sid: message_sid,
@@ -164,7 +160,7 @@ impl App {
             status: MessageStatus::Received,
             error_code: None,
             error_message: None,
-            price,
+            price: cost.map(|c| crate::domain::usage::format_money(-c)),
             price_unit: self.settings.price_unit.clone(),
             status_callback: None,
             validity_period: MAX_VALIDITY_PERIOD,

@@ -7,7 +7,7 @@ use crate::carrier::{Submit, SubmitOutcome};
 use crate::domain::account::AccountStatus;
 use crate::domain::encoding::{count_segments, encoding_of, smart_encode, Encoding};
 use crate::domain::message::{
-    check_content, check_schedule, media_content_type, message_price, parse_send_at,
+    check_content, check_schedule, media_content_type, message_cost, parse_send_at,
     parse_validity_period, Direction, Media, Message, MessageStatus, EXPIRED_ERROR,
     MAX_VALIDITY_PERIOD,
 };
@@ -250,7 +250,7 @@ impl App {
         };
         // What it will cost, for the account's spend cap (service messages are priced on the
         // segments their body will have).
-        let estimate = message_price(
+        let estimate = message_cost(
             &self.settings.prices,
             &message.to,
             if message.num_segments > 0 {
@@ -260,9 +260,6 @@ impl App {
             },
             is_mms,
         )
-        .as_deref()
-        .and_then(crate::domain::usage::parse_money)
-        .map(|p| -p)
         .unwrap_or(0);
         self.writer.write(message.clone(), media, estimate).await?;
         self.work.notify_one();
@@ -792,7 +789,7 @@ impl App {
             for ((message, sender), outcome) in ready.into_iter().zip(outcomes) {
                 let outcome = match outcome {
                     SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
-                        price: message_price(
+                        cost: message_cost(
                             &self.settings.prices,
                             &message.to,
                             message.num_segments,

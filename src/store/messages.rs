@@ -260,7 +260,8 @@ pub enum Outcome {
         from: String,
         route: String,
         carrier_message_id: String,
-        price: Option<String>,
+        /// What the send costs (none: no price for the destination).
+        cost: Option<crate::domain::usage::Money>,
         /// The usage category the send is counted in (`sms-outbound-longcode`…).
         category: String,
         at: i64,
@@ -746,7 +747,7 @@ impl Store {
                     from,
                     route,
                     carrier_message_id,
-                    price,
+                    cost,
                     category,
                     at,
                 } => {
@@ -759,19 +760,15 @@ impl Store {
                         } else {
                             m.num_segments.max(1)
                         },
-                        // Stored prices are negative (what the account pays).
-                        price
-                            .as_deref()
-                            .and_then(crate::domain::usage::parse_money)
-                            .map(|p| -p)
-                            .unwrap_or(0),
+                        cost.unwrap_or(0),
                     ));
                     sent.push((
                         m.sid.clone(),
                         from.clone(),
                         route.clone(),
                         carrier_message_id.clone(),
-                        price.clone(),
+                        // Twilio shows the price negative (what the account pays).
+                        cost.map(|c| crate::domain::usage::format_money(-c)),
                         *at,
                         m.num_segments,
                     ));

@@ -315,36 +315,6 @@ async fn sends_stop_below_the_credit_limit_and_resume_after_a_credit() {
     }
 }
 
-/// Each request's signature and form.
-type Hits = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>>;
-
-/// A receiver that records each request's form and signature.
-async fn receiver() -> (String, Hits) {
-    let hits: Hits = Hits::default();
-    let recorded = hits.clone();
-    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-        let hits = recorded.clone();
-        async move {
-            let signature = request
-                .headers()
-                .get("x-twilio-signature")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let body = axum::body::to_bytes(request.into_body(), 1 << 20)
-                .await
-                .unwrap_or_default();
-            let form = form_urlencoded::parse(&body).into_owned().collect();
-            hits.lock().unwrap().push((signature, form));
-            StatusCode::OK
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, hits)
-}
-
 #[tokio::test]
 async fn a_trigger_fires_once_per_period_through_the_outbox() {
     let server = spawn().await;
@@ -352,8 +322,8 @@ async fn a_trigger_fires_once_per_period_through_the_outbox() {
     server
         .buy(MAIN_SID, "+14155550100", server.main_creds())
         .await;
-    let (base, hits) = receiver().await;
-    let url = format!("{base}/usage-alert");
+    let hook = common::receiver::Receiver::start().await;
+    let url = hook.url("/usage-alert");
     let triggers = format!("/2010-04-01/Accounts/{MAIN_SID}/Usage/Triggers.json");
     let created = server
         .post(
@@ -452,19 +422,10 @@ async fn a_trigger_fires_once_per_period_through_the_outbox() {
             .await
             .unwrap();
     }
-    let hits = hits.lock().unwrap().clone();
+    let hits = hook.hits("/usage-alert");
     assert_eq!(hits.len(), 1, "fires once in the day: {hits:?}");
-    let (signature, form) = &hits[0];
-    let params: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(
-        *signature,
-        warbler::webhook::signature::sign_form(MAIN_TOKEN, &url, &params)
-    );
-    let get = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    hook.assert_signed(MAIN_TOKEN);
+    let get = |name: &str| hits[0].get(name);
     assert_eq!(get("UsageTriggerSid"), Some(sid.as_str()));
     assert_eq!(get("AccountSid"), Some(MAIN_SID));
     assert_eq!(get("CurrentValue"), Some("2"));

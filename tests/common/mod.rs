@@ -3,6 +3,8 @@
 //! `postgres://…` → a new database created on that server for each test.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine;

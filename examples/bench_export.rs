@@ -7,9 +7,11 @@
 //! cargo build --release && cargo run --release --example bench_export -- [N] [DATABASE_URL]
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use warbler::domain::message::{Direction, Message, MessageStatus};
 use warbler::service::{App, Settings};
 use warbler::store::Store;
 
@@ -40,44 +42,13 @@ async fn main() -> anyhow::Result<()> {
     let app = App::new(store.clone(), Settings::new(1000, String::new()));
     app.ensure_main_account(Some(SID), Some(TOKEN), "bench")
         .await?;
-    let base = warbler::domain::time::now_micros() - total as i64 * 1_000;
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..total {
-        let at = base + i as i64 * 1_000;
-        batch.push((
-            Message {
-                sid: format!("SM{:032x}", i),
-                account_sid: SID.into(),
-                messaging_service_sid: None,
-                direction: Direction::OutboundApi,
-                from: Some("+14155550100".into()),
-                to: format!("+1212555{:04}", i % 1000),
-                body: "Your flight FF123 boards at gate 7, at 10:45.".into(),
-                encoding: "GSM-7".into(),
-                num_segments: 1,
-                num_media: 0,
-                status: MessageStatus::Delivered,
-                error_code: None,
-                error_message: None,
-                price: Some("-0.00790".into()),
-                price_unit: "USD".into(),
-                status_callback: None,
-                validity_period: 36000,
-                send_at: None,
-                date_created: at,
-                date_updated: at,
-                date_sent: Some(at),
-            },
-            Vec::new(),
-        ));
-        if batch.len() == 1000 {
-            store.insert_messages(&batch, at).await?;
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
-        store.insert_messages(&batch, base).await?;
-    }
+    support::fill_messages(
+        &store,
+        SID,
+        total,
+        "Your flight FF123 boards at gate 7, at 10:45.",
+    )
+    .await?;
     drop(app);
     let binary = std::env::current_exe()?
         .parent()

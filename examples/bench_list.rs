@@ -7,13 +7,15 @@
 //! cargo run --release --example bench_list -- [N] [DATABASE_URL]
 //! ```
 
+#[path = "support/mod.rs"]
+mod support;
+
 use axum::body::Body;
 use axum::http::Request;
 use base64::Engine;
 use http_body_util::BodyExt;
 use std::time::Instant;
 use tower::ServiceExt;
-use warbler::domain::message::{Direction, Message, MessageStatus};
 use warbler::service::{App, Settings};
 use warbler::store::Store;
 
@@ -40,42 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     let started = Instant::now();
-    let base = warbler::domain::time::now_micros() - total as i64 * 1_000;
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..total {
-        let at = base + i as i64 * 1_000;
-        batch.push((
-            Message {
-                sid: format!("SM{:032x}", i),
-                account_sid: SID.into(),
-                messaging_service_sid: None,
-                direction: Direction::OutboundApi,
-                from: Some("+14155550100".into()),
-                to: format!("+1212555{:04}", i % 1000),
-                body: "bench".into(),
-                encoding: "GSM-7".into(),
-                num_segments: 1,
-                num_media: 0,
-                status: MessageStatus::Delivered,
-                error_code: None,
-                error_message: None,
-                price: Some("-0.00790".into()),
-                price_unit: "USD".into(),
-                status_callback: None,
-                validity_period: 36000,
-                send_at: None,
-                date_created: at,
-                date_updated: at,
-                date_sent: Some(at),
-            },
-            Vec::new(),
-        ));
-        if batch.len() == 1000 {
-            store.insert_messages(&batch, at).await?;
-            batch.clear();
-        }
-    }
-    store.insert_messages(&batch, base).await?;
+    support::fill_messages(&store, SID, total, "bench").await?;
     println!(
         "inserted {total} messages in {:.1} s",
         started.elapsed().as_secs_f64()

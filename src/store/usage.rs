@@ -4,6 +4,10 @@ use super::{int, text, Sql, Store, Tx};
 use crate::domain::usage::{day_of, day_string, Money, RENTAL_PERIOD_DAYS};
 use crate::error::Result;
 
+/// Rows of a main account (`$1`) and its subaccounts.
+const FAMILY: &str =
+    "account_sid = $1 OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $1)";
+
 /// One increment of usage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
@@ -172,46 +176,43 @@ impl Store {
 
     /// A main account's balance: what was credited minus what it and its subaccounts used.
     pub async fn balance(&self, main_sid: &str) -> Result<Money> {
+        let used: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE {FAMILY}"
+        )))
+        .bind(main_sid.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(self.credited(main_sid).await? - used.unwrap_or(0))
+    }
+
+    /// What the operator credited to a main account in all.
+    async fn credited(&self, main_sid: &str) -> Result<Money> {
         let credited: Option<i64> = sqlx::query_scalar(
             "SELECT CAST(SUM(amount) AS BIGINT) FROM balance_credits WHERE account_sid = $1",
         )
         .bind(main_sid.to_string())
         .fetch_one(self.pool())
         .await?;
-        let used: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 \
-             OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $1)",
-        )
-        .bind(main_sid.to_string())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(credited.unwrap_or(0) - used.unwrap_or(0))
+        Ok(credited.unwrap_or(0))
     }
 
     /// A main account's balance with its accepted outbound messages counted at their estimated
     /// price (sent or not): what the credit limit is checked against.
     pub async fn reserved_balance(&self, main_sid: &str) -> Result<Money> {
-        let credited: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(amount) AS BIGINT) FROM balance_credits WHERE account_sid = $1",
-        )
-        .bind(main_sid.to_string())
-        .fetch_one(self.pool())
-        .await?;
-        let family = "account_sid = $1 OR account_sid IN (SELECT sid FROM accounts WHERE owner_account_sid = $1)";
         let other: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE ({family}) \
+            "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE ({FAMILY}) \
              AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'"
         )))
         .bind(main_sid.to_string())
         .fetch_one(self.pool())
         .await?;
         let outbound: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT CAST(SUM(outbound_spend) AS BIGINT) FROM account_month_counters WHERE {family}"
+            "SELECT CAST(SUM(outbound_spend) AS BIGINT) FROM account_month_counters WHERE {FAMILY}"
         )))
         .bind(main_sid.to_string())
         .fetch_one(self.pool())
         .await?;
-        Ok(credited.unwrap_or(0) - other.unwrap_or(0) - outbound.unwrap_or(0))
+        Ok(self.credited(main_sid).await? - other.unwrap_or(0) - outbound.unwrap_or(0))
     }
 
     /// Credits a main account.

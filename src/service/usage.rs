@@ -46,14 +46,6 @@ impl UsageRecord {
 }
 
 impl App {
-    /// The main account whose balance `account` shares.
-    async fn balance_holder(&self, account: &Account) -> Result<String> {
-        Ok(account
-            .owner_account_sid
-            .clone()
-            .unwrap_or_else(|| account.sid.clone()))
-    }
-
     /// `ListUsageRecord` and its sub-resources.
     pub async fn usage_records(
         &self,
@@ -173,7 +165,8 @@ impl App {
                 "Subaccounts hold no balance information; the main account reads the shared balance",
             ));
         }
-        let holder = self.balance_holder(&account).await?;
+        // The main account holds the balance its subaccounts share.
+        let holder = account.owner_sid().to_string();
         Ok((account.sid, self.store.balance(&holder).await?))
     }
 
@@ -212,7 +205,7 @@ impl App {
         let amount = parse_money(raw)
             .filter(|a| *a != 0)
             .ok_or_else(|| Error::invalid_parameter("Amount", raw))?;
-        let holder = self.balance_holder(account).await?;
+        let holder = account.owner_sid().to_string();
         self.store
             .credit(&holder, amount, note.unwrap_or(""), now_micros())
             .await?;
@@ -224,7 +217,7 @@ impl App {
         let Some(limit) = self.settings.credit_limit else {
             return Ok(());
         };
-        let holder = self.balance_holder(account).await?;
+        let holder = account.owner_sid().to_string();
         // Messages accepted but not sent yet count too, at their price.
         if self.store.reserved_balance(&holder).await? < -limit {
             return Err(Error::forbidden(

@@ -75,6 +75,9 @@ pub struct Config {
     /// How far below zero a main account's shared balance may go (e.g. `"0"` for prepaid, or
     /// `"500"`); over it new sends are refused. Unset: balances are kept but never enforced.
     pub credit_limit: Option<String>,
+    /// SMPP connections to carriers (`[[smpp_routes]]` tables; see the README). Messages
+    /// whose sender or destination no route claims go to the built-in simulator.
+    pub smpp_routes: Vec<crate::carrier::smpp::route::SmppRouteConfig>,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
 }
@@ -109,6 +112,7 @@ impl Default for Config {
             opt_outs_follow_number: true,
             rental_prices: crate::domain::usage::RentalPrices::default(),
             credit_limit: None,
+            smpp_routes: Vec::new(),
             log: "info".to_string(),
         }
     }
@@ -150,6 +154,18 @@ impl Config {
             .merge(Env::prefixed("WARBLER_").split("__").ignore(&["config"]))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// Checks the SMPP routes: each one valid, names unique.
+    pub fn validate_routes(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for route in &self.smpp_routes {
+            route.validate()?;
+            if !names.insert(route.name.as_str()) {
+                return Err(format!("two smpp routes are named `{}`", route.name));
+            }
+        }
+        Ok(())
     }
 
     /// The absolute base URL, without a trailing slash.

@@ -11,5 +11,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod service;
+pub mod smsc;
 pub mod store;
 pub mod webhook;

@@ -61,11 +61,35 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Run an SMSC simulator (SMPP 3.4) for development, tests and benchmarks.
+    Smsc(SmscArgs),
     /// Caps on a subaccount (a warbler extension): sending rate, monthly messages and spend.
     Caps {
         #[command(subcommand)]
         command: CapsCommand,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct SmscArgs {
+    /// SMPP address to listen on.
+    #[arg(long = "smpp-listen", default_value = "127.0.0.1:2775")]
+    smpp_listen: SocketAddr,
+    /// The system_id ESMEs must bind with.
+    #[arg(long, default_value = "warbler")]
+    system_id: String,
+    /// The password ESMEs must bind with.
+    #[arg(long, default_value = "secret")]
+    password: String,
+    /// Milliseconds between a submit and its delivery receipt.
+    #[arg(long, default_value_t = 100)]
+    receipt_delay_ms: u64,
+    /// Write receipt ids in decimal (submit responses give them in hex).
+    #[arg(long)]
+    decimal_receipt_ids: bool,
+    /// HTTP control address (POST /mo, GET /submits, GET /stats); none when not given.
+    #[arg(long)]
+    control: Option<SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,6 +197,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),
+        Command::Smsc(args) => runtime.block_on(run_smsc(args)),
         Command::Numbers {
             command: NumbersCommand::Import { file },
         } => runtime.block_on(import_numbers(config, file)),
@@ -285,7 +310,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The application for one-shot commands: no carrier connections.
 async fn open_app(config: &Config) -> anyhow::Result<App> {
+    open_app_with(config, false).await
+}
+
+/// The application; with `carriers`, the SMPP routes start binding.
+async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
@@ -322,6 +353,11 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
                         .ok_or_else(|| anyhow::anyhow!("credit_limit {raw:?} is not an amount"))?,
                 ),
                 None => None,
+            },
+            smpp_routes: if carriers {
+                config.smpp_routes.clone()
+            } else {
+                Vec::new()
             },
             ..Settings::new(config.max_subaccounts, config.key_pepper.clone())
         },
@@ -384,7 +420,10 @@ async fn import_numbers(config: Config, file: PathBuf) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let app = open_app(&config).await?;
+    config
+        .validate_routes()
+        .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+    let app = open_app_with(&config, true).await?;
     let main = app
         .ensure_main_account(
             config.account_sid.as_deref(),
@@ -441,7 +480,36 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = workers.await;
     let _ = webhooks.await;
+    app.carrier.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_smsc(args: SmscArgs) -> anyhow::Result<()> {
+    use warbler::smsc::{Smsc, SmscConfig};
+    let smsc = Smsc::start(SmscConfig {
+        listen: args.smpp_listen,
+        system_id: args.system_id.clone(),
+        password: args.password,
+        receipt_delay: std::time::Duration::from_millis(args.receipt_delay_ms),
+        decimal_receipt_ids: args.decimal_receipt_ids,
+    })
+    .await
+    .with_context(|| format!("listening on {}", args.smpp_listen))?;
+    println!(
+        "warbler smsc: SMPP on {} (system_id {})",
+        smsc.local_addr, args.system_id
+    );
+    if let Some(address) = args.control {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        println!("control: http://{}", listener.local_addr()?);
+        let router = warbler::smsc::control::router(smsc.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+    shutdown_signal().await;
+    smsc.stop();
     Ok(())
 }
 

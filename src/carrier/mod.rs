@@ -1,13 +1,23 @@
-//! Carriers deliver messages. The dispatcher (in `service`) hands them batches of submits and
-//! they answer, per message, accepted (with the carrier's message id) or rejected; delivery
-//! receipts come back later into the receipts table. An enum rather than a trait object: the
-//! set of carriers is closed (the built-in simulator now, SMPP next) and async methods stay
-//! simple.
+//! Carriers deliver messages. The dispatcher (in `service`) picks a route per message (the
+//! sender's inventory route or the destination prefix, see `smpp::route::choose_route`) and
+//! hands each route a batch of submits; it answers, per message, accepted (with the carrier's
+//! message id), rejected, or deferred (try again later). Delivery receipts come back later
+//! into the receipts table. The built-in simulator is always there; SMPP routes come from
+//! configuration.
 
 pub mod simulated;
 pub mod smpp;
 
 use crate::error::Result;
+use crate::store::carrier::AcceptedPart;
+use crate::store::Store;
+use smpp::client::{MessageResult, Outgoing, SmppRoute};
+use smpp::receipt::submit_id_key;
+use smpp::route::{choose_route, SmppRouteConfig, SIMULATED};
+use smpp::session::Delivery;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
 
 /// One message handed to a carrier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,26 +41,227 @@ pub enum SubmitOutcome {
         error_code: i64,
         error_message: String,
     },
+    /// Not now (throttled, no session bound, no response): the message stays queued and is
+    /// offered again at `retry_at` (microseconds).
+    Deferred {
+        retry_at: i64,
+    },
 }
 
-/// The carriers warbler can route to.
+/// The carriers warbler routes to: the simulator and the configured SMPP routes.
 #[derive(Clone)]
-pub enum Carrier {
-    Simulated(simulated::SimulatedCarrier),
+pub struct Carrier {
+    simulated: simulated::SimulatedCarrier,
+    routes: Arc<Vec<SmppRouteConfig>>,
+    smpp: Arc<HashMap<String, Arc<SmppRoute>>>,
+    store: Store,
+    shutdown: Arc<watch::Sender<bool>>,
 }
 
 impl Carrier {
-    /// The route name recorded on sent messages.
-    pub fn route(&self) -> &str {
-        match self {
-            Carrier::Simulated(_) => "simulated",
+    /// The simulator alone.
+    pub fn simulated(store: Store, latency_micros: i64) -> Carrier {
+        Carrier::new(store, latency_micros, Vec::new(), None)
+    }
+
+    /// The simulator plus SMPP routes, whose sessions start binding now; what their SMSCs
+    /// send goes to `deliveries`.
+    pub fn new(
+        store: Store,
+        latency_micros: i64,
+        routes: Vec<SmppRouteConfig>,
+        deliveries: Option<mpsc::Sender<Delivery>>,
+    ) -> Carrier {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut smpp = HashMap::new();
+        if let Some(deliveries) = deliveries {
+            for config in &routes {
+                let route =
+                    SmppRoute::start(config.clone(), deliveries.clone(), shutdown_rx.clone());
+                smpp.insert(config.name.clone(), Arc::new(route));
+            }
+        }
+        Carrier {
+            simulated: simulated::SimulatedCarrier::new(store.clone(), latency_micros),
+            routes: Arc::new(routes),
+            smpp: Arc::new(smpp),
+            store,
+            shutdown: Arc::new(shutdown),
         }
     }
 
-    /// Submits a batch; the answers come in the same order.
-    pub async fn submit(&self, batch: &[Submit], now: i64) -> Result<Vec<SubmitOutcome>> {
-        match self {
-            Carrier::Simulated(carrier) => carrier.submit(batch, now).await,
+    pub fn has_smpp(&self) -> bool {
+        !self.smpp.is_empty()
+    }
+
+    pub fn smpp_route(&self, name: &str) -> Option<&Arc<SmppRoute>> {
+        self.smpp.get(name)
+    }
+
+    pub fn route_configs(&self) -> &[SmppRouteConfig] {
+        &self.routes
+    }
+
+    /// The route a message takes.
+    pub fn route_for(&self, sender_route: Option<&str>, to: &str) -> String {
+        choose_route(&self.routes, sender_route, to).to_string()
+    }
+
+    /// Unbinds every SMPP session.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        for route in self.smpp.values() {
+            for _ in 0..100 {
+                if route.bound() == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
         }
     }
+
+    /// Submits a batch on one route; the answers come in the same order.
+    pub async fn submit(
+        &self,
+        route: &str,
+        batch: &[Submit],
+        now: i64,
+    ) -> Result<Vec<SubmitOutcome>> {
+        if route == SIMULATED {
+            return self.simulated.submit(batch, now).await;
+        }
+        let Some(smpp) = self.smpp.get(route) else {
+            return Ok(batch
+                .iter()
+                .map(|_| SubmitOutcome::Rejected {
+                    error_code: 30008,
+                    error_message: format!("no carrier route named {route}"),
+                })
+                .collect());
+        };
+        self.submit_smpp(smpp, batch, now).await
+    }
+
+    async fn submit_smpp(
+        &self,
+        route: &SmppRoute,
+        batch: &[Submit],
+        now: i64,
+    ) -> Result<Vec<SubmitOutcome>> {
+        let name = route.config.name.as_str();
+        let format = route.config.dlr_id_format;
+        // Parts a throttled multipart message already got accepted.
+        let multipart: Vec<&str> = batch
+            .iter()
+            .filter(|s| s.segments > 1)
+            .map(|s| s.message_sid.as_str())
+            .collect();
+        let earlier = if multipart.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.accepted_parts(&multipart).await?
+        };
+        let prefix = format!("{name}:");
+        let resumes: Vec<Vec<(u8, String)>> = batch
+            .iter()
+            .map(|s| {
+                earlier
+                    .get(&s.message_sid)
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .map(|(n, key)| {
+                                (
+                                    *n as u8,
+                                    key.strip_prefix(&prefix).unwrap_or(key).to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .collect();
+        let results =
+            futures_util::future::join_all(batch.iter().zip(&resumes).map(|(submit, already)| {
+                let outgoing = Outgoing {
+                    from: &submit.from,
+                    to: &submit.to,
+                    body: &submit.body,
+                    reference: concat_reference(&submit.message_sid),
+                    already,
+                };
+                async move { route.submit(&outgoing).await }
+            }))
+            .await;
+        let key = |id: &str| format!("{name}:{}", submit_id_key(id, format));
+        let mut parts = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (submit, result) in batch.iter().zip(results) {
+            let outcome = match result {
+                MessageResult::Accepted(ids) => {
+                    let first = ids.first().map(|id| key(id)).unwrap_or_default();
+                    if ids.len() > 1 {
+                        let total = ids.len() as i64;
+                        for (index, id) in ids.iter().enumerate() {
+                            parts.push(AcceptedPart {
+                                carrier_message_id: key(id),
+                                message_sid: submit.message_sid.clone(),
+                                part: index as i64 + 1,
+                                total,
+                            });
+                        }
+                        // Receipts of a multipart message are matched through its parts, so
+                        // the message's own id must not equal any part's.
+                        SubmitOutcome::Accepted {
+                            carrier_message_id: format!("{first}/{total}"),
+                        }
+                    } else {
+                        SubmitOutcome::Accepted {
+                            carrier_message_id: first,
+                        }
+                    }
+                }
+                MessageResult::Deferred {
+                    retry_in,
+                    accepted,
+                    reason,
+                } => {
+                    tracing::debug!(route = name, sid = %submit.message_sid, %reason, "smpp: submit deferred");
+                    let total = smpp::text::encode_body(&submit.body, route.config.data_coding)
+                        .parts
+                        .len() as i64;
+                    for (number, id) in accepted {
+                        parts.push(AcceptedPart {
+                            carrier_message_id: key(&id),
+                            message_sid: submit.message_sid.clone(),
+                            part: number as i64,
+                            total,
+                        });
+                    }
+                    SubmitOutcome::Deferred {
+                        retry_at: now + retry_in.as_micros() as i64,
+                    }
+                }
+                MessageResult::Rejected { status } => {
+                    let code = smpp::client::error_code_for_status(status);
+                    SubmitOutcome::Rejected {
+                        error_code: code,
+                        error_message: crate::store::messages::delivery_error_message(code)
+                            .to_string(),
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        self.store.record_parts(&parts, now).await?;
+        Ok(outcomes)
+    }
+}
+
+/// A message's concatenation reference: derived from its SID, so a retry uses the same one.
+fn concat_reference(message_sid: &str) -> u16 {
+    let digest = message_sid
+        .bytes()
+        .fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u32));
+    (digest ^ (digest >> 16)) as u16
 }

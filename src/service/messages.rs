@@ -774,48 +774,74 @@ impl App {
             ready.push((message, sender));
         }
         if !ready.is_empty() {
-            let submits: Vec<Submit> = ready
-                .iter()
-                .map(|(m, s)| Submit {
-                    message_sid: m.sid.clone(),
-                    from: s.address.clone(),
-                    to: m.to.clone(),
-                    body: m.body.clone(),
-                    segments: m.num_segments,
-                    is_mms: m.num_media > 0,
-                })
-                .collect();
-            let outcomes = self.carrier.submit(&submits, now).await?;
-            for ((message, sender), outcome) in ready.into_iter().zip(outcomes) {
-                let outcome = match outcome {
-                    SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
-                        cost: message_cost(
-                            &self.settings.prices,
-                            &message.to,
-                            message.num_segments,
-                            message.num_media > 0,
-                        ),
-                        category: crate::domain::usage::message_category(
-                            message.num_media > 0,
-                            false,
-                            sender.kind.usage_name(),
-                        ),
-                        from: sender.address,
-                        route: self.carrier.route().to_string(),
-                        carrier_message_id,
-                        at: now,
-                    },
-                    SubmitOutcome::Rejected {
-                        error_code,
-                        error_message,
-                    } => Outcome::Failed {
-                        from: Some(sender.address),
-                        error_code,
-                        error_message,
-                        at: now,
-                    },
-                };
-                decided.push((message, outcome));
+            // Each message's route: its sender's inventory route, else its destination.
+            let inventory = if self.carrier.has_smpp() {
+                let addresses: Vec<&str> = ready.iter().map(|(_, s)| s.address.as_str()).collect();
+                self.store.inventory_routes(&addresses).await?
+            } else {
+                HashMap::new()
+            };
+            let mut by_route: HashMap<String, Vec<(Message, Sender)>> = HashMap::new();
+            for (message, sender) in ready {
+                let route = self.carrier.route_for(
+                    inventory.get(&sender.address).map(String::as_str),
+                    &message.to,
+                );
+                by_route.entry(route).or_default().push((message, sender));
+            }
+            let routes = by_route.into_iter().map(|(route, batch)| async move {
+                let submits: Vec<Submit> = batch
+                    .iter()
+                    .map(|(m, s)| Submit {
+                        message_sid: m.sid.clone(),
+                        from: s.address.clone(),
+                        to: m.to.clone(),
+                        body: m.body.clone(),
+                        segments: m.num_segments,
+                        is_mms: m.num_media > 0,
+                    })
+                    .collect();
+                let outcomes = self.carrier.submit(&route, &submits, now).await;
+                (route, batch, outcomes)
+            });
+            for (route, batch, outcomes) in futures_util::future::join_all(routes).await {
+                let outcomes = outcomes?;
+                for ((message, sender), outcome) in batch.into_iter().zip(outcomes) {
+                    let outcome = match outcome {
+                        SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
+                            cost: message_cost(
+                                &self.settings.prices,
+                                &message.to,
+                                message.num_segments,
+                                message.num_media > 0,
+                            ),
+                            category: crate::domain::usage::message_category(
+                                message.num_media > 0,
+                                false,
+                                sender.kind.usage_name(),
+                            ),
+                            from: sender.address,
+                            route: route.clone(),
+                            carrier_message_id,
+                            at: now,
+                        },
+                        SubmitOutcome::Rejected {
+                            error_code,
+                            error_message,
+                        } => Outcome::Failed {
+                            from: Some(sender.address),
+                            error_code,
+                            error_message,
+                            at: now,
+                        },
+                        SubmitOutcome::Deferred { retry_at } => Outcome::Later {
+                            due_at: retry_at,
+                            from: Some(sender.address),
+                            status: MessageStatus::Queued,
+                        },
+                    };
+                    decided.push((message, outcome));
+                }
             }
         }
         let count = decided.len();

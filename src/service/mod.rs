@@ -9,6 +9,7 @@ pub mod keys;
 pub mod messages;
 pub mod messaging;
 pub mod numbers;
+pub mod smpp;
 pub mod triggers;
 pub mod usage;
 pub mod webhooks;
@@ -52,6 +53,8 @@ pub struct Settings {
     /// How far below zero a main account's balance may go before sends are refused; `None`
     /// never refuses (no prepaid balance is kept).
     pub credit_limit: Option<crate::domain::usage::Money>,
+    /// SMPP routes to carriers (none: everything goes to the simulator).
+    pub smpp_routes: Vec<crate::carrier::smpp::route::SmppRouteConfig>,
 }
 
 impl Settings {
@@ -73,6 +76,7 @@ impl Settings {
             opt_outs_follow_number: true,
             rental_prices: crate::domain::usage::RentalPrices::default(),
             credit_limit: None,
+            smpp_routes: Vec::new(),
         }
     }
 }
@@ -324,14 +328,17 @@ pub enum Access {
 
 impl App {
     pub fn new(store: Store, settings: Settings) -> App {
-        let carrier =
-            crate::carrier::Carrier::Simulated(crate::carrier::simulated::SimulatedCarrier::new(
-                store.clone(),
-                settings.simulated_latency,
-            ));
+        // What SMPP carriers send (receipts, inbound messages) is stored by `run_smpp_deliveries`.
+        let (deliveries, delivered) = tokio::sync::mpsc::channel(4096);
+        let carrier = crate::carrier::Carrier::new(
+            store.clone(),
+            settings.simulated_latency,
+            settings.smpp_routes.clone(),
+            Some(deliveries),
+        );
         let webhook_client = crate::webhook::WebhookClient::new(&settings.webhooks)
             .expect("the HTTP client for webhooks (TLS set-up)");
-        App {
+        let app = App {
             webhook_client,
             accounts: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
@@ -341,7 +348,11 @@ impl App {
             carrier,
             work: std::sync::Arc::new(tokio::sync::Notify::new()),
             webhook_work: std::sync::Arc::new(tokio::sync::Notify::new()),
+        };
+        if app.carrier.has_smpp() {
+            tokio::spawn(app.clone().run_smpp_deliveries(delivered));
         }
+        app
     }
 
     /// Checks HTTP Basic credentials: `AC…:auth_token` or `SK…:secret`. Every failure,

@@ -1013,6 +1013,10 @@ impl Store {
                 ));
             }
         }
+        let (part_ids, part_updates) =
+            super::carrier::apply_part_receipts(&mut tx, now, limit).await?;
+        ids.extend(part_ids);
+        updates.extend(part_updates);
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
                 "UPDATE messages SET status = v.column2, error_code = CAST(v.column3 AS BIGINT), \

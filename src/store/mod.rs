@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod caps;
+pub mod carrier;
 pub mod inbound;
 pub mod keys;
 pub mod messages;

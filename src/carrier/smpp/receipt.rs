@@ -117,12 +117,26 @@ fn find_field(haystack: &str, name: &str) -> Option<usize> {
 }
 
 /// How a route's SMSC writes message ids in receipts, relative to its `submit_sm_resp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IdFormat {
     /// As in the submit response.
+    #[default]
     Same,
     /// The submit response's id is hexadecimal; receipts give it in decimal.
     DecimalOfHex,
+}
+
+/// The key a submit response's id is stored under, so receipts find it: as given, or for
+/// hexadecimal ids lower case without leading zeros (what [`normalize_id`] makes of the
+/// decimal form).
+pub fn submit_id_key(submit_id: &str, format: IdFormat) -> String {
+    match format {
+        IdFormat::Same => submit_id.to_string(),
+        IdFormat::DecimalOfHex => u128::from_str_radix(submit_id, 16)
+            .map(|value| format!("{value:x}"))
+            .unwrap_or_else(|_| submit_id.to_ascii_lowercase()),
+    }
 }
 
 /// The receipt's id written the way the submit response wrote it, so the two match.

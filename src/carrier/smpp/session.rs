@@ -1,0 +1,445 @@
+//! One bound SMPP session on the ESME side: a reader task, a writer task, a keep-alive task,
+//! windowed requests correlated by sequence number, and the SMSC's own operations
+//! (`deliver_sm`, `data_sm`) handed to the caller with a responder, so they are acknowledged
+//! only after the caller has committed them.
+
+use super::codec::{self, FrameError};
+use super::route::SmppRouteConfig;
+use rusmpp::pdus::{BindReceiver, BindTransceiver, BindTransmitter};
+use rusmpp::types::COctetString;
+use rusmpp::values::{InterfaceVersion, Npi, Ton};
+use rusmpp::{Command, CommandId, CommandStatus, Pdu};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+
+/// What a session is bound as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindKind {
+    Transceiver,
+    Transmitter,
+    Receiver,
+}
+
+/// Why a request got no usable response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No response within the timeout: the SMSC may or may not have acted on it.
+    #[error("no response within the timeout")]
+    Timeout,
+    /// The session closed before the response came.
+    #[error("session closed")]
+    Closed,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("bind refused with status {0:?}")]
+    Refused(CommandStatus),
+    #[error("bind: {0}")]
+    Bind(RequestError),
+    #[error("bad route configuration: {0}")]
+    Config(String),
+}
+
+/// An operation the SMSC sent (`deliver_sm` or `data_sm`), with the means to answer it.
+pub struct Delivery {
+    /// The route's name.
+    pub route: Arc<str>,
+    pub command: Command,
+    pub responder: Responder,
+}
+
+/// Answers one SMSC operation on the session it came from.
+pub struct Responder {
+    out: mpsc::Sender<Vec<u8>>,
+    response_id: CommandId,
+    sequence_number: u32,
+}
+
+impl Responder {
+    /// Sends the response: `EsmeRok` once the operation is committed, or an error status
+    /// (`EsmeRxTAppn` asks the SMSC to try again later).
+    pub async fn respond(self, status: CommandStatus) {
+        let pdu = match (self.response_id, status) {
+            (CommandId::DeliverSmResp, CommandStatus::EsmeRok) => {
+                Some(Pdu::DeliverSmResp(Default::default()))
+            }
+            (CommandId::DataSmResp, CommandStatus::EsmeRok) => Some(Pdu::DataSmResp(
+                rusmpp::pdus::DataSmResp::builder()
+                    .message_id(COctetString::from_str("0").unwrap_or_default())
+                    .build(),
+            )),
+            _ => None,
+        };
+        let command = match pdu {
+            Some(pdu) => Command::new(status, self.sequence_number, pdu),
+            None => codec::bare_response(self.response_id, status, self.sequence_number),
+        };
+        let _ = self.out.send(codec::encode(&command)).await;
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Command>>>>;
+
+/// One bound session.
+pub struct Session {
+    pub kind: BindKind,
+    route: Arc<str>,
+    out: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    next_sequence: AtomicU32,
+    window: Semaphore,
+    response_timeout: Duration,
+    closed: watch::Receiver<bool>,
+    close: watch::Sender<bool>,
+}
+
+/// `COctetString` from configuration already validated for length and ASCII.
+fn c_string<const MIN: usize, const MAX: usize>(
+    value: &str,
+) -> Result<COctetString<MIN, MAX>, OpenError> {
+    COctetString::from_str(value).map_err(|err| OpenError::Config(format!("{value:?}: {err}")))
+}
+
+impl Session {
+    /// Opens a session over `stream` (already connected, TLS or not) and binds it.
+    pub async fn bind<S>(
+        stream: S,
+        config: &SmppRouteConfig,
+        kind: BindKind,
+        deliveries: mpsc::Sender<Delivery>,
+    ) -> Result<Arc<Session>, OpenError>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
+        let (close, closed) = watch::channel(false);
+        let session = Arc::new(Session {
+            kind,
+            route: Arc::from(config.name.as_str()),
+            out: out.clone(),
+            pending: Arc::new(Mutex::new(HashMap::new())),
+            next_sequence: AtomicU32::new(1),
+            window: Semaphore::new(config.window.max(1) as usize),
+            response_timeout: Duration::from_millis(config.response_timeout_ms.max(1)),
+            closed,
+            close,
+        });
+
+        // Writer: frames in order; a write error closes the session.
+        let writer_session = Arc::downgrade(&session);
+        let mut writer_closed = session.closed.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    frame = out_rx.recv() => {
+                        let Some(frame) = frame else { break };
+                        if writer.write_all(&frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ = until_true(&mut writer_closed) => {
+                        // Flush what is queued (say, an unbind) before closing the socket.
+                        while let Ok(frame) = out_rx.try_recv() {
+                            let _ = writer.write_all(&frame).await;
+                        }
+                        break;
+                    }
+                }
+            }
+            let _ = writer.shutdown().await;
+            if let Some(session) = writer_session.upgrade() {
+                session.shut();
+            }
+        });
+
+        // Reader: responses to their waiters, operations to the caller or answered here.
+        let reader_session = Arc::downgrade(&session);
+        let reader_out = out.clone();
+        let mut reader_closed = session.closed.clone();
+        tokio::spawn(async move {
+            loop {
+                let frame = tokio::select! {
+                    frame = codec::read_frame(&mut reader) => frame,
+                    _ = until_true(&mut reader_closed) => break,
+                };
+                let frame = match frame {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(%err, "smpp: read failed");
+                        break;
+                    }
+                };
+                let Some(session) = reader_session.upgrade() else {
+                    break;
+                };
+                match codec::decode_frame(&frame) {
+                    Ok(command) => {
+                        if !session.incoming(command, &reader_out, &deliveries).await {
+                            break;
+                        }
+                    }
+                    Err(FrameError::Body {
+                        command_id,
+                        sequence_number,
+                        reason,
+                    }) => {
+                        tracing::warn!(command_id, sequence_number, %reason, "smpp: undecodable PDU");
+                        if command_id & 0x8000_0000 == 0 {
+                            let nack =
+                                codec::generic_nack(CommandStatus::EsmeRinvcmdlen, sequence_number);
+                            let _ = reader_out.send(codec::encode(&nack)).await;
+                        } else if let Some(waiter) = session.take_pending(sequence_number) {
+                            // A response we cannot read still answers its request: as a
+                            // failure, with the status its header carries.
+                            let status = codec::header(&frame)
+                                .map(|h| CommandStatus::from(h.command_status))
+                                .unwrap_or(CommandStatus::EsmeRsyserr);
+                            let status = if status == CommandStatus::EsmeRok {
+                                CommandStatus::EsmeRsyserr
+                            } else {
+                                status
+                            };
+                            let _ = waiter.send(codec::generic_nack(status, sequence_number));
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "smpp: bad frame");
+                        break;
+                    }
+                }
+            }
+            if let Some(session) = reader_session.upgrade() {
+                session.shut();
+            }
+        });
+
+        // Bind.
+        let system_id = c_string(&config.system_id)?;
+        let password = c_string(&config.password)?;
+        let system_type = c_string(&config.system_type)?;
+        let address_range = c_string("")?;
+        let pdu: Pdu = match kind {
+            BindKind::Transceiver => BindTransceiver::builder()
+                .system_id(system_id)
+                .password(password)
+                .system_type(system_type)
+                .interface_version(InterfaceVersion::Smpp3_4)
+                .addr_ton(Ton::Unknown)
+                .addr_npi(Npi::Unknown)
+                .address_range(address_range)
+                .build()
+                .into(),
+            BindKind::Transmitter => BindTransmitter::builder()
+                .system_id(system_id)
+                .password(password)
+                .system_type(system_type)
+                .interface_version(InterfaceVersion::Smpp3_4)
+                .addr_ton(Ton::Unknown)
+                .addr_npi(Npi::Unknown)
+                .address_range(address_range)
+                .build()
+                .into(),
+            BindKind::Receiver => BindReceiver::builder()
+                .system_id(system_id)
+                .password(password)
+                .system_type(system_type)
+                .interface_version(InterfaceVersion::Smpp3_4)
+                .addr_ton(Ton::Unknown)
+                .addr_npi(Npi::Unknown)
+                .address_range(address_range)
+                .build()
+                .into(),
+        };
+        let response = match session.request(pdu).await {
+            Ok(response) => response,
+            Err(err) => {
+                session.shut();
+                return Err(OpenError::Bind(err));
+            }
+        };
+        if response.status() != CommandStatus::EsmeRok {
+            session.shut();
+            return Err(OpenError::Refused(response.status()));
+        }
+
+        // Keep-alive: an enquire_link when idle; no answer closes the session.
+        let keepalive = Arc::downgrade(&session);
+        let period = Duration::from_secs(config.enquire_link_secs.max(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(session) = keepalive.upgrade() else {
+                    break;
+                };
+                if session.is_closed() {
+                    break;
+                }
+                if session.request(Pdu::EnquireLink).await.is_err() {
+                    tracing::warn!("smpp: enquire_link unanswered, closing the session");
+                    session.shut();
+                    break;
+                }
+            }
+        });
+        Ok(session)
+    }
+
+    /// Handles one decoded PDU from the SMSC. `false` ends the session.
+    async fn incoming(
+        &self,
+        command: Command,
+        out: &mpsc::Sender<Vec<u8>>,
+        deliveries: &mpsc::Sender<Delivery>,
+    ) -> bool {
+        let id = command.id();
+        let sequence = command.sequence_number();
+        if id.is_response() || id == CommandId::GenericNack {
+            match self.take_pending(sequence) {
+                Some(waiter) => {
+                    let _ = waiter.send(command);
+                }
+                None => tracing::debug!(?id, sequence, "smpp: response nobody waits for"),
+            }
+            return true;
+        }
+        match id {
+            CommandId::EnquireLink => {
+                let resp = Command::new(CommandStatus::EsmeRok, sequence, Pdu::EnquireLinkResp);
+                let _ = out.send(codec::encode(&resp)).await;
+                true
+            }
+            CommandId::Unbind => {
+                let resp = Command::new(CommandStatus::EsmeRok, sequence, Pdu::UnbindResp);
+                let _ = out.send(codec::encode(&resp)).await;
+                false
+            }
+            CommandId::DeliverSm | CommandId::DataSm if self.kind != BindKind::Transmitter => {
+                let response_id = if id == CommandId::DeliverSm {
+                    CommandId::DeliverSmResp
+                } else {
+                    CommandId::DataSmResp
+                };
+                let delivery = Delivery {
+                    route: self.route.clone(),
+                    command,
+                    responder: Responder {
+                        out: out.clone(),
+                        response_id,
+                        sequence_number: sequence,
+                    },
+                };
+                // A full channel slows reading: back-pressure on the SMSC, nothing dropped.
+                deliveries.send(delivery).await.is_ok()
+            }
+            _ => {
+                let nack = codec::generic_nack(CommandStatus::EsmeRinvcmdid, sequence);
+                let _ = out.send(codec::encode(&nack)).await;
+                true
+            }
+        }
+    }
+
+    fn take_pending(&self, sequence: u32) -> Option<oneshot::Sender<Command>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&sequence)
+    }
+
+    /// The next sequence number, within 1..=0x7FFFFFFF as SMPP requires.
+    fn sequence(&self) -> u32 {
+        let n = self.next_sequence.fetch_add(1, Ordering::Relaxed);
+        (n % 0x7FFF_FFFF) + 1
+    }
+
+    /// Sends a request within the window and waits for its response (any status).
+    pub async fn request(&self, pdu: impl Into<Pdu>) -> Result<Command, RequestError> {
+        if self.is_closed() {
+            return Err(RequestError::Closed);
+        }
+        let _permit = self
+            .window
+            .acquire()
+            .await
+            .map_err(|_| RequestError::Closed)?;
+        let sequence = self.sequence();
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(sequence, tx);
+        let frame = codec::encode(&Command::new(CommandStatus::EsmeRok, sequence, pdu));
+        if self.out.send(frame).await.is_err() {
+            self.take_pending(sequence);
+            return Err(RequestError::Closed);
+        }
+        let mut closed = self.closed.clone();
+        tokio::select! {
+            response = tokio::time::timeout(self.response_timeout, rx) => match response {
+                Ok(Ok(response)) => Ok(response),
+                Ok(Err(_)) => Err(RequestError::Closed),
+                Err(_) => {
+                    self.take_pending(sequence);
+                    Err(RequestError::Timeout)
+                }
+            },
+            _ = until_true(&mut closed) => {
+                self.take_pending(sequence);
+                Err(RequestError::Closed)
+            }
+        }
+    }
+
+    /// Unbinds politely (waiting briefly for `unbind_resp`), then closes.
+    pub async fn unbind(&self) {
+        if !self.is_closed() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.request(Pdu::Unbind)).await;
+        }
+        self.shut();
+    }
+
+    /// Closes the session; waiters get [`RequestError::Closed`].
+    pub fn shut(&self) {
+        let _ = self.close.send(true);
+        self.window.close();
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Resolves once the session has closed.
+    pub async fn closed(&self) {
+        let mut closed = self.closed.clone();
+        let _ = until_true(&mut closed).await;
+    }
+
+    /// Requests awaiting their response.
+    pub fn in_flight(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+}
+
+/// Resolves once the flag is true (or its sender is gone). The borrow it waits on is
+/// dropped here, so callers stay `Send`.
+pub async fn until_true(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|set| *set).await;
+}

@@ -1,0 +1,161 @@
+//! What SMPP carriers send: delivery receipts are stored in the receipts table (applied by
+//! the dispatcher's receipt round), mobile-originated messages go through the inbound path.
+//! Each operation is answered only after its effect is committed; a storage failure answers
+//! `ESME_RX_T_APPN` so the SMSC sends it again.
+
+use super::inbound::Incoming as InboundMessage;
+use super::App;
+use crate::carrier::smpp::deliver::{classify, Incoming, MoPart};
+use crate::carrier::smpp::receipt::normalize_id;
+use crate::carrier::smpp::session::{Delivery, Responder};
+use crate::carrier::smpp::text::DefaultCoding;
+use crate::domain::sid::random_hex32;
+use crate::error::Error;
+use crate::store::messages::Receipt;
+use rusmpp::CommandStatus;
+use tokio::sync::mpsc;
+
+/// Operations stored in one transaction at most.
+const BATCH: usize = 500;
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl App {
+    /// Stores what the SMSCs send until every route's sessions are gone.
+    pub async fn run_smpp_deliveries(self, mut deliveries: mpsc::Receiver<Delivery>) {
+        while let Some(first) = deliveries.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match deliveries.try_recv() {
+                    Ok(delivery) => batch.push(delivery),
+                    Err(_) => break,
+                }
+            }
+            self.store_deliveries(batch).await;
+        }
+    }
+
+    /// Stores a batch: receipts in one transaction, inbound messages one by one.
+    pub async fn store_deliveries(&self, batch: Vec<Delivery>) {
+        let now = now_micros();
+        let mut receipts = Vec::new();
+        let mut waiting: Vec<Responder> = Vec::new();
+        for delivery in batch {
+            let config = self
+                .carrier
+                .route_configs()
+                .iter()
+                .find(|c| *c.name == *delivery.route);
+            let (format, packed) = config
+                .map(|c| (c.dlr_id_format, c.data_coding == DefaultCoding::Gsm7Packed))
+                .unwrap_or_default();
+            match classify(&delivery.command, packed) {
+                Incoming::Receipt(report) => {
+                    let Some((status, error_code)) = report.state.outcome() else {
+                        delivery.responder.respond(CommandStatus::EsmeRok).await;
+                        continue;
+                    };
+                    let id = normalize_id(&report.id, format).unwrap_or(report.id);
+                    receipts.push(Receipt {
+                        id: random_hex32(),
+                        carrier_message_id: format!("{}:{id}", delivery.route),
+                        status,
+                        error_code,
+                        done_date: report.done_date,
+                        due_at: now,
+                    });
+                    waiting.push(delivery.responder);
+                }
+                Incoming::Ignored => delivery.responder.respond(CommandStatus::EsmeRok).await,
+                Incoming::Unreadable(reason) => {
+                    tracing::warn!(route = %delivery.route, %reason, "smpp: unreadable deliver_sm acknowledged");
+                    delivery.responder.respond(CommandStatus::EsmeRok).await;
+                }
+                Incoming::Mo(part) => {
+                    let status = self.store_mo(&delivery.route, part, now).await;
+                    delivery.responder.respond(status).await;
+                }
+            }
+        }
+        if receipts.is_empty() {
+            return;
+        }
+        let status = match self.store.insert_receipts(&receipts).await {
+            Ok(()) => {
+                self.work.notify_one();
+                CommandStatus::EsmeRok
+            }
+            Err(err) => {
+                tracing::error!(%err, "smpp: storing receipts failed; the SMSC will resend");
+                CommandStatus::EsmeRxTAppn
+            }
+        };
+        for responder in waiting {
+            responder.respond(status).await;
+        }
+    }
+
+    /// One inbound message or part; the status to answer with.
+    async fn store_mo(&self, route: &str, part: MoPart, now: i64) -> CommandStatus {
+        let body = match part.concat {
+            None => part.text.clone(),
+            Some(concat) => {
+                match self
+                    .store
+                    .add_mo_part(
+                        route,
+                        &part.from,
+                        &part.to,
+                        concat.reference as i64,
+                        concat.total as i64,
+                        concat.part as i64,
+                        &part.text,
+                        now,
+                    )
+                    .await
+                {
+                    Ok(Some(whole)) => whole,
+                    Ok(None) => return CommandStatus::EsmeRok,
+                    Err(err) => {
+                        tracing::error!(%err, "smpp: storing an inbound part failed");
+                        return CommandStatus::EsmeRxTAppn;
+                    }
+                }
+            }
+        };
+        let incoming = InboundMessage {
+            from: part.from.clone(),
+            to: part.to.clone(),
+            body,
+            media: Vec::new(),
+        };
+        let status = match self.receive_inbound(incoming).await {
+            Ok(_) => CommandStatus::EsmeRok,
+            // Nothing will make it acceptable later (no account holds the number, a bad
+            // sender address): acknowledged, so the SMSC does not resend it forever.
+            Err(err @ Error::Invalid { .. }) => {
+                tracing::warn!(%route, from = %part.from, to = %part.to, %err, "smpp: inbound message refused");
+                CommandStatus::EsmeRok
+            }
+            Err(err) => {
+                tracing::error!(%err, "smpp: storing an inbound message failed");
+                return CommandStatus::EsmeRxTAppn;
+            }
+        };
+        if let Some(concat) = part.concat {
+            if let Err(err) = self
+                .store
+                .forget_mo_parts(route, &part.from, &part.to, concat.reference as i64)
+                .await
+            {
+                tracing::warn!(%err, "smpp: could not drop stored inbound parts");
+            }
+        }
+        status
+    }
+}

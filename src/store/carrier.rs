@@ -1,0 +1,274 @@
+//! What the SMPP carrier keeps: the parts of multipart messages and their receipts, the
+//! inventory route of senders, and the parts of concatenated inbound messages.
+
+use super::{int, opt_text, text, Sql, Store, Tx};
+use crate::domain::message::MessageStatus;
+use crate::error::{Error, Result};
+use sqlx::Row;
+use std::collections::HashMap;
+
+const ROWS: usize = 200;
+
+/// One accepted part of a multipart message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedPart {
+    /// `{route}:{id}`, the key receipts are looked up by.
+    pub carrier_message_id: String,
+    pub message_sid: String,
+    pub part: i64,
+    pub total: i64,
+}
+
+type Update = (String, MessageStatus, Option<i64>, Option<String>);
+
+/// Applies due receipts of message parts: records each part's state, then a message whose
+/// parts are all delivered becomes delivered, and one with a failed part undelivered (with
+/// that part's error). Receipts wait while their message is not yet recorded as sent.
+/// Returns the receipts consumed and the message updates.
+pub(crate) async fn apply_part_receipts(
+    tx: &mut Tx,
+    now: i64,
+    limit: i64,
+) -> Result<(Vec<String>, Vec<Update>)> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.status, r.error_code, r.done_date, p.carrier_message_id AS part_id, \
+         p.message_sid FROM carrier_receipts r \
+         JOIN carrier_parts p ON p.carrier_message_id = r.carrier_message_id \
+         JOIN messages m ON m.sid = p.message_sid \
+         WHERE r.due_at <= $1 AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut consumed = Vec::with_capacity(rows.len());
+    let mut touched: Vec<String> = Vec::new();
+    for row in &rows {
+        consumed.push(text(row, "id")?);
+        let error_code: Option<i64> = row.try_get("error_code").map_err(Error::from)?;
+        sqlx::query(
+            "UPDATE carrier_parts SET status = $1, error_code = $2, done_date = $3 \
+             WHERE carrier_message_id = $4",
+        )
+        .bind(text(row, "status")?)
+        .bind(error_code)
+        .bind(opt_text(row, "done_date")?)
+        .bind(text(row, "part_id")?)
+        .execute(&mut **tx)
+        .await?;
+        let sid = text(row, "message_sid")?;
+        if !touched.contains(&sid) {
+            touched.push(sid);
+        }
+    }
+    let mut updates = Vec::new();
+    for sid in touched {
+        let current = sqlx::query("SELECT status FROM messages WHERE sid = $1")
+            .bind(sid.clone())
+            .fetch_one(&mut **tx)
+            .await?;
+        let current = MessageStatus::parse(&text(&current, "status")?)
+            .ok_or_else(|| Error::internal("bad message status"))?;
+        if current.is_final() {
+            continue;
+        }
+        let parts = sqlx::query(
+            "SELECT total, status, error_code, done_date FROM carrier_parts \
+             WHERE message_sid = $1 ORDER BY part",
+        )
+        .bind(sid.clone())
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut delivered = 0;
+        let mut total = 0;
+        let mut last_done: Option<String> = None;
+        let mut failure: Option<Update> = None;
+        for part in &parts {
+            total = int(part, "total")?;
+            let done = opt_text(part, "done_date")?;
+            match opt_text(part, "status")?.and_then(|s| MessageStatus::parse(&s)) {
+                Some(MessageStatus::Delivered) => {
+                    delivered += 1;
+                    if done > last_done {
+                        last_done = done;
+                    }
+                }
+                Some(status @ (MessageStatus::Undelivered | MessageStatus::Failed))
+                    if failure.is_none() =>
+                {
+                    let code: Option<i64> = part.try_get("error_code").map_err(Error::from)?;
+                    failure = Some((sid.clone(), status, code, done));
+                }
+                _ => {}
+            }
+        }
+        if let Some(failure) = failure {
+            updates.push(failure);
+        } else if total > 0 && delivered == total {
+            updates.push((sid, MessageStatus::Delivered, None, last_done));
+        }
+    }
+    Ok((consumed, updates))
+}
+
+impl Store {
+    /// Records accepted parts (a part already recorded keeps its row).
+    pub async fn record_parts(&self, parts: &[AcceptedPart], now: i64) -> Result<()> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in parts.chunks(ROWS) {
+            let mut sql = Sql::new(
+                "INSERT INTO carrier_parts (carrier_message_id, message_sid, part, total, created_at) VALUES ",
+            );
+            for (i, p) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(p.carrier_message_id.clone())
+                    .push(", ")
+                    .text(p.message_sid.clone())
+                    .push(", ")
+                    .int(p.part)
+                    .push(", ")
+                    .int(p.total)
+                    .push(", ")
+                    .int(now)
+                    .push(")");
+            }
+            sql.push(" ON CONFLICT (carrier_message_id) DO NOTHING");
+            sql.query().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Parts accepted so far, by message: (part number, key).
+    pub async fn accepted_parts(
+        &self,
+        sids: &[&str],
+    ) -> Result<HashMap<String, Vec<(i64, String)>>> {
+        let mut found: HashMap<String, Vec<(i64, String)>> = HashMap::new();
+        for chunk in sids.chunks(ROWS) {
+            let mut sql = Sql::new(
+                "SELECT message_sid, part, carrier_message_id FROM carrier_parts WHERE message_sid IN (",
+            );
+            for (i, sid) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(sid.to_string());
+            }
+            sql.push(") ORDER BY part");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                found
+                    .entry(text(&row, "message_sid")?)
+                    .or_default()
+                    .push((int(&row, "part")?, text(&row, "carrier_message_id")?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The inventory `route` of each of these numbers that has one.
+    pub async fn inventory_routes(&self, addresses: &[&str]) -> Result<HashMap<String, String>> {
+        let mut found = HashMap::new();
+        for chunk in addresses.chunks(ROWS) {
+            let mut sql = Sql::new(
+                "SELECT phone_number, route FROM phone_numbers WHERE route IS NOT NULL AND phone_number IN (",
+            );
+            for (i, address) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(address.to_string());
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                found.insert(text(&row, "phone_number")?, text(&row, "route")?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Keeps one part of a concatenated inbound message. When all parts are in, returns the
+    /// whole body (the parts stay until [`Store::forget_mo_parts`], after the message is
+    /// stored, so a crash in between loses nothing).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_mo_part(
+        &self,
+        route: &str,
+        source: &str,
+        destination: &str,
+        reference: i64,
+        total: i64,
+        part: i64,
+        body: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO smpp_mo_parts (route, source, destination, reference, total, part, body, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (route, source, destination, reference, part) DO NOTHING",
+        )
+        .bind(route.to_string())
+        .bind(source.to_string())
+        .bind(destination.to_string())
+        .bind(reference)
+        .bind(total)
+        .bind(part)
+        .bind(body.to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT part, body FROM smpp_mo_parts WHERE route = $1 AND source = $2 \
+             AND destination = $3 AND reference = $4 AND part <= $5 ORDER BY part",
+        )
+        .bind(route.to_string())
+        .bind(source.to_string())
+        .bind(destination.to_string())
+        .bind(reference)
+        .bind(total)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if rows.len() as i64 != total {
+            return Ok(None);
+        }
+        let mut whole = String::new();
+        for row in &rows {
+            whole.push_str(&text(row, "body")?);
+        }
+        Ok(Some(whole))
+    }
+
+    /// Drops the parts of an inbound message once it is stored.
+    pub async fn forget_mo_parts(
+        &self,
+        route: &str,
+        source: &str,
+        destination: &str,
+        reference: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "DELETE FROM smpp_mo_parts WHERE route = $1 AND source = $2 AND destination = $3 \
+             AND reference = $4",
+        )
+        .bind(route.to_string())
+        .bind(source.to_string())
+        .bind(destination.to_string())
+        .bind(reference)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

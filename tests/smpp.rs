@@ -1,0 +1,488 @@
+//! warbler's SMPP carrier against `warbler smsc` (in-process, on a loopback port), with the
+//! dispatcher, receipts and webhooks running for real: REST → submit_sm → receipt → status
+//! callback; multipart receipts; throttling; failure classes; an SMSC that dies mid-load and
+//! comes back; mobile-originated messages to the inbound webhook.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::receiver::Receiver;
+use common::{fresh_database_url, TestServer, MAIN_SID, MAIN_TOKEN};
+use serde_json::Value;
+use std::time::Duration;
+use warbler::carrier::smpp::receipt::IdFormat;
+use warbler::carrier::smpp::route::{LongMessage, SmppRouteConfig};
+use warbler::service::{App, Settings};
+use warbler::smsc::{Smsc, SmscConfig};
+use warbler::store::Store;
+
+pub struct Running {
+    pub server: TestServer,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub async fn smsc_on(port: u16, decimal_receipt_ids: bool) -> Smsc {
+    Smsc::start(SmscConfig {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        system_id: "warbler".into(),
+        password: "secret".into(),
+        receipt_delay: Duration::from_millis(50),
+        decimal_receipt_ids,
+    })
+    .await
+    .expect("start the SMSC simulator")
+}
+
+pub fn route(port: u16) -> SmppRouteConfig {
+    SmppRouteConfig {
+        name: "smsc".into(),
+        port,
+        system_id: "warbler".into(),
+        password: "secret".into(),
+        // The fixture's stock numbers carry the inventory route `sim`.
+        number_routes: vec!["sim".into()],
+        response_timeout_ms: 500,
+        throttle_pause_ms: 200,
+        enquire_link_secs: 5,
+        ..SmppRouteConfig::default()
+    }
+}
+
+/// A warbler with these SMPP routes, its dispatcher and webhook sender running.
+pub async fn start(routes: Vec<SmppRouteConfig>) -> Running {
+    let store = Store::connect(&fresh_database_url().await)
+        .await
+        .expect("open store");
+    let app = App::new(
+        store,
+        Settings {
+            simulated_latency: 50_000,
+            webhooks: warbler::webhook::WebhookSettings {
+                allow_private_targets: true,
+                connect_timeout: Duration::from_secs(2),
+                timeout: Duration::from_secs(5),
+            },
+            webhook_retry_base: 100_000,
+            pacing: warbler::domain::message::Pacing {
+                long_code: 1000.0,
+                toll_free: 1000.0,
+                short_code: 1000.0,
+                alpha: 1000.0,
+            },
+            smpp_routes: routes,
+            ..Settings::new(1000, "test-pepper".into())
+        },
+    );
+    app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "SMPP tests")
+        .await
+        .expect("main account");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let app = app.clone();
+        let stopped = stopped.clone();
+        async move { app.run_workers(stopped).await }
+    });
+    tokio::spawn({
+        let app = app.clone();
+        async move { app.run_webhooks(stopped).await }
+    });
+    let server = TestServer::from_app(app);
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    Running { server, stop }
+}
+
+pub async fn send(server: &TestServer, form: &[(&str, &str)]) -> Value {
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+            server.main_creds(),
+            form,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+pub async fn message(server: &TestServer, sid: &str) -> Value {
+    let reply = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}.json"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+/// Waits until the message reaches `status` (panics with its last state after `secs`).
+pub async fn wait_for(server: &TestServer, sid: &str, status: &str, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let body = message(server, sid).await;
+        if body["status"] == status {
+            return body;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{sid} never became {status}: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn bound(running: &Running) {
+    let route = running.server.app.carrier.smpp_route("smsc").unwrap();
+    assert!(
+        route.wait_bound(Duration::from_secs(10)).await,
+        "route never bound"
+    );
+}
+
+fn sid(body: &Value) -> String {
+    body["sid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_message_goes_out_over_smpp_and_its_receipt_fires_the_callback() {
+    let smsc = smsc_on(0, false).await;
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let hooks = Receiver::start().await;
+    let body = send(
+        server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "Hi there"),
+            ("StatusCallback", &hooks.url("/status")),
+        ],
+    )
+    .await;
+    let sid = sid(&body);
+    let delivered = wait_for(server, &sid, "delivered", 15).await;
+    assert_eq!(delivered["error_code"], Value::Null);
+    assert_eq!(delivered["price"], "-0.00790");
+    let submits = smsc.submits();
+    assert_eq!(submits.len(), 1, "{submits:?}");
+    assert_eq!(submits[0].source, "14155550100");
+    assert_eq!(submits[0].destination, "14155550199");
+    assert_eq!(submits[0].data_coding, 0);
+    assert_eq!(submits[0].body_hex, hex::encode("Hi there"));
+    // The callbacks: sent, then delivered (with the receipt's done date), signed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let hits = loop {
+        let hits = hooks.hits("/status");
+        if hits
+            .iter()
+            .any(|h| h.get("MessageStatus") == Some("delivered"))
+        {
+            break hits;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivered callback: {hits:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let statuses: Vec<&str> = hits.iter().filter_map(|h| h.get("MessageStatus")).collect();
+    assert_eq!(statuses, ["sent", "delivered"]);
+    let raw = hits[1].get("RawDlrDoneDate").unwrap();
+    assert_eq!(raw.len(), 10, "{raw}");
+    hooks.assert_signed(MAIN_TOKEN);
+}
+
+#[tokio::test]
+async fn multipart_messages_are_delivered_when_every_part_is_and_throttling_keeps_part_order() {
+    let smsc = smsc_on(0, false).await;
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let long = "a".repeat(200);
+    // Normal: two parts, each with its concatenation header, delivered when both are.
+    let plain = sid(&send(
+        server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", &long),
+        ],
+    )
+    .await);
+    let done = wait_for(server, &plain, "delivered", 15).await;
+    assert_eq!(done["num_segments"], "2");
+    // Throttled: each part is refused once, then accepted when offered again.
+    let throttled = sid(&send(
+        server,
+        &[
+            ("To", "+15005551002"),
+            ("From", "+14155550100"),
+            ("Body", &long),
+        ],
+    )
+    .await);
+    wait_for(server, &throttled, "delivered", 20).await;
+    // One part undeliverable: the message is undelivered with the receipt's error.
+    let failing = sid(&send(
+        server,
+        &[
+            ("To", "+15005551006"),
+            ("From", "+14155550100"),
+            ("Body", &long),
+        ],
+    )
+    .await);
+    let undelivered = wait_for(server, &failing, "undelivered", 15).await;
+    assert_eq!(undelivered["error_code"], 30003);
+
+    let submits = smsc.submits();
+    type Seen = Vec<(Option<(u16, u8, u8)>, u32)>;
+    let to = |dest: &str| -> Seen {
+        submits
+            .iter()
+            .filter(|s| s.destination == dest)
+            .map(|s| (s.concat, s.status))
+            .collect()
+    };
+    let parts = to("14155550199");
+    assert_eq!(parts.len(), 2);
+    assert_eq!(parts[0].0.map(|c| (c.1, c.2)), Some((2, 1)));
+    assert_eq!(parts[1].0.map(|c| (c.1, c.2)), Some((2, 2)));
+    assert_eq!(
+        parts[0].0.unwrap().0,
+        parts[1].0.unwrap().0,
+        "one reference"
+    );
+    // Throttled: part 1 refused (0x58), part 1 accepted, part 2 refused, part 2 accepted:
+    // never part 2 before part 1.
+    let throttled_parts: Vec<(u8, u32)> = to("15005551002")
+        .into_iter()
+        .map(|(c, status)| (c.unwrap().2, status))
+        .collect();
+    assert_eq!(throttled_parts, [(1, 0x58), (1, 0), (2, 0x58), (2, 0)]);
+    let stats = &running.server.app.carrier.smpp_route("smsc").unwrap().stats;
+    assert_eq!(
+        stats.throttled.load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[tokio::test]
+async fn each_failure_class_maps_to_a_twilio_status() {
+    let smsc = smsc_on(0, true).await;
+    let mut config = route(smsc.local_addr.port());
+    // The simulator writes receipt ids in decimal here; the route says so.
+    config.dlr_id_format = IdFormat::DecimalOfHex;
+    config.long_message = LongMessage::Sar;
+    let running = start(vec![config]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let cases = [
+        ("+14155550199", "delivered", None),
+        ("+15005551004", "undelivered", Some(30007)),
+        ("+15005551005", "failed", Some(30005)),
+        ("+15005551006", "undelivered", Some(30003)),
+        ("+15005551007", "undelivered", Some(30003)),
+    ];
+    let mut sids = Vec::new();
+    for (to, _, _) in cases {
+        sids.push(sid(&send(
+            server,
+            &[("To", to), ("From", "+14155550100"), ("Body", "ping")],
+        )
+        .await));
+    }
+    // No answer at all: retried until the validity period runs out.
+    let silent = sid(&send(
+        server,
+        &[
+            ("To", "+15005551001"),
+            ("From", "+14155550100"),
+            ("Body", "anyone?"),
+            ("ValidityPeriod", "2"),
+        ],
+    )
+    .await);
+    for (sid, (to, status, code)) in sids.iter().zip(cases) {
+        let body = wait_for(server, sid, status, 15).await;
+        assert_eq!(body["error_code"].as_i64(), code, "{to}: {body}");
+    }
+    let body = wait_for(server, &silent, "failed", 15).await;
+    assert_eq!(body["error_code"], 30036);
+    let stats = &running.server.app.carrier.smpp_route("smsc").unwrap().stats;
+    assert!(stats.timeouts.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    // A long message with the SAR TLVs instead of a UDH.
+    let long = sid(&send(
+        server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", &"b".repeat(170)),
+        ],
+    )
+    .await);
+    wait_for(server, &long, "delivered", 15).await;
+    let sar: Vec<_> = smsc
+        .submits()
+        .into_iter()
+        .filter(|s| s.body_hex.starts_with("6262"))
+        .map(|s| (s.esm_class, s.concat.map(|c| (c.1, c.2))))
+        .collect();
+    assert_eq!(sar, [(0, Some((2, 1))), (0, Some((2, 2)))]);
+}
+
+#[tokio::test]
+async fn an_smsc_that_dies_mid_load_loses_no_message() {
+    let smsc = smsc_on(0, false).await;
+    let port = smsc.local_addr.port();
+    let running = start(vec![route(port)]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let mut sids = Vec::new();
+    for i in 0..60 {
+        let body = format!("load {i}");
+        sids.push(sid(&send(
+            server,
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", &body),
+            ],
+        )
+        .await));
+        if i == 20 {
+            smsc.stop();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = smsc.submits().len();
+    let second = smsc_on(port, false).await;
+    let route = running.server.app.carrier.smpp_route("smsc").unwrap();
+    for sid in &sids {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = message(server, sid).await["status"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if status == "sent" || status == "delivered" {
+                break;
+            }
+            assert!(
+                !["failed", "undelivered", "canceled"].contains(&status.as_str()),
+                "{sid}: {status}"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sid} stuck in {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every message reached one SMSC or the other; what the first did not take went to the
+    // second, and was delivered.
+    let resent = second.submits();
+    assert!(
+        !resent.is_empty(),
+        "the second SMSC got nothing (first took {before})"
+    );
+    let mut seen: Vec<String> = smsc
+        .submits()
+        .into_iter()
+        .chain(resent.clone())
+        .map(|s| s.body_hex)
+        .collect();
+    seen.sort();
+    let submitted_twice = seen.len() - {
+        seen.dedup();
+        seen.len()
+    };
+    for i in 0..sids.len() {
+        assert!(
+            seen.contains(&hex::encode(format!("load {i}"))),
+            "load {i} never submitted"
+        );
+    }
+    eprintln!(
+        "first SMSC took {before}, the second {}, submitted twice {submitted_twice}",
+        resent.len()
+    );
+    let delivered = {
+        let mut n = 0;
+        for sid in &sids {
+            if message(server, sid).await["status"] == "delivered" {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert!(
+        delivered >= resent.len(),
+        "delivered {delivered}, resent {}",
+        resent.len()
+    );
+    assert!(
+        route.stats.binds.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "reconnected"
+    );
+}
+
+#[tokio::test]
+async fn inbound_messages_reach_the_number_webhook_whole() {
+    let smsc = smsc_on(0, false).await;
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let hooks = Receiver::start().await;
+    let number_sid = {
+        let reply = server
+            .get(
+                &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers.json?PhoneNumber=%2B14155550100"),
+                server.main_creds(),
+            )
+            .await;
+        reply.body["incoming_phone_numbers"][0]["sid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{number_sid}.json"),
+            server.main_creds(),
+            &[("SmsUrl", &hooks.url("/sms"))],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let long = format!("{} the end", "word ".repeat(40));
+    assert!(
+        smsc.inject_mo("+14155550199", "+14155550100", "hello from a handset")
+            .await
+    );
+    assert!(smsc.inject_mo("+14155550199", "+14155550100", &long).await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let hits = loop {
+        let hits = hooks.hits("/sms");
+        if hits.len() >= 2 {
+            break hits;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "inbound webhooks: {hits:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bodies: Vec<&str> = hits.iter().filter_map(|h| h.get("Body")).collect();
+    assert_eq!(bodies, ["hello from a handset", long.as_str()]);
+    assert_eq!(hits[1].get("From"), Some("+14155550199"));
+    assert_eq!(hits[1].get("NumSegments"), Some("2"));
+    hooks.assert_signed(MAIN_TOKEN);
+}

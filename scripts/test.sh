@@ -3,8 +3,9 @@
 #
 #   1. cargo fmt --check, cargo clippy --all-targets -D warnings, cargo build --all-targets
 #   2. a private PostgreSQL server (scripts/pg.sh; installed from apt if missing)
-#   3. the Rust tests twice: TEST_DATABASE_URL=sqlite::memory: and =the PostgreSQL server
-#      (cargo nextest if installed, else cargo test)
+#   3. npm `smpp` in interop/ (for the SMPP interoperability tests), then the Rust tests twice:
+#      TEST_DATABASE_URL=sqlite::memory: and =the PostgreSQL server (cargo nextest if
+#      installed, else cargo test)
 #   4. the official-SDK conformance suite (conformance/, pytest + twilio-python in a cached venv
 #      at target/conformance-venv) twice: against SQLite and against PostgreSQL
 #   5. a summary; the exit status is non-zero if any step failed
@@ -209,6 +210,24 @@ ensure_venv() {
     echo "$want" >"$VENV/.requirements.sha256"
 }
 
+# npm `smpp` for the SMPP interoperability tests (tests/smpp_interop.rs), in interop/node_modules.
+ensure_interop() {
+    local lock="$ROOT/interop/package-lock.json" want have=""
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        _pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+        _pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm || return 1
+    fi
+    node --version
+    want=$(sha256sum "$lock" | cut -c1-64)
+    [ -f "$ROOT/interop/node_modules/.lock.sha256" ] && have=$(cat "$ROOT/interop/node_modules/.lock.sha256")
+    if [ "$want" = "$have" ] && [ -d "$ROOT/interop/node_modules/smpp" ]; then
+        echo "interop/node_modules up to date"
+        return 0
+    fi
+    npm ci --prefix "$ROOT/interop" --no-audit --no-fund || return 1
+    echo "$want" >"$ROOT/interop/node_modules/.lock.sha256"
+}
+
 conformance() { # database (sqlite | postgres server URL) label
     local extra=()
     read -r -a extra <<<"${CONFORMANCE_ARGS:-}"
@@ -249,6 +268,7 @@ elif [ "$BUILD_OK" = 0 ]; then
     skip_step rust-tests-sqlite "build failed"
     skip_step rust-tests-postgres "build failed"
 else
+    run_step interop-npm ensure_interop
     run_step rust-tests-sqlite rust_tests "sqlite::memory:"
     run_step doc-tests doc_tests
     if [ "$POSTGRES" = 0 ]; then

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod smpp;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

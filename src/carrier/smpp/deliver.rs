@@ -18,7 +18,7 @@ pub struct ReceiptReport {
 /// A mobile-originated message or one part of a concatenated one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoPart {
-    /// E.164 when the SMSC marked the address international (TON 1), else as sent.
+    /// E.164 when it is one (see `address`), else as sent.
     pub from: String,
     pub to: String,
     pub text: String,
@@ -35,8 +35,12 @@ pub enum Incoming {
     Unreadable(String),
 }
 
+/// An address in E.164 when it is one: TON 1 (international), or TON 0 (unknown) with 10 or
+/// more digits, which many SMSCs send for international numbers. Short codes and alphanumeric
+/// senders stay as sent.
 fn address(ton: u8, value: &str) -> String {
-    if ton == 1 && !value.starts_with('+') && !value.is_empty() {
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    if digits && (ton == 1 || (ton == 0 && value.len() >= 10)) {
         format!("+{value}")
     } else {
         value.to_string()
@@ -243,6 +247,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn addresses_become_e164_when_they_are_international() {
+        assert_eq!(address(1, "14155550199"), "+14155550199");
+        assert_eq!(address(0, "447700900100"), "+447700900100");
+        assert_eq!(address(0, "12345"), "12345");
+        assert_eq!(address(5, "WARBLER"), "WARBLER");
+        assert_eq!(address(1, "+14155550199"), "+14155550199");
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! SMPP test helpers: a warbler with SMPP routes and its background workers running, and
+//! `warbler smsc` in-process.
+
+use super::{fresh_database_url, TestServer, MAIN_SID, MAIN_TOKEN};
+use axum::http::StatusCode;
+use serde_json::Value;
+use std::time::Duration;
+use warbler::carrier::smpp::route::SmppRouteConfig;
+use warbler::service::{App, Settings};
+use warbler::smsc::{Smsc, SmscConfig};
+use warbler::store::Store;
+
+pub struct Running {
+    pub server: TestServer,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub async fn smsc_on(port: u16, decimal_receipt_ids: bool) -> Smsc {
+    Smsc::start(SmscConfig {
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        system_id: "warbler".into(),
+        password: "secret".into(),
+        receipt_delay: Duration::from_millis(50),
+        decimal_receipt_ids,
+    })
+    .await
+    .expect("start the SMSC simulator")
+}
+
+pub fn route(port: u16) -> SmppRouteConfig {
+    SmppRouteConfig {
+        name: "smsc".into(),
+        port,
+        system_id: "warbler".into(),
+        password: "secret".into(),
+        // The fixture's stock numbers carry the inventory route `sim`.
+        number_routes: vec!["sim".into()],
+        response_timeout_ms: 500,
+        throttle_pause_ms: 200,
+        enquire_link_secs: 5,
+        ..SmppRouteConfig::default()
+    }
+}
+
+/// A warbler with these SMPP routes, its dispatcher and webhook sender running.
+pub async fn start(routes: Vec<SmppRouteConfig>) -> Running {
+    let store = Store::connect(&fresh_database_url().await)
+        .await
+        .expect("open store");
+    let app = App::new(
+        store,
+        Settings {
+            simulated_latency: 50_000,
+            webhooks: warbler::webhook::WebhookSettings {
+                allow_private_targets: true,
+                connect_timeout: Duration::from_secs(2),
+                timeout: Duration::from_secs(5),
+            },
+            webhook_retry_base: 100_000,
+            pacing: warbler::domain::message::Pacing {
+                long_code: 1000.0,
+                toll_free: 1000.0,
+                short_code: 1000.0,
+                alpha: 1000.0,
+            },
+            smpp_routes: routes,
+            ..Settings::new(1000, "test-pepper".into())
+        },
+    );
+    app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "SMPP tests")
+        .await
+        .expect("main account");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let app = app.clone();
+        let stopped = stopped.clone();
+        async move { app.run_workers(stopped).await }
+    });
+    tokio::spawn({
+        let app = app.clone();
+        async move { app.run_webhooks(stopped).await }
+    });
+    let server = TestServer::from_app(app);
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    Running { server, stop }
+}
+
+pub async fn send(server: &TestServer, form: &[(&str, &str)]) -> Value {
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+            server.main_creds(),
+            form,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+pub async fn message(server: &TestServer, sid: &str) -> Value {
+    let reply = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}.json"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+/// Waits until the message reaches `status` (panics with its last state after `secs`).
+pub async fn wait_for(server: &TestServer, sid: &str, status: &str, secs: u64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let body = message(server, sid).await;
+        if body["status"] == status {
+            return body;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{sid} never became {status}: {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

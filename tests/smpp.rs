@@ -163,6 +163,8 @@ async fn each_failure_class_maps_to_a_twilio_status() {
     bound(&running).await;
     let cases = [
         ("+14155550199", "delivered", None),
+        // The receipt comes before the submit response: it waits for the submit's record.
+        ("+15005551008", "delivered", None),
         ("+15005551004", "undelivered", Some(30007)),
         ("+15005551005", "failed", Some(30005)),
         ("+15005551006", "undelivered", Some(30003)),
@@ -361,4 +363,42 @@ async fn inbound_messages_reach_the_number_webhook_whole() {
     assert_eq!(hits[1].get("From"), Some("+14155550199"));
     assert_eq!(hits[1].get("NumSegments"), Some("2"));
     hooks.assert_signed(MAIN_TOKEN);
+}
+
+#[tokio::test]
+async fn a_transmitter_and_receiver_pair_with_a_rate_limit_delivers() {
+    let smsc = smsc_on(0, false).await;
+    let mut config = route(smsc.local_addr.port());
+    config.bind_mode = warbler::carrier::smpp::route::BindMode::TransmitterReceiver;
+    config.binds = 2;
+    config.max_submits_per_sec = 20;
+    let running = start(vec![config]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let started = std::time::Instant::now();
+    let mut sids = Vec::new();
+    for i in 0..30 {
+        let body = format!("paced {i}");
+        sids.push(sid(&send(
+            server,
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", &body),
+            ],
+        )
+        .await));
+    }
+    for sid in &sids {
+        wait_for(server, sid, "delivered", 20).await;
+    }
+    // 30 submits over two sessions of 20/s each take at least ~0.7 s (the first 20 ride the
+    // limiters' initial bursts).
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    // Two transmitters and two receivers bound.
+    assert_eq!(smsc.stats().binds, 4);
 }

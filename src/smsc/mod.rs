@@ -14,6 +14,7 @@
 //! | `15005551005` | refuses the submit: `ESME_RINVDSTADR` |
 //! | `15005551006` | accepts; receipt `UNDELIV` |
 //! | `15005551007` | accepts; receipt `EXPIRED` |
+//! | `15005551008` | sends the receipt `DELIVRD` first, the submit response 200 ms later |
 //! | anything else | accepts; receipt `DELIVRD` |
 
 pub mod control;
@@ -57,6 +58,8 @@ pub enum Fate {
     QueueFullOnce,
     Refuse,
     Receipt(MessageState),
+    /// The receipt goes out before the submit response (a race real SMSCs have).
+    ReceiptFirst,
 }
 
 pub fn fate(destination: &str) -> Fate {
@@ -68,6 +71,7 @@ pub fn fate(destination: &str) -> Fate {
         "15005551005" => Fate::Refuse,
         "15005551006" => Fate::Receipt(MessageState::Undeliverable),
         "15005551007" => Fate::Receipt(MessageState::Expired),
+        "15005551008" => Fate::ReceiptFirst,
         _ => Fate::Receipt(MessageState::Delivered),
     }
 }
@@ -525,6 +529,11 @@ async fn handle_submit(
                 Fate::Receipt(s) => s,
                 _ => MessageState::Delivered,
             };
+            let delay = if fate == Fate::ReceiptFirst {
+                Duration::ZERO
+            } else {
+                state.config.receipt_delay
+            };
             if u8::from(submit.registered_delivery) & 0x03 != 0 {
                 schedule_receipt(
                     state.clone(),
@@ -533,6 +542,7 @@ async fn handle_submit(
                     id.clone(),
                     number,
                     state_after,
+                    delay,
                 );
             }
             record.message_id = Some(id.clone());
@@ -542,7 +552,15 @@ async fn handle_submit(
     };
     if let Some(response) = response {
         record.status = u32::from(response.status());
-        let _ = out.send(codec::encode(&response)).await;
+        if fate(&destination) == Fate::ReceiptFirst {
+            let out = out.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = out.send(codec::encode(&response)).await;
+            });
+        } else {
+            let _ = out.send(codec::encode(&response)).await;
+        }
     }
     lock(&state.submits).push(record);
 }
@@ -554,6 +572,7 @@ fn schedule_receipt(
     id: String,
     number: u64,
     outcome: MessageState,
+    delay: Duration,
 ) {
     let (stat, delivered) = match outcome {
         MessageState::Delivered => ("DELIVRD", "001"),
@@ -586,7 +605,6 @@ fn schedule_receipt(
         ])
         .build()
         .into();
-    let delay = state.config.receipt_delay;
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         if state.send_to(&system_id, receipt, true).await {

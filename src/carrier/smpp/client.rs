@@ -326,7 +326,7 @@ impl SmppRoute {
                 continue;
             }
             self.stats.submits.fetch_add(1, Ordering::Relaxed);
-            let response = match session.request(Pdu::SubmitSm(part)).await {
+            let response = match session.paced_request(Pdu::SubmitSm(part)).await {
                 Ok(response) => response,
                 Err(RequestError::Timeout) => {
                     self.stats.timeouts.fetch_add(1, Ordering::Relaxed);

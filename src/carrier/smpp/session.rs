@@ -100,6 +100,8 @@ pub struct Session {
     response_timeout: Duration,
     closed: watch::Receiver<bool>,
     close: watch::Sender<bool>,
+    /// The route's `max_submits_per_sec`, per session.
+    limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 /// `COctetString` from configuration already validated for length and ASCII.
@@ -133,6 +135,13 @@ impl Session {
             response_timeout: Duration::from_millis(config.response_timeout_ms.max(1)),
             closed,
             close,
+            limiter: std::num::NonZeroU32::new(config.max_submits_per_sec)
+                // No burst: the carrier's contract is a rate, not an average.
+                .map(|rate| {
+                    governor::RateLimiter::direct(
+                        governor::Quota::per_second(rate).allow_burst(std::num::NonZeroU32::MIN),
+                    )
+                }),
         });
 
         // Writer: frames in order; a write error closes the session.
@@ -399,6 +408,14 @@ impl Session {
                 Err(RequestError::Closed)
             }
         }
+    }
+
+    /// A request counted against the session's submit rate (waits for its turn first).
+    pub async fn paced_request(&self, pdu: impl Into<Pdu>) -> Result<Command, RequestError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        self.request(pdu).await
     }
 
     /// Unbinds politely (waiting briefly for `unbind_resp`), then closes.

@@ -325,11 +325,13 @@ def start_server(
     log_path: Path,
     binary: Optional[Path] = None,
     ready_timeout: float = 60.0,
+    config: Optional[Path] = None,
 ) -> WarblerServer:
     """Spawn ``warbler serve`` on a free port with a fresh database and wait for ``/healthz``.
 
     ``database`` is ``sqlite`` (a new file in ``workdir``) or a PostgreSQL server URL (a new
-    database is created on that server and dropped at ``stop()``)."""
+    database is created on that server and dropped at ``stop()``). ``config``: a TOML file
+    passed as ``--config``."""
     binary = Path(binary or os.environ.get("WARBLER_BIN") or DEFAULT_BINARY)
     if not os.access(binary, os.X_OK):
         raise RuntimeError(f"warbler binary not found at {binary} (run `cargo build` or set WARBLER_BIN)")
@@ -365,6 +367,8 @@ def start_server(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
     cmd = [str(binary), "serve", "--listen", f"127.0.0.1:{port}", "--database-url", database_url]
+    if config is not None:
+        cmd += ["--config", str(config)]
     log.write(("$ " + " ".join(cmd) + "\n").encode())
     log.flush()
     process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)

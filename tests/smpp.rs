@@ -74,6 +74,20 @@ async fn a_message_goes_out_over_smpp_and_its_receipt_fires_the_callback() {
     let raw = hits[1].get("RawDlrDoneDate").unwrap();
     assert_eq!(raw.len(), 10, "{raw}");
     hooks.assert_signed(MAIN_TOKEN);
+
+    // The operator sees the route bound, with its counters; a subaccount does not.
+    let carriers = server.get("/admin/carriers", server.main_creds()).await;
+    assert_eq!(carriers.status, StatusCode::OK, "{}", carriers.body);
+    let route = &carriers.body["routes"][0];
+    assert_eq!(route["name"], "smsc");
+    assert_eq!(route["bound"], 1);
+    assert_eq!(route["submits"], 1);
+    assert_eq!(route["sessions_opened"], 1);
+    let (sub, token) = server.subaccount("falcon").await;
+    server
+        .get("/admin/carriers", (&sub, &token))
+        .await
+        .assert_error(403, 20403);
 }
 
 #[tokio::test]

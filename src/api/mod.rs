@@ -188,6 +188,7 @@ fn routes() -> Router<ApiState> {
             get(usage::fetch_balance),
         )
         .route("/admin/billing/credit", post(usage::credit_balance))
+        .route("/admin/carriers", get(monitor::list_carrier_routes))
         .route("/admin/export/messages", get(usage::export_messages))
         .route(
             "/admin/accounts/{AccountSid}/Caps",

@@ -111,3 +111,13 @@ pub async fn fetch_alert(
     let alert = state.app.fetch_alert(&caller, &sid, &path).await?;
     Ok(Json(alert_json(&state.public_url, &alert, true)))
 }
+
+/// `GET /admin/carriers` (warbler's own, main auth token): the SMPP routes, how many of their
+/// sessions are bound, and their counters since start.
+pub async fn list_carrier_routes(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>> {
+    let routes = state.app.carrier_routes(&caller)?;
+    Ok(Json(json!({ "routes": routes })))
+}

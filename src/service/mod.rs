@@ -226,6 +226,8 @@ pub enum Operation {
     ExportMessages,
     /// warbler's own: a parent caps a subaccount's rate and monthly volume.
     SetAccountCaps,
+    /// warbler's own: the operator reads the state of the carrier routes.
+    ListCarrierRoutes,
     /// <https://www.twilio.com/docs/usage/api/usage-trigger>
     CreateUsageTrigger,
     ListUsageTrigger,
@@ -308,7 +310,8 @@ impl Operation {
             | SimulateInbound
             | CreditBalance
             | ExportMessages
-            | SetAccountCaps => Access::Operator,
+            | SetAccountCaps
+            | ListCarrierRoutes => Access::Operator,
         }
     }
 }

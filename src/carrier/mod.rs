@@ -48,6 +48,9 @@ pub enum SubmitOutcome {
     },
 }
 
+/// SMPP batches submitted at once (each waits for its submit responses).
+const BACKGROUND_BATCHES: usize = 8;
+
 /// The carriers warbler routes to: the simulator and the configured SMPP routes.
 #[derive(Clone)]
 pub struct Carrier {
@@ -56,6 +59,8 @@ pub struct Carrier {
     smpp: Arc<HashMap<String, Arc<SmppRoute>>>,
     store: Store,
     shutdown: Arc<watch::Sender<bool>>,
+    /// SMPP batches being submitted in the background.
+    batches: Arc<tokio::sync::Semaphore>,
 }
 
 impl Carrier {
@@ -87,7 +92,17 @@ impl Carrier {
             smpp: Arc::new(smpp),
             store,
             shutdown: Arc::new(shutdown),
+            batches: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_BATCHES)),
         }
+    }
+
+    /// A turn to submit one SMPP batch in the background; waits while too many are out.
+    pub async fn batch_permit(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.batches
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the batch semaphore is never closed")
     }
 
     pub fn has_smpp(&self) -> bool {
@@ -111,12 +126,7 @@ impl Carrier {
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
         for route in self.smpp.values() {
-            for _ in 0..100 {
-                if route.bound() == 0 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+            route.join(std::time::Duration::from_secs(3)).await;
         }
     }
 

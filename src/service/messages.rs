@@ -538,6 +538,65 @@ impl App {
         rate.max(0.001)
     }
 
+    /// Submits one route's batch and turns the carrier's answers into outcomes.
+    async fn submit_batch(
+        &self,
+        route: &str,
+        batch: Vec<(Message, Sender)>,
+        now: i64,
+    ) -> Result<Vec<(Message, Outcome)>> {
+        let submits: Vec<Submit> = batch
+            .iter()
+            .map(|(m, s)| Submit {
+                message_sid: m.sid.clone(),
+                from: s.address.clone(),
+                to: m.to.clone(),
+                body: m.body.clone(),
+                segments: m.num_segments,
+                is_mms: m.num_media > 0,
+            })
+            .collect();
+        let outcomes = self.carrier.submit(route, &submits, now).await?;
+        let mut decided = Vec::with_capacity(batch.len());
+        for ((message, sender), outcome) in batch.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
+                    cost: message_cost(
+                        &self.settings.prices,
+                        &message.to,
+                        message.num_segments,
+                        message.num_media > 0,
+                    ),
+                    category: crate::domain::usage::message_category(
+                        message.num_media > 0,
+                        false,
+                        sender.kind.usage_name(),
+                    ),
+                    from: sender.address,
+                    route: route.to_string(),
+                    carrier_message_id,
+                    at: now,
+                },
+                SubmitOutcome::Rejected {
+                    error_code,
+                    error_message,
+                } => Outcome::Failed {
+                    from: Some(sender.address),
+                    error_code,
+                    error_message,
+                    at: now,
+                },
+                SubmitOutcome::Deferred { retry_at } => Outcome::Later {
+                    due_at: retry_at,
+                    from: Some(sender.address),
+                    status: MessageStatus::Queued,
+                },
+            };
+            decided.push((message, outcome));
+        }
+        Ok(decided)
+    }
+
     /// One round of the dispatcher at time `now` (microseconds): claims due messages, decides
     /// each (expiry, sender choice, pacing), submits the ready ones to the carrier as one
     /// batch, and records every outcome in one transaction. Returns how many were claimed.
@@ -789,60 +848,37 @@ impl App {
                 );
                 by_route.entry(route).or_default().push((message, sender));
             }
-            let routes = by_route.into_iter().map(|(route, batch)| async move {
-                let submits: Vec<Submit> = batch
-                    .iter()
-                    .map(|(m, s)| Submit {
-                        message_sid: m.sid.clone(),
-                        from: s.address.clone(),
-                        to: m.to.clone(),
-                        body: m.body.clone(),
-                        segments: m.num_segments,
-                        is_mms: m.num_media > 0,
-                    })
-                    .collect();
-                let outcomes = self.carrier.submit(&route, &submits, now).await;
-                (route, batch, outcomes)
-            });
-            for (route, batch, outcomes) in futures_util::future::join_all(routes).await {
-                let outcomes = outcomes?;
-                for ((message, sender), outcome) in batch.into_iter().zip(outcomes) {
-                    let outcome = match outcome {
-                        SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
-                            cost: message_cost(
-                                &self.settings.prices,
-                                &message.to,
-                                message.num_segments,
-                                message.num_media > 0,
-                            ),
-                            category: crate::domain::usage::message_category(
-                                message.num_media > 0,
-                                false,
-                                sender.kind.usage_name(),
-                            ),
-                            from: sender.address,
-                            route: route.clone(),
-                            carrier_message_id,
-                            at: now,
-                        },
-                        SubmitOutcome::Rejected {
-                            error_code,
-                            error_message,
-                        } => Outcome::Failed {
-                            from: Some(sender.address),
-                            error_code,
-                            error_message,
-                            at: now,
-                        },
-                        SubmitOutcome::Deferred { retry_at } => Outcome::Later {
-                            due_at: retry_at,
-                            from: Some(sender.address),
-                            status: MessageStatus::Queued,
-                        },
-                    };
-                    decided.push((message, outcome));
+            let mut background = 0;
+            for (route, batch) in by_route {
+                if route == crate::carrier::smpp::route::SIMULATED {
+                    let outcomes = self.submit_batch(&route, batch, now).await?;
+                    decided.extend(outcomes);
+                    continue;
                 }
+                // SMPP batches wait on the network (a silent SMSC costs a whole response
+                // timeout): they submit and record in the background, a bounded number at a
+                // time, while this round goes on. The claim's lease covers them meanwhile.
+                let permit = self.carrier.batch_permit().await;
+                background += batch.len();
+                let app = self.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let recorded = match app.submit_batch(&route, batch, now).await {
+                        Ok(outcomes) => app.store.record_outcomes(&outcomes, &[], now).await,
+                        Err(err) => Err(err),
+                    };
+                    match recorded {
+                        Ok(()) => app.webhook_work.notify_one(),
+                        Err(err) => {
+                            tracing::error!(%err, %route, "recording an SMPP batch failed; its messages are retried after their lease")
+                        }
+                    }
+                });
             }
+            let count = decided.len() + background;
+            let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
+            self.store.record_outcomes(&decided, &pacing, now).await?;
+            return Ok(count);
         }
         let count = decided.len();
         let pacing: Vec<(String, i64)> = pacing.into_iter().collect();

@@ -1015,6 +1015,12 @@ impl Store {
         }
         let (part_ids, part_updates) =
             super::carrier::apply_part_receipts(&mut tx, now, limit).await?;
+        // Receipts no message claimed within a week (ids of messages sent before a crash
+        // lost their record, or of another system) are dropped.
+        sqlx::query("DELETE FROM carrier_receipts WHERE due_at < $1")
+            .bind(now - ORPHAN_RECEIPT_AGE)
+            .execute(&mut *tx)
+            .await?;
         ids.extend(part_ids);
         updates.extend(part_updates);
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
@@ -1065,6 +1071,9 @@ impl Store {
         Ok(applied)
     }
 }
+
+/// How long a receipt may wait for its message (microseconds).
+const ORPHAN_RECEIPT_AGE: i64 = 7 * 24 * 3600 * 1_000_000;
 
 /// A delivery receipt from a carrier.
 #[derive(Debug, Clone, PartialEq, Eq)]

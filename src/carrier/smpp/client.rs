@@ -56,6 +56,8 @@ pub struct Outgoing<'a> {
 
 pub struct SmppRoute {
     pub config: Arc<SmppRouteConfig>,
+    /// The session supervisors; they end after unbinding at shutdown.
+    supervisors: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The transmitting sessions (transceivers or transmitters), one slot per bind.
     slots: Vec<watch::Receiver<Option<Arc<Session>>>>,
     next_slot: AtomicUsize,
@@ -125,6 +127,10 @@ async fn supervise(
                     }
                 }
                 slot.send_replace(None);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = super::session::until_true(&mut shutdown) => break,
+                }
             }
             Err(err) => {
                 stats.bind_failures.fetch_add(1, Ordering::Relaxed);
@@ -152,6 +158,7 @@ impl SmppRoute {
         let config = Arc::new(config);
         let stats = Arc::new(RouteStats::default());
         let mut slots = Vec::new();
+        let mut supervisors = Vec::new();
         for _ in 0..config.binds.max(1) {
             let transmit_kind = match config.bind_mode {
                 BindMode::Transceiver => BindKind::Transceiver,
@@ -159,33 +166,46 @@ impl SmppRoute {
             };
             let (tx, rx) = watch::channel(None);
             slots.push(rx);
-            tokio::spawn(supervise(
+            supervisors.push(tokio::spawn(supervise(
                 config.clone(),
                 transmit_kind,
                 tx,
                 deliveries.clone(),
                 stats.clone(),
                 shutdown.clone(),
-            ));
+            )));
             if config.bind_mode == BindMode::TransmitterReceiver {
                 let (tx, _rx) = watch::channel(None);
-                tokio::spawn(supervise(
+                supervisors.push(tokio::spawn(supervise(
                     config.clone(),
                     BindKind::Receiver,
                     tx,
                     deliveries.clone(),
                     stats.clone(),
                     shutdown.clone(),
-                ));
+                )));
             }
         }
         SmppRoute {
             config,
+            supervisors: std::sync::Mutex::new(supervisors),
             slots,
             next_slot: AtomicUsize::new(0),
             paused_until: AtomicI64::new(0),
             stats,
         }
+    }
+
+    /// Waits (at most `timeout`) for the supervisors to finish after shutdown was signalled:
+    /// each unbinds its session first.
+    pub async fn join(&self, timeout: Duration) {
+        let handles: Vec<_> = self
+            .supervisors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain(..)
+            .collect();
+        let _ = tokio::time::timeout(timeout, futures_util::future::join_all(handles)).await;
     }
 
     /// Sessions currently bound for sending.

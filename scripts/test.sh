@@ -6,9 +6,10 @@
 #   3. npm `smpp` in interop/ (for the SMPP interoperability tests), then the Rust tests twice:
 #      TEST_DATABASE_URL=sqlite::memory: and =the PostgreSQL server (cargo nextest if
 #      installed, else cargo test)
-#   4. the official-SDK conformance suite (conformance/, pytest + twilio-python in a cached venv
+#   4. a fuzz smoke of the SMPP PDU decoder (scripts/fuzz-smoke.sh: cargo-fuzz, 30 s)
+#   5. the official-SDK conformance suite (conformance/, pytest + twilio-python in a cached venv
 #      at target/conformance-venv) twice: against SQLite and against PostgreSQL
-#   5. a summary; the exit status is non-zero if any step failed
+#   6. a summary; the exit status is non-zero if any step failed
 #
 # Works on a fresh Debian machine as root (or with sudo); re-runs reuse target/ and the venv.
 #
@@ -17,6 +18,7 @@
 #   --skip-lint            no fmt / clippy
 #   --skip-rust-tests      no cargo tests
 #   --skip-conformance     no SDK conformance suite
+#   --skip-fuzz            no fuzz smoke
 #   --sqlite-only          no PostgreSQL at all
 #   --fail-fast            stop at the first failing step
 #   -h, --help
@@ -28,13 +30,14 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 
-LINT=1 RUST_TESTS=1 CONFORMANCE=1 POSTGRES=1 FAIL_FAST=0 ONLY_PG_SMOKE=0
+LINT=1 RUST_TESTS=1 CONFORMANCE=1 POSTGRES=1 FAIL_FAST=0 ONLY_PG_SMOKE=0 FUZZ=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --only-postgres-smoke) ONLY_PG_SMOKE=1 ;;
         --skip-lint) LINT=0 ;;
         --skip-rust-tests) RUST_TESTS=0 ;;
         --skip-conformance) CONFORMANCE=0 ;;
+        --skip-fuzz) FUZZ=0 ;;
         --sqlite-only) POSTGRES=0 ;;
         --fail-fast) FAIL_FAST=1 ;;
         -h | --help) sed -n '2,/^$/p' "$ROOT/scripts/test.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -97,7 +100,7 @@ record() { # name result seconds [note]
 # The test runners' own one-line results (pytest, nextest, cargo test), for the summary.
 result_note() { # log file
     local line
-    line=$(grep -E '^=+ .*[0-9]+ (passed|failed|error)|Summary \[.*tests? run' "$1" 2>/dev/null | tail -n 1 |
+    line=$(grep -E '^=+ .*[0-9]+ (passed|failed|error)|Summary \[.*tests? run|^fuzz-smoke: .* OK:' "$1" 2>/dev/null | tail -n 1 |
         sed -E 's/\x1b\[[0-9;]*m//g; s/^=+ //; s/ =+$//; s/^ *Summary \[ *[0-9.]+s\] *//')
     if [ -z "$line" ] && grep -q '^test result:' "$1" 2>/dev/null; then
         # cargo test prints one line per test binary: add them up.
@@ -278,6 +281,14 @@ else
     else
         fail_step rust-tests-postgres "PostgreSQL did not start"
     fi
+fi
+
+if [ "$FUZZ" = 0 ]; then
+    skip_step fuzz-smoke "--skip-fuzz"
+elif [ "$BUILD_OK" = 0 ]; then
+    skip_step fuzz-smoke "build failed"
+else
+    run_step fuzz-smoke bash "$ROOT/scripts/fuzz-smoke.sh"
 fi
 
 if [ "$CONFORMANCE" = 0 ]; then

@@ -50,10 +50,6 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// SQLite files: one connection for every write transaction. Writers then queue in
-    /// order on the pool instead of retrying `SQLITE_BUSY` in SQLite's sleeping busy handler,
-    /// which cost the API tens of milliseconds whenever the dispatcher held the lock.
-    writer: Option<AnyPool>,
     backend: Backend,
 }
 
@@ -94,22 +90,7 @@ impl Store {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        let writer = if backend == Backend::Sqlite && max_connections > 1 {
-            Some(
-                AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect(&url)
-                    .await?,
-            )
-        } else {
-            None
-        };
-        Ok(Store {
-            pool,
-            writer,
-            backend,
-        })
+        Ok(Store { pool, backend })
     }
 
     pub fn backend(&self) -> Backend {
@@ -124,13 +105,7 @@ impl Store {
     /// read-then-write transactions queue instead of failing with "database is locked".
     pub async fn begin_write(&self) -> Result<Tx> {
         let tx = match self.backend {
-            Backend::Sqlite => {
-                self.writer
-                    .as_ref()
-                    .unwrap_or(&self.pool)
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await?
-            }
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
         Ok(tx)

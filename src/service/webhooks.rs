@@ -24,7 +24,7 @@ use crate::webhook::{Request, Response, WebhookClient};
 use std::collections::HashMap;
 
 /// Webhooks claimed (and sent concurrently) per round.
-const BATCH: i64 = 64;
+const BATCH: i64 = 256;
 /// Added to the longest a delivery can take to make its claim's lease.
 const LEASE_MARGIN: i64 = 60_000_000;
 /// Most `<Redirect>`s followed for one inbound message.
@@ -221,7 +221,19 @@ impl App {
         }
         let count = claimed.len();
         let mut tokens: HashMap<String, Option<String>> = HashMap::new();
-        let mut messages: HashMap<String, Option<Message>> = HashMap::new();
+        // The messages the status callbacks report, read in one go.
+        let wanted: Vec<(&str, &str)> = claimed
+            .iter()
+            .filter(|w| w.kind == WebhookKind::Status)
+            .map(|w| (w.account_sid.as_str(), w.message_sid.as_str()))
+            .collect();
+        let mut messages: HashMap<String, Option<Message>> = self
+            .store
+            .messages_of(&wanted)
+            .await?
+            .into_iter()
+            .map(|m| (m.sid.clone(), Some(m)))
+            .collect();
         let mut settlement = Settlement::default();
         let mut tasks = tokio::task::JoinSet::new();
         for webhook in claimed {
@@ -239,14 +251,7 @@ impl App {
             };
             let params = match webhook.kind {
                 WebhookKind::Status => {
-                    if !messages.contains_key(&webhook.message_sid) {
-                        let message = self
-                            .store
-                            .message(&webhook.account_sid, &webhook.message_sid)
-                            .await?;
-                        messages.insert(webhook.message_sid.clone(), message);
-                    }
-                    match &messages[&webhook.message_sid] {
+                    match messages.entry(webhook.message_sid.clone()).or_default() {
                         Some(message) => status_form(message, &webhook),
                         // The message was deleted: there is nothing left to report.
                         None => {

@@ -430,6 +430,32 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
+    /// Several messages by SID, each only if it belongs to the account given with it.
+    pub async fn messages_of(&self, wanted: &[(&str, &str)]) -> Result<Vec<Message>> {
+        let mut found = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(COLUMNS).push(" FROM messages WHERE sid IN (");
+            for (i, (_, sid)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(sid.to_string());
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                let message = decode(&row)?;
+                if chunk
+                    .iter()
+                    .any(|(account, sid)| *sid == message.sid && *account == message.account_sid)
+                {
+                    found.push(message);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// The statuses a message went through, in order.
     pub async fn message_events(
         &self,

@@ -166,7 +166,11 @@ mod tests {
         let frame = round_trip(generic_nack(CommandStatus::EsmeRinvcmdid, 5));
         assert_eq!(hex::encode(frame), "00000010800000000000000300000005");
         // deliver_sm_resp carries an empty message_id.
-        let resp = Command::new(CommandStatus::EsmeRok, 11, Pdu::DeliverSmResp(Default::default()));
+        let resp = Command::new(
+            CommandStatus::EsmeRok,
+            11,
+            Pdu::DeliverSmResp(Default::default()),
+        );
         let frame = round_trip(resp);
         assert_eq!(hex::encode(frame), "0000001180000005000000000000000b00");
     }

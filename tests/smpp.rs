@@ -421,3 +421,40 @@ async fn a_transmitter_and_receiver_pair_with_a_rate_limit_delivers() {
     // Two transmitters and two receivers bound.
     assert_eq!(smsc.stats().binds, 4);
 }
+
+#[tokio::test]
+async fn shutting_down_unbinds_every_session() {
+    let smsc = smsc_on(0, false).await;
+    let mut config = route(smsc.local_addr.port());
+    config.binds = 2;
+    let running = start(vec![config]).await;
+    bound(&running).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while smsc.bound_sessions() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two sessions never bound"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.server.app.carrier.shutdown().await;
+    assert_eq!(smsc.stats().unbinds, 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while smsc.bound_sessions() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sessions left bound"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        running
+            .server
+            .app
+            .carrier
+            .smpp_route("smsc")
+            .unwrap()
+            .bound(),
+        0
+    );
+}

@@ -99,6 +99,8 @@ pub struct SmscStats {
     pub submits: u64,
     pub receipts_sent: u64,
     pub mo_sent: u64,
+    /// Sessions the ESME closed with `unbind`.
+    pub unbinds: u64,
 }
 
 struct Peer {
@@ -121,6 +123,7 @@ struct State {
     submit_count: AtomicU64,
     receipts_sent: AtomicU64,
     mo_sent: AtomicU64,
+    unbinds: AtomicU64,
     mo_reference: AtomicU32,
 }
 
@@ -173,6 +176,7 @@ impl Smsc {
             submit_count: AtomicU64::new(0),
             receipts_sent: AtomicU64::new(0),
             mo_sent: AtomicU64::new(0),
+            unbinds: AtomicU64::new(0),
             mo_reference: AtomicU32::new(1),
         });
         let accept_state = state.clone();
@@ -212,6 +216,7 @@ impl Smsc {
             submits: self.state.submit_count.load(Ordering::Relaxed),
             receipts_sent: self.state.receipts_sent.load(Ordering::Relaxed),
             mo_sent: self.state.mo_sent.load(Ordering::Relaxed),
+            unbinds: self.state.unbinds.load(Ordering::Relaxed),
         }
     }
 
@@ -431,6 +436,7 @@ async fn serve_session(state: Arc<State>, socket: TcpStream, mut stopped: watch:
                     .await;
             }
             Some(Pdu::Unbind) => {
+                state.unbinds.fetch_add(1, Ordering::Relaxed);
                 let _ = out
                     .send(reply(Command::new(
                         CommandStatus::EsmeRok,

@@ -8,6 +8,8 @@
 //! ```
 //! (DATABASE_URL defaults to a fresh SQLite file; a `postgres://…/db` URL benchmarks PostgreSQL.)
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,50 +76,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // 100 numbers in the inventory, bought, and pooled in one service.
-    let mut csv =
-        String::from("phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n");
-    for i in 0..100 {
-        csv.push_str(&format!(
-            "+1415555{:04},US,local,true,true,true,,,,simulated\n",
-            2000 + i
-        ));
-    }
-    let imported = client
-        .post(format!("{base}/admin/numbers/import"))
-        .basic_auth(SID, Some(TOKEN))
-        .body(csv)
-        .send()
-        .await?;
-    anyhow::ensure!(imported.status() == 201, "import failed");
-    let service: serde_json::Value = client
-        .post(format!("{base}/v1/Services"))
-        .basic_auth(SID, Some(TOKEN))
-        .form(&[("FriendlyName", "bench")])
-        .send()
-        .await?
-        .json()
-        .await?;
-    let service_sid = service["sid"].as_str().expect("service sid").to_string();
-    for i in 0..100 {
-        let number = format!("+1415555{:04}", 2000 + i);
-        let bought: serde_json::Value = client
-            .post(format!(
-                "{base}/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json"
-            ))
-            .basic_auth(SID, Some(TOKEN))
-            .form(&[("PhoneNumber", number.as_str())])
-            .send()
-            .await?
-            .json()
-            .await?;
-        let pn = bought["sid"].as_str().expect("number sid");
-        client
-            .post(format!("{base}/v1/Services/{service_sid}/PhoneNumbers"))
-            .basic_auth(SID, Some(TOKEN))
-            .form(&[("PhoneNumberSid", pn)])
-            .send()
-            .await?;
-    }
+    let service_sid = support::pooled_service(&client, &base, (SID, TOKEN), "simulated").await?;
 
     let url = Arc::new(format!("{base}/2010-04-01/Accounts/{SID}/Messages.json"));
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -11,6 +11,8 @@
 //! cargo run --release --example bench_smpp -- [N] [CONNECTIONS] [BINDS] [WINDOW]
 //! ```
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -269,62 +271,7 @@ async fn run(options: Options, dir: &Path, children: &mut Vec<Child>) -> anyhow:
     }
 
     // 100 numbers of the `smsc` inventory route, bought, and pooled in one service.
-    let mut csv =
-        String::from("phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n");
-    for i in 0..100 {
-        csv.push_str(&format!(
-            "+1415555{:04},US,local,true,true,true,,,,smsc\n",
-            2000 + i
-        ));
-    }
-    let imported = client
-        .post(format!("{base}/admin/numbers/import"))
-        .basic_auth(SID, Some(TOKEN))
-        .body(csv)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        imported.status() == 201,
-        "import failed: {} {}",
-        imported.status(),
-        imported.text().await.unwrap_or_default()
-    );
-    let service: serde_json::Value = client
-        .post(format!("{base}/v1/Services"))
-        .basic_auth(SID, Some(TOKEN))
-        .form(&[("FriendlyName", "bench")])
-        .send()
-        .await?
-        .json()
-        .await?;
-    let service_sid = service["sid"].as_str().expect("service sid").to_string();
-    for i in 0..100 {
-        let number = format!("+1415555{:04}", 2000 + i);
-        let bought: serde_json::Value = client
-            .post(format!(
-                "{base}/2010-04-01/Accounts/{SID}/IncomingPhoneNumbers.json"
-            ))
-            .basic_auth(SID, Some(TOKEN))
-            .form(&[("PhoneNumber", number.as_str())])
-            .send()
-            .await?
-            .json()
-            .await?;
-        let pn = bought["sid"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("buying {number}: {bought}"))?;
-        let pooled = client
-            .post(format!("{base}/v1/Services/{service_sid}/PhoneNumbers"))
-            .basic_auth(SID, Some(TOKEN))
-            .form(&[("PhoneNumberSid", pn)])
-            .send()
-            .await?;
-        anyhow::ensure!(
-            pooled.status().is_success(),
-            "pooling {number}: {}",
-            pooled.status()
-        );
-    }
+    let service_sid = support::pooled_service(&client, &base, (SID, TOKEN), "smsc").await?;
 
     // The route is up once the simulator has seen every bind.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,4 +1,6 @@
-//! Shared by the benchmarks: filling a table with delivered messages quickly.
+//! Shared by the benchmarks: filling a table with delivered messages quickly, and a
+//! Messaging Service with a pool of numbers. (Each benchmark uses part of it.)
+#![allow(dead_code)]
 
 use warbler::domain::message::{Direction, Message, MessageStatus};
 use warbler::store::Store;
@@ -50,4 +52,74 @@ pub async fn fill_messages(
         store.insert_messages(&batch, base).await?;
     }
     Ok(())
+}
+
+/// Imports 100 numbers of inventory route `route`, buys them as the main account (`sid`,
+/// `token`), and pools them in one new Messaging Service; returns its SID.
+pub async fn pooled_service(
+    client: &reqwest::Client,
+    base: &str,
+    (sid, token): (&str, &str),
+    route: &str,
+) -> anyhow::Result<String> {
+    let mut csv =
+        String::from("phone_number,country,type,sms,mms,voice,locality,region,postal_code,route\n");
+    for i in 0..100 {
+        csv.push_str(&format!(
+            "+1415555{:04},US,local,true,true,true,,,,{route}\n",
+            2000 + i
+        ));
+    }
+    let imported = client
+        .post(format!("{base}/admin/numbers/import"))
+        .basic_auth(sid, Some(token))
+        .body(csv)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        imported.status() == 201,
+        "import failed: {} {}",
+        imported.status(),
+        imported.text().await.unwrap_or_default()
+    );
+    let service: serde_json::Value = client
+        .post(format!("{base}/v1/Services"))
+        .basic_auth(sid, Some(token))
+        .form(&[("FriendlyName", "bench")])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let service_sid = service["sid"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("creating the service: {service}"))?
+        .to_string();
+    for i in 0..100 {
+        let number = format!("+1415555{:04}", 2000 + i);
+        let bought: serde_json::Value = client
+            .post(format!(
+                "{base}/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"
+            ))
+            .basic_auth(sid, Some(token))
+            .form(&[("PhoneNumber", number.as_str())])
+            .send()
+            .await?
+            .json()
+            .await?;
+        let pn = bought["sid"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("buying {number}: {bought}"))?;
+        let pooled = client
+            .post(format!("{base}/v1/Services/{service_sid}/PhoneNumbers"))
+            .basic_auth(sid, Some(token))
+            .form(&[("PhoneNumberSid", pn)])
+            .send()
+            .await?;
+        anyhow::ensure!(
+            pooled.status().is_success(),
+            "pooling {number}: {}",
+            pooled.status()
+        );
+    }
+    Ok(service_sid)
 }

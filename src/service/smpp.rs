@@ -10,6 +10,7 @@ use crate::carrier::smpp::receipt::normalize_id;
 use crate::carrier::smpp::session::{Delivery, Responder};
 use crate::carrier::smpp::text::DefaultCoding;
 use crate::domain::sid::random_hex32;
+use crate::domain::time::now_micros;
 use crate::error::Error;
 use crate::store::messages::Receipt;
 use rusmpp::CommandStatus;
@@ -17,13 +18,6 @@ use tokio::sync::mpsc;
 
 /// Operations stored in one transaction at most.
 const BATCH: usize = 500;
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 /// The state of one SMPP route, for the operator.
 #[derive(Debug, Clone, serde::Serialize)]

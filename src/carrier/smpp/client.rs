@@ -4,6 +4,7 @@
 use super::route::{BindMode, LongMessage, SmppRouteConfig};
 use super::session::{BindKind, Delivery, OpenError, RequestError, Session};
 use super::text::{concat_udh, encode_body, encode_whole};
+use crate::domain::time::now_micros;
 use rusmpp::pdus::SubmitSm;
 use rusmpp::tlvs::MessageSubmissionRequestTlvValue;
 use rusmpp::types::{AnyOctetString, COctetString, OctetString};
@@ -64,13 +65,6 @@ pub struct SmppRoute {
     /// Unix microseconds until which the route sends nothing (after a throttling answer).
     paused_until: AtomicI64,
     pub stats: Arc<RouteStats>,
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Connects the TCP (and, when configured, TLS) stream to the SMSC and binds it.

@@ -238,37 +238,25 @@ impl Session {
         let password = c_string(&config.password)?;
         let system_type = c_string(&config.system_type)?;
         let address_range = c_string("")?;
+        // The three bind PDUs share their fields; only the type differs.
+        macro_rules! bind_pdu {
+            ($pdu:ident) => {
+                $pdu::builder()
+                    .system_id(system_id)
+                    .password(password)
+                    .system_type(system_type)
+                    .interface_version(InterfaceVersion::Smpp3_4)
+                    .addr_ton(Ton::Unknown)
+                    .addr_npi(Npi::Unknown)
+                    .address_range(address_range)
+                    .build()
+                    .into()
+            };
+        }
         let pdu: Pdu = match kind {
-            BindKind::Transceiver => BindTransceiver::builder()
-                .system_id(system_id)
-                .password(password)
-                .system_type(system_type)
-                .interface_version(InterfaceVersion::Smpp3_4)
-                .addr_ton(Ton::Unknown)
-                .addr_npi(Npi::Unknown)
-                .address_range(address_range)
-                .build()
-                .into(),
-            BindKind::Transmitter => BindTransmitter::builder()
-                .system_id(system_id)
-                .password(password)
-                .system_type(system_type)
-                .interface_version(InterfaceVersion::Smpp3_4)
-                .addr_ton(Ton::Unknown)
-                .addr_npi(Npi::Unknown)
-                .address_range(address_range)
-                .build()
-                .into(),
-            BindKind::Receiver => BindReceiver::builder()
-                .system_id(system_id)
-                .password(password)
-                .system_type(system_type)
-                .interface_version(InterfaceVersion::Smpp3_4)
-                .addr_ton(Ton::Unknown)
-                .addr_npi(Npi::Unknown)
-                .address_range(address_range)
-                .build()
-                .into(),
+            BindKind::Transceiver => bind_pdu!(BindTransceiver),
+            BindKind::Transmitter => bind_pdu!(BindTransmitter),
+            BindKind::Receiver => bind_pdu!(BindReceiver),
         };
         let response = match session.request(pdu).await {
             Ok(response) => response,

@@ -129,6 +129,28 @@ async fn main() -> anyhow::Result<()> {
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
 
+    println!(
+        "warbler bench: {total} messages, {connections} connections, {}",
+        if database_url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        }
+    );
+    println!(
+        "  accepted:          {} ({failures} failed)",
+        latencies.len()
+    );
+    println!(
+        "  accept throughput: {:.0} msgs/s over {:.2} s",
+        latencies.len() as f64 / accept_time.as_secs_f64(),
+        accept_time.as_secs_f64()
+    );
+    println!(
+        "  accept latency:    p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.50).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0
+    );
     let store = warbler::store::Store::connect(&database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
@@ -152,28 +174,6 @@ async fn main() -> anyhow::Result<()> {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
-    println!(
-        "warbler bench: {total} messages, {connections} connections, {}",
-        if database_url.starts_with("sqlite") {
-            "SQLite"
-        } else {
-            "PostgreSQL"
-        }
-    );
-    println!(
-        "  accepted:          {} ({failures} failed)",
-        latencies.len()
-    );
-    println!(
-        "  accept throughput: {:.0} msgs/s over {:.2} s",
-        latencies.len() as f64 / accept_time.as_secs_f64(),
-        accept_time.as_secs_f64()
-    );
-    println!(
-        "  accept latency:    p50 {:.2} ms, p99 {:.2} ms",
-        pct(0.50).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0
-    );
     println!(
         "  all delivered:     {delivered} after {:.2} s (simulated carrier latency 200 ms)",
         all_done.as_secs_f64()

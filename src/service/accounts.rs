@@ -166,6 +166,7 @@ impl App {
         update: AccountUpdate,
         path: &str,
     ) -> Result<Account> {
+        let _services_changed = self.services_changed();
         let target = self
             .authorize(principal, sid, Operation::UpdateAccount, path)
             .await?;

@@ -93,8 +93,7 @@ impl App {
                     ));
                 }
                 Some(
-                    self.store
-                        .service_with_pool_size(&account.sid, sid_value)
+                    self.cached_service(&account.sid, sid_value)
                         .await?
                         .ok_or_else(|| {
                             Error::invalid(
@@ -664,8 +663,9 @@ impl App {
             .into_iter()
             .filter_map(|(account, caps)| caps.max_sps.map(|rate| (account, rate.max(0.001))))
             .collect();
-        let mut pacing: HashMap<String, i64> = HashMap::new();
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
+        // Messages with a sender, waiting for their pacing slot.
+        let mut paced: Vec<(Message, Sender, Option<i64>)> = Vec::new();
         let mut ready: Vec<(Message, Sender)> = Vec::new();
         for Claimed {
             message, pace_slot, ..
@@ -786,6 +786,30 @@ impl App {
                 ));
                 continue;
             }
+            paced.push((message, sender, pace_slot));
+        }
+        // Pacing state of every sender (and rate-capped account) this round needs, read at once.
+        let mut keys: Vec<&str> = Vec::new();
+        for (message, sender, pace_slot) in &paced {
+            if pace_slot.is_some() && message.from.as_deref() == Some(sender.address.as_str()) {
+                continue;
+            }
+            keys.push(sender.address.as_str());
+            if account_rates.contains_key(&message.account_sid) {
+                keys.push(message.account_sid.as_str());
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let mut pacing: HashMap<String, i64> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            let stored = self.store.pacing_many(&keys).await?;
+            keys.iter()
+                .map(|key| (key.to_string(), stored.get(*key).copied().unwrap_or(0)))
+                .collect()
+        };
+        for (message, sender, pace_slot) in paced {
             // A message deferred by pacing already holds its slot; others take the next one
             // of their sender, so a sender's messages keep their order.
             let slot = match pace_slot {
@@ -793,21 +817,9 @@ impl App {
                 _ => {
                     // The account's own rate (a cap) paces it like a sender, under its SID.
                     let account_rate = account_rates.get(&message.account_sid).copied();
-                    for key in [
-                        Some(&sender.address),
-                        account_rate.map(|_| &message.account_sid),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        if !pacing.contains_key(key) {
-                            let stored = self.store.pacing_many(&[key.as_str()]).await?;
-                            pacing.insert(key.clone(), stored.get(key).copied().unwrap_or(0));
-                        }
-                    }
-                    let mut slot = now.max(pacing[&sender.address]);
+                    let mut slot = now.max(pacing.get(&sender.address).copied().unwrap_or(0));
                     if account_rate.is_some() {
-                        slot = slot.max(pacing[&message.account_sid]);
+                        slot = slot.max(pacing.get(&message.account_sid).copied().unwrap_or(0));
                     }
                     let segments = message.num_segments.max(1) as f64;
                     let cost = (segments / self.rate(&sender) * 1_000_000.0) as i64;

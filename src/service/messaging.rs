@@ -96,6 +96,7 @@ impl App {
         changes: ServiceChanges,
         path: &str,
     ) -> Result<MessagingService> {
+        let _services_changed = self.services_changed();
         let mut service = self
             .own_service(principal, Operation::UpdateService, sid, path)
             .await?;
@@ -110,6 +111,7 @@ impl App {
 
     /// `DeleteService`: its senders are freed.
     pub async fn delete_service(&self, principal: &Principal, sid: &str, path: &str) -> Result<()> {
+        let _services_changed = self.services_changed();
         check_credential(principal, Operation::DeleteService)?;
         if self
             .store
@@ -131,6 +133,7 @@ impl App {
         number_sid: Option<&str>,
         path: &str,
     ) -> Result<PooledNumber> {
+        let _services_changed = self.services_changed();
         let (operation, param) = match kind {
             PoolKind::PhoneNumber => (Operation::CreatePhoneNumber, "PhoneNumberSid"),
             PoolKind::ShortCode => (Operation::CreateShortCode, "ShortCodeSid"),
@@ -258,6 +261,7 @@ impl App {
         sid: &str,
         path: &str,
     ) -> Result<()> {
+        let _services_changed = self.services_changed();
         let operation = match kind {
             PoolKind::PhoneNumber => Operation::DeletePhoneNumber,
             PoolKind::ShortCode => Operation::DeleteShortCode,
@@ -289,6 +293,7 @@ impl App {
         alpha_sender: Option<&str>,
         path: &str,
     ) -> Result<AlphaSender> {
+        let _services_changed = self.services_changed();
         let service = self
             .own_service(principal, Operation::CreateAlphaSender, service_sid, path)
             .await?;
@@ -349,6 +354,7 @@ impl App {
         sid: &str,
         path: &str,
     ) -> Result<()> {
+        let _services_changed = self.services_changed();
         let service = self
             .own_service(principal, Operation::DeleteAlphaSender, service_sid, path)
             .await?;
@@ -366,6 +372,7 @@ impl App {
         short_code: Option<&str>,
         account_sid: Option<&str>,
     ) -> Result<String> {
+        let _services_changed = self.services_changed();
         check_credential(principal, Operation::AssignShortCode)?;
         let code = short_code.ok_or_else(|| Error::missing_parameter("ShortCode"))?;
         let account_sid = account_sid.ok_or_else(|| Error::missing_parameter("AccountSid"))?;

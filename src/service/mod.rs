@@ -17,6 +17,7 @@ pub mod writer;
 
 use crate::domain::account::{Account, AccountStatus};
 use crate::domain::credential::{hash_key_secret, secrets_match};
+use crate::domain::messaging_service::MessagingService;
 use crate::domain::sid::{self, SidKind};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -81,43 +82,63 @@ impl Settings {
     }
 }
 
-/// Accounts as recently read for authentication, so a request does not pay a database read
-/// for its credentials. An entry lives `ACCOUNT_CACHE_TTL`; this node drops it at once when
-/// it changes the account, other nodes (PostgreSQL) see the change within the TTL.
-#[derive(Default)]
-pub struct AccountCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Account)>>,
+/// Rows recently read for the request path (accounts for authentication, Messaging Services
+/// for sending), so a request does not pay a database read for them. An entry lives
+/// `CACHE_TTL`; this node drops entries at once when it changes them, other nodes
+/// (PostgreSQL) see a change within the TTL.
+pub struct TtlCache<V> {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, V)>>,
 }
 
-const ACCOUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Entries kept at most; past it the cache starts over (it only saves reads).
-const ACCOUNT_CACHE_SIZE: usize = 10_000;
+const CACHE_SIZE: usize = 10_000;
 
-impl AccountCache {
-    fn get(&self, sid: &str) -> Option<Account> {
+impl<V> Default for TtlCache<V> {
+    fn default() -> Self {
+        TtlCache {
+            entries: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<V: Clone> TtlCache<V> {
+    fn get(&self, key: &str) -> Option<V> {
         let entries = self.entries.lock().ok()?;
         entries
-            .get(sid)
-            .filter(|(at, _)| at.elapsed() < ACCOUNT_CACHE_TTL)
-            .map(|(_, account)| account.clone())
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, value)| value.clone())
     }
 
-    fn put(&self, account: &Account) {
+    fn put(&self, key: &str, value: V) {
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= ACCOUNT_CACHE_SIZE {
+            if entries.len() >= CACHE_SIZE {
                 entries.clear();
             }
-            entries.insert(
-                account.sid.clone(),
-                (std::time::Instant::now(), account.clone()),
-            );
+            entries.insert(key.to_string(), (std::time::Instant::now(), value));
         }
     }
 
-    pub fn forget(&self, sid: &str) {
+    pub fn forget(&self, key: &str) {
         if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(sid);
+            entries.remove(key);
         }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
+
+/// See `App::services_changed`.
+pub(crate) struct ServicesChanged<'a>(&'a TtlCache<(MessagingService, i64)>);
+
+impl Drop for ServicesChanged<'_> {
+    fn drop(&mut self) {
+        self.0.clear();
     }
 }
 
@@ -136,7 +157,10 @@ pub struct App {
     /// Sends webhooks.
     pub webhook_client: crate::webhook::WebhookClient,
     /// Accounts recently read by `authenticate`.
-    pub accounts: std::sync::Arc<AccountCache>,
+    pub accounts: std::sync::Arc<TtlCache<Account>>,
+    /// Messaging Services (with their pool sizes) recently read by `create_message`, keyed
+    /// by service SID; cleared whenever this node changes a service, its pool or a number.
+    pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
     /// When the usage triggers were last evaluated (microseconds).
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
@@ -344,6 +368,7 @@ impl App {
         let app = App {
             webhook_client,
             accounts: std::sync::Arc::default(),
+            services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
             writer: writer::MessageWriter::start(store.clone()),
             store,
@@ -404,9 +429,34 @@ impl App {
         }
         let account = self.store.account(sid).await?;
         if let Some(account) = &account {
-            self.accounts.put(account);
+            self.accounts.put(&account.sid, account.clone());
         }
         Ok(account)
+    }
+
+    /// A Messaging Service of `account_sid` with its pool size, from the short-lived cache
+    /// when fresh there.
+    pub(crate) async fn cached_service(
+        &self,
+        account_sid: &str,
+        sid: &str,
+    ) -> Result<Option<(MessagingService, i64)>> {
+        if let Some(found) = self.services.get(sid) {
+            if found.0.account_sid == account_sid {
+                return Ok(Some(found));
+            }
+        }
+        let found = self.store.service_with_pool_size(account_sid, sid).await?;
+        if let Some(found) = &found {
+            self.services.put(sid, found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Clears the service cache when the returned guard drops: a method that changes a
+    /// service, a pool or a number holds it, so the cache is cleared after its write.
+    pub(crate) fn services_changed(&self) -> ServicesChanged<'_> {
+        ServicesChanged(&self.services)
     }
 
     /// A suspended or closed account's own credentials are refused, and so are a subaccount's

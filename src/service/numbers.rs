@@ -221,6 +221,7 @@ impl App {
         purchase: Purchase<'_>,
         path: &str,
     ) -> Result<IncomingNumber> {
+        let _services_changed = self.services_changed();
         let account = self
             .authorize(
                 principal,
@@ -363,6 +364,7 @@ impl App {
         transfer_to: Option<&str>,
         path: &str,
     ) -> Result<IncomingNumber> {
+        let _services_changed = self.services_changed();
         let owner = self
             .authorize(
                 principal,
@@ -421,6 +423,7 @@ impl App {
         sid: &str,
         path: &str,
     ) -> Result<()> {
+        let _services_changed = self.services_changed();
         let account = self
             .authorize(
                 principal,

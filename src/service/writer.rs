@@ -40,11 +40,26 @@ impl MessageWriter {
     /// Starts the writer task when a Tokio runtime is running (otherwise writes go straight
     /// to the store, one transaction each).
     pub fn start(store: Store) -> MessageWriter {
-        let queue = tokio::runtime::Handle::try_current().ok().map(|handle| {
-            let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
-            handle.spawn(run(store.clone(), rx));
-            tx
-        });
+        let queue = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|_| {
+                let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+                let writer_store = store.clone();
+                std::thread::Builder::new()
+                    .name("message-writer".into())
+                    .spawn(move || {
+                        match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(runtime) => runtime.block_on(run(writer_store, rx)),
+                            Err(err) => tracing::error!(%err, "the message writer could not start"),
+                        }
+                    })
+                    .ok()?;
+                Some(tx)
+            })
+            .flatten();
         MessageWriter { queue, store }
     }
 

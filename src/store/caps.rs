@@ -131,7 +131,7 @@ impl Store {
         if caps.is_empty() {
             sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
                 .bind(account_sid.to_string())
-                .execute(self.pool())
+                .execute(self.writes())
                 .await?;
             return Ok(());
         }
@@ -146,7 +146,7 @@ impl Store {
         .bind(caps.monthly_messages)
         .bind(caps.monthly_spend)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }

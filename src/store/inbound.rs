@@ -296,7 +296,7 @@ impl Store {
             sqlx::query("DELETE FROM opt_outs WHERE account_sid = $1 AND recipient = $2")
                 .bind(account_sid.to_string())
                 .bind(recipient.to_string())
-                .execute(self.pool())
+                .execute(self.writes())
                 .await?
                 .rows_affected(),
         )
@@ -341,7 +341,7 @@ impl Store {
         .bind(settings.start_reply.clone())
         .bind(settings.help_reply.clone())
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }

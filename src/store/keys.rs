@@ -37,7 +37,7 @@ impl Store {
             .push(", ")
             .int(key.date_updated)
             .push(")");
-        sql.query().execute(self.pool()).await?;
+        sql.query().execute(self.writes()).await?;
         Ok(())
     }
 
@@ -87,7 +87,7 @@ impl Store {
         .bind(now)
         .bind(account_sid.to_string())
         .bind(sid.to_string())
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         self.account_key(account_sid, sid).await
     }
@@ -97,7 +97,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM api_keys WHERE account_sid = $1 AND sid = $2")
             .bind(account_sid.to_string())
             .bind(sid.to_string())
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         Ok(done.rows_affected() > 0)
     }

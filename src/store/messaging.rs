@@ -257,7 +257,7 @@ impl Store {
             .text(s.account_sid.clone())
             .push(" AND sid = ")
             .text(s.sid.clone());
-        sql.query().execute(self.pool()).await?;
+        sql.query().execute(self.writes()).await?;
         Ok(())
     }
 
@@ -431,7 +431,7 @@ impl Store {
         .bind(account_sid.to_string())
         .bind(service_sid.to_string())
         .bind(sid_or_number.to_string())
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -494,7 +494,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM alpha_senders WHERE service_sid = $1 AND sid = $2")
             .bind(service_sid.to_string())
             .bind(sid.to_string())
-            .execute(self.pool())
+            .execute(self.writes())
             .await?;
         Ok(done.rows_affected() > 0)
     }

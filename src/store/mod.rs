@@ -50,6 +50,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On SQLite, one connection of its own: SQLite has one writer at a
+    /// time anyway, and a connection that only sees its own writes keeps its page cache (a
+    /// connection drops its whole cache whenever another one wrote), so its inserts do not
+    /// re-read every index page from the OS. On PostgreSQL, the same pool.
+    writes: AnyPool,
     backend: Backend,
 }
 
@@ -79,6 +84,7 @@ impl Store {
             }
         }
         let pool = AnyPoolOptions::new()
+            .after_connect(move |conn, _meta| Box::pin(tune_sqlite(conn, backend)))
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect(&url)
@@ -90,7 +96,30 @@ impl Store {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        let writes = if backend == Backend::Sqlite && max_connections > 1 {
+            AnyPoolOptions::new()
+                .after_connect(move |conn, _meta| Box::pin(tune_sqlite(conn, backend)))
+                .max_connections(1)
+                .min_connections(1)
+                // A ping before each use would cost a round trip per transaction; a broken
+                // connection fails its statement and is replaced anyway.
+                .test_before_acquire(false)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(&url)
+                .await?
+        } else {
+            pool.clone()
+        };
+        if backend == Backend::Sqlite && max_connections > 1 {
+            spawn_checkpoints(pool.clone());
+        }
+        Ok(Store {
+            pool,
+            writes,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -101,12 +130,17 @@ impl Store {
         &self.pool
     }
 
+    /// The pool for statements that write outside `begin_write` (see `Store::writes`).
+    pub fn writes(&self) -> &AnyPool {
+        &self.writes
+    }
+
     /// A transaction that will write: on SQLite it takes the write lock up front, so two
     /// read-then-write transactions queue instead of failing with "database is locked".
     pub async fn begin_write(&self) -> Result<Tx> {
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writes.begin().await?,
         };
         Ok(tx)
     }
@@ -117,6 +151,46 @@ impl Store {
         Ok(())
     }
 }
+
+/// Per-connection SQLite settings. Statement journals (the undo log of one multi-row
+/// statement) stay in memory instead of temporary files. Checkpoints run in the background
+/// (`spawn_checkpoints`) rather than inside whichever commit crosses the WAL threshold.
+async fn tune_sqlite(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
+    if backend == Backend::Sqlite {
+        sqlx::Executor::execute(
+            &mut *conn,
+            "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Copies the WAL into the database file every `CHECKPOINT_EVERY`, off the commit path. A
+/// passive checkpoint never blocks the writer; when it has copied everything, the next
+/// commit starts the WAL over, so the file stays small.
+fn spawn_checkpoints(pool: AnyPool) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(%err, "WAL checkpoint failed");
+            }
+        }
+    });
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     let path = url

@@ -129,3 +129,67 @@ impl Sql {
         query
     }
 }
+
+/// How a column of a JSON row set is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JsonColumn {
+    Text,
+    Int,
+}
+
+/// Many rows bound as one JSON parameter (an array of arrays), read back as a table aliased
+/// `w`. A multi-row `VALUES` list is a new statement text for every row count, which the
+/// database parses and plans each time (a batch of 40 messages cost milliseconds); this is
+/// one text per call site, prepared once per connection and reused.
+pub(crate) struct JsonRows {
+    rows: Vec<serde_json::Value>,
+}
+
+impl JsonRows {
+    pub fn new() -> JsonRows {
+        JsonRows { rows: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: Vec<serde_json::Value>) {
+        self.rows.push(serde_json::Value::Array(row));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The bound parameter (`$1` in the statement).
+    pub fn parameter(&self) -> String {
+        serde_json::to_string(&self.rows).unwrap_or_default()
+    }
+
+    /// `FROM`-clause source of the rows, as `w` (each row in `w.value`).
+    pub fn source(backend: super::Backend) -> &'static str {
+        match backend {
+            super::Backend::Sqlite => "json_each($1) AS w",
+            super::Backend::Postgres => "json_array_elements($1::json) AS w",
+        }
+    }
+
+    /// The select list reading each column of the rows in order.
+    pub fn select_list(columns: &[JsonColumn]) -> String {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| match column {
+                JsonColumn::Text => format!("w.value->>{i}"),
+                JsonColumn::Int => format!("CAST(w.value->>{i} AS BIGINT)"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The backend a connection (or transaction) talks to.
+pub(crate) fn backend_of(connection: &sqlx::AnyConnection) -> super::Backend {
+    if connection.backend_name().eq_ignore_ascii_case("sqlite") {
+        super::Backend::Sqlite
+    } else {
+        super::Backend::Postgres
+    }
+}

@@ -74,7 +74,7 @@ impl Store {
         .bind(t.date_fired)
         .bind(t.date_created)
         .bind(t.date_updated)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -158,7 +158,7 @@ impl Store {
             .text(account_sid)
             .push(" AND sid = ")
             .text(sid);
-        Ok(sql.query().execute(self.pool()).await?.rows_affected() > 0)
+        Ok(sql.query().execute(self.writes()).await?.rows_affected() > 0)
     }
 
     pub async fn delete_trigger(&self, account_sid: &str, sid: &str) -> Result<bool> {
@@ -166,7 +166,7 @@ impl Store {
             sqlx::query("DELETE FROM usage_triggers WHERE account_sid = $1 AND sid = $2")
                 .bind(account_sid.to_string())
                 .bind(sid.to_string())
-                .execute(self.pool())
+                .execute(self.writes())
                 .await?
                 .rows_affected()
                 > 0,

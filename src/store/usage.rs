@@ -225,7 +225,7 @@ impl Store {
         .bind(amount)
         .bind(note.to_string())
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writes())
         .await?;
         Ok(())
     }
@@ -304,7 +304,7 @@ impl Store {
             .bind(category.to_string())
             .bind(price)
             .bind(now + RENTAL_PERIOD_DAYS * 86_400_000_000)
-            .execute(self.pool())
+            .execute(self.writes())
             .await?
             .rows_affected();
         }

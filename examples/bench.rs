@@ -61,7 +61,10 @@ async fn main() -> anyhow::Result<()> {
         .env("WARBLER_DEMO_INVENTORY", "false")
         .env("WARBLER_PACING__LONG_CODE", "100000")
         .env("WARBLER_SIMULATED_LATENCY_MS", "200")
-        .env("WARBLER_LOG", "warn")
+        .env(
+            "WARBLER_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");

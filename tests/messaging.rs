@@ -462,3 +462,72 @@ async fn alpha_senders_and_short_codes_join_pools() {
         .await
         .assert_error(404, 20404);
 }
+
+/// Sends read the service from a short-lived cache: every change made through this node must
+/// show on the very next send, well within the cache's lifetime.
+#[tokio::test]
+async fn a_service_change_shows_on_the_next_send() {
+    let server = spawn().await;
+    server.stock().await;
+    let creds = server.main_creds();
+    let service = create_service(&server, creds, "cached").await;
+    let sid = service["sid"].as_str().unwrap().to_string();
+    let messages = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json");
+    let send = |body: &'static str| {
+        let server = &server;
+        let messages = &messages;
+        let sid = sid.clone();
+        async move {
+            server
+                .post(
+                    messages,
+                    creds,
+                    &[
+                        ("To", "+14155550199"),
+                        ("MessagingServiceSid", &sid),
+                        ("Body", body),
+                    ],
+                )
+                .await
+        }
+    };
+    let empty = send("hi").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
+    assert_eq!(empty.body["code"], 21704);
+
+    // A number joins the pool: the next send finds it.
+    let pn = server.buy(MAIN_SID, "+14155550100", creds).await;
+    let pooled = format!("/v1/Services/{sid}/PhoneNumbers");
+    let joined = server
+        .post(&pooled, creds, &[("PhoneNumberSid", &pn)])
+        .await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let sent = send("\u{201c}quoted\u{201d}").await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    assert_eq!(sent.body["body"], "\"quoted\"", "smart encoding is on by default");
+
+    // Smart encoding switched off: the next send keeps its body as written.
+    let updated = server
+        .post(
+            &format!("/v1/Services/{sid}"),
+            creds,
+            &[("SmartEncoding", "false")],
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    let plain = send("\u{201c}quoted\u{201d}").await;
+    assert_eq!(plain.status, StatusCode::CREATED, "{}", plain.body);
+    assert_eq!(plain.body["body"], "\u{201c}quoted\u{201d}");
+
+    // The number leaves the pool: the service has no sender again.
+    let left = server.delete(&format!("{pooled}/{pn}"), creds).await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT);
+    let emptied = send("hi").await;
+    assert_eq!(emptied.body["code"], 21704, "{}", emptied.body);
+
+    // A deleted service is unknown at once.
+    let deleted = server.delete(&format!("/v1/Services/{sid}"), creds).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = send("hi").await;
+    assert_eq!(gone.body["code"], 21701, "{}", gone.body);
+}

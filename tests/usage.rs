@@ -623,7 +623,11 @@ async fn a_capped_subaccount_is_held_back_while_its_sibling_keeps_its_pace() {
         .await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
     assert_eq!(cleared.body["monthly_messages"], Value::Null);
-    assert_eq!(cleared.body["max_segments_per_second"], 1.0, "{}", cleared.body);
+    assert_eq!(
+        cleared.body["max_segments_per_second"], 1.0,
+        "{}",
+        cleared.body
+    );
     let again = send(&noisy, &noisy_token, "+14155550100").await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
 }

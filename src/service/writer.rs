@@ -40,30 +40,32 @@ impl MessageWriter {
     /// Starts the writer when a Tokio runtime is running (otherwise writes go straight to the
     /// store, one transaction each).
     pub fn start(store: Store) -> MessageWriter {
-        let queue = tokio::runtime::Handle::try_current().ok().and_then(|handle| {
-            let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
-            if store.backend() == Backend::Postgres {
-                // PostgreSQL connections belong to the runtime that opened them: stay on it.
-                handle.spawn(run(store.clone(), rx));
-                return Some(tx);
-            }
-            // On SQLite the writer gets a thread of its own: as a task it would wait behind
-            // every HTTP connection's task between two of its statements.
-            let writer_store = store.clone();
-            std::thread::Builder::new()
-                .name("message-writer".into())
-                .spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime.block_on(run(writer_store, rx)),
-                        Err(err) => tracing::error!(%err, "the message writer could not start"),
-                    }
-                })
-                .ok()?;
-            Some(tx)
-        });
+        let queue = tokio::runtime::Handle::try_current()
+            .ok()
+            .and_then(|handle| {
+                let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
+                if store.backend() == Backend::Postgres {
+                    // PostgreSQL connections belong to the runtime that opened them: stay on it.
+                    handle.spawn(run(store.clone(), rx));
+                    return Some(tx);
+                }
+                // On SQLite the writer gets a thread of its own: as a task it would wait behind
+                // every HTTP connection's task between two of its statements.
+                let writer_store = store.clone();
+                std::thread::Builder::new()
+                    .name("message-writer".into())
+                    .spawn(move || {
+                        match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(runtime) => runtime.block_on(run(writer_store, rx)),
+                            Err(err) => tracing::error!(%err, "the message writer could not start"),
+                        }
+                    })
+                    .ok()?;
+                Some(tx)
+            });
         MessageWriter { queue, store }
     }
 

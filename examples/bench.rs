@@ -6,7 +6,9 @@
 //! ```sh
 //! cargo build --release && cargo run --release --example bench -- [N] [CONNECTIONS] [DATABASE_URL]
 //! ```
-//! (DATABASE_URL defaults to a fresh SQLite file; a `postgres://…/db` URL benchmarks PostgreSQL.)
+//! (DATABASE_URL defaults to a fresh SQLite file; a `postgres://…/db` URL benchmarks PostgreSQL.
+//! `BENCH_SERVER_LOG` sets the server's log filter, e.g. `warn,sqlx::query=debug` to time every
+//! statement on stderr.)
 
 mod support;
 

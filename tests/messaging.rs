@@ -504,7 +504,10 @@ async fn a_service_change_shows_on_the_next_send() {
     assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     let sent = send("\u{201c}quoted\u{201d}").await;
     assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
-    assert_eq!(sent.body["body"], "\"quoted\"", "smart encoding is on by default");
+    assert_eq!(
+        sent.body["body"], "\"quoted\"",
+        "smart encoding is on by default"
+    );
 
     // Smart encoding switched off: the next send keeps its body as written.
     let updated = server

@@ -135,19 +135,28 @@ impl Store {
                 .await?;
             return Ok(());
         }
-        sqlx::query(
+        // A missing rate is written as a typed NULL in the statement text, never bound: sqlx's
+        // `Any` driver binds a NULL `f64` as a 4-byte float, and PostgreSQL keeps the type of
+        // a connection's prepared statement, so a later 8-byte rate on that connection failed.
+        let max_sps = match caps.max_sps {
+            Some(_) => "$5",
+            None => "CAST(NULL AS DOUBLE PRECISION)",
+        };
+        let statement = format!(
             "INSERT INTO account_caps (account_sid, max_sps, monthly_messages, monthly_spend, date_updated) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid) DO UPDATE SET \
+             VALUES ($1, {max_sps}, $2, $3, $4) ON CONFLICT (account_sid) DO UPDATE SET \
              max_sps = excluded.max_sps, monthly_messages = excluded.monthly_messages, \
-             monthly_spend = excluded.monthly_spend, date_updated = excluded.date_updated",
-        )
-        .bind(account_sid.to_string())
-        .bind(caps.max_sps)
-        .bind(caps.monthly_messages)
-        .bind(caps.monthly_spend)
-        .bind(now)
-        .execute(self.writes())
-        .await?;
+             monthly_spend = excluded.monthly_spend, date_updated = excluded.date_updated"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(account_sid.to_string())
+            .bind(caps.monthly_messages)
+            .bind(caps.monthly_spend)
+            .bind(now);
+        if let Some(rate) = caps.max_sps {
+            query = query.bind(rate);
+        }
+        query.execute(self.writes()).await?;
         Ok(())
     }
 

@@ -1,7 +1,6 @@
 //! Message rows, which double as the dispatch queue, plus their events, media, sticky senders,
 //! pacing, and carrier receipts.
 
-use super::sql::{backend_of, JsonColumn, JsonRows};
 use super::{int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Direction, Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
@@ -47,6 +46,20 @@ fn decode(row: &AnyRow) -> Result<Message> {
     })
 }
 
+fn push_opt_text(sql: &mut Sql, value: &Option<String>) {
+    match value {
+        Some(v) => sql.text(v.clone()),
+        None => sql.push("NULL"),
+    };
+}
+
+fn push_opt_int(sql: &mut Sql, value: Option<i64>) {
+    match value {
+        Some(v) => sql.int(v),
+        None => sql.push("NULL"),
+    };
+}
+
 /// The longest a message can wait between creation and sending: 35 days of scheduling plus
 /// 10 hours of validity, in microseconds (with a day's margin).
 const MAX_SEND_DELAY: i64 = 36 * 24 * 3600 * 1_000_000 + 10 * 3600 * 1_000_000;
@@ -82,26 +95,22 @@ impl Event {
 /// Records transitions and, in the same transaction, the status callbacks they owe. Must run
 /// after the message rows carry their new state (the callback URL is resolved from them).
 pub(crate) async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
-    let mut rows = JsonRows::new();
-    for e in events {
-        rows.push(vec![
-            e.sid.as_str().into(),
-            e.status.as_str().into(),
-            e.error_code.map_or(serde_json::Value::Null, Into::into),
-            e.at.into(),
-        ]);
-    }
-    if !rows.is_empty() {
-        use JsonColumn::{Int, Text};
-        let statement = format!(
-            "INSERT INTO message_events (message_sid, status, error_code, at) SELECT {} FROM {}",
-            JsonRows::select_list(&[Text, Text, Int, Int]),
-            JsonRows::source(backend_of(tx))
-        );
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .bind(rows.parameter())
-            .execute(&mut **tx)
-            .await?;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES ");
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(e.sid.clone())
+                .push(", ")
+                .text(e.status.as_str())
+                .push(", ");
+            push_opt_int(&mut sql, e.error_code);
+            sql.push(", ").int(e.at).push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
     }
     super::webhooks::enqueue_status_callbacks(tx, events).await
 }
@@ -112,58 +121,60 @@ pub(crate) async fn insert_messages_in(
     batch: &[(Message, Vec<Media>)],
     due_now: i64,
 ) -> Result<()> {
-    use serde_json::Value;
-    use JsonColumn::{Int, Text};
-    let text = |v: &str| Value::from(v);
-    let opt_text = |v: &Option<String>| v.as_deref().map_or(Value::Null, Value::from);
-    let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::from);
-    let mut rows = JsonRows::new();
-    for (m, _) in batch {
-        let due = if m.status.is_final() {
-            None
-        } else {
-            Some(m.send_at.unwrap_or(due_now))
-        };
-        rows.push(vec![
-            text(&m.sid),
-            text(&m.account_sid),
-            opt_text(&m.messaging_service_sid),
-            text(m.direction.as_str()),
-            opt_text(&m.from),
-            text(&m.to),
-            text(&m.body),
-            text(&m.encoding),
-            Value::from(m.num_segments),
-            Value::from(m.num_media),
-            text(m.status.as_str()),
-            opt_int(m.error_code),
-            opt_text(&m.error_message),
-            opt_text(&m.price),
-            text(&m.price_unit),
-            opt_text(&m.status_callback),
-            Value::from(m.validity_period),
-            opt_int(m.send_at),
-            Value::from(m.date_created),
-            Value::from(m.date_updated),
-            opt_int(m.date_sent),
-            Value::from(0),
-            opt_int(due),
-        ]);
-    }
-    if !rows.is_empty() {
-        let columns = [
-            Text, Text, Text, Text, Text, Text, Text, Text, Int, Int, Text, Int, Text, Text, Text,
-            Text, Int, Int, Int, Int, Int, Int, Int,
-        ];
-        let statement = format!(
-            "INSERT INTO messages ({COLUMNS}, attempts, due_at) SELECT {} FROM {}",
-            JsonRows::select_list(&columns),
-            JsonRows::source(backend_of(tx))
-        );
-        sqlx::query(sqlx::AssertSqlSafe(statement))
-            .bind(rows.parameter())
-            .execute(&mut **tx)
-            .await?;
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES "
+        ));
+        for (i, (m, _)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(m.sid.clone())
+                .push(", ")
+                .text(m.account_sid.clone())
+                .push(", ");
+            push_opt_text(&mut sql, &m.messaging_service_sid);
+            sql.push(", ").text(m.direction.as_str()).push(", ");
+            push_opt_text(&mut sql, &m.from);
+            sql.push(", ")
+                .text(m.to.clone())
+                .push(", ")
+                .text(m.body.clone())
+                .push(", ")
+                .text(m.encoding.clone())
+                .push(", ")
+                .int(m.num_segments)
+                .push(", ")
+                .int(m.num_media)
+                .push(", ")
+                .text(m.status.as_str())
+                .push(", ");
+            push_opt_int(&mut sql, m.error_code);
+            sql.push(", ");
+            push_opt_text(&mut sql, &m.error_message);
+            sql.push(", ");
+            push_opt_text(&mut sql, &m.price);
+            sql.push(", ").text(m.price_unit.clone()).push(", ");
+            push_opt_text(&mut sql, &m.status_callback);
+            sql.push(", ").int(m.validity_period).push(", ");
+            push_opt_int(&mut sql, m.send_at);
+            sql.push(", ")
+                .int(m.date_created)
+                .push(", ")
+                .int(m.date_updated)
+                .push(", ");
+            push_opt_int(&mut sql, m.date_sent);
+            let due = if m.status.is_final() {
+                None
+            } else {
+                Some(m.send_at.unwrap_or(due_now))
+            };
+            sql.push(", 0, ");
+            push_opt_int(&mut sql, due);
+            sql.push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
     }
     let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
     for chunk in media.chunks(ROWS_PER_STATEMENT) {
@@ -297,24 +308,30 @@ impl Store {
         let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
         accounts.sort_unstable();
         accounts.dedup();
-        let mut wanted = JsonRows::new();
-        for (m, _) in batch {
-            wanted.push(vec![m.account_sid.as_str().into(), m.to.as_str().into()]);
-        }
-        let statement = format!(
-            "SELECT DISTINCT o.account_sid, o.recipient, o.scope, o.sender FROM {} \
-             JOIN opt_outs o ON o.account_sid = w.value->>0 AND o.recipient = w.value->>1",
-            JsonRows::source(self.backend())
-        );
-        let found = sqlx::query(sqlx::AssertSqlSafe(statement))
-            .bind(wanted.parameter())
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in found {
-            stops
-                .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
-                .or_default()
-                .push((text(&row, "scope")?, opt_text(&row, "sender")?));
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN (",
+            );
+            for (i, account) in accounts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(*account);
+            }
+            sql.push(") AND recipient IN (");
+            for (i, (m, _)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(m.to.clone());
+            }
+            sql.push(")");
+            for row in sql.query().fetch_all(&mut *tx).await? {
+                stops
+                    .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
+                    .or_default()
+                    .push((text(&row, "scope")?, opt_text(&row, "sender")?));
+            }
         }
         let mut admissions: Vec<Admission> = batch
             .iter()

@@ -132,7 +132,6 @@ async fn main() -> anyhow::Result<()> {
     }
     let accept_time = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
 
     println!(
         "warbler bench: {total} messages, {connections} connections, {}",
@@ -142,20 +141,7 @@ async fn main() -> anyhow::Result<()> {
             "PostgreSQL"
         }
     );
-    println!(
-        "  accepted:          {} ({failures} failed)",
-        latencies.len()
-    );
-    println!(
-        "  accept throughput: {:.0} msgs/s over {:.2} s",
-        latencies.len() as f64 / accept_time.as_secs_f64(),
-        accept_time.as_secs_f64()
-    );
-    println!(
-        "  accept latency:    p50 {:.2} ms, p99 {:.2} ms",
-        pct(0.50).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0
-    );
+    support::print_accept_figures(&latencies, failures, accept_time);
     let store = warbler::store::Store::connect(&database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {

@@ -400,12 +400,6 @@ async fn run(options: Options, dir: &Path, children: &mut Vec<Child>) -> anyhow:
     }
     let accept_time = started.elapsed();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
 
     // Every `delivered` callback, or the timeout.
     let timeout = Duration::from_secs(600);
@@ -456,23 +450,10 @@ async fn run(options: Options, dir: &Path, children: &mut Vec<Child>) -> anyhow:
         "warbler SMPP bench: {total} messages, {connections} connections, {binds} binds, \
          window {window}, SQLite, SMSC receipts after 50 ms"
     );
-    println!(
-        "  accepted:          {} ({failures} failed)",
-        latencies.len()
-    );
+    support::print_accept_figures(&latencies, failures, accept_time);
     if let Some(err) = &first_error {
         println!("  first failure:     {err}");
     }
-    println!(
-        "  accept throughput: {:.0} msgs/s over {:.2} s",
-        latencies.len() as f64 / accept_time.as_secs_f64(),
-        accept_time.as_secs_f64()
-    );
-    println!(
-        "  accept latency:    p50 {:.2} ms, p99 {:.2} ms",
-        pct(0.50).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0
-    );
     match submit_rate {
         Some((submits, secs)) => println!(
             "  SMSC submits:      {submits} at {:.0} submits/s over {secs:.2} s",

@@ -123,3 +123,34 @@ pub async fn pooled_service(
     }
     Ok(service_sid)
 }
+
+/// Prints the accept phase's figures: messages accepted, throughput over `elapsed`, and the
+/// p50/p99 of `latencies` (sorted).
+pub fn print_accept_figures(
+    latencies: &[std::time::Duration],
+    failures: usize,
+    elapsed: std::time::Duration,
+) {
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1000.0
+    };
+    println!(
+        "  accepted:          {} ({failures} failed)",
+        latencies.len()
+    );
+    println!(
+        "  accept throughput: {:.0} msgs/s over {:.2} s",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  accept latency:    p50 {:.2} ms, p99 {:.2} ms",
+        pct(0.50),
+        pct(0.99)
+    );
+}

@@ -17,7 +17,7 @@
 
 use super::{Submit, SubmitOutcome};
 use crate::domain::message::MessageStatus;
-use crate::domain::sid::random_hex32;
+use crate::domain::sid::ordered_hex32;
 use crate::error::Result;
 use crate::store::messages::{insert_receipts, Receipt};
 use crate::store::{Sql, Store};
@@ -85,7 +85,7 @@ impl SimulatedCarrier {
                 });
                 continue;
             }
-            let carrier_message_id = format!("sim-{}", random_hex32());
+            let carrier_message_id = format!("sim-{}", ordered_hex32());
             let report = match fate {
                 Fate::Delivered => Some((MessageStatus::Delivered, None)),
                 Fate::Undelivered(code) => Some((MessageStatus::Undelivered, Some(code))),
@@ -94,7 +94,7 @@ impl SimulatedCarrier {
             if let Some((status, error_code)) = report {
                 let due_at = now + self.latency;
                 receipts.push(Receipt {
-                    id: random_hex32(),
+                    id: ordered_hex32(),
                     carrier_message_id: carrier_message_id.clone(),
                     status,
                     error_code,

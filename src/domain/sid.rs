@@ -39,9 +39,25 @@ impl SidKind {
     }
 }
 
-/// A fresh random SID of the given kind (128 bits from the OS generator).
+/// A fresh SID of the given kind (see `ordered_hex32`).
 pub fn generate(kind: SidKind) -> String {
-    format!("{}{}", kind.prefix(), random_hex32())
+    format!("{}{}", kind.prefix(), ordered_hex32())
+}
+
+/// 32 lowercase hex digits: the time in milliseconds (48 bits), then 80 random bits. Ids made
+/// later sort after earlier ones, so new rows land at the end of every index keyed by them
+/// instead of on a random page each: a batch of messages dirties a few pages, not one per
+/// message, which is what the database writes (and syncs) at each commit. Clients still see
+/// an opaque `XX` + 32 hex digits. Not for secrets: `random_hex32` is.
+pub fn ordered_hex32() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    rand::thread_rng().fill_bytes(&mut bytes[6..]);
+    hex::encode(bytes)
 }
 
 /// 32 lowercase hex digits of OS randomness: SID bodies and auth tokens.
@@ -92,6 +108,17 @@ mod tests {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert!(is_valid(SidKind::Account, &sid));
         assert_ne!(sid, generate(SidKind::Account));
+    }
+
+    #[test]
+    fn later_sids_sort_after_earlier_ones_and_keep_80_random_bits() {
+        let first = generate(SidKind::Message);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = generate(SidKind::Message);
+        assert!(first < second, "{first} then {second}");
+        // Made in the same millisecond, two SIDs share the time and differ in the rest.
+        let (a, b) = (ordered_hex32(), ordered_hex32());
+        assert_ne!(a[12..], b[12..]);
     }
 
     #[test]

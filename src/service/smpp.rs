@@ -9,7 +9,7 @@ use crate::carrier::smpp::deliver::{classify, Incoming, MoPart};
 use crate::carrier::smpp::receipt::normalize_id;
 use crate::carrier::smpp::session::{Delivery, Responder};
 use crate::carrier::smpp::text::DefaultCoding;
-use crate::domain::sid::random_hex32;
+use crate::domain::sid::ordered_hex32;
 use crate::domain::time::now_micros;
 use crate::error::Error;
 use crate::store::messages::Receipt;
@@ -102,7 +102,7 @@ impl App {
                     };
                     let id = normalize_id(&report.id, format).unwrap_or(report.id);
                     receipts.push(Receipt {
-                        id: random_hex32(),
+                        id: ordered_hex32(),
                         carrier_message_id: format!("{}:{id}", delivery.route),
                         status,
                         error_code,

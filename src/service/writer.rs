@@ -1,7 +1,8 @@
 //! Group commit for new messages: concurrent API requests hand their message to one writer
 //! task, which commits everything waiting in one transaction and then answers each request.
-//! A request is answered only after its row is committed, so a 201 still means durable, but
-//! the database sees one commit (one fsync) per batch instead of one per message.
+//! A request is answered only after its row is committed and durable, so a 201 still means
+//! durable, but the database sees one commit per batch instead of one per message, and on
+//! SQLite the next batch commits while the disk syncs the last one (`store::Durable`).
 
 use crate::domain::message::{Media, Message};
 use crate::domain::time::now_micros;
@@ -101,17 +102,26 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             .collect();
         let estimates: Vec<Money> = jobs.iter().map(|(_, _, estimate, _)| *estimate).collect();
         let result = store
-            .insert_new_messages(&batch, &estimates, now_micros())
+            .insert_new_messages_deferred(&batch, &estimates, now_micros())
             .await;
-        for (i, (_, _, _, done)) in jobs.drain(..).enumerate() {
-            let answer = match &result {
-                Ok(admissions) => match admissions.get(i) {
-                    Some(admission) => refusal(admission),
-                    None => Err(Error::internal("the message was not written")),
-                },
-                Err(err) => Err(err.clone()),
+        let waiters: Vec<_> = jobs.drain(..).map(|(_, _, _, done)| done).collect();
+        // The batch is answered once its commit is durable, while this loop already commits
+        // the next one.
+        tokio::spawn(async move {
+            let result = match result {
+                Ok((admissions, durable)) => durable.wait().await.map(|()| admissions),
+                Err(err) => Err(err),
             };
-            let _ = done.send(answer);
-        }
+            for (i, done) in waiters.into_iter().enumerate() {
+                let answer = match &result {
+                    Ok(admissions) => match admissions.get(i) {
+                        Some(admission) => refusal(admission),
+                        None => Err(Error::internal("the message was not written")),
+                    },
+                    Err(err) => Err(err.clone()),
+                };
+                let _ = done.send(answer);
+            }
+        });
     }
 }

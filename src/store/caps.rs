@@ -133,6 +133,7 @@ impl Store {
                 .bind(account_sid.to_string())
                 .execute(self.writes())
                 .await?;
+            self.durable().await?;
             return Ok(());
         }
         // A missing rate is written as a typed NULL in the statement text, never bound: sqlx's
@@ -157,6 +158,7 @@ impl Store {
             query = query.bind(rate);
         }
         query.execute(self.writes()).await?;
+        self.durable().await?;
         Ok(())
     }
 

@@ -292,14 +292,13 @@ impl Store {
 
     /// Removes one opt-out (the operator or the account lifting it).
     pub async fn delete_opt_out(&self, account_sid: &str, recipient: &str) -> Result<u64> {
-        Ok(
-            sqlx::query("DELETE FROM opt_outs WHERE account_sid = $1 AND recipient = $2")
-                .bind(account_sid.to_string())
-                .bind(recipient.to_string())
-                .execute(self.writes())
-                .await?
-                .rows_affected(),
-        )
+        let done = sqlx::query("DELETE FROM opt_outs WHERE account_sid = $1 AND recipient = $2")
+            .bind(account_sid.to_string())
+            .bind(recipient.to_string())
+            .execute(self.writes())
+            .await?;
+        self.durable().await?;
+        Ok(done.rows_affected())
     }
 
     /// A service's Advanced Opt-Out settings, if set.
@@ -343,6 +342,7 @@ impl Store {
         .bind(now)
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ impl Store {
             .int(key.date_updated)
             .push(")");
         sql.query().execute(self.writes()).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -89,6 +90,7 @@ impl Store {
         .bind(sid.to_string())
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         self.account_key(account_sid, sid).await
     }
 
@@ -99,6 +101,7 @@ impl Store {
             .bind(sid.to_string())
             .execute(self.writes())
             .await?;
+        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -300,6 +300,21 @@ impl Store {
         estimates: &[crate::domain::usage::Money],
         due_now: i64,
     ) -> Result<Vec<Admission>> {
+        let (admissions, durable) = self
+            .insert_new_messages_deferred(batch, estimates, due_now)
+            .await?;
+        durable.wait().await?;
+        Ok(admissions)
+    }
+
+    /// `insert_new_messages`, returning as soon as the rows are committed, with what says
+    /// when they are durable: nobody may hear of them before that resolves.
+    pub async fn insert_new_messages_deferred(
+        &self,
+        batch: &[(Message, Vec<Media>)],
+        estimates: &[crate::domain::usage::Money],
+        due_now: i64,
+    ) -> Result<(Vec<Admission>, super::Durable)> {
         let mut tx = self.begin_write().await?;
         // (account, recipient) → (scope, number that received the STOP) of each opt-out.
         type StoppedBy = Vec<(String, Option<String>)>;
@@ -415,8 +430,8 @@ impl Store {
             insert_messages_in(&mut tx, &kept, due_now).await?;
         }
         super::caps::count_messages(&mut tx, &counts).await?;
-        tx.commit().await?;
-        Ok(admissions)
+        let durable = tx.commit_deferred().await?;
+        Ok((admissions, durable))
     }
 
     pub async fn message(&self, account_sid: &str, sid: &str) -> Result<Option<Message>> {
@@ -565,6 +580,7 @@ impl Store {
         .bind(sid.to_string())
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -691,6 +707,7 @@ impl Store {
         .bind(sid.to_string())
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 

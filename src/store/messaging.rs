@@ -258,6 +258,7 @@ impl Store {
             .push(" AND sid = ")
             .text(s.sid.clone());
         sql.query().execute(self.writes()).await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -433,6 +434,7 @@ impl Store {
         .bind(sid_or_number.to_string())
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -496,6 +498,7 @@ impl Store {
             .bind(sid.to_string())
             .execute(self.writes())
             .await?;
+        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 }

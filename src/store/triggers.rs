@@ -76,6 +76,7 @@ impl Store {
         .bind(t.date_updated)
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -158,19 +159,19 @@ impl Store {
             .text(account_sid)
             .push(" AND sid = ")
             .text(sid);
-        Ok(sql.query().execute(self.writes()).await?.rows_affected() > 0)
+        let done = sql.query().execute(self.writes()).await?;
+        self.durable().await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn delete_trigger(&self, account_sid: &str, sid: &str) -> Result<bool> {
-        Ok(
-            sqlx::query("DELETE FROM usage_triggers WHERE account_sid = $1 AND sid = $2")
-                .bind(account_sid.to_string())
-                .bind(sid.to_string())
-                .execute(self.writes())
-                .await?
-                .rows_affected()
-                > 0,
-        )
+        let done = sqlx::query("DELETE FROM usage_triggers WHERE account_sid = $1 AND sid = $2")
+            .bind(account_sid.to_string())
+            .bind(sid.to_string())
+            .execute(self.writes())
+            .await?;
+        self.durable().await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Marks a trigger fired for `period` and queues its callback, in one transaction. Does

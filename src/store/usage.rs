@@ -227,6 +227,7 @@ impl Store {
         .bind(now)
         .execute(self.writes())
         .await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -307,6 +308,7 @@ impl Store {
             .execute(self.writes())
             .await?
             .rows_affected();
+            self.durable().await?;
         }
         Ok(added)
     }

@@ -702,6 +702,83 @@ async fn accounts_take_turns_when_one_has_a_backlog() {
     assert_eq!(fetched.body["status"], "sent", "served in the first round");
 }
 
+/// More accounts with due messages than one claim takes from (100): the first claim serves
+/// 100 of them, the next one the rest, and no message is claimed twice.
+#[tokio::test]
+async fn a_claim_serves_many_accounts_and_the_next_claim_the_rest() {
+    let server = spawn().await;
+    let base = now_micros() - 60 * SECOND;
+    let mut backlog = Vec::new();
+    for a in 0..130 {
+        let (account, _) = server.subaccount(&format!("tenant {a}")).await;
+        for i in 0..3 {
+            backlog.push((
+                warbler::domain::message::Message {
+                    sid: format!("SM{:030x}{i:02x}", a),
+                    account_sid: account.clone(),
+                    messaging_service_sid: None,
+                    direction: warbler::domain::message::Direction::OutboundApi,
+                    from: Some("+14155550100".into()),
+                    to: "+14155550199".into(),
+                    body: "due".into(),
+                    encoding: "GSM-7".into(),
+                    num_segments: 1,
+                    num_media: 0,
+                    status: warbler::domain::message::MessageStatus::Queued,
+                    error_code: None,
+                    error_message: None,
+                    price: None,
+                    price_unit: "USD".into(),
+                    status_callback: None,
+                    validity_period: 36000,
+                    send_at: None,
+                    date_created: base + i,
+                    date_updated: base + i,
+                    date_sent: None,
+                },
+                Vec::new(),
+            ));
+        }
+    }
+    let store = &server.app.store;
+    store.insert_messages(&backlog, base).await.unwrap();
+    let now = now_micros();
+    let lease = 60 * SECOND;
+    let first = store.claim_due(now, lease, 500).await.unwrap();
+    let accounts = |claimed: &[warbler::store::messages::Claimed]| {
+        claimed
+            .iter()
+            .map(|c| c.message.account_sid.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        accounts(&first).len(),
+        100,
+        "one claim takes from 100 accounts"
+    );
+    assert_eq!(
+        first.len(),
+        300,
+        "all 3 due messages of each (500 / 100 = 5 each at most)"
+    );
+    let second = store.claim_due(now, lease, 500).await.unwrap();
+    assert_eq!(
+        accounts(&second).len(),
+        30,
+        "the next claim serves the other accounts"
+    );
+    assert_eq!(second.len(), 90);
+    let mut sids: Vec<&str> = first
+        .iter()
+        .chain(&second)
+        .map(|c| c.message.sid.as_str())
+        .collect();
+    sids.sort_unstable();
+    sids.dedup();
+    assert_eq!(sids.len(), 390, "no message is claimed twice");
+    assert!(store.claim_due(now, lease, 500).await.unwrap().is_empty());
+}
+
 /// Caps with and without a rate, set in turns: every answer is 200 with what was set. (On
 /// PostgreSQL a statement prepared with the rate missing once expected a 4-byte float
 /// afterwards, so a later set with a rate failed with 500 on that connection.)

@@ -714,34 +714,42 @@ impl Store {
     /// Claims up to `limit` due messages for `lease` microseconds. On PostgreSQL concurrent
     /// claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
     pub async fn claim_due(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Claimed>> {
-        // Accounts take turns (the first due message of each, then the second…), so one
-        // account's backlog cannot starve the others. PostgreSQL refuses row locks next to a
-        // window function, so the rows are locked one level up (skipping those another node
-        // holds), and the outer UPDATE checks again that each row is still due and unclaimed.
+        // Accounts take turns, so one account's backlog cannot starve the others: each round
+        // takes the first few due messages of each account with due work. The cost follows
+        // the claim, not the backlog: the accounts are found by skipping through the
+        // (account, due) index, and each account's messages are one seek into it.
         let lock = match self.backend() {
             super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             super::Backend::Sqlite => "",
         };
-        let due =
-            "due_at IS NOT NULL AND due_at <= $2 AND (lease_until IS NULL OR lease_until < $2)";
-        let sql = format!(
-            "UPDATE messages SET lease_until = $1 WHERE sid IN (\
-               SELECT sid FROM messages WHERE sid IN (\
-                 SELECT sid FROM (\
-                   SELECT sid, due_at, ROW_NUMBER() OVER (PARTITION BY account_sid ORDER BY due_at) AS turn \
-                   FROM messages WHERE {due}) AS candidates \
-                 ORDER BY turn, due_at LIMIT $3) \
-               AND {due}{lock}) \
-             AND {due} \
-             RETURNING {COLUMNS}, attempts, pace_slot"
-        );
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let accounts = due_accounts(&mut tx, now).await?;
+        if accounts.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let per_account = (limit + accounts.len() as i64 - 1) / accounts.len() as i64;
+        let mut sql = Sql::new("UPDATE messages SET lease_until = ");
+        sql.int(now + lease)
+            .push(" WHERE sid IN (SELECT sid FROM messages WHERE sid IN (");
+        for (i, account) in accounts.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            sql.push("SELECT sid FROM (SELECT sid FROM messages WHERE ");
+            push_due(&mut sql, now);
+            sql.push(" AND account_sid = ")
+                .text(account.clone())
+                .push(" ORDER BY due_at LIMIT ")
+                .int(per_account)
+                .push(&format!(") AS a{i}"));
+        }
+        sql.push(") AND ");
+        push_due(&mut sql, now);
+        sql.push(lock).push(") AND ");
+        push_due(&mut sql, now);
+        sql.push(&format!(" RETURNING {COLUMNS}, attempts, pace_slot"));
+        let rows = sql.query().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         rows.iter()
             .map(|row| {
@@ -1113,6 +1121,53 @@ impl Store {
         tx.commit().await?;
         Ok(applied)
     }
+}
+
+/// Most accounts one claim takes messages from (SQLite allows 500 terms in a compound select).
+const MAX_ACCOUNTS_PER_CLAIM: i64 = 100;
+
+/// A message is due when its time has come and no live claim holds it.
+fn push_due(sql: &mut Sql, now: i64) {
+    sql.push("due_at IS NOT NULL AND due_at <= ")
+        .int(now)
+        .push(" AND (lease_until IS NULL OR lease_until < ")
+        .int(now)
+        .push(")");
+}
+
+/// Accounts with due messages, at most `MAX_ACCOUNTS_PER_CLAIM`. The walk skips from one
+/// account to the next through the (account, due) index, starting after a random SID and
+/// wrapping around, so that with more accounts than one claim takes each gets its turn.
+async fn due_accounts(tx: &mut Tx, now: i64) -> Result<Vec<String>> {
+    let start = format!("AC{}", crate::domain::sid::random_hex32());
+    let mut found = due_accounts_after(tx, now, &start, MAX_ACCOUNTS_PER_CLAIM).await?;
+    let missing = MAX_ACCOUNTS_PER_CLAIM - found.len() as i64;
+    if missing > 0 {
+        for account in due_accounts_after(tx, now, "", missing).await? {
+            if account >= start || found.contains(&account) {
+                break;
+            }
+            found.push(account);
+        }
+    }
+    Ok(found)
+}
+
+/// Up to `max` accounts with due messages whose SIDs sort after `after`, in SID order.
+async fn due_accounts_after(tx: &mut Tx, now: i64, after: &str, max: i64) -> Result<Vec<String>> {
+    let mut sql = Sql::new(
+        "WITH RECURSIVE walk (account_sid, n) AS (SELECT (SELECT account_sid FROM messages WHERE ",
+    );
+    push_due(&mut sql, now);
+    sql.push(" AND account_sid > ")
+        .text(after)
+        .push(" ORDER BY account_sid LIMIT 1), 1 UNION ALL SELECT (SELECT m.account_sid FROM messages m WHERE ");
+    push_due(&mut sql, now);
+    sql.push(" AND m.account_sid > walk.account_sid ORDER BY m.account_sid LIMIT 1), n + 1 FROM walk WHERE walk.account_sid IS NOT NULL AND n < ")
+        .int(max)
+        .push(") SELECT account_sid FROM walk WHERE account_sid IS NOT NULL");
+    let rows = sql.query().fetch_all(&mut **tx).await?;
+    rows.iter().map(|row| text(row, "account_sid")).collect()
 }
 
 /// How long a receipt may wait for its message (microseconds).

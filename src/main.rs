@@ -465,11 +465,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = {
-        let app = app.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move { app.run_workers(stopped).await })
-    };
+    let workers = app.spawn_workers(stopped.clone())?;
     let webhooks = {
         let app = app.clone();
         tokio::spawn(async move { app.run_webhooks(stopped).await })

@@ -903,6 +903,36 @@ impl App {
         self.store.apply_due_receipts(now, BATCH).await
     }
 
+    /// Starts `run_workers`; the receiver resolves when they stop. On SQLite they get a thread
+    /// of their own, as the message writer does: as a task, a dispatcher transaction would
+    /// wait behind HTTP work between two of its statements while holding the single write
+    /// connection. On PostgreSQL they stay on the server's runtime, which owns the pool's
+    /// connections.
+    pub fn spawn_workers(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+        let (finished, stopped) = tokio::sync::oneshot::channel();
+        let app = self.clone();
+        if self.store.backend() == crate::store::Backend::Postgres {
+            tokio::spawn(async move {
+                app.run_workers(shutdown).await;
+                let _ = finished.send(());
+            });
+            return Ok(stopped);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("dispatcher".into())
+            .spawn(move || {
+                runtime.block_on(app.run_workers(shutdown));
+                let _ = finished.send(());
+            })?;
+        Ok(stopped)
+    }
+
     /// Runs the dispatcher and receipts until `shutdown` fires: a round, then a wait for new
     /// work (or a short tick, for scheduled messages, pacing and receipts coming due).
     pub async fn run_workers(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {

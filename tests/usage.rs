@@ -632,6 +632,38 @@ async fn a_capped_subaccount_is_held_back_while_its_sibling_keeps_its_pace() {
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
 }
 
+/// A queued one-segment API message from +14155550100 to +14155550199, created at `created`.
+fn queued_message(
+    sid: String,
+    account_sid: &str,
+    body: &str,
+    created: i64,
+) -> warbler::domain::message::Message {
+    warbler::domain::message::Message {
+        sid,
+        account_sid: account_sid.to_string(),
+        messaging_service_sid: None,
+        direction: warbler::domain::message::Direction::OutboundApi,
+        from: Some("+14155550100".into()),
+        to: "+14155550199".into(),
+        body: body.into(),
+        encoding: "GSM-7".into(),
+        num_segments: 1,
+        num_media: 0,
+        status: warbler::domain::message::MessageStatus::Queued,
+        error_code: None,
+        error_message: None,
+        price: None,
+        price_unit: "USD".into(),
+        status_callback: None,
+        validity_period: 36000,
+        send_at: None,
+        date_created: created,
+        date_updated: created,
+        date_sent: None,
+    }
+}
+
 #[tokio::test]
 async fn accounts_take_turns_when_one_has_a_backlog() {
     let server = spawn().await;
@@ -647,29 +679,7 @@ async fn accounts_take_turns_when_one_has_a_backlog() {
     let backlog: Vec<_> = (0..600)
         .map(|i| {
             (
-                warbler::domain::message::Message {
-                    sid: format!("SM{:032x}", i),
-                    account_sid: busy.clone(),
-                    messaging_service_sid: None,
-                    direction: warbler::domain::message::Direction::OutboundApi,
-                    from: Some("+14155550100".into()),
-                    to: "+14155550199".into(),
-                    body: "backlog".into(),
-                    encoding: "GSM-7".into(),
-                    num_segments: 1,
-                    num_media: 0,
-                    status: warbler::domain::message::MessageStatus::Queued,
-                    error_code: None,
-                    error_message: None,
-                    price: None,
-                    price_unit: "USD".into(),
-                    status_callback: None,
-                    validity_period: 36000,
-                    send_at: None,
-                    date_created: base + i,
-                    date_updated: base + i,
-                    date_sent: None,
-                },
+                queued_message(format!("SM{:032x}", i), &busy, "backlog", base + i),
                 Vec::new(),
             )
         })
@@ -713,29 +723,7 @@ async fn a_claim_serves_many_accounts_and_the_next_claim_the_rest() {
         let (account, _) = server.subaccount(&format!("tenant {a}")).await;
         for i in 0..3 {
             backlog.push((
-                warbler::domain::message::Message {
-                    sid: format!("SM{:030x}{i:02x}", a),
-                    account_sid: account.clone(),
-                    messaging_service_sid: None,
-                    direction: warbler::domain::message::Direction::OutboundApi,
-                    from: Some("+14155550100".into()),
-                    to: "+14155550199".into(),
-                    body: "due".into(),
-                    encoding: "GSM-7".into(),
-                    num_segments: 1,
-                    num_media: 0,
-                    status: warbler::domain::message::MessageStatus::Queued,
-                    error_code: None,
-                    error_message: None,
-                    price: None,
-                    price_unit: "USD".into(),
-                    status_callback: None,
-                    validity_period: 36000,
-                    send_at: None,
-                    date_created: base + i,
-                    date_updated: base + i,
-                    date_sent: None,
-                },
+                queued_message(format!("SM{:030x}{i:02x}", a), &account, "due", base + i),
                 Vec::new(),
             ));
         }

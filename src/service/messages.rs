@@ -904,9 +904,7 @@ impl App {
     }
 
     /// Starts `run_workers`; the receiver resolves when they stop. On SQLite they get a thread
-    /// of their own, as the message writer does: as a task, a dispatcher transaction would
-    /// wait behind HTTP work between two of its statements while holding the single write
-    /// connection. On PostgreSQL they stay on the server's runtime, which owns the pool's
+    /// of their own (`run_on_own_thread`), as the message writer does. On PostgreSQL they stay on the server's runtime, which owns the pool's
     /// connections.
     pub fn spawn_workers(
         &self,
@@ -921,15 +919,10 @@ impl App {
             });
             return Ok(stopped);
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("dispatcher".into())
-            .spawn(move || {
-                runtime.block_on(app.run_workers(shutdown));
-                let _ = finished.send(());
-            })?;
+        super::run_on_own_thread("dispatcher", move || async move {
+            app.run_workers(shutdown).await;
+            let _ = finished.send(());
+        })?;
         Ok(stopped)
     }
 

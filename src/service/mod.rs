@@ -518,3 +518,20 @@ pub fn check_credential(principal: &Principal, operation: Operation) -> Result<(
         Access::Operator => Ok(()),
     }
 }
+
+/// Runs `task` on a thread of its own with a single-threaded Tokio runtime. The SQLite writer
+/// and workers use it: as tasks they would wait behind HTTP work between two statements while
+/// holding the single write connection.
+pub(crate) fn run_on_own_thread<F, Fut>(name: &str, task: F) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || runtime.block_on(task()))?;
+    Ok(())
+}

@@ -50,22 +50,15 @@ impl MessageWriter {
                     handle.spawn(run(store.clone(), rx));
                     return Some(tx);
                 }
-                // On SQLite the writer gets a thread of its own: as a task it would wait behind
-                // every HTTP connection's task between two of its statements.
+                // On SQLite the writer gets a thread of its own (see `run_on_own_thread`).
                 let writer_store = store.clone();
-                std::thread::Builder::new()
-                    .name("message-writer".into())
-                    .spawn(move || {
-                        match tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                        {
-                            Ok(runtime) => runtime.block_on(run(writer_store, rx)),
-                            Err(err) => tracing::error!(%err, "the message writer could not start"),
-                        }
-                    })
-                    .ok()?;
-                Some(tx)
+                match super::run_on_own_thread("message-writer", move || run(writer_store, rx)) {
+                    Ok(()) => Some(tx),
+                    Err(err) => {
+                        tracing::error!(%err, "the message writer could not start");
+                        None
+                    }
+                }
             });
         MessageWriter { queue, store }
     }

@@ -129,11 +129,11 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         if caps.is_empty() {
-            sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
-                .bind(account_sid.to_string())
-                .execute(self.writes())
-                .await?;
-            self.durable().await?;
+            self.write(
+                sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
+                    .bind(account_sid.to_string()),
+            )
+            .await?;
             return Ok(());
         }
         // A missing rate is written as a typed NULL in the statement text, never bound: sqlx's
@@ -157,8 +157,7 @@ impl Store {
         if let Some(rate) = caps.max_sps {
             query = query.bind(rate);
         }
-        query.execute(self.writes()).await?;
-        self.durable().await?;
+        self.write(query).await?;
         Ok(())
     }
 

@@ -292,12 +292,13 @@ impl Store {
 
     /// Removes one opt-out (the operator or the account lifting it).
     pub async fn delete_opt_out(&self, account_sid: &str, recipient: &str) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM opt_outs WHERE account_sid = $1 AND recipient = $2")
-            .bind(account_sid.to_string())
-            .bind(recipient.to_string())
-            .execute(self.writes())
+        let done = self
+            .write(
+                sqlx::query("DELETE FROM opt_outs WHERE account_sid = $1 AND recipient = $2")
+                    .bind(account_sid.to_string())
+                    .bind(recipient.to_string()),
+            )
             .await?;
-        self.durable().await?;
         Ok(done.rows_affected())
     }
 
@@ -323,7 +324,7 @@ impl Store {
         settings: &OptOutSettings,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        self.write(sqlx::query(
             "INSERT INTO service_opt_out_settings (service_sid, stop_keywords, start_keywords, \
              help_keywords, stop_reply, start_reply, help_reply, date_updated) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (service_sid) DO UPDATE SET \
@@ -340,9 +341,8 @@ impl Store {
         .bind(settings.start_reply.clone())
         .bind(settings.help_reply.clone())
         .bind(now)
-        .execute(self.writes())
+        )
         .await?;
-        self.durable().await?;
         Ok(())
     }
 }

@@ -37,8 +37,7 @@ impl Store {
             .push(", ")
             .int(key.date_updated)
             .push(")");
-        sql.query().execute(self.writes()).await?;
-        self.durable().await?;
+        self.write(sql.query()).await?;
         Ok(())
     }
 
@@ -81,27 +80,27 @@ impl Store {
         friendly_name: &str,
         now: i64,
     ) -> Result<Option<ApiKey>> {
-        sqlx::query(
+        self.write(sqlx::query(
             "UPDATE api_keys SET friendly_name = $1, date_updated = $2 WHERE account_sid = $3 AND sid = $4",
         )
         .bind(friendly_name.to_string())
         .bind(now)
         .bind(account_sid.to_string())
         .bind(sid.to_string())
-        .execute(self.writes())
+        )
         .await?;
-        self.durable().await?;
         self.account_key(account_sid, sid).await
     }
 
     /// Deletes a key; returns whether it existed.
     pub async fn delete_key(&self, account_sid: &str, sid: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM api_keys WHERE account_sid = $1 AND sid = $2")
-            .bind(account_sid.to_string())
-            .bind(sid.to_string())
-            .execute(self.writes())
+        let done = self
+            .write(
+                sqlx::query("DELETE FROM api_keys WHERE account_sid = $1 AND sid = $2")
+                    .bind(account_sid.to_string())
+                    .bind(sid.to_string()),
+            )
             .await?;
-        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -572,15 +572,14 @@ impl Store {
 
     /// Redacts a message body (`Body=""` on update).
     pub async fn redact_message(&self, account_sid: &str, sid: &str, now: i64) -> Result<bool> {
-        let done = sqlx::query(
+        let done = self.write(sqlx::query(
             "UPDATE messages SET body = '', date_updated = $1 WHERE account_sid = $2 AND sid = $3",
         )
         .bind(now)
         .bind(account_sid.to_string())
         .bind(sid.to_string())
-        .execute(self.writes())
+        )
         .await?;
-        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -699,15 +698,14 @@ impl Store {
         message_sid: &str,
         sid: &str,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = self.write(sqlx::query(
             "DELETE FROM message_media WHERE account_sid = $1 AND message_sid = $2 AND sid = $3",
         )
         .bind(account_sid.to_string())
         .bind(message_sid.to_string())
         .bind(sid.to_string())
-        .execute(self.writes())
+        )
         .await?;
-        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -257,8 +257,7 @@ impl Store {
             .text(s.account_sid.clone())
             .push(" AND sid = ")
             .text(s.sid.clone());
-        sql.query().execute(self.writes()).await?;
-        self.durable().await?;
+        self.write(sql.query()).await?;
         Ok(())
     }
 
@@ -424,17 +423,18 @@ impl Store {
         } else {
             "number_type <> 'short-code'"
         };
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let done = self
+            .write(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE phone_numbers SET {} WHERE account_sid = $1 AND messaging_service_sid = $2 \
              AND (sid = $3 OR phone_number = $3) AND {kind_condition}",
             leave_service_sql()
         )))
-        .bind(account_sid.to_string())
-        .bind(service_sid.to_string())
-        .bind(sid_or_number.to_string())
-        .execute(self.writes())
-        .await?;
-        self.durable().await?;
+                .bind(account_sid.to_string())
+                .bind(service_sid.to_string())
+                .bind(sid_or_number.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -493,12 +493,13 @@ impl Store {
     }
 
     pub async fn delete_alpha_sender(&self, service_sid: &str, sid: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM alpha_senders WHERE service_sid = $1 AND sid = $2")
-            .bind(service_sid.to_string())
-            .bind(sid.to_string())
-            .execute(self.writes())
+        let done = self
+            .write(
+                sqlx::query("DELETE FROM alpha_senders WHERE service_sid = $1 AND sid = $2")
+                    .bind(service_sid.to_string())
+                    .bind(sid.to_string()),
+            )
             .await?;
-        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 }

@@ -140,18 +140,17 @@ impl Store {
         &self.pool
     }
 
-    /// The pool for statements that write outside `begin_write` (see `Store::writes`). Such
-    /// a statement is durable once `durable` returns after it.
-    pub(crate) fn writes(&self) -> &AnyPool {
-        &self.writes
-    }
-
-    /// Returns once every write committed before the call is durable.
-    pub(crate) async fn durable(&self) -> Result<()> {
-        match &self.sync {
-            Some(sync) => sync.request().wait().await,
-            None => Ok(()),
+    /// Runs one writing statement outside `begin_write`, on the write connection (see
+    /// `Store::writes`), and returns once it is durable, as `Tx::commit` does.
+    pub(crate) async fn write(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<sqlx::any::AnyQueryResult> {
+        let done = statement.execute(&self.writes).await?;
+        if let Some(sync) = &self.sync {
+            sync.request().wait().await?;
         }
+        Ok(done)
     }
 
     /// A transaction that will write: on SQLite it takes the write lock up front, so two

@@ -58,7 +58,7 @@ pub struct TriggerFilter {
 
 impl Store {
     pub async fn insert_trigger(&self, t: &UsageTrigger) -> Result<()> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        self.write(sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO usage_triggers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         )))
         .bind(t.sid.clone())
@@ -74,9 +74,8 @@ impl Store {
         .bind(t.date_fired)
         .bind(t.date_created)
         .bind(t.date_updated)
-        .execute(self.writes())
+        )
         .await?;
-        self.durable().await?;
         Ok(())
     }
 
@@ -159,18 +158,18 @@ impl Store {
             .text(account_sid)
             .push(" AND sid = ")
             .text(sid);
-        let done = sql.query().execute(self.writes()).await?;
-        self.durable().await?;
+        let done = self.write(sql.query()).await?;
         Ok(done.rows_affected() > 0)
     }
 
     pub async fn delete_trigger(&self, account_sid: &str, sid: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM usage_triggers WHERE account_sid = $1 AND sid = $2")
-            .bind(account_sid.to_string())
-            .bind(sid.to_string())
-            .execute(self.writes())
+        let done = self
+            .write(
+                sqlx::query("DELETE FROM usage_triggers WHERE account_sid = $1 AND sid = $2")
+                    .bind(account_sid.to_string())
+                    .bind(sid.to_string()),
+            )
             .await?;
-        self.durable().await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -217,7 +217,7 @@ impl Store {
 
     /// Credits a main account.
     pub async fn credit(&self, main_sid: &str, amount: Money, note: &str, now: i64) -> Result<()> {
-        sqlx::query(
+        self.write(sqlx::query(
             "INSERT INTO balance_credits (id, account_sid, amount, note, date_created) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(crate::domain::sid::random_hex32())
@@ -225,9 +225,8 @@ impl Store {
         .bind(amount)
         .bind(note.to_string())
         .bind(now)
-        .execute(self.writes())
+        )
         .await?;
-        self.durable().await?;
         Ok(())
     }
 
@@ -296,7 +295,7 @@ impl Store {
         let mut added = 0;
         for row in &rows {
             let (category, price) = prices.for_type(&text(row, "number_type")?);
-            added += sqlx::query(
+            added += self.write(sqlx::query(
                 "INSERT INTO number_rentals (phone_number, account_sid, category, monthly_price, next_charge_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (phone_number) DO NOTHING",
             )
@@ -305,10 +304,9 @@ impl Store {
             .bind(category.to_string())
             .bind(price)
             .bind(now + RENTAL_PERIOD_DAYS * 86_400_000_000)
-            .execute(self.writes())
+            )
             .await?
             .rows_affected();
-            self.durable().await?;
         }
         Ok(added)
     }

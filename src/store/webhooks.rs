@@ -102,19 +102,22 @@ pub(crate) async fn enqueue_status_callbacks(tx: &mut Tx, events: &[Event]) -> R
         .iter()
         .filter(|e| e.notify && e.status != MessageStatus::Sending)
         .collect();
-    // Most messages have no callback at all: find those that do first, with one value per
-    // message, rather than building (and binding) every event's row for nothing.
+    // The callback URL of each reported message, one value bound per message: most messages
+    // have none, and their events are then never built into an insert.
     let mut sids: Vec<&str> = reported.iter().map(|e| e.sid.as_str()).collect();
     sids.sort_unstable();
     sids.dedup();
-    let mut called_back: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // message SID → (account SID, callback URL)
+    let mut targets: std::collections::HashMap<String, (String, String)> =
+        std::collections::HashMap::new();
     for chunk in sids.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
-            "SELECT m.sid FROM messages m \
+            "SELECT m.sid, m.account_sid, \
+             COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')) AS url \
+             FROM messages m \
              LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
              LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
-             WHERE COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')) IS NOT NULL \
-             AND m.sid IN (",
+             WHERE m.sid IN (",
         );
         for (i, sid) in chunk.iter().enumerate() {
             if i > 0 {
@@ -124,33 +127,35 @@ pub(crate) async fn enqueue_status_callbacks(tx: &mut Tx, events: &[Event]) -> R
         }
         sql.push(")");
         for row in sql.query().fetch_all(&mut **tx).await? {
-            called_back.insert(text(&row, "sid")?);
+            if let Some(url) = opt_text(&row, "url")? {
+                targets.insert(text(&row, "sid")?, (text(&row, "account_sid")?, url));
+            }
         }
     }
-    let reported: Vec<&Event> = reported
+    let reported: Vec<(&Event, &(String, String))> = reported
         .into_iter()
-        .filter(|e| called_back.contains(&e.sid))
+        .filter_map(|e| targets.get(&e.sid).map(|target| (e, target)))
         .collect();
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
             "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
-             message_status, error_code, done_date, attempts, created_at, due_at) \
-             SELECT v.column1, 'status', m.account_sid, m.sid, CAST(v.column3 AS BIGINT), \
-             COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')), \
-             'POST', v.column4, CAST(v.column5 AS BIGINT), v.column6, 0, \
-             CAST(v.column7 AS BIGINT), CAST(v.column7 AS BIGINT) FROM (VALUES ",
+             message_status, error_code, done_date, attempts, created_at, due_at) VALUES ",
         );
-        for (i, e) in chunk.iter().enumerate() {
+        for (i, (e, (account_sid, url))) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
             sql.push("(")
                 .text(new_id())
+                .push(", 'status', ")
+                .text(account_sid.clone())
                 .push(", ")
                 .text(e.sid.clone())
                 .push(", ")
                 .int(e.at * 16 + rank(e.status))
                 .push(", ")
+                .text(url.clone())
+                .push(", 'POST', ")
                 .text(e.status.as_str())
                 .push(", ");
             match e.error_code {
@@ -162,14 +167,8 @@ pub(crate) async fn enqueue_status_callbacks(tx: &mut Tx, events: &[Event]) -> R
                 Some(date) => sql.text(date.clone()),
                 None => sql.push("CAST(NULL AS TEXT)"),
             };
-            sql.push(", ").int(e.at).push(")");
+            sql.push(", 0, ").int(e.at).push(", ").int(e.at).push(")");
         }
-        sql.push(
-            ") AS v JOIN messages m ON m.sid = v.column2 \
-             LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
-             LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
-             WHERE COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')) IS NOT NULL",
-        );
         sql.query().execute(&mut **tx).await?;
     }
     Ok(())

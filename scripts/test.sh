@@ -58,6 +58,10 @@ if [ "$ONLY_PG_SMOKE" = 1 ]; then
     exit $?
 fi
 
+# Incremental caches are several GB for this crate's many targets and help only repeated
+# local builds: a CI run on a fresh clone builds once.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 LOG_DIR="$ROOT/target/test-logs"
 VENV="$ROOT/target/conformance-venv"
 PYTHON=${PYTHON:-python3}
@@ -75,6 +79,7 @@ summary() {
         [ "${STEP_RESULTS[$i]}" = FAIL ] && failed=$((failed + 1))
     done
     echo "  total $((SECONDS - START_ALL))s; logs in ${LOG_DIR#"$ROOT"/}/"
+    echo "  disk: target/ $(du -sh "$ROOT/target" 2>/dev/null | cut -f1), $(df -h "$ROOT" 2>/dev/null | awk 'NR == 2 { print $4 }') free"
     if [ "$failed" -gt 0 ]; then
         echo "  RESULT: FAILED ($failed step(s))"
     else
@@ -165,6 +170,7 @@ ensure_rust_components() {
         fi
     done
     cargo --version && rustc --version
+    echo "disk free for target/: $(df -h "$ROOT" | awk 'NR == 2 { print $4 }')"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest --version | head -n 1
     else

@@ -191,6 +191,42 @@ async fn service_callbacks_report_queued_and_carry_the_service() {
     hook.assert_signed(MAIN_TOKEN);
 }
 
+/// A service without a callback: its messages report to the callback of the pool number the
+/// dispatcher chose, from the moment it is chosen (the number is resolved with the sender
+/// being recorded, before the message row carries it).
+#[tokio::test]
+async fn service_messages_report_to_the_chosen_number_callback() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    let number = buy_configured(
+        &server,
+        "+14155550100",
+        &[("StatusCallback", &hook.url("/number"))],
+    )
+    .await;
+    let service = create_service(&server, &[]).await;
+    add_to_service(&server, &service, &number).await;
+    let message = send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("MessagingServiceSid", &service),
+            ("Body", "Hi there"),
+        ],
+    )
+    .await;
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
+    flush(&server, t0 + 5 * SECOND).await;
+    let hits = hook.hits("/number");
+    let sid = message["sid"].as_str().unwrap();
+    assert_eq!(statuses(&hits, sid), ["queued", "sent", "delivered"]);
+    assert!(hits.iter().all(|h| h.get("From") == Some("+14155550100")));
+    hook.assert_signed(MAIN_TOKEN);
+}
+
 #[tokio::test]
 async fn a_failing_receiver_gets_retries_in_order_and_leaves_alerts() {
     let server = spawn().await;

@@ -9,7 +9,7 @@ pub mod simulated;
 pub mod smpp;
 
 use crate::error::Result;
-use crate::store::carrier::AcceptedPart;
+use crate::store::carrier::{AcceptedPart, CarrierRecords};
 use crate::store::Store;
 use smpp::client::{MessageResult, Outgoing, SmppRoute};
 use smpp::receipt::submit_id_key;
@@ -87,7 +87,7 @@ impl Carrier {
             }
         }
         Carrier {
-            simulated: simulated::SimulatedCarrier::new(store.clone(), latency_micros),
+            simulated: simulated::SimulatedCarrier::new(latency_micros),
             routes: Arc::new(routes),
             smpp: Arc::new(smpp),
             store,
@@ -130,26 +130,30 @@ impl Carrier {
         }
     }
 
-    /// Submits a batch on one route; the answers come in the same order.
+    /// Submits a batch on one route; the answers come in the same order, with what the
+    /// carrier keeps about them, for the caller to commit with its record of the answers.
     pub async fn submit(
         &self,
         route: &str,
         batch: &[Submit],
         now: i64,
-    ) -> Result<Vec<SubmitOutcome>> {
+    ) -> Result<(Vec<SubmitOutcome>, CarrierRecords)> {
         if route == SIMULATED {
-            return self.simulated.submit(batch, now).await;
+            return Ok(self.simulated.submit(batch, now));
         }
         let Some(smpp) = self.smpp.get(route) else {
-            return Ok(batch
+            let refused = batch
                 .iter()
                 .map(|_| SubmitOutcome::Rejected {
                     error_code: 30008,
                     error_message: format!("no carrier route named {route}"),
                 })
-                .collect());
+                .collect();
+            return Ok((refused, CarrierRecords::default()));
         };
-        self.submit_smpp(smpp, batch, now).await
+        // SMPP parts are kept as they are accepted (`record_parts`): the SMSC has them.
+        let outcomes = self.submit_smpp(smpp, batch, now).await?;
+        Ok((outcomes, CarrierRecords::default()))
     }
 
     async fn submit_smpp(

@@ -18,13 +18,11 @@
 use super::{Submit, SubmitOutcome};
 use crate::domain::message::MessageStatus;
 use crate::domain::sid::ordered_hex32;
-use crate::error::Result;
-use crate::store::messages::{insert_receipts, Receipt};
-use crate::store::{Sql, Store};
+use crate::store::carrier::{CarrierRecords, SimulatedSubmission};
+use crate::store::messages::Receipt;
 
 #[derive(Clone)]
 pub struct SimulatedCarrier {
-    store: Store,
     /// Microseconds between the submit and its delivery receipt.
     latency: i64,
 }
@@ -65,17 +63,19 @@ fn done_date(micros: i64) -> String {
 }
 
 impl SimulatedCarrier {
-    pub fn new(store: Store, latency_micros: i64) -> Self {
+    pub fn new(latency_micros: i64) -> Self {
         SimulatedCarrier {
-            store,
             latency: latency_micros,
         }
     }
 
-    pub async fn submit(&self, batch: &[Submit], now: i64) -> Result<Vec<SubmitOutcome>> {
+    /// Answers a batch, with the simulator's books for it: what it accepted and the receipts
+    /// it owes. The dispatcher commits those in the transaction that records the answers, so
+    /// a crash loses both or neither (the simulator never "took" a message that warbler then
+    /// sends again).
+    pub fn submit(&self, batch: &[Submit], now: i64) -> (Vec<SubmitOutcome>, CarrierRecords) {
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut accepted: Vec<(&Submit, String)> = Vec::new();
-        let mut receipts = Vec::new();
+        let mut records = CarrierRecords::default();
         for submit in batch {
             let fate = fate(&submit.to);
             if let Fate::Refused(code) = fate {
@@ -93,7 +93,7 @@ impl SimulatedCarrier {
             };
             if let Some((status, error_code)) = report {
                 let due_at = now + self.latency;
-                receipts.push(Receipt {
+                records.receipts.push(Receipt {
                     id: ordered_hex32(),
                     carrier_message_id: carrier_message_id.clone(),
                     status,
@@ -102,38 +102,17 @@ impl SimulatedCarrier {
                     due_at,
                 });
             }
-            accepted.push((submit, carrier_message_id.clone()));
+            records.simulated.push(SimulatedSubmission {
+                carrier_message_id: carrier_message_id.clone(),
+                message_sid: submit.message_sid.clone(),
+                from: submit.from.clone(),
+                to: submit.to.clone(),
+                segments: submit.segments,
+                at: now,
+            });
             outcomes.push(SubmitOutcome::Accepted { carrier_message_id });
         }
-        // The simulator's own books, committed before it answers, as a real SMSC would.
-        let mut tx = self.store.begin_write().await?;
-        for chunk in accepted.chunks(200) {
-            let mut sql = Sql::new(
-                "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) VALUES ",
-            );
-            for (i, (submit, id)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(id.clone())
-                    .push(", ")
-                    .text(submit.message_sid.clone())
-                    .push(", ")
-                    .text(submit.from.clone())
-                    .push(", ")
-                    .text(submit.to.clone())
-                    .push(", ")
-                    .int(submit.segments)
-                    .push(", ")
-                    .int(now)
-                    .push(")");
-            }
-            sql.query().execute(&mut *tx).await?;
-        }
-        insert_receipts(&mut tx, &receipts).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        (outcomes, records)
     }
 }
 
@@ -148,6 +127,83 @@ mod tests {
         assert_eq!(fate("+15005550080"), Fate::Refused(30008));
         assert_eq!(fate("+15005550090"), Fate::Silent);
         assert_eq!(fate("+14155550100"), Fate::Delivered);
+    }
+
+    #[test]
+    fn a_batch_gets_answers_and_the_books_that_go_with_them() {
+        let submit = |sid: &str, to: &str| Submit {
+            message_sid: sid.into(),
+            from: "+14155550100".into(),
+            to: to.into(),
+            body: "hi".into(),
+            segments: 2,
+            is_mms: false,
+        };
+        let batch = [
+            submit("SM1", "+14155550111"),
+            submit("SM2", "+15005550080"),
+            submit("SM3", "+15005550090"),
+            submit("SM4", "+15005550060"),
+        ];
+        let (outcomes, records) = SimulatedCarrier::new(200_000).submit(&batch, 1_000_000);
+        assert_eq!(outcomes.len(), 4);
+        assert!(matches!(
+            &outcomes[1],
+            SubmitOutcome::Rejected {
+                error_code: 30008,
+                ..
+            }
+        ));
+        let accepted: Vec<&str> = records
+            .simulated
+            .iter()
+            .map(|s| s.message_sid.as_str())
+            .collect();
+        assert_eq!(
+            accepted,
+            ["SM1", "SM3", "SM4"],
+            "a refused submit is not booked"
+        );
+        for (outcome, booked) in [&outcomes[0], &outcomes[2], &outcomes[3]]
+            .into_iter()
+            .zip(&records.simulated)
+        {
+            let SubmitOutcome::Accepted { carrier_message_id } = outcome else {
+                panic!("accepted expected, got {outcome:?}");
+            };
+            assert_eq!(carrier_message_id, &booked.carrier_message_id);
+            assert_eq!((booked.segments, booked.at), (2, 1_000_000));
+        }
+        // The silent destination owes no receipt; the others one each, after the latency.
+        let owed: Vec<(&str, MessageStatus, Option<i64>, i64)> = records
+            .receipts
+            .iter()
+            .map(|r| {
+                (
+                    r.carrier_message_id.as_str(),
+                    r.status,
+                    r.error_code,
+                    r.due_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            owed,
+            [
+                (
+                    records.simulated[0].carrier_message_id.as_str(),
+                    MessageStatus::Delivered,
+                    None,
+                    1_200_000
+                ),
+                (
+                    records.simulated[2].carrier_message_id.as_str(),
+                    MessageStatus::Undelivered,
+                    Some(30006),
+                    1_200_000
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::domain::sender::{choose_sender, Destination, SelectionSettings, Sende
 use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
+use crate::store::carrier::CarrierRecords;
 use crate::store::messages::{Claimed, MessageFilter, Outcome};
 use std::collections::HashMap;
 
@@ -36,7 +37,15 @@ pub struct SendRequest<'a> {
     pub schedule_type: Option<&'a str>,
 }
 
+/// Messages (and receipts) a dispatcher round takes.
 const BATCH: i64 = 500;
+
+/// The longest a dispatcher round waits for the API's writes to pause (`MessageWriter::lull`).
+const DISPATCH_YIELDS_AT_MOST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A round's batch when the API's writes did not pause: its transactions are shorter, so the
+/// API requests that queue behind them wait less.
+const BATCH_UNDER_LOAD: i64 = 100;
 /// A sender may send a message this far ahead of its paced slot (one dispatcher tick), so a
 /// fast sender sends many messages per round.
 const PACING_HORIZON: i64 = 100_000;
@@ -537,13 +546,14 @@ impl App {
         rate.max(0.001)
     }
 
-    /// Submits one route's batch and turns the carrier's answers into outcomes.
+    /// Submits one route's batch and turns the carrier's answers into outcomes (with the
+    /// carrier's records, to commit with them).
     async fn submit_batch(
         &self,
         route: &str,
         batch: Vec<(Message, Sender)>,
         now: i64,
-    ) -> Result<Vec<(Message, Outcome)>> {
+    ) -> Result<(Vec<(Message, Outcome)>, CarrierRecords)> {
         let submits: Vec<Submit> = batch
             .iter()
             .map(|(m, s)| Submit {
@@ -555,7 +565,7 @@ impl App {
                 is_mms: m.num_media > 0,
             })
             .collect();
-        let outcomes = self.carrier.submit(route, &submits, now).await?;
+        let (outcomes, records) = self.carrier.submit(route, &submits, now).await?;
         let mut decided = Vec::with_capacity(batch.len());
         for ((message, sender), outcome) in batch.into_iter().zip(outcomes) {
             let outcome = match outcome {
@@ -593,16 +603,21 @@ impl App {
             };
             decided.push((message, outcome));
         }
-        Ok(decided)
+        Ok((decided, records))
     }
 
     /// One round of the dispatcher at time `now` (microseconds): claims due messages, decides
     /// each (expiry, sender choice, pacing), submits the ready ones to the carrier as one
     /// batch, and records every outcome in one transaction. Returns how many were claimed.
     pub async fn dispatch_once(&self, now: i64) -> Result<usize> {
+        self.dispatch_round(now, BATCH).await
+    }
+
+    /// `dispatch_once` with at most `limit` messages.
+    async fn dispatch_round(&self, now: i64, limit: i64) -> Result<usize> {
         let claimed = self
             .store
-            .claim_due(now, self.settings.dispatch_lease, BATCH)
+            .claim_due(now, self.settings.dispatch_lease, limit)
             .await?;
         if claimed.is_empty() {
             return Ok(0);
@@ -844,6 +859,7 @@ impl App {
             }
             ready.push((message, sender));
         }
+        let mut records = CarrierRecords::default();
         if !ready.is_empty() {
             // Each message's route: its sender's inventory route, else its destination.
             let inventory = if self.carrier.has_smpp() {
@@ -863,8 +879,9 @@ impl App {
             let mut background = 0;
             for (route, batch) in by_route {
                 if route == crate::carrier::smpp::route::SIMULATED {
-                    let outcomes = self.submit_batch(&route, batch, now).await?;
+                    let (outcomes, kept) = self.submit_batch(&route, batch, now).await?;
                     decided.extend(outcomes);
+                    records.extend(kept);
                     continue;
                 }
                 // SMPP batches wait on the network (a silent SMSC costs a whole response
@@ -876,7 +893,9 @@ impl App {
                 tokio::spawn(async move {
                     let _permit = permit;
                     let recorded = match app.submit_batch(&route, batch, now).await {
-                        Ok(outcomes) => app.store.record_outcomes(&outcomes, &[], now).await,
+                        Ok((outcomes, kept)) => {
+                            app.store.record_outcomes(&outcomes, &[], &kept, now).await
+                        }
                         Err(err) => Err(err),
                     };
                     match recorded {
@@ -889,12 +908,16 @@ impl App {
             }
             let count = decided.len() + background;
             let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
-            self.store.record_outcomes(&decided, &pacing, now).await?;
+            self.store
+                .record_outcomes(&decided, &pacing, &records, now)
+                .await?;
             return Ok(count);
         }
         let count = decided.len();
         let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
-        self.store.record_outcomes(&decided, &pacing, now).await?;
+        self.store
+            .record_outcomes(&decided, &pacing, &records, now)
+            .await?;
         Ok(count)
     }
 
@@ -933,15 +956,24 @@ impl App {
             if *shutdown.borrow() {
                 break;
             }
+            let limit = if self.writer.lull(DISPATCH_YIELDS_AT_MOST).await {
+                BATCH
+            } else {
+                BATCH_UNDER_LOAD
+            };
             let now = now_micros();
-            let dispatched = self.dispatch_once(now).await.unwrap_or_else(|err| {
+            let dispatched = self.dispatch_round(now, limit).await.unwrap_or_else(|err| {
                 tracing::error!(%err, "dispatch round failed");
                 0
             });
-            let delivered = self.apply_receipts(now).await.unwrap_or_else(|err| {
-                tracing::error!(%err, "receipt round failed");
-                0
-            });
+            let delivered = self
+                .store
+                .apply_due_receipts(now, limit)
+                .await
+                .unwrap_or_else(|err| {
+                    tracing::error!(%err, "receipt round failed");
+                    0
+                });
             if let Err(err) = self.charge_rentals(now).await {
                 tracing::error!(%err, "rental charges failed");
             }

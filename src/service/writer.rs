@@ -10,7 +10,10 @@ use crate::domain::usage::Money;
 use crate::error::{Error, Result};
 use crate::store::messages::Admission;
 use crate::store::{Backend, Store};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -35,6 +38,48 @@ fn refusal(admission: &Admission) -> Result<()> {
 pub struct MessageWriter {
     queue: Option<mpsc::Sender<Job>>,
     store: Store,
+    waiting: Arc<Waiting>,
+}
+
+/// API requests waiting for their message to be written, and a signal when there are none.
+#[derive(Default)]
+struct Waiting {
+    requests: AtomicUsize,
+    none: Notify,
+}
+
+impl Waiting {
+    async fn lull(&self, at_most: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + at_most;
+        loop {
+            let none = self.none.notified();
+            if self.requests.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = none => {}
+                _ = tokio::time::sleep_until(deadline) => return false,
+            }
+        }
+    }
+}
+
+/// Counts a request as waiting until dropped (however the request ends).
+struct WaitingRequest<'a>(&'a Waiting);
+
+impl<'a> WaitingRequest<'a> {
+    fn new(waiting: &'a Waiting) -> Self {
+        waiting.requests.fetch_add(1, Ordering::SeqCst);
+        WaitingRequest(waiting)
+    }
+}
+
+impl Drop for WaitingRequest<'_> {
+    fn drop(&mut self) {
+        if self.0.requests.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none.notify_waiters();
+        }
+    }
 }
 
 impl MessageWriter {
@@ -60,12 +105,25 @@ impl MessageWriter {
                     }
                 }
             });
-        MessageWriter { queue, store }
+        MessageWriter {
+            queue,
+            store,
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Waits until no API request waits for a write (true), or `at_most` (false). The
+    /// dispatcher calls it before a round: its transactions hold the one write connection
+    /// for several ms, and every request arriving meanwhile would wait behind them. Bounded,
+    /// so a steady stream of requests slows dispatching down but never stops it.
+    pub async fn lull(&self, at_most: Duration) -> bool {
+        self.waiting.lull(at_most).await
     }
 
     /// Commits one new API message (with its media); returns once it is durable. A
     /// recipient who opted out of its sender or service gets 21610 and nothing is written.
     pub async fn write(&self, message: Message, media: Vec<Media>, estimate: Money) -> Result<()> {
+        let _waiting = WaitingRequest::new(&self.waiting);
         let Some(queue) = &self.queue else {
             let admissions = self
                 .store
@@ -116,5 +174,43 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 let _ = done.send(answer);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lull_comes_when_the_last_waiting_request_ends_or_at_the_bound() {
+        let waiting = Arc::new(Waiting::default());
+        assert!(waiting.lull(Duration::from_millis(100)).await, "none wait");
+
+        let first = WaitingRequest::new(&waiting);
+        let started = tokio::time::Instant::now();
+        assert!(!waiting.lull(Duration::from_millis(100)).await);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(100),
+            "gives up at the bound"
+        );
+        drop(first);
+
+        // Two requests end 10 ms and 30 ms from now: the lull comes with the second.
+        let ends = |after: u64| {
+            let waiting = waiting.clone();
+            let (held, hold) = oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _request = WaitingRequest::new(&waiting);
+                let _ = held.send(());
+                tokio::time::sleep(Duration::from_millis(after)).await;
+            });
+            hold
+        };
+        let (a, b) = (ends(10), ends(30));
+        let _ = (a.await, b.await);
+        let started = tokio::time::Instant::now();
+        assert!(waiting.lull(Duration::from_millis(100)).await);
+        assert_eq!(started.elapsed(), Duration::from_millis(30));
     }
 }

@@ -1,13 +1,14 @@
 //! What the SMPP carrier keeps: the parts of multipart messages and their receipts, the
 //! inventory route of senders, and the parts of concatenated inbound messages.
 
+use super::messages::{Receipt, ReceiptUpdate};
 use super::{int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::MessageStatus;
 use crate::error::{Error, Result};
 use sqlx::Row;
 use std::collections::HashMap;
 
-const ROWS: usize = 200;
+const ROWS: usize = 500;
 
 /// One accepted part of a multipart message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +20,59 @@ pub struct AcceptedPart {
     pub total: i64,
 }
 
-type Update = (String, MessageStatus, Option<i64>, Option<String>);
+/// One submit the simulated carrier accepted (its books, kept to count repeated submits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedSubmission {
+    pub carrier_message_id: String,
+    pub message_sid: String,
+    pub from: String,
+    pub to: String,
+    pub segments: i64,
+    pub at: i64,
+}
+
+/// What a carrier keeps about a batch it answered, committed with the dispatcher's record of
+/// the answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CarrierRecords {
+    pub simulated: Vec<SimulatedSubmission>,
+    pub receipts: Vec<Receipt>,
+}
+
+impl CarrierRecords {
+    pub fn extend(&mut self, other: CarrierRecords) {
+        self.simulated.extend(other.simulated);
+        self.receipts.extend(other.receipts);
+    }
+}
+
+pub(crate) async fn insert_carrier_records(tx: &mut Tx, records: &CarrierRecords) -> Result<()> {
+    for chunk in records.simulated.chunks(ROWS) {
+        let mut sql = Sql::new(
+            "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) VALUES ",
+        );
+        for (i, s) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(s.carrier_message_id.clone())
+                .push(", ")
+                .text(s.message_sid.clone())
+                .push(", ")
+                .text(s.from.clone())
+                .push(", ")
+                .text(s.to.clone())
+                .push(", ")
+                .int(s.segments)
+                .push(", ")
+                .int(s.at)
+                .push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    super::messages::insert_receipts(tx, &records.receipts).await
+}
 
 /// Applies due receipts of message parts: records each part's state, then a message whose
 /// parts are all delivered becomes delivered, and one with a failed part undelivered (with
@@ -29,7 +82,7 @@ pub(crate) async fn apply_part_receipts(
     tx: &mut Tx,
     now: i64,
     limit: i64,
-) -> Result<(Vec<String>, Vec<Update>)> {
+) -> Result<(Vec<String>, Vec<ReceiptUpdate>)> {
     let rows = sqlx::query(
         "SELECT r.id, r.status, r.error_code, r.done_date, p.carrier_message_id AS part_id, \
          p.message_sid FROM carrier_receipts r \
@@ -85,7 +138,7 @@ pub(crate) async fn apply_part_receipts(
         let mut delivered = 0;
         let mut total = 0;
         let mut last_done: Option<String> = None;
-        let mut failure: Option<Update> = None;
+        let mut failure: Option<ReceiptUpdate> = None;
         for part in &parts {
             total = int(part, "total")?;
             let done = opt_text(part, "done_date")?;

@@ -1,6 +1,7 @@
 //! Message rows, which double as the dispatch queue, plus their events, media, sticky senders,
 //! pacing, and carrier receipts.
 
+use super::webhooks::CallbackTargets;
 use super::{int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Direction, Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
@@ -64,8 +65,10 @@ fn push_opt_int(sql: &mut Sql, value: Option<i64>) {
 /// 10 hours of validity, in microseconds (with a day's margin).
 const MAX_SEND_DELAY: i64 = 36 * 24 * 3600 * 1_000_000 + 10 * 3600 * 1_000_000;
 
-/// Rows per multi-row statement: far below both databases' parameter limits.
-const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row statement: a dispatcher batch in one statement, and still far below both
+/// databases' parameter limits (a message row binds 23 values: 11,500 of SQLite's 32,766 and
+/// PostgreSQL's 65,535).
+const ROWS_PER_STATEMENT: usize = 500;
 
 /// One status transition.
 pub(crate) struct Event {
@@ -95,6 +98,15 @@ impl Event {
 /// Records transitions and, in the same transaction, the status callbacks they owe. Must run
 /// after the message rows carry their new state (the callback URL is resolved from them).
 pub(crate) async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
+    insert_events_to(tx, events, None).await
+}
+
+/// `insert_events`, with callback targets already resolved (see `enqueue_status_callbacks`).
+async fn insert_events_to(
+    tx: &mut Tx,
+    events: &[Event],
+    targets: Option<&CallbackTargets>,
+) -> Result<()> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut sql =
             Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES ");
@@ -112,7 +124,7 @@ pub(crate) async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
         }
         sql.query().execute(&mut **tx).await?;
     }
-    super::webhooks::enqueue_status_callbacks(tx, events).await
+    super::webhooks::enqueue_status_callbacks(tx, events, targets).await
 }
 
 /// Inserts messages with their media and first event inside `tx`.
@@ -720,10 +732,10 @@ impl Store {
             super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             super::Backend::Sqlite => "",
         };
-        let mut tx = self.begin_write().await?;
-        let accounts = due_accounts(&mut tx, now).await?;
+        // Found on a read connection: an account whose messages another claim takes in the
+        // meantime only makes this claim smaller (the update checks each message again).
+        let accounts = due_accounts(self.pool(), now).await?;
         if accounts.is_empty() {
-            tx.commit().await?;
             return Ok(Vec::new());
         }
         let per_account = (limit + accounts.len() as i64 - 1) / accounts.len() as i64;
@@ -746,18 +758,37 @@ impl Store {
         push_due(&mut sql, now);
         sql.push(lock).push(") AND ");
         push_due(&mut sql, now);
-        sql.push(&format!(" RETURNING {COLUMNS}, attempts, pace_slot"));
-        let rows = sql.query().fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Claimed {
-                    message: decode(row)?,
-                    attempts: int(row, "attempts")?,
-                    pace_slot: opt_int(row, "pace_slot")?,
-                })
-            })
-            .collect()
+        sql.push(" RETURNING sid");
+        // One statement, so no transaction is held open; and it need not wait for the disk.
+        let claimed: Vec<String> = self
+            .write_volatile(sql.query())
+            .await?
+            .iter()
+            .map(|row| text(row, "sid"))
+            .collect::<Result<_>>()?;
+        // The messages are read on a read connection (the claim is committed, so visible):
+        // the write connection, which every API write waits for, only did the update.
+        let mut found = Vec::with_capacity(claimed.len());
+        for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(COLUMNS)
+                .push(", attempts, pace_slot FROM messages WHERE sid IN (");
+            for (i, sid) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(sid.clone());
+            }
+            sql.push(") ORDER BY due_at, sid");
+            for row in sql.query().fetch_all(self.pool()).await? {
+                found.push(Claimed {
+                    message: decode(&row)?,
+                    attempts: int(&row, "attempts")?,
+                    pace_slot: opt_int(&row, "pace_slot")?,
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
@@ -766,6 +797,7 @@ impl Store {
         &self,
         outcomes: &[(Message, Outcome)],
         pacing: &[(String, i64)],
+        carrier: &super::carrier::CarrierRecords,
         now: i64,
     ) -> Result<()> {
         let mut later = Vec::new();
@@ -775,6 +807,8 @@ impl Store {
         let mut events = Vec::new();
         let mut sticky: std::collections::HashMap<(String, String), (String, i64)> =
             std::collections::HashMap::new();
+        // The messages with a transition to report, with the sender they are recorded with.
+        let mut reported: Vec<(&str, Option<&str>)> = Vec::new();
         for (m, outcome) in outcomes {
             match outcome {
                 Outcome::Later {
@@ -790,6 +824,7 @@ impl Store {
                     ));
                     if *status != m.status {
                         events.push(Event::change(&m.sid, *status, None, now));
+                        reported.push((&m.sid, from.as_deref().or(m.from.as_deref())));
                     }
                 }
                 Outcome::Sent {
@@ -827,6 +862,7 @@ impl Store {
                     for status in [MessageStatus::Sending, MessageStatus::Sent] {
                         events.push(Event::change(&m.sid, status, None, *at));
                     }
+                    reported.push((&m.sid, Some(from)));
                     if let Some(service) = &m.messaging_service_sid {
                         sticky.insert((service.clone(), m.to.clone()), (from.clone(), *at));
                     }
@@ -850,9 +886,12 @@ impl Store {
                         Some(*error_code),
                         *at,
                     ));
+                    reported.push((&m.sid, from.as_deref().or(m.from.as_deref())));
                 }
             }
         }
+        // Read before the write transaction, so that it holds the write connection less long.
+        let targets = self.callback_targets(&reported).await?;
         let mut tx = self.begin_write().await?;
         // `(VALUES …) AS v` names its columns column1, column2… on both databases.
         for chunk in later.chunks(ROWS_PER_STATEMENT) {
@@ -932,7 +971,7 @@ impl Store {
             sql.push(") AS v WHERE messages.sid = v.column1");
             sql.query().execute(&mut *tx).await?;
         }
-        insert_events(&mut tx, &events).await?;
+        insert_events_to(&mut tx, &events, Some(&targets)).await?;
         super::usage::add_usage(&mut tx, &usage).await?;
         let sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
         for chunk in sticky.chunks(ROWS_PER_STATEMENT) {
@@ -970,6 +1009,7 @@ impl Store {
             sql.push(" ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at");
             sql.query().execute(&mut *tx).await?;
         }
+        super::carrier::insert_carrier_records(&mut tx, carrier).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1034,32 +1074,68 @@ impl Store {
     /// Applies due receipts to their messages. A receipt whose message does not carry its
     /// carrier id yet (the submit is still being recorded) waits for the next round.
     pub async fn apply_due_receipts(&self, now: i64, limit: i64) -> Result<usize> {
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "SELECT r.id, r.status, r.error_code, r.done_date, m.sid, m.status AS message_status \
+        // Read on a read connection, with where each message's callbacks go, so that the write
+        // transaction only writes.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.id, r.status, r.error_code, r.done_date, m.sid, m.account_sid, \
+             m.status AS message_status, {} AS url \
              FROM carrier_receipts r JOIN messages m ON m.carrier_message_id = r.carrier_message_id \
+             LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
+             LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
              WHERE r.due_at <= $1 ORDER BY r.due_at LIMIT $2",
-        )
+            super::webhooks::CALLBACK_URL
+        )))
         .bind(now)
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(self.pool())
         .await?;
         let mut ids = Vec::with_capacity(rows.len());
-        let mut updates: Vec<(String, MessageStatus, Option<i64>, Option<String>)> = Vec::new();
+        // receipt id → (message SID, status, error code, done date)
+        let mut found: std::collections::HashMap<String, ReceiptUpdate> =
+            std::collections::HashMap::new();
+        let mut targets = CallbackTargets::new();
         for row in &rows {
-            ids.push(text(row, "id")?);
+            let id = text(row, "id")?;
+            ids.push(id.clone());
             let status = MessageStatus::parse(&text(row, "status")?)
                 .ok_or_else(|| Error::internal("bad receipt status"))?;
             let current = MessageStatus::parse(&text(row, "message_status")?)
                 .ok_or_else(|| Error::internal("bad message status"))?;
             // A message already final (say, expired) keeps its state; the receipt is dropped.
             if !current.is_final() {
-                updates.push((
-                    text(row, "sid")?,
-                    status,
-                    opt_int(row, "error_code")?,
-                    opt_text(row, "done_date")?,
-                ));
+                let sid = text(row, "sid")?;
+                let target = opt_text(row, "url")?
+                    .map(|url| Ok::<_, Error>((text(row, "account_sid")?, url)))
+                    .transpose()?;
+                targets.insert(sid.clone(), target);
+                found.insert(
+                    id,
+                    (
+                        sid,
+                        status,
+                        opt_int(row, "error_code")?,
+                        opt_text(row, "done_date")?,
+                    ),
+                );
+            }
+        }
+        let mut tx = self.begin_write().await?;
+        // A receipt counts only if this transaction consumes it: another node may have
+        // applied it since the read.
+        let mut updates: Vec<ReceiptUpdate> = Vec::with_capacity(found.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(id.clone());
+            }
+            sql.push(") RETURNING id");
+            for row in sql.query().fetch_all(&mut *tx).await? {
+                if let Some(update) = found.remove(&text(&row, "id")?) {
+                    updates.push(update);
+                }
             }
         }
         let (part_ids, part_updates) =
@@ -1070,7 +1146,6 @@ impl Store {
             .bind(now - ORPHAN_RECEIPT_AGE)
             .execute(&mut *tx)
             .await?;
-        ids.extend(part_ids);
         updates.extend(part_updates);
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
@@ -1103,8 +1178,8 @@ impl Store {
                 ..Event::change(sid, *status, *code, now)
             })
             .collect();
-        insert_events(&mut tx, &events).await?;
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        insert_events_to(&mut tx, &events, Some(&targets)).await?;
+        for chunk in part_ids.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
             for (i, id) in chunk.iter().enumerate() {
                 if i > 0 {
@@ -1136,12 +1211,12 @@ fn push_due(sql: &mut Sql, now: i64) {
 /// Accounts with due messages, at most `MAX_ACCOUNTS_PER_CLAIM`. The walk skips from one
 /// account to the next through the (account, due) index, starting after a random SID and
 /// wrapping around, so that with more accounts than one claim takes each gets its turn.
-async fn due_accounts(tx: &mut Tx, now: i64) -> Result<Vec<String>> {
+async fn due_accounts(pool: &sqlx::AnyPool, now: i64) -> Result<Vec<String>> {
     let start = format!("AC{}", crate::domain::sid::random_hex32());
-    let mut found = due_accounts_after(tx, now, &start, MAX_ACCOUNTS_PER_CLAIM).await?;
+    let mut found = due_accounts_after(pool, now, &start, MAX_ACCOUNTS_PER_CLAIM).await?;
     let missing = MAX_ACCOUNTS_PER_CLAIM - found.len() as i64;
     if missing > 0 {
-        for account in due_accounts_after(tx, now, "", missing).await? {
+        for account in due_accounts_after(pool, now, "", missing).await? {
             if account >= start || found.contains(&account) {
                 break;
             }
@@ -1152,7 +1227,12 @@ async fn due_accounts(tx: &mut Tx, now: i64) -> Result<Vec<String>> {
 }
 
 /// Up to `max` accounts with due messages whose SIDs sort after `after`, in SID order.
-async fn due_accounts_after(tx: &mut Tx, now: i64, after: &str, max: i64) -> Result<Vec<String>> {
+async fn due_accounts_after(
+    pool: &sqlx::AnyPool,
+    now: i64,
+    after: &str,
+    max: i64,
+) -> Result<Vec<String>> {
     let mut sql = Sql::new(
         "WITH RECURSIVE walk (account_sid, n) AS (SELECT (SELECT account_sid FROM messages WHERE ",
     );
@@ -1164,9 +1244,12 @@ async fn due_accounts_after(tx: &mut Tx, now: i64, after: &str, max: i64) -> Res
     sql.push(" AND m.account_sid > walk.account_sid ORDER BY m.account_sid LIMIT 1), n + 1 FROM walk WHERE walk.account_sid IS NOT NULL AND n < ")
         .int(max)
         .push(") SELECT account_sid FROM walk WHERE account_sid IS NOT NULL");
-    let rows = sql.query().fetch_all(&mut **tx).await?;
+    let rows = sql.query().fetch_all(pool).await?;
     rows.iter().map(|row| text(row, "account_sid")).collect()
 }
+
+/// What a receipt does to its message: (message SID, new status, error code, done date).
+pub(crate) type ReceiptUpdate = (String, MessageStatus, Option<i64>, Option<String>);
 
 /// How long a receipt may wait for its message (microseconds).
 const ORPHAN_RECEIPT_AGE: i64 = 7 * 24 * 3600 * 1_000_000;

@@ -122,7 +122,7 @@ impl Store {
             pool.clone()
         };
         if backend == Backend::Sqlite && max_connections > 1 {
-            spawn_checkpoints(writes.clone());
+            spawn_checkpoints(writes.clone(), pool.clone());
         }
         Ok(Store {
             pool,
@@ -155,6 +155,17 @@ impl Store {
 
     /// A transaction that will write: on SQLite it takes the write lock up front, so two
     /// read-then-write transactions queue instead of failing with "database is locked".
+    /// Runs one statement on the write connection and returns its rows without waiting for
+    /// the disk: only for writes a crash may lose harmlessly. A dispatcher's claim is one (a
+    /// lost lease lets its messages be claimed again at once, as after any restart), and any
+    /// later commit that waits for the disk covers it too, the WAL being written in order.
+    pub(crate) async fn write_volatile(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<AnyRow>> {
+        Ok(statement.fetch_all(&self.writes).await?)
+    }
+
     pub async fn begin_write(&self) -> Result<Tx> {
         let tx = match self.backend {
             Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
@@ -188,27 +199,42 @@ async fn tune_sqlite(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::
 /// off the connection (see `durability`).
 async fn tune_sqlite_writer(conn: &mut sqlx::AnyConnection) -> sqlx::Result<()> {
     tune_sqlite(conn, Backend::Sqlite).await?;
-    sqlx::Executor::execute(&mut *conn, "PRAGMA synchronous=NORMAL").await?;
+    // Every API write and dispatcher round goes through this one connection: with SQLite's
+    // default 2 MiB page cache, it re-read index pages from the OS for every statement.
+    sqlx::Executor::execute(
+        &mut *conn,
+        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536",
+    )
+    .await?;
     Ok(())
 }
 
-/// Copies the WAL into the database file every `CHECKPOINT_EVERY`, off the commit path. It
-/// runs on the write connection, between two writes: a checkpoint beside a busy writer never
-/// catches up with it, so the WAL would only grow (hundreds of MB in a benchmark). Run
-/// between writes it copies everything, and the next commit starts the WAL over.
-fn spawn_checkpoints(pool: AnyPool) {
+/// Copies the WAL into the database file in the background, off the commit path.
+///
+/// Most checkpoints run on a read connection: they copy what is committed and sync the
+/// database file without holding the write connection. But beside a busy writer such a
+/// checkpoint never finishes (new frames arrive while it copies), and only a finished one lets
+/// the next commit start the WAL over, so alone it would let the WAL grow by hundreds of MB.
+/// Every `WRITER_CHECKPOINT_EVERY`th one therefore runs on the write connection, between two
+/// writes: it finishes, and having little left to copy, it is short.
+fn spawn_checkpoints(writes: AnyPool, reads: AnyPool) {
     if tokio::runtime::Handle::try_current().is_err() {
         return;
     }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        loop {
+        for round in 1u64.. {
             tick.tick().await;
-            if pool.is_closed() {
+            if writes.is_closed() || reads.is_closed() {
                 break;
             }
+            let pool = if round % WRITER_CHECKPOINT_EVERY == 0 {
+                &writes
+            } else {
+                &reads
+            };
             if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
+                .execute(pool)
                 .await
             {
                 tracing::warn!(%err, "WAL checkpoint failed");
@@ -217,7 +243,8 @@ fn spawn_checkpoints(pool: AnyPool) {
     });
 }
 
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const WRITER_CHECKPOINT_EVERY: u64 = 4;
 
 /// The file path in a `sqlite:` URL.
 fn sqlite_path(url: &str) -> &str {

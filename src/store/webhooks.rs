@@ -9,7 +9,8 @@ use crate::error::Result;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row statement (a dispatcher batch; far below the parameter limits).
+const ROWS_PER_STATEMENT: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookKind {
@@ -93,48 +94,104 @@ fn new_id() -> String {
     crate::domain::sid::generate(crate::domain::sid::SidKind::Message)[2..].to_string()
 }
 
-/// Queues the status callbacks owed for `events`: one row per reported transition of a
-/// message that has a callback URL (its own `StatusCallback`, else its service's, else its
-/// sending number's). `sending` is not reported: warbler passes through it in the same
+/// Message SID → where its status callbacks go (account SID, URL), or `None` for a message
+/// with no callback URL.
+pub(crate) type CallbackTargets = std::collections::HashMap<String, Option<(String, String)>>;
+
+/// The SQL that resolves each message's status callback URL: its own, else its service's,
+/// else its sender number's. Each message comes with the sender it is being recorded with,
+/// if any (its stored `from_address` otherwise).
+pub(crate) const CALLBACK_URL: &str =
+    "COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, ''))";
+
+fn targets_query(chunk: &[(&str, Option<&str>)]) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "SELECT m.sid, m.account_sid, {CALLBACK_URL} AS url FROM (VALUES "
+    ));
+    for (i, (sid, from)) in chunk.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("(").text(*sid).push(", ");
+        match from {
+            Some(from) => sql.text(*from),
+            // A typed NULL keeps PostgreSQL's VALUES column a text column.
+            None => sql.push("CAST(NULL AS TEXT)"),
+        };
+        sql.push(")");
+    }
+    sql.push(
+        ") AS v JOIN messages m ON m.sid = v.column1 \
+         LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
+         LEFT JOIN phone_numbers p ON p.phone_number = COALESCE(v.column2, m.from_address) \
+         AND p.account_sid = m.account_sid",
+    );
+    sql
+}
+
+fn add_targets(rows: &[AnyRow], targets: &mut CallbackTargets) -> Result<()> {
+    for row in rows {
+        let target = opt_text(row, "url")?
+            .map(|url| Ok::<_, crate::error::Error>((text(row, "account_sid")?, url)))
+            .transpose()?;
+        targets.insert(text(row, "sid")?, target);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Resolves status callback targets on a read connection, so that a write transaction
+    /// need not (see `CallbackTargets`): `wanted` is (message SID, sender being recorded).
+    pub(crate) async fn callback_targets(
+        &self,
+        wanted: &[(&str, Option<&str>)],
+    ) -> Result<CallbackTargets> {
+        let mut targets = CallbackTargets::new();
+        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+            let rows = targets_query(chunk).query().fetch_all(self.pool()).await?;
+            add_targets(&rows, &mut targets)?;
+        }
+        Ok(targets)
+    }
+}
+
+/// Queues the status callbacks owed for `events`, inside `tx`: one row per reported transition
+/// of a message that has a callback URL (its own `StatusCallback`, else its service's, else
+/// its sending number's). `sending` is not reported: warbler passes through it in the same
 /// instant as `sent`, and Twilio's recorded traffic goes queued → sent.
-pub(crate) async fn enqueue_status_callbacks(tx: &mut Tx, events: &[Event]) -> Result<()> {
+/// Targets already resolved (by `Store::callback_targets`) are used as they are; the others
+/// are read in `tx`, which must then already hold the messages' new state.
+pub(crate) async fn enqueue_status_callbacks(
+    tx: &mut Tx,
+    events: &[Event],
+    resolved: Option<&CallbackTargets>,
+) -> Result<()> {
     let reported: Vec<&Event> = events
         .iter()
         .filter(|e| e.notify && e.status != MessageStatus::Sending)
         .collect();
-    // The callback URL of each reported message, one value bound per message: most messages
-    // have none, and their events are then never built into an insert.
-    let mut sids: Vec<&str> = reported.iter().map(|e| e.sid.as_str()).collect();
-    sids.sort_unstable();
-    sids.dedup();
-    // message SID → (account SID, callback URL)
-    let mut targets: std::collections::HashMap<String, (String, String)> =
-        std::collections::HashMap::new();
-    for chunk in sids.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            "SELECT m.sid, m.account_sid, \
-             COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, '')) AS url \
-             FROM messages m \
-             LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
-             LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
-             WHERE m.sid IN (",
-        );
-        for (i, sid) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(*sid);
-        }
-        sql.push(")");
-        for row in sql.query().fetch_all(&mut **tx).await? {
-            if let Some(url) = opt_text(&row, "url")? {
-                targets.insert(text(&row, "sid")?, (text(&row, "account_sid")?, url));
-            }
-        }
+    let mut missing: Vec<&str> = reported
+        .iter()
+        .map(|e| e.sid.as_str())
+        .filter(|sid| resolved.is_none_or(|known| !known.contains_key(*sid)))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let mut read = CallbackTargets::new();
+    let wanted: Vec<(&str, Option<&str>)> = missing.iter().map(|sid| (*sid, None)).collect();
+    for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+        let rows = targets_query(chunk).query().fetch_all(&mut **tx).await?;
+        add_targets(&rows, &mut read)?;
     }
+    let target = |sid: &str| {
+        resolved
+            .and_then(|known| known.get(sid))
+            .or_else(|| read.get(sid))
+            .and_then(Option::as_ref)
+    };
     let reported: Vec<(&Event, &(String, String))> = reported
         .into_iter()
-        .filter_map(|e| targets.get(&e.sid).map(|target| (e, target)))
+        .filter_map(|e| target(&e.sid).map(|target| (e, target)))
         .collect();
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(

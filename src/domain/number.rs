@@ -6,12 +6,27 @@ use crate::domain::account::{Account, AccountStatus};
 use crate::error::{Error, Result};
 use phonenumber::metadata::DATABASE;
 
-/// A phone number in E.164 form (`+14155550100`), checked to be a possible number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A phone number in E.164 form (`+14155550100`), checked to be a possible number. Its country
+/// and national format are worked out when asked for: libphonenumber's region detection and
+/// formatting run many regular expressions, and sending a message needs neither.
+#[derive(Debug, Clone)]
 pub struct E164 {
     e164: String,
-    iso_country: String,
-    national: String,
+    number: phonenumber::PhoneNumber,
+}
+
+impl PartialEq for E164 {
+    fn eq(&self, other: &Self) -> bool {
+        self.e164 == other.e164
+    }
+}
+
+impl Eq for E164 {}
+
+impl std::hash::Hash for E164 {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.e164.hash(state);
+    }
 }
 
 impl E164 {
@@ -27,9 +42,8 @@ impl E164 {
             return None;
         }
         let number = phonenumber::parse(None, value).ok()?;
-        let national = number.national().to_string();
+        let length = number.national().to_string().len() as u16;
         let candidates = DATABASE.by_code(&number.code().value())?;
-        let length = national.len() as u16;
         let possible = candidates.iter().any(|meta| {
             let d = meta.descriptors();
             // The general descriptor's lengths are often empty; each type lists its own.
@@ -52,22 +66,9 @@ impl E164 {
         if !possible {
             return None;
         }
-        let iso_country = match number.country().id() {
-            Some(id) => format!("{id:?}"),
-            None => candidates
-                .iter()
-                .find(|m| m.is_main_country_for_code())
-                .or(candidates.first())
-                .map(|m| m.id().to_string())?,
-        };
-        let formatted = number
-            .format()
-            .mode(phonenumber::Mode::National)
-            .to_string();
         Some(E164 {
             e164: value.to_string(),
-            iso_country,
-            national: formatted,
+            number,
         })
     }
 
@@ -75,14 +76,29 @@ impl E164 {
         &self.e164
     }
 
-    /// ISO 3166 alpha-2 country, e.g. `US`.
-    pub fn iso_country(&self) -> &str {
-        &self.iso_country
+    /// ISO 3166 alpha-2 country, e.g. `US` (the main country of its calling code when
+    /// libphonenumber cannot place it).
+    pub fn iso_country(&self) -> String {
+        if let Some(id) = self.number.country().id() {
+            return format!("{id:?}");
+        }
+        let candidates = DATABASE
+            .by_code(&self.number.code().value())
+            .unwrap_or_default();
+        candidates
+            .iter()
+            .find(|m| m.is_main_country_for_code())
+            .or(candidates.first())
+            .map(|m| m.id().to_string())
+            .unwrap_or_default()
     }
 
     /// The national format Twilio uses as a default friendly name, e.g. `(415) 555-0100`.
-    pub fn national_format(&self) -> &str {
-        &self.national
+    pub fn national_format(&self) -> String {
+        self.number
+            .format()
+            .mode(phonenumber::Mode::National)
+            .to_string()
     }
 
     /// The NANP area code (first three national digits) of a `+1` number.
@@ -95,7 +111,7 @@ impl E164 {
 /// (a short code or unparsable value is returned as is).
 pub fn display_name(phone_number: &str) -> String {
     E164::parse(phone_number)
-        .map(|n| n.national)
+        .map(|n| n.national_format())
         .unwrap_or_else(|| phone_number.to_string())
 }
 

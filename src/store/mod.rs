@@ -199,11 +199,11 @@ async fn tune_sqlite(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::
 /// off the connection (see `durability`).
 async fn tune_sqlite_writer(conn: &mut sqlx::AnyConnection) -> sqlx::Result<()> {
     tune_sqlite(conn, Backend::Sqlite).await?;
-    // Every API write and dispatcher round goes through this one connection: with SQLite's
-    // default 2 MiB page cache, it re-read index pages from the OS for every statement.
+    // Every API write and dispatcher round goes through this one connection: a page cache
+    // of 16 MiB instead of SQLite's 2 MiB keeps the indexes it writes to in memory.
     sqlx::Executor::execute(
         &mut *conn,
-        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536",
+        "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384",
     )
     .await?;
     Ok(())
@@ -244,7 +244,7 @@ fn spawn_checkpoints(writes: AnyPool, reads: AnyPool) {
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-const WRITER_CHECKPOINT_EVERY: u64 = 4;
+const WRITER_CHECKPOINT_EVERY: u64 = 16;
 
 /// The file path in a `sqlite:` URL.
 fn sqlite_path(url: &str) -> &str {

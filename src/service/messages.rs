@@ -46,6 +46,7 @@ const DISPATCH_YIELDS_AT_MOST: std::time::Duration = std::time::Duration::from_m
 /// A round's batch when the API's writes did not pause: its transactions are shorter, so the
 /// API requests that queue behind them wait less.
 const BATCH_UNDER_LOAD: i64 = 100;
+
 /// A sender may send a message this far ahead of its paced slot (one dispatcher tick), so a
 /// fast sender sends many messages per round.
 const PACING_HORIZON: i64 = 100_000;

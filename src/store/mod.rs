@@ -153,8 +153,6 @@ impl Store {
         Ok(done)
     }
 
-    /// A transaction that will write: on SQLite it takes the write lock up front, so two
-    /// read-then-write transactions queue instead of failing with "database is locked".
     /// Runs one statement on the write connection and returns its rows without waiting for
     /// the disk: only for writes a crash may lose harmlessly. A dispatcher's claim is one (a
     /// lost lease lets its messages be claimed again at once, as after any restart), and any
@@ -166,6 +164,8 @@ impl Store {
         Ok(statement.fetch_all(&self.writes).await?)
     }
 
+    /// A transaction that will write: on SQLite it takes the write lock up front, so two
+    /// read-then-write transactions queue instead of failing with "database is locked".
     pub async fn begin_write(&self) -> Result<Tx> {
         let tx = match self.backend {
             Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,

@@ -73,6 +73,25 @@ async fn add_to_service(server: &TestServer, service: &str, number_sid: &str) {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
 }
 
+/// Sends "Hi there" to `HANDSET` through `service`, then dispatches it, applies its receipt
+/// and delivers the callbacks it owes. Returns the message as created.
+async fn send_through_service_until_delivered(server: &TestServer, service: &str) -> Value {
+    let message = send(
+        server,
+        &[
+            ("To", HANDSET),
+            ("MessagingServiceSid", service),
+            ("Body", "Hi there"),
+        ],
+    )
+    .await;
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
+    flush(server, t0 + 5 * SECOND).await;
+    message
+}
+
 fn statuses(hits: &[Hit], sid: &str) -> Vec<String> {
     hits.iter()
         .filter(|h| h.get("MessageSid") == Some(sid))
@@ -168,20 +187,8 @@ async fn service_callbacks_report_queued_and_carry_the_service() {
     let number = buy_configured(&server, "+14155550100", &[]).await;
     let service = create_service(&server, &[("StatusCallback", &hook.url("/service"))]).await;
     add_to_service(&server, &service, &number).await;
-    let message = send(
-        &server,
-        &[
-            ("To", HANDSET),
-            ("MessagingServiceSid", &service),
-            ("Body", "Hi there"),
-        ],
-    )
-    .await;
+    let message = send_through_service_until_delivered(&server, &service).await;
     assert_eq!(message["status"], "accepted");
-    let t0 = now_micros();
-    server.app.dispatch_once(t0).await.unwrap();
-    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
-    flush(&server, t0 + 5 * SECOND).await;
     let hits = hook.hits("/service");
     let sid = message["sid"].as_str().unwrap();
     assert_eq!(statuses(&hits, sid), ["queued", "sent", "delivered"]);
@@ -207,19 +214,7 @@ async fn service_messages_report_to_the_chosen_number_callback() {
     .await;
     let service = create_service(&server, &[]).await;
     add_to_service(&server, &service, &number).await;
-    let message = send(
-        &server,
-        &[
-            ("To", HANDSET),
-            ("MessagingServiceSid", &service),
-            ("Body", "Hi there"),
-        ],
-    )
-    .await;
-    let t0 = now_micros();
-    server.app.dispatch_once(t0).await.unwrap();
-    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
-    flush(&server, t0 + 5 * SECOND).await;
+    let message = send_through_service_until_delivered(&server, &service).await;
     let hits = hook.hits("/number");
     let sid = message["sid"].as_str().unwrap();
     assert_eq!(statuses(&hits, sid), ["queued", "sent", "delivered"]);

@@ -459,28 +459,34 @@ impl Store {
 
     /// Several messages by SID, each only if it belongs to the account given with it.
     pub async fn messages_of(&self, wanted: &[(&str, &str)]) -> Result<Vec<Message>> {
+        let sids: Vec<&str> = wanted.iter().map(|(_, sid)| *sid).collect();
         let mut found = Vec::with_capacity(wanted.len());
-        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("SELECT ");
-            sql.push(COLUMNS).push(" FROM messages WHERE sid IN (");
-            for (i, (_, sid)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(sid.to_string());
-            }
-            sql.push(")");
-            for row in sql.query().fetch_all(self.pool()).await? {
-                let message = decode(&row)?;
-                if chunk
-                    .iter()
-                    .any(|(account, sid)| *sid == message.sid && *account == message.account_sid)
-                {
-                    found.push(message);
-                }
+        for row in self.message_rows(&sids, "").await? {
+            let message = decode(&row)?;
+            if wanted
+                .iter()
+                .any(|(account, sid)| *sid == message.sid && *account == message.account_sid)
+            {
+                found.push(message);
             }
         }
         Ok(found)
+    }
+
+    /// Rows of messages by SID, in due order, read on a read connection: the message columns
+    /// (see `decode`), then `extra`.
+    async fn message_rows(&self, sids: &[&str], extra: &str) -> Result<Vec<AnyRow>> {
+        let mut rows = Vec::with_capacity(sids.len());
+        for chunk in sids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("SELECT ");
+            sql.push(COLUMNS)
+                .push(extra)
+                .push(" FROM messages WHERE sid IN (")
+                .text_list(chunk.iter().copied())
+                .push(") ORDER BY due_at, sid");
+            rows.extend(sql.query().fetch_all(self.pool()).await?);
+        }
+        Ok(rows)
     }
 
     /// The statuses a message went through, in order.
@@ -768,27 +774,18 @@ impl Store {
             .collect::<Result<_>>()?;
         // The messages are read on a read connection (the claim is committed, so visible):
         // the write connection, which every API write waits for, only did the update.
-        let mut found = Vec::with_capacity(claimed.len());
-        for chunk in claimed.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("SELECT ");
-            sql.push(COLUMNS)
-                .push(", attempts, pace_slot FROM messages WHERE sid IN (");
-            for (i, sid) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(sid.clone());
-            }
-            sql.push(") ORDER BY due_at, sid");
-            for row in sql.query().fetch_all(self.pool()).await? {
-                found.push(Claimed {
-                    message: decode(&row)?,
-                    attempts: int(&row, "attempts")?,
-                    pace_slot: opt_int(&row, "pace_slot")?,
-                });
-            }
-        }
-        Ok(found)
+        let sids: Vec<&str> = claimed.iter().map(String::as_str).collect();
+        self.message_rows(&sids, ", attempts, pace_slot")
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Claimed {
+                    message: decode(row)?,
+                    attempts: int(row, "attempts")?,
+                    pace_slot: opt_int(row, "pace_slot")?,
+                })
+            })
+            .collect()
     }
 
     /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
@@ -1122,22 +1119,11 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // A receipt counts only if this transaction consumes it: another node may have
         // applied it since the read.
-        let mut updates: Vec<ReceiptUpdate> = Vec::with_capacity(found.len());
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(id.clone());
-            }
-            sql.push(") RETURNING id");
-            for row in sql.query().fetch_all(&mut *tx).await? {
-                if let Some(update) = found.remove(&text(&row, "id")?) {
-                    updates.push(update);
-                }
-            }
-        }
+        let mut updates: Vec<ReceiptUpdate> = consume_receipts(&mut tx, &ids)
+            .await?
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .collect();
         let (part_ids, part_updates) =
             super::carrier::apply_part_receipts(&mut tx, now, limit).await?;
         // Receipts no message claimed within a week (ids of messages sent before a crash
@@ -1179,17 +1165,7 @@ impl Store {
             })
             .collect();
         insert_events_to(&mut tx, &events, Some(&targets)).await?;
-        for chunk in part_ids.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
-            for (i, id) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(id.clone());
-            }
-            sql.push(")");
-            sql.query().execute(&mut *tx).await?;
-        }
+        consume_receipts(&mut tx, &part_ids).await?;
         let applied = updates.len();
         tx.commit().await?;
         Ok(applied)
@@ -1246,6 +1222,20 @@ async fn due_accounts_after(
         .push(") SELECT account_sid FROM walk WHERE account_sid IS NOT NULL");
     let rows = sql.query().fetch_all(pool).await?;
     rows.iter().map(|row| text(row, "account_sid")).collect()
+}
+
+/// Deletes receipts by id inside `tx`; returns the ids it deleted (not those another
+/// transaction took first).
+async fn consume_receipts(tx: &mut Tx, ids: &[String]) -> Result<Vec<String>> {
+    let mut consumed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
+        sql.text_list(chunk.iter().cloned()).push(") RETURNING id");
+        for row in sql.query().fetch_all(&mut **tx).await? {
+            consumed.push(text(&row, "id")?);
+        }
+    }
+    Ok(consumed)
 }
 
 /// What a receipt does to its message: (message SID, new status, error code, done date).

@@ -66,6 +66,17 @@ impl Sql {
         self.placeholder()
     }
 
+    /// Appends placeholders bound to text values, separated by commas (for `IN (…)`).
+    pub fn text_list<T: Into<String>>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(value);
+        }
+        self
+    }
+
     fn placeholder(&mut self) -> &mut Self {
         let n = self.args.len();
         let start = self.text.len();

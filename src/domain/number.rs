@@ -6,13 +6,15 @@ use crate::domain::account::{Account, AccountStatus};
 use crate::error::{Error, Result};
 use phonenumber::metadata::DATABASE;
 
-/// A phone number in E.164 form (`+14155550100`), checked to be a possible number. Its country
-/// and national format are worked out when asked for: libphonenumber's region detection and
-/// formatting run many regular expressions, and sending a message needs neither.
+/// A phone number in E.164 form (`+14155550100`), checked to be a possible number. Checking
+/// needs only the calling code and the national length; libphonenumber's full parse (region
+/// detection runs many regular expressions) waits until a country or national format is asked
+/// for, which sending a message never does.
 #[derive(Debug, Clone)]
 pub struct E164 {
     e164: String,
-    number: phonenumber::PhoneNumber,
+    code: u16,
+    parsed: std::sync::OnceLock<Option<phonenumber::PhoneNumber>>,
 }
 
 impl PartialEq for E164 {
@@ -41,9 +43,12 @@ impl E164 {
         {
             return None;
         }
-        let number = phonenumber::parse(None, value).ok()?;
-        let length = number.national().to_string().len() as u16;
-        let candidates = DATABASE.by_code(&number.code().value())?;
+        // Calling codes are prefix-free: at most one of the first 1, 2 or 3 digits is one.
+        let (code, candidates, national_length) = (1..=3).find_map(|width| {
+            let code: u16 = digits[..width].parse().ok()?;
+            let candidates = DATABASE.by_code(&code)?;
+            Some((code, candidates, (digits.len() - width) as u16))
+        })?;
         let possible = candidates.iter().any(|meta| {
             let d = meta.descriptors();
             // The general descriptor's lengths are often empty; each type lists its own.
@@ -61,14 +66,15 @@ impl E164 {
             ]
             .into_iter()
             .flatten()
-            .any(|descriptor| descriptor.possible_length().contains(&length))
+            .any(|descriptor| descriptor.possible_length().contains(&national_length))
         });
         if !possible {
             return None;
         }
         Some(E164 {
             e164: value.to_string(),
-            number,
+            code,
+            parsed: std::sync::OnceLock::new(),
         })
     }
 
@@ -76,15 +82,19 @@ impl E164 {
         &self.e164
     }
 
+    fn parsed(&self) -> Option<&phonenumber::PhoneNumber> {
+        self.parsed
+            .get_or_init(|| phonenumber::parse(None, &self.e164).ok())
+            .as_ref()
+    }
+
     /// ISO 3166 alpha-2 country, e.g. `US` (the main country of its calling code when
     /// libphonenumber cannot place it).
     pub fn iso_country(&self) -> String {
-        if let Some(id) = self.number.country().id() {
+        if let Some(id) = self.parsed().and_then(|number| number.country().id()) {
             return format!("{id:?}");
         }
-        let candidates = DATABASE
-            .by_code(&self.number.code().value())
-            .unwrap_or_default();
+        let candidates = DATABASE.by_code(&self.code).unwrap_or_default();
         candidates
             .iter()
             .find(|m| m.is_main_country_for_code())
@@ -93,12 +103,16 @@ impl E164 {
             .unwrap_or_default()
     }
 
-    /// The national format Twilio uses as a default friendly name, e.g. `(415) 555-0100`.
+    /// The national format Twilio uses as a default friendly name, e.g. `(415) 555-0100`
+    /// (the national digits when libphonenumber cannot format it).
     pub fn national_format(&self) -> String {
-        self.number
-            .format()
-            .mode(phonenumber::Mode::National)
-            .to_string()
+        match self.parsed() {
+            Some(number) => number
+                .format()
+                .mode(phonenumber::Mode::National)
+                .to_string(),
+            None => self.e164[1 + self.code.to_string().len()..].to_string(),
+        }
     }
 
     /// The NANP area code (first three national digits) of a `+1` number.
@@ -447,6 +461,14 @@ mod tests {
         assert_eq!(gb.iso_country(), "GB");
         assert_eq!(gb.nanp_area_code(), None);
         assert_eq!(E164::parse("+33612345678").unwrap().iso_country(), "FR");
+        // Two- and three-digit calling codes; Italy keeps its leading zero.
+        let rome = E164::parse("+390612345678").unwrap();
+        assert_eq!(rome.iso_country(), "IT");
+        assert_eq!(rome.national_format(), "06 1234 5678");
+        assert_eq!(E164::parse("+35312345678").unwrap().iso_country(), "IE");
+        // A length possible for the code but not for any of its countries' number types.
+        assert!(E164::parse("+44770090012345").is_none());
+        assert!(E164::parse("+33612345").is_none());
     }
 
     #[test]

@@ -95,25 +95,29 @@ pub(crate) async fn month_spend(tx: &mut Tx, account_sid: &str, month: &str) -> 
 }
 
 /// Adds accepted messages (count, estimated spend) to the monthly counters inside `tx`.
-pub(crate) async fn count_messages(
-    tx: &mut Tx,
-    counts: &HashMap<(String, String), (i64, Money)>,
-) -> Result<()> {
-    for ((account, month), (n, spend)) in counts {
-        sqlx::query(
-            "INSERT INTO account_month_counters (account_sid, month, messages, outbound_spend) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (account_sid, month) DO UPDATE SET \
-             messages = account_month_counters.messages + excluded.messages, \
-             outbound_spend = account_month_counters.outbound_spend + excluded.outbound_spend",
-        )
-        .bind(account.clone())
-        .bind(month.clone())
-        .bind(*n)
-        .bind(*spend)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+/// Upserts that add messages (and their estimated spend) to the monthly counters.
+pub(crate) fn count_statements(counts: &HashMap<(String, String), (i64, Money)>) -> Vec<Sql> {
+    counts
+        .iter()
+        .map(|((account, month), (n, spend))| {
+            let mut sql = Sql::new(
+                "INSERT INTO account_month_counters (account_sid, month, messages, outbound_spend) VALUES (",
+            );
+            sql.text(account.clone())
+                .push(", ")
+                .text(month.clone())
+                .push(", ")
+                .int(*n)
+                .push(", ")
+                .int(*spend)
+                .push(
+                    ") ON CONFLICT (account_sid, month) DO UPDATE SET \
+                     messages = account_month_counters.messages + excluded.messages, \
+                     outbound_spend = account_month_counters.outbound_spend + excluded.outbound_spend",
+                );
+            sql
+        })
+        .collect()
 }
 
 impl Store {

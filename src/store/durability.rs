@@ -124,6 +124,15 @@ impl Tx {
         })
     }
 
+    /// Runs writing statements, in order, in as few round trips as the database allows
+    /// (`Sql::joined`).
+    pub async fn execute_all(&mut self, statements: Vec<super::Sql>) -> Result<()> {
+        for statement in super::Sql::joined(statements) {
+            statement.query().execute(&mut *self.inner).await?;
+        }
+        Ok(())
+    }
+
     pub async fn rollback(self) -> Result<()> {
         self.inner.rollback().await?;
         Ok(())

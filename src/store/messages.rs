@@ -107,24 +107,33 @@ async fn insert_events_to(
     events: &[Event],
     targets: Option<&CallbackTargets>,
 ) -> Result<()> {
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let mut sql =
-            Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) VALUES ");
-        for (i, e) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(e.sid.clone())
-                .push(", ")
-                .text(e.status.as_str())
-                .push(", ");
-            push_opt_int(&mut sql, e.error_code);
-            sql.push(", ").int(e.at).push(")");
-        }
-        sql.query().execute(&mut **tx).await?;
-    }
+    tx.execute_all(event_statements(events)).await?;
     super::webhooks::enqueue_status_callbacks(tx, events, targets).await
+}
+
+/// Multi-row inserts of status transitions (their callbacks are separate).
+fn event_statements(events: &[Event]) -> Vec<Sql> {
+    events
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = Sql::new(
+                "INSERT INTO message_events (message_sid, status, error_code, at) VALUES ",
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(e.sid.clone())
+                    .push(", ")
+                    .text(e.status.as_str())
+                    .push(", ");
+                push_opt_int(&mut sql, e.error_code);
+                sql.push(", ").int(e.at).push(")");
+            }
+            sql
+        })
+        .collect()
 }
 
 /// Inserts messages with their media and first event inside `tx`.
@@ -133,6 +142,13 @@ pub(crate) async fn insert_messages_in(
     batch: &[(Message, Vec<Media>)],
     due_now: i64,
 ) -> Result<()> {
+    tx.execute_all(new_message_statements(batch, due_now)).await
+}
+
+/// The statements that insert new messages with their media and first event (a first event
+/// owes no status callback).
+fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<Sql> {
+    let mut statements = Vec::new();
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(&format!(
             "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES "
@@ -186,7 +202,7 @@ pub(crate) async fn insert_messages_in(
             push_opt_int(&mut sql, due);
             sql.push(")");
         }
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
     let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
     for chunk in media.chunks(ROWS_PER_STATEMENT) {
@@ -213,7 +229,7 @@ pub(crate) async fn insert_messages_in(
                 .int(item.date_updated)
                 .push(")");
         }
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
     let events: Vec<Event> = batch
         .iter()
@@ -226,7 +242,8 @@ pub(crate) async fn insert_messages_in(
             notify: false,
         })
         .collect();
-    insert_events(tx, &events).await
+    statements.extend(event_statements(&events));
+    statements
 }
 
 /// List filters of `ListMessage` (times in microseconds, bounds inclusive).
@@ -438,10 +455,10 @@ impl Store {
             .filter(|(_, a)| **a == Admission::Accepted)
             .map(|(item, _)| item.clone())
             .collect();
-        if !kept.is_empty() {
-            insert_messages_in(&mut tx, &kept, due_now).await?;
-        }
-        super::caps::count_messages(&mut tx, &counts).await?;
+        // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
+        let mut statements = new_message_statements(&kept, due_now);
+        statements.extend(super::caps::count_statements(&counts));
+        tx.execute_all(statements).await?;
         let durable = tx.commit_deferred().await?;
         Ok((admissions, durable))
     }

@@ -10,7 +10,7 @@ use crate::domain::usage::Money;
 use crate::error::{Error, Result};
 use crate::store::messages::Admission;
 use crate::store::{Backend, Store};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -41,20 +41,56 @@ pub struct MessageWriter {
     waiting: Arc<Waiting>,
 }
 
-/// API requests waiting for their message to be written, and a signal when there are none.
-#[derive(Default)]
+/// API requests waiting for their message to be written, when the last one arrived, and a
+/// signal when none wait.
 struct Waiting {
     requests: AtomicUsize,
+    /// Microseconds from `epoch` to the last request's arrival.
+    last_arrival: AtomicU64,
+    epoch: tokio::time::Instant,
     none: Notify,
 }
 
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting {
+            requests: AtomicUsize::new(0),
+            last_arrival: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+            none: Notify::new(),
+        }
+    }
+}
+
+/// How long no request may have arrived for the API to count as paused. Under load the
+/// requests of one group are all answered together and none waits for a moment, but the next
+/// ones arrive within microseconds; a pause means the clients have stopped sending.
+const QUIET: Duration = Duration::from_millis(20);
+
 impl Waiting {
+    fn arrive(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let since_epoch = self.epoch.elapsed().as_micros() as u64;
+        self.last_arrival.fetch_max(since_epoch, Ordering::SeqCst);
+    }
+
     async fn lull(&self, at_most: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + at_most;
         loop {
             let none = self.none.notified();
             if self.requests.load(Ordering::SeqCst) == 0 {
-                return true;
+                let last =
+                    self.epoch + Duration::from_micros(self.last_arrival.load(Ordering::SeqCst));
+                let quiet_from = last + QUIET;
+                if tokio::time::Instant::now() >= quiet_from {
+                    return true;
+                }
+                if quiet_from > deadline {
+                    tokio::time::sleep_until(deadline).await;
+                    return false;
+                }
+                tokio::time::sleep_until(quiet_from).await;
+                continue;
             }
             tokio::select! {
                 _ = none => {}
@@ -69,7 +105,7 @@ struct WaitingRequest<'a>(&'a Waiting);
 
 impl<'a> WaitingRequest<'a> {
     fn new(waiting: &'a Waiting) -> Self {
-        waiting.requests.fetch_add(1, Ordering::SeqCst);
+        waiting.arrive();
         WaitingRequest(waiting)
     }
 }
@@ -112,10 +148,11 @@ impl MessageWriter {
         }
     }
 
-    /// Waits until no API request waits for a write (true), or `at_most` (false). The
-    /// dispatcher calls it before a round: its transactions hold the one write connection
-    /// for several ms, and every request arriving meanwhile would wait behind them. Bounded,
-    /// so a steady stream of requests slows dispatching down but never stops it.
+    /// Waits until no API request waits for a write and none arrived for `QUIET` (true), or
+    /// `at_most` (false). The dispatcher calls it before a round: its transactions hold the
+    /// one write connection for several ms, and every request arriving meanwhile would wait
+    /// behind them. Bounded, so a steady stream of requests slows dispatching down but never
+    /// stops it.
     pub async fn lull(&self, at_most: Duration) -> bool {
         self.waiting.lull(at_most).await
     }
@@ -184,7 +221,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_lull_comes_when_the_last_waiting_request_ends_or_at_the_bound() {
         let waiting = Arc::new(Waiting::default());
+        tokio::time::advance(QUIET).await;
+        let started = tokio::time::Instant::now();
         assert!(waiting.lull(Duration::from_millis(100)).await, "none wait");
+        assert_eq!(started.elapsed(), Duration::ZERO);
+
+        // A request answered at once: the API counts as paused only `QUIET` after it came.
+        drop(WaitingRequest::new(&waiting));
+        let started = tokio::time::Instant::now();
+        assert!(waiting.lull(Duration::from_millis(100)).await);
+        assert_eq!(started.elapsed(), QUIET);
+        drop(WaitingRequest::new(&waiting));
+        assert!(
+            !waiting.lull(QUIET / 2).await,
+            "no pause within a bound shorter than QUIET"
+        );
 
         let first = WaitingRequest::new(&waiting);
         let started = tokio::time::Instant::now();

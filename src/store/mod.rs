@@ -121,9 +121,6 @@ impl Store {
         } else {
             pool.clone()
         };
-        if backend == Backend::Sqlite && max_connections > 1 {
-            spawn_checkpoints(writes.clone(), pool.clone());
-        }
         Ok(Store {
             pool,
             writes,
@@ -174,6 +171,29 @@ impl Store {
         Ok(Tx::new(tx, self.sync.clone()))
     }
 
+    /// Whether this store's commits go to a WAL that `checkpoint` must copy into the database
+    /// file (a SQLite file; SQLite's own checkpoints inside commits are off, see
+    /// `tune_sqlite`).
+    pub fn has_wal(&self) -> bool {
+        self.sync.is_some()
+    }
+
+    /// Copies what the WAL holds into the database file (a passive checkpoint: it never waits
+    /// for readers or the writer). On a read connection it does not hold the write
+    /// connection, but beside a busy writer it never finishes (new frames arrive while it
+    /// copies), and only a finished one lets the next commit start the WAL over; so now and
+    /// then it runs `on_writer`, between two writes, where it finishes and, having little left
+    /// to copy, is short.
+    pub async fn checkpoint(&self, on_writer: bool) -> Result<()> {
+        if self.has_wal() {
+            let pool = if on_writer { &self.writes } else { &self.pool };
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A quick liveness probe for `/healthz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -183,7 +203,8 @@ impl Store {
 
 /// Per-connection SQLite settings. Statement journals (the undo log of one multi-row
 /// statement) stay in memory instead of temporary files. Checkpoints run in the background
-/// (`spawn_checkpoints`) rather than inside whichever commit crosses the WAL threshold.
+/// (`Store::checkpoint`, called by the server's workers when the API pauses) rather than
+/// inside whichever commit crosses the WAL threshold.
 async fn tune_sqlite(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
     if backend == Backend::Sqlite {
         sqlx::Executor::execute(
@@ -208,43 +229,6 @@ async fn tune_sqlite_writer(conn: &mut sqlx::AnyConnection) -> sqlx::Result<()> 
     .await?;
     Ok(())
 }
-
-/// Copies the WAL into the database file in the background, off the commit path.
-///
-/// Most checkpoints run on a read connection: they copy what is committed and sync the
-/// database file without holding the write connection. But beside a busy writer such a
-/// checkpoint never finishes (new frames arrive while it copies), and only a finished one lets
-/// the next commit start the WAL over, so alone it would let the WAL grow by hundreds of MB.
-/// Every `WRITER_CHECKPOINT_EVERY`th one therefore runs on the write connection, between two
-/// writes: it finishes, and having little left to copy, it is short.
-fn spawn_checkpoints(writes: AnyPool, reads: AnyPool) {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        for round in 1u64.. {
-            tick.tick().await;
-            if writes.is_closed() || reads.is_closed() {
-                break;
-            }
-            let pool = if round % WRITER_CHECKPOINT_EVERY == 0 {
-                &writes
-            } else {
-                &reads
-            };
-            if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(pool)
-                .await
-            {
-                tracing::warn!(%err, "WAL checkpoint failed");
-            }
-        }
-    });
-}
-
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-const WRITER_CHECKPOINT_EVERY: u64 = 16;
 
 /// The file path in a `sqlite:` URL.
 fn sqlite_path(url: &str) -> &str {

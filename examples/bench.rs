@@ -19,6 +19,94 @@ use std::time::{Duration, Instant};
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "fedcba9876543210fedcba9876543210";
 
+/// Sends one create-message form; true on a 201. By default over a bare hyper HTTP/1.1
+/// connection (`LeanConnection`): the client shares the server's 2 cores, and reqwest's
+/// per-request work (pool checkout, header building, body encoding) took about a fifth of them.
+/// `BENCH_CLIENT=reqwest` uses reqwest instead.
+struct Sender {
+    lean: Option<LeanConnection>,
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Sender {
+    async fn send(&mut self, form: String) -> bool {
+        match &mut self.lean {
+            Some(connection) => connection.send(form).await,
+            None => match self
+                .client
+                .post(self.url.as_str())
+                .basic_auth(SID, Some(TOKEN))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 201 => r.bytes().await.is_ok(),
+                _ => false,
+            },
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, with the request line and headers built once.
+struct LeanConnection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    uri: hyper::Uri,
+    authorization: hyper::header::HeaderValue,
+}
+
+impl LeanConnection {
+    async fn open(port: u16, path: &str) -> anyhow::Result<LeanConnection> {
+        use base64::Engine;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"));
+        Ok(LeanConnection {
+            sender,
+            uri: path.parse()?,
+            authorization: format!("Basic {credentials}").parse()?,
+        })
+    }
+
+    async fn send(&mut self, form: String) -> bool {
+        use http_body_util::BodyExt;
+        let request = hyper::Request::post(self.uri.clone())
+            .header(hyper::header::HOST, "127.0.0.1")
+            .header(hyper::header::AUTHORIZATION, self.authorization.clone())
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(http_body_util::Full::new(bytes::Bytes::from(form)));
+        let Ok(request) = request else {
+            return false;
+        };
+        if self.sender.ready().await.is_err() {
+            return false;
+        }
+        match self.sender.send_request(request).await {
+            Ok(response) => {
+                let created = response.status() == hyper::StatusCode::CREATED;
+                response.into_body().collect().await.is_ok() && created
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// User plus system CPU time a process has used, from /proc (clock ticks of 10 ms).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -83,16 +171,26 @@ async fn main() -> anyhow::Result<()> {
     // 100 numbers in the inventory, bought, and pooled in one service.
     let service_sid = support::pooled_service(&client, &base, (SID, TOKEN), "simulated").await?;
 
-    let url = Arc::new(format!("{base}/2010-04-01/Accounts/{SID}/Messages.json"));
+    let path = format!("/2010-04-01/Accounts/{SID}/Messages.json");
+    let lean = std::env::var("BENCH_CLIENT").as_deref() != Ok("reqwest");
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu_before = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let client = client.clone();
-        let url = url.clone();
+        let sender = Sender {
+            lean: if lean {
+                Some(LeanConnection::open(port, &path).await?)
+            } else {
+                None
+            },
+            client: client.clone(),
+            url: format!("{base}{path}"),
+        };
         let next = next.clone();
         let service_sid = service_sid.clone();
         workers.push(tokio::spawn(async move {
+            let mut sender = sender;
             let mut latencies = Vec::new();
             let mut failures = 0usize;
             loop {
@@ -101,23 +199,17 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
                 let to = format!("+1212{:07}", 2_000_000 + i);
+                let form = serde_urlencoded::to_string([
+                    ("To", to.as_str()),
+                    ("MessagingServiceSid", service_sid.as_str()),
+                    ("Body", "benchmark message"),
+                ])
+                .expect("form");
                 let t = Instant::now();
-                let reply = client
-                    .post(url.as_str())
-                    .basic_auth(SID, Some(TOKEN))
-                    .form(&[
-                        ("To", to.as_str()),
-                        ("MessagingServiceSid", service_sid.as_str()),
-                        ("Body", "benchmark message"),
-                    ])
-                    .send()
-                    .await;
-                match reply {
-                    Ok(r) if r.status() == 201 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
-                    }
-                    _ => failures += 1,
+                if sender.send(form).await {
+                    latencies.push(t.elapsed());
+                } else {
+                    failures += 1;
                 }
             }
             (latencies, failures)
@@ -131,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
         failures += f;
     }
     let accept_time = started.elapsed();
+    let cpu_after = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
     latencies.sort();
 
     println!(
@@ -142,6 +235,15 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     support::print_accept_figures(&latencies, failures, accept_time);
+    if let ((Some(s0), Some(c0)), (Some(s1), Some(c1))) = (cpu_before, cpu_after) {
+        println!(
+            "  CPU while sending: server {:.2} s, bench client {:.2} s ({:.0} + {:.0} µs per message)",
+            s1 - s0,
+            c1 - c0,
+            (s1 - s0) * 1e6 / total as f64,
+            (c1 - c0) * 1e6 / total as f64
+        );
+    }
     let store = warbler::store::Store::connect(&database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {

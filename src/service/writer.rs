@@ -8,8 +8,8 @@ use crate::domain::message::{Media, Message};
 use crate::domain::time::now_micros;
 use crate::domain::usage::Money;
 use crate::error::{Error, Result};
-use crate::store::messages::Admission;
-use crate::store::{Backend, Store};
+use crate::store::messages::{insert_new_messages_in, Admission};
+use crate::store::{Backend, Durable, Store, WriteSession};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,15 +183,18 @@ impl MessageWriter {
 
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    // Held while groups keep coming (see `WriteSession`).
+    let mut session: Option<WriteSession> = None;
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let batch: Vec<(Message, Vec<Media>)> = jobs
             .iter()
             .map(|(m, media, _, _)| (m.clone(), media.clone()))
             .collect();
         let estimates: Vec<Money> = jobs.iter().map(|(_, _, estimate, _)| *estimate).collect();
-        let result = store
-            .insert_new_messages_deferred(&batch, &estimates, now_micros())
-            .await;
+        let result = write_group(&store, &mut session, &batch, &estimates).await;
+        if result.is_err() || rx.is_empty() || session.as_ref().is_some_and(|s| s.others_wait()) {
+            session = None;
+        }
         let waiters: Vec<_> = jobs.drain(..).map(|(_, _, _, done)| done).collect();
         // The batch is answered once its commit is durable, while this loop already commits
         // the next one.
@@ -212,6 +215,22 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             }
         });
     }
+}
+
+/// Commits one group in a transaction of `session`, opening the session if needed.
+async fn write_group(
+    store: &Store,
+    session: &mut Option<WriteSession>,
+    batch: &[(Message, Vec<Media>)],
+    estimates: &[Money],
+) -> Result<(Vec<Admission>, Durable)> {
+    let session = match session {
+        Some(session) => session,
+        None => session.insert(store.write_session().await?),
+    };
+    let mut tx = session.begin().await?;
+    let admissions = insert_new_messages_in(&mut tx, batch, estimates, now_micros()).await?;
+    Ok((admissions, tx.commit_deferred().await?))
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ where
 /// checking the same account's cap take turns instead of both accepting past it.
 /// Returns (messages, estimated outbound spend).
 pub(crate) async fn month_count(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     account_sid: &str,
     month: &str,
 ) -> Result<(i64, Money)> {
@@ -81,7 +81,7 @@ pub(crate) async fn month_count(
 /// What `account_sid` spent in `month` (`YYYY-MM`) on everything but outbound messages
 /// (received messages, rentals), from the usage rows, inside `tx`. Outbound messages are
 /// counted when accepted, in the monthly counter.
-pub(crate) async fn month_spend(tx: &mut Tx, account_sid: &str, month: &str) -> Result<Money> {
+pub(crate) async fn month_spend(tx: &mut Tx<'_>, account_sid: &str, month: &str) -> Result<Money> {
     let spend: Option<i64> = sqlx::query_scalar(
         "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 AND day >= $2 AND day <= $3 \
          AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'",

@@ -46,7 +46,10 @@ impl CarrierRecords {
     }
 }
 
-pub(crate) async fn insert_carrier_records(tx: &mut Tx, records: &CarrierRecords) -> Result<()> {
+pub(crate) async fn insert_carrier_records(
+    tx: &mut Tx<'_>,
+    records: &CarrierRecords,
+) -> Result<()> {
     for chunk in records.simulated.chunks(ROWS) {
         let mut sql = Sql::new(
             "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) VALUES ",
@@ -79,7 +82,7 @@ pub(crate) async fn insert_carrier_records(tx: &mut Tx, records: &CarrierRecords
 /// that part's error). Receipts wait while their message is not yet recorded as sent.
 /// Returns the receipts consumed and the message updates.
 pub(crate) async fn apply_part_receipts(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     now: i64,
     limit: i64,
 ) -> Result<(Vec<String>, Vec<ReceiptUpdate>)> {

@@ -102,13 +102,13 @@ impl Durable {
 
 /// A write transaction. `commit` returns once the commit is durable; `commit_deferred` returns
 /// as soon as it is visible, with a `Durable` to wait on before anyone is told.
-pub struct Tx {
-    inner: Transaction<'static, sqlx::Any>,
+pub struct Tx<'c> {
+    inner: Transaction<'c, sqlx::Any>,
     sync: Option<WalSync>,
 }
 
-impl Tx {
-    pub(crate) fn new(inner: Transaction<'static, sqlx::Any>, sync: Option<WalSync>) -> Tx {
+impl<'c> Tx<'c> {
+    pub(crate) fn new(inner: Transaction<'c, sqlx::Any>, sync: Option<WalSync>) -> Tx<'c> {
         Tx { inner, sync }
     }
 
@@ -139,14 +139,14 @@ impl Tx {
     }
 }
 
-impl Deref for Tx {
+impl Deref for Tx<'_> {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
         &self.inner
     }
 }
 
-impl DerefMut for Tx {
+impl DerefMut for Tx<'_> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.inner
     }

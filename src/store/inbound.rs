@@ -102,7 +102,7 @@ fn decode_opt_out(row: &AnyRow) -> Result<OptOut> {
     })
 }
 
-async fn apply_opt_out(tx: &mut Tx, change: &OptOutChange, now: i64) -> Result<()> {
+async fn apply_opt_out(tx: &mut Tx<'_>, change: &OptOutChange, now: i64) -> Result<()> {
     match change.kind {
         KeywordKind::Stop => {
             sqlx::query(
@@ -350,7 +350,7 @@ impl Store {
 /// Copies the opt-outs a number received in `from_account` to `to_account`, scoped to the
 /// number itself there: the recipients asked this number to stop, wherever it now belongs.
 pub(crate) async fn carry_opt_outs(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     number: &str,
     from_account: &str,
     to_account: &str,

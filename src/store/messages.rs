@@ -47,20 +47,6 @@ fn decode(row: &AnyRow) -> Result<Message> {
     })
 }
 
-fn push_opt_text(sql: &mut Sql, value: &Option<String>) {
-    match value {
-        Some(v) => sql.text(v.clone()),
-        None => sql.push("NULL"),
-    };
-}
-
-fn push_opt_int(sql: &mut Sql, value: Option<i64>) {
-    match value {
-        Some(v) => sql.int(v),
-        None => sql.push("NULL"),
-    };
-}
-
 /// The longest a message can wait between creation and sending: 35 days of scheduling plus
 /// 10 hours of validity, in microseconds (with a day's margin).
 const MAX_SEND_DELAY: i64 = 36 * 24 * 3600 * 1_000_000 + 10 * 3600 * 1_000_000;
@@ -97,13 +83,13 @@ impl Event {
 
 /// Records transitions and, in the same transaction, the status callbacks they owe. Must run
 /// after the message rows carry their new state (the callback URL is resolved from them).
-pub(crate) async fn insert_events(tx: &mut Tx, events: &[Event]) -> Result<()> {
+pub(crate) async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<()> {
     insert_events_to(tx, events, None).await
 }
 
 /// `insert_events`, with callback targets already resolved (see `enqueue_status_callbacks`).
 async fn insert_events_to(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     events: &[Event],
     targets: Option<&CallbackTargets>,
 ) -> Result<()> {
@@ -128,7 +114,7 @@ fn event_statements(events: &[Event]) -> Vec<Sql> {
                     .push(", ")
                     .text(e.status.as_str())
                     .push(", ");
-                push_opt_int(&mut sql, e.error_code);
+                sql.opt_int(e.error_code);
                 sql.push(", ").int(e.at).push(")");
             }
             sql
@@ -138,7 +124,7 @@ fn event_statements(events: &[Event]) -> Vec<Sql> {
 
 /// Inserts messages with their media and first event inside `tx`.
 pub(crate) async fn insert_messages_in(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     batch: &[(Message, Vec<Media>)],
     due_now: i64,
 ) -> Result<()> {
@@ -162,9 +148,9 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
                 .push(", ")
                 .text(m.account_sid.clone())
                 .push(", ");
-            push_opt_text(&mut sql, &m.messaging_service_sid);
+            sql.opt_text(m.messaging_service_sid.clone());
             sql.push(", ").text(m.direction.as_str()).push(", ");
-            push_opt_text(&mut sql, &m.from);
+            sql.opt_text(m.from.clone());
             sql.push(", ")
                 .text(m.to.clone())
                 .push(", ")
@@ -178,28 +164,28 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
                 .push(", ")
                 .text(m.status.as_str())
                 .push(", ");
-            push_opt_int(&mut sql, m.error_code);
+            sql.opt_int(m.error_code);
             sql.push(", ");
-            push_opt_text(&mut sql, &m.error_message);
+            sql.opt_text(m.error_message.clone());
             sql.push(", ");
-            push_opt_text(&mut sql, &m.price);
+            sql.opt_text(m.price.clone());
             sql.push(", ").text(m.price_unit.clone()).push(", ");
-            push_opt_text(&mut sql, &m.status_callback);
+            sql.opt_text(m.status_callback.clone());
             sql.push(", ").int(m.validity_period).push(", ");
-            push_opt_int(&mut sql, m.send_at);
+            sql.opt_int(m.send_at);
             sql.push(", ")
                 .int(m.date_created)
                 .push(", ")
                 .int(m.date_updated)
                 .push(", ");
-            push_opt_int(&mut sql, m.date_sent);
+            sql.opt_int(m.date_sent);
             let due = if m.status.is_final() {
                 None
             } else {
                 Some(m.send_at.unwrap_or(due_now))
             };
             sql.push(", 0, ");
-            push_opt_int(&mut sql, due);
+            sql.opt_int(due);
             sql.push(")");
         }
         statements.push(sql);
@@ -244,6 +230,129 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
         .collect();
     statements.extend(event_statements(&events));
     statements
+}
+
+/// The body of `Store::insert_new_messages`, inside `tx` (see `MessageWriter`'s sessions).
+pub async fn insert_new_messages_in(
+    tx: &mut Tx<'_>,
+    batch: &[(Message, Vec<Media>)],
+    estimates: &[crate::domain::usage::Money],
+    due_now: i64,
+) -> Result<Vec<Admission>> {
+    // (account, recipient) → (scope, number that received the STOP) of each opt-out.
+    type StoppedBy = Vec<(String, Option<String>)>;
+    let mut stops: std::collections::HashMap<(String, String), StoppedBy> =
+        std::collections::HashMap::new();
+    let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN (",
+        );
+        for (i, account) in accounts.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(*account);
+        }
+        sql.push(") AND recipient IN (");
+        for (i, (m, _)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(m.to.clone());
+        }
+        sql.push(")");
+        for row in sql.query().fetch_all(&mut **tx).await? {
+            stops
+                .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
+                .or_default()
+                .push((text(&row, "scope")?, opt_text(&row, "sender")?));
+        }
+    }
+    let mut admissions: Vec<Admission> = batch
+        .iter()
+        .map(|(m, _)| {
+            let opted_out = stops
+                .get(&(m.account_sid.clone(), m.to.clone()))
+                .is_some_and(|scopes| {
+                    scopes.iter().any(|(scope, stopped)| {
+                        crate::domain::opt_out::blocks(
+                            scope,
+                            stopped.as_deref(),
+                            m.from.as_deref(),
+                            m.messaging_service_sid.as_deref(),
+                        )
+                    })
+                });
+            if opted_out {
+                Admission::OptedOut
+            } else {
+                Admission::Accepted
+            }
+        })
+        .collect();
+    // Monthly caps, in batch order: a message over its account's cap is refused.
+    let month =
+        crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7].to_string();
+    let caps = super::caps::caps_in(&mut **tx, &accounts).await?;
+    let mut counts: std::collections::HashMap<(String, String), (i64, i64)> =
+        std::collections::HashMap::new();
+    // Per capped account: (messages this month, spend this month), as the batch goes.
+    let mut used: std::collections::HashMap<&str, (i64, i64)> = std::collections::HashMap::new();
+    for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
+        if *admission != Admission::Accepted {
+            continue;
+        }
+        let estimate = estimates.get(i).copied().unwrap_or(0);
+        if let Some(cap) = caps.get(&m.account_sid) {
+            if !used.contains_key(m.account_sid.as_str()) {
+                let (messages, outbound) =
+                    super::caps::month_count(tx, &m.account_sid, &month).await?;
+                let other = super::caps::month_spend(tx, &m.account_sid, &month).await?;
+                used.insert(m.account_sid.as_str(), (messages, outbound + other));
+            }
+            let (messages, spend) = used[m.account_sid.as_str()];
+            if let Some(limit) = cap.monthly_messages {
+                if messages >= limit {
+                    *admission = Admission::OverCap(format!(
+                        "This account reached its monthly cap of {limit} messages"
+                    ));
+                    continue;
+                }
+            }
+            if let Some(limit) = cap.monthly_spend {
+                if spend + estimate > limit {
+                    *admission = Admission::OverCap(format!(
+                        "This account reached its monthly spend cap of {}",
+                        crate::domain::usage::format_money(limit)
+                    ));
+                    continue;
+                }
+            }
+            if let Some(entry) = used.get_mut(m.account_sid.as_str()) {
+                entry.0 += 1;
+                entry.1 += estimate;
+            }
+        }
+        let count = counts
+            .entry((m.account_sid.clone(), month.clone()))
+            .or_default();
+        count.0 += 1;
+        count.1 += estimate;
+    }
+    let kept: Vec<(Message, Vec<Media>)> = batch
+        .iter()
+        .zip(&admissions)
+        .filter(|(_, a)| **a == Admission::Accepted)
+        .map(|(item, _)| item.clone())
+        .collect();
+    // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
+    let mut statements = new_message_statements(&kept, due_now);
+    statements.extend(super::caps::count_statements(&counts));
+    tx.execute_all(statements).await?;
+    Ok(admissions)
 }
 
 /// List filters of `ListMessage` (times in microseconds, bounds inclusive).
@@ -345,122 +454,8 @@ impl Store {
         due_now: i64,
     ) -> Result<(Vec<Admission>, super::Durable)> {
         let mut tx = self.begin_write().await?;
-        // (account, recipient) → (scope, number that received the STOP) of each opt-out.
-        type StoppedBy = Vec<(String, Option<String>)>;
-        let mut stops: std::collections::HashMap<(String, String), StoppedBy> =
-            std::collections::HashMap::new();
-        let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
-        accounts.sort_unstable();
-        accounts.dedup();
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new(
-                "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN (",
-            );
-            for (i, account) in accounts.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(*account);
-            }
-            sql.push(") AND recipient IN (");
-            for (i, (m, _)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(m.to.clone());
-            }
-            sql.push(")");
-            for row in sql.query().fetch_all(&mut *tx).await? {
-                stops
-                    .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
-                    .or_default()
-                    .push((text(&row, "scope")?, opt_text(&row, "sender")?));
-            }
-        }
-        let mut admissions: Vec<Admission> = batch
-            .iter()
-            .map(|(m, _)| {
-                let opted_out = stops
-                    .get(&(m.account_sid.clone(), m.to.clone()))
-                    .is_some_and(|scopes| {
-                        scopes.iter().any(|(scope, stopped)| {
-                            crate::domain::opt_out::blocks(
-                                scope,
-                                stopped.as_deref(),
-                                m.from.as_deref(),
-                                m.messaging_service_sid.as_deref(),
-                            )
-                        })
-                    });
-                if opted_out {
-                    Admission::OptedOut
-                } else {
-                    Admission::Accepted
-                }
-            })
-            .collect();
-        // Monthly caps, in batch order: a message over its account's cap is refused.
-        let month = crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7]
-            .to_string();
-        let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
-        let mut counts: std::collections::HashMap<(String, String), (i64, i64)> =
-            std::collections::HashMap::new();
-        // Per capped account: (messages this month, spend this month), as the batch goes.
-        let mut used: std::collections::HashMap<&str, (i64, i64)> =
-            std::collections::HashMap::new();
-        for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
-            if *admission != Admission::Accepted {
-                continue;
-            }
-            let estimate = estimates.get(i).copied().unwrap_or(0);
-            if let Some(cap) = caps.get(&m.account_sid) {
-                if !used.contains_key(m.account_sid.as_str()) {
-                    let (messages, outbound) =
-                        super::caps::month_count(&mut tx, &m.account_sid, &month).await?;
-                    let other = super::caps::month_spend(&mut tx, &m.account_sid, &month).await?;
-                    used.insert(m.account_sid.as_str(), (messages, outbound + other));
-                }
-                let (messages, spend) = used[m.account_sid.as_str()];
-                if let Some(limit) = cap.monthly_messages {
-                    if messages >= limit {
-                        *admission = Admission::OverCap(format!(
-                            "This account reached its monthly cap of {limit} messages"
-                        ));
-                        continue;
-                    }
-                }
-                if let Some(limit) = cap.monthly_spend {
-                    if spend + estimate > limit {
-                        *admission = Admission::OverCap(format!(
-                            "This account reached its monthly spend cap of {}",
-                            crate::domain::usage::format_money(limit)
-                        ));
-                        continue;
-                    }
-                }
-                if let Some(entry) = used.get_mut(m.account_sid.as_str()) {
-                    entry.0 += 1;
-                    entry.1 += estimate;
-                }
-            }
-            let count = counts
-                .entry((m.account_sid.clone(), month.clone()))
-                .or_default();
-            count.0 += 1;
-            count.1 += estimate;
-        }
-        let kept: Vec<(Message, Vec<Media>)> = batch
-            .iter()
-            .zip(&admissions)
-            .filter(|(_, a)| **a == Admission::Accepted)
-            .map(|(item, _)| item.clone())
-            .collect();
-        // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
-        let mut statements = new_message_statements(&kept, due_now);
-        statements.extend(super::caps::count_statements(&counts));
-        tx.execute_all(statements).await?;
-        let durable = tx.commit_deferred().await?;
-        Ok((admissions, durable))
+        let admissions = insert_new_messages_in(&mut tx, batch, estimates, due_now).await?;
+        Ok((admissions, tx.commit_deferred().await?))
     }
 
     pub async fn message(&self, account_sid: &str, sid: &str) -> Result<Option<Message>> {
@@ -1243,7 +1238,7 @@ async fn due_accounts_after(
 
 /// Deletes receipts by id inside `tx`; returns the ids it deleted (not those another
 /// transaction took first).
-async fn consume_receipts(tx: &mut Tx, ids: &[String]) -> Result<Vec<String>> {
+async fn consume_receipts(tx: &mut Tx<'_>, ids: &[String]) -> Result<Vec<String>> {
     let mut consumed = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
@@ -1272,7 +1267,7 @@ pub struct Receipt {
     pub due_at: i64,
 }
 
-pub(crate) async fn insert_receipts(tx: &mut Tx, receipts: &[Receipt]) -> Result<()> {
+pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Result<()> {
     for chunk in receipts.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
             "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES ",

@@ -115,7 +115,7 @@ pub enum JoinOutcome {
 }
 
 /// Inserts a service inside an open transaction (used for default services too).
-pub(crate) async fn insert_service(tx: &mut Tx, s: &MessagingService) -> Result<()> {
+pub(crate) async fn insert_service(tx: &mut Tx<'_>, s: &MessagingService) -> Result<()> {
     let mut sql = Sql::new(&format!(
         "INSERT INTO messaging_services ({COLUMNS}) VALUES ("
     ));

@@ -25,6 +25,8 @@ use durability::WalSync;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,51 @@ pub struct Store {
     /// commit itself does.
     sync: Option<WalSync>,
     backend: Backend,
+    /// Callers waiting for a write connection (see `WriteSession::others_wait`).
+    writers_waiting: Arc<AtomicUsize>,
+}
+
+/// A write connection held across several transactions. Taking the connection from the pool
+/// and giving it back cost more than a small transaction itself (the pool tests a connection it
+/// gets back with a round trip to the database), so the API's group-commit writer keeps one
+/// while groups keep coming, and gives it back as soon as anyone else wants to write.
+pub struct WriteSession {
+    connection: sqlx::pool::PoolConnection<sqlx::Any>,
+    store: Store,
+}
+
+impl WriteSession {
+    /// A write transaction on this session's connection, as `Store::begin_write` starts one.
+    pub async fn begin(&mut self) -> Result<Tx<'_>> {
+        let tx = match self.store.backend {
+            Backend::Sqlite => {
+                sqlx::Connection::begin_with(&mut *self.connection, "BEGIN IMMEDIATE").await?
+            }
+            Backend::Postgres => sqlx::Connection::begin(&mut *self.connection).await?,
+        };
+        Ok(Tx::new(tx, self.store.sync.clone()))
+    }
+
+    /// Whether another caller waits for a write connection: then this session should end.
+    pub fn others_wait(&self) -> bool {
+        self.store.writers_waiting.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// Counts a caller as waiting for a write connection until dropped.
+struct WaitingWriter<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingWriter<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        WaitingWriter(count)
+    }
+}
+
+impl Drop for WaitingWriter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Store {
@@ -126,6 +173,7 @@ impl Store {
             writes,
             sync,
             backend,
+            writers_waiting: Arc::default(),
         })
     }
 
@@ -143,7 +191,10 @@ impl Store {
         &self,
         statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<sqlx::any::AnyQueryResult> {
-        let done = statement.execute(&self.writes).await?;
+        let done = {
+            let _waiting = WaitingWriter::new(&self.writers_waiting);
+            statement.execute(&self.writes).await?
+        };
         if let Some(sync) = &self.sync {
             sync.request().wait().await?;
         }
@@ -158,17 +209,28 @@ impl Store {
         &self,
         statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<Vec<AnyRow>> {
+        let _waiting = WaitingWriter::new(&self.writers_waiting);
         Ok(statement.fetch_all(&self.writes).await?)
     }
 
     /// A transaction that will write: on SQLite it takes the write lock up front, so two
     /// read-then-write transactions queue instead of failing with "database is locked".
-    pub async fn begin_write(&self) -> Result<Tx> {
+    pub async fn begin_write(&self) -> Result<Tx<'static>> {
+        let _waiting = WaitingWriter::new(&self.writers_waiting);
         let tx = match self.backend {
             Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writes.begin().await?,
         };
         Ok(Tx::new(tx, self.sync.clone()))
+    }
+
+    /// Takes a write connection to run several transactions on in turn (`WriteSession`).
+    pub async fn write_session(&self) -> Result<WriteSession> {
+        let _waiting = WaitingWriter::new(&self.writers_waiting);
+        Ok(WriteSession {
+            connection: self.writes.acquire().await?,
+            store: self.clone(),
+        })
     }
 
     /// Whether this store's commits go to a WAL that `checkpoint` must copy into the database

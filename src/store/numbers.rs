@@ -425,7 +425,7 @@ impl Store {
 }
 
 /// Clears ownership and configuration of one number (`sid`) or of all an account holds.
-pub(crate) async fn release(tx: &mut Tx, sid: Option<&str>, account_sid: &str) -> Result<u64> {
+pub(crate) async fn release(tx: &mut Tx<'_>, sid: Option<&str>, account_sid: &str) -> Result<u64> {
     // The rentals end with the numbers.
     let mut rentals = Sql::new(
         "DELETE FROM number_rentals WHERE phone_number IN (SELECT phone_number FROM phone_numbers WHERE account_sid = ",

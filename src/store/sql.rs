@@ -36,6 +36,8 @@ pub(crate) fn note_backend(backend: super::Backend) {
 enum Arg {
     Text(String),
     Int(i64),
+    NullText,
+    NullInt,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +101,20 @@ impl Sql {
         }
         out.push_str(&self.text[from..]);
         out
+    }
+
+    /// Appends a placeholder bound to a text value or NULL. A placeholder rather than a
+    /// literal NULL keeps the statement's text the same whatever is missing, so the driver's
+    /// cache of prepared statements finds it again.
+    pub fn opt_text(&mut self, value: Option<String>) -> &mut Self {
+        self.args.push(value.map_or(Arg::NullText, Arg::Text));
+        self.placeholder()
+    }
+
+    /// Appends a placeholder bound to an integer value or NULL (see `opt_text`).
+    pub fn opt_int(&mut self, value: Option<i64>) -> &mut Self {
+        self.args.push(value.map_or(Arg::NullInt, Arg::Int));
+        self.placeholder()
     }
 
     /// Appends a placeholder bound to an integer value.
@@ -166,6 +182,8 @@ impl Sql {
             query = match arg {
                 Arg::Text(v) => query.bind(v.clone()),
                 Arg::Int(v) => query.bind(*v),
+                Arg::NullText => query.bind(None::<String>),
+                Arg::NullInt => query.bind(None::<i64>),
             };
         }
         query

@@ -39,7 +39,7 @@ impl UsageRow {
 }
 
 /// Adds usage rows inside `tx` (rows of one key are summed first).
-pub(crate) async fn add_usage(tx: &mut Tx, rows: &[UsageRow]) -> Result<()> {
+pub(crate) async fn add_usage(tx: &mut Tx<'_>, rows: &[UsageRow]) -> Result<()> {
     let mut summed: std::collections::BTreeMap<(&str, &str, &str), (i64, i64, i64)> =
         std::collections::BTreeMap::new();
     for r in rows {
@@ -86,7 +86,7 @@ pub(crate) async fn add_usage(tx: &mut Tx, rows: &[UsageRow]) -> Result<()> {
 
 /// Starts renting a number inside `tx`: the first month is charged now.
 pub(crate) async fn start_rental(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     phone_number: &str,
     account_sid: &str,
     category: &str,
@@ -114,7 +114,11 @@ pub(crate) async fn start_rental(
 }
 
 /// Moves a rental to the number's new owner (who pays from the next charge on).
-pub(crate) async fn move_rental(tx: &mut Tx, phone_number: &str, account_sid: &str) -> Result<()> {
+pub(crate) async fn move_rental(
+    tx: &mut Tx<'_>,
+    phone_number: &str,
+    account_sid: &str,
+) -> Result<()> {
     sqlx::query("UPDATE number_rentals SET account_sid = $1 WHERE phone_number = $2")
         .bind(account_sid.to_string())
         .bind(phone_number.to_string())

@@ -162,7 +162,7 @@ impl Store {
 /// Targets already resolved (by `Store::callback_targets`) are used as they are; the others
 /// are read in `tx`, which must then already hold the messages' new state.
 pub(crate) async fn enqueue_status_callbacks(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     events: &[Event],
     resolved: Option<&CallbackTargets>,
 ) -> Result<()> {
@@ -233,7 +233,7 @@ pub(crate) async fn enqueue_status_callbacks(
 
 /// Queues an inbound-message webhook inside `tx`.
 pub(crate) async fn enqueue_inbound(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     account_sid: &str,
     message_sid: &str,
     target: &super::inbound::InboundTarget,
@@ -255,7 +255,7 @@ pub(crate) async fn enqueue_inbound(
 /// Queues a webhook whose form is already built (`payload`, URL-encoded) inside `tx`.
 /// `ordering_key` names what it is about (a message, a trigger).
 pub(crate) async fn enqueue_payload(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     kind: WebhookKind,
     account_sid: &str,
     ordering_key: &str,
@@ -469,7 +469,7 @@ impl Store {
     }
 }
 
-pub(crate) async fn insert_alerts(tx: &mut Tx, alerts: &[Alert]) -> Result<()> {
+pub(crate) async fn insert_alerts(tx: &mut Tx<'_>, alerts: &[Alert]) -> Result<()> {
     for a in alerts {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"

@@ -832,3 +832,34 @@ async fn feedback_records_the_outcome() {
         .await
         .assert_error(404, 20404);
 }
+
+#[tokio::test]
+async fn a_held_write_session_sees_another_writer_waiting_and_lets_it_in_when_dropped() {
+    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
+        .await
+        .unwrap();
+    let mut session = store.write_session().await.unwrap();
+    assert!(!session.others_wait());
+    // Two transactions in turn on the session's one connection.
+    for _ in 0..2 {
+        session.begin().await.unwrap().commit().await.unwrap();
+    }
+    let other = tokio::spawn({
+        let store = store.clone();
+        async move { store.begin_write().await.unwrap().commit().await.unwrap() }
+    });
+    if store.backend() == warbler::store::Backend::Sqlite {
+        // A SQLite file has one write connection: the other writer waits for the session.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !session.others_wait() {
+            assert!(std::time::Instant::now() < deadline, "never seen waiting");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(!other.is_finished());
+    }
+    drop(session);
+    tokio::time::timeout(std::time::Duration::from_secs(5), other)
+        .await
+        .expect("the other writer got the connection")
+        .unwrap();
+}

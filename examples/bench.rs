@@ -64,7 +64,8 @@ impl LeanConnection {
         let (sender, connection) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"));
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"));
         Ok(LeanConnection {
             sender,
             uri: path.parse()?,

@@ -186,16 +186,18 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
     // Held while groups keep coming (see `WriteSession`).
     let mut session: Option<WriteSession> = None;
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let batch: Vec<(Message, Vec<Media>)> = jobs
-            .iter()
-            .map(|(m, media, _, _)| (m.clone(), media.clone()))
-            .collect();
-        let estimates: Vec<Money> = jobs.iter().map(|(_, _, estimate, _)| *estimate).collect();
+        let mut batch: Vec<(Message, Vec<Media>)> = Vec::with_capacity(jobs.len());
+        let mut estimates: Vec<Money> = Vec::with_capacity(jobs.len());
+        let mut waiters = Vec::with_capacity(jobs.len());
+        for (message, media, estimate, done) in jobs.drain(..) {
+            batch.push((message, media));
+            estimates.push(estimate);
+            waiters.push(done);
+        }
         let result = write_group(&store, &mut session, &batch, &estimates).await;
         if result.is_err() || rx.is_empty() || session.as_ref().is_some_and(|s| s.others_wait()) {
             session = None;
         }
-        let waiters: Vec<_> = jobs.drain(..).map(|(_, _, _, done)| done).collect();
         // The batch is answered once its commit is durable, while this loop already commits
         // the next one.
         tokio::spawn(async move {

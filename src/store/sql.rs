@@ -80,9 +80,10 @@ impl Sql {
     }
 
     fn placeholder(&mut self) -> &mut Self {
+        use std::fmt::Write;
         let n = self.args.len();
         let start = self.text.len();
-        self.text.push_str(&format!("${n}"));
+        let _ = write!(self.text, "${n}");
         self.placeholders.push((start, self.text.len()));
         self
     }

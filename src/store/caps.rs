@@ -43,15 +43,9 @@ where
         return Ok(HashMap::new());
     }
     let mut sql = Sql::new(
-        "SELECT account_sid, max_sps, monthly_messages, monthly_spend FROM account_caps WHERE account_sid IN (",
+        "SELECT account_sid, max_sps, monthly_messages, monthly_spend FROM account_caps WHERE account_sid IN ",
     );
-    for (i, account) in accounts.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.text(*account);
-    }
-    sql.push(")");
+    sql.text_set(accounts.iter().copied());
     let rows = sql.query().fetch_all(executor).await?;
     rows.iter().map(decode).collect()
 }

@@ -248,22 +248,11 @@ pub async fn insert_new_messages_in(
     accounts.dedup();
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
-            "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN (",
+            "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN ",
         );
-        for (i, account) in accounts.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(*account);
-        }
-        sql.push(") AND recipient IN (");
-        for (i, (m, _)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(m.to.clone());
-        }
-        sql.push(")");
+        sql.text_set(accounts.iter().copied())
+            .push(" AND recipient IN ")
+            .text_set(chunk.iter().map(|(m, _)| m.to.as_str()));
         for row in sql.query().fetch_all(&mut **tx).await? {
             stops
                 .entry((text(&row, "account_sid")?, text(&row, "recipient")?))

@@ -79,6 +79,21 @@ impl Sql {
         self
     }
 
+    /// Appends the parenthesised operand of an `IN` over text values. On SQLite it is one JSON
+    /// array behind one placeholder, unpacked by `json_each`: the statement's text is then the
+    /// same whatever the count, and the driver's cache of prepared statements finds it again
+    /// (SQLite still seeks an index once per value). PostgreSQL gets a plain list.
+    pub fn text_set<'v>(&mut self, values: impl IntoIterator<Item = &'v str>) -> &mut Self {
+        if PLACEHOLDERS.load(Ordering::Relaxed) != ANONYMOUS {
+            return self.push("(").text_list(values).push(")");
+        }
+        let values: Vec<&str> = values.into_iter().collect();
+        let array = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
+        self.push("(SELECT value FROM json_each(")
+            .text(array)
+            .push("))")
+    }
+
     fn placeholder(&mut self) -> &mut Self {
         use std::fmt::Write;
         let n = self.args.len();
@@ -218,5 +233,27 @@ mod tests {
             .map(|&(s, e)| &first.text[s..e])
             .collect();
         assert_eq!(spans, ["$1", "$2", "$3", "$4"]);
+    }
+
+    #[test]
+    fn a_text_set_on_sqlite_is_one_json_array_whatever_its_size() {
+        note_backend(crate::store::Backend::Sqlite);
+        let texts: Vec<String> = [vec!["+14155550100"], vec!["+14155550100", "a\"b"]]
+            .into_iter()
+            .map(|values| {
+                let mut sql = Sql::new("SELECT 1 WHERE x IN ");
+                sql.text_set(values);
+                assert_eq!(sql.args.len(), 1);
+                sql.statement()
+            })
+            .collect();
+        assert_eq!(
+            texts[0],
+            "SELECT 1 WHERE x IN (SELECT value FROM json_each(?))"
+        );
+        assert_eq!(texts[0], texts[1]);
+        let mut sql = Sql::new("");
+        sql.text_set(["+1", "a\"b"]);
+        assert!(matches!(&sql.args[0], Arg::Text(json) if json == r#"["+1","a\"b"]"#));
     }
 }

@@ -804,3 +804,42 @@ async fn caps_with_and_without_a_rate_can_follow_each_other() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_failed_group_leaves_nothing_behind_and_its_session_writes_the_next() {
+    let server = spawn().await;
+    let store = &server.app.store;
+    let created = now_micros();
+    let twice = queued_message(format!("SM{:032x}", 1), MAIN_SID, "twice", created);
+    let once = queued_message(format!("SM{:032x}", 2), MAIN_SID, "once", created);
+    let mut session = store.write_session().await.unwrap();
+    // The second row breaks the primary key: the whole group fails, counters included.
+    let failed = session
+        .insert_new_messages(
+            &[(twice.clone(), Vec::new()), (twice.clone(), Vec::new())],
+            &[0, 0],
+            created,
+        )
+        .await;
+    assert!(failed.is_err());
+    let (admissions, durable) = session
+        .insert_new_messages(&[(once.clone(), Vec::new())], &[0], created)
+        .await
+        .expect("the session's connection is usable after a failed group");
+    durable.wait().await.unwrap();
+    assert_eq!(admissions.len(), 1);
+    assert!(admissions[0] == warbler::store::messages::Admission::Accepted);
+    drop(session);
+    assert!(store.message(MAIN_SID, &twice.sid).await.unwrap().is_none());
+    assert!(store.message(MAIN_SID, &once.sid).await.unwrap().is_some());
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT CAST(SUM(messages) AS BIGINT) FROM account_month_counters WHERE account_sid = $1",
+    )
+    .bind(MAIN_SID)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(counted, 1, "only the group that committed is counted");
+    // Other writers get the connection back in a clean state.
+    store.begin_write().await.unwrap().commit().await.unwrap();
+}

@@ -8,7 +8,7 @@ use crate::domain::message::{Media, Message};
 use crate::domain::time::now_micros;
 use crate::domain::usage::Money;
 use crate::error::{Error, Result};
-use crate::store::messages::{insert_new_messages_in, Admission};
+use crate::store::messages::Admission;
 use crate::store::{Backend, Durable, Store, WriteSession};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -230,9 +230,9 @@ async fn write_group(
         Some(session) => session,
         None => session.insert(store.write_session().await?),
     };
-    let mut tx = session.begin().await?;
-    let admissions = insert_new_messages_in(&mut tx, batch, estimates, now_micros()).await?;
-    Ok((admissions, tx.commit_deferred().await?))
+    session
+        .insert_new_messages(batch, estimates, now_micros())
+        .await
 }
 
 #[cfg(test)]

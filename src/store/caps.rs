@@ -1,6 +1,6 @@
 //! Per-account caps (a warbler extension) and the monthly counters they are checked against.
 
-use super::{int, text, Sql, Store, Tx};
+use super::{int, text, Sql, Store};
 use crate::domain::usage::Money;
 use crate::error::Result;
 use sqlx::Row;
@@ -55,7 +55,7 @@ where
 /// checking the same account's cap take turns instead of both accepting past it.
 /// Returns (messages, estimated outbound spend).
 pub(crate) async fn month_count(
-    tx: &mut Tx<'_>,
+    tx: &mut sqlx::AnyConnection,
     account_sid: &str,
     month: &str,
 ) -> Result<(i64, Money)> {
@@ -67,7 +67,7 @@ pub(crate) async fn month_count(
     )
     .bind(account_sid.to_string())
     .bind(month.to_string())
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok((int(&row, "messages")?, int(&row, "outbound_spend")?))
 }
@@ -75,7 +75,11 @@ pub(crate) async fn month_count(
 /// What `account_sid` spent in `month` (`YYYY-MM`) on everything but outbound messages
 /// (received messages, rentals), from the usage rows, inside `tx`. Outbound messages are
 /// counted when accepted, in the monthly counter.
-pub(crate) async fn month_spend(tx: &mut Tx<'_>, account_sid: &str, month: &str) -> Result<Money> {
+pub(crate) async fn month_spend(
+    tx: &mut sqlx::AnyConnection,
+    account_sid: &str,
+    month: &str,
+) -> Result<Money> {
     let spend: Option<i64> = sqlx::query_scalar(
         "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 AND day >= $2 AND day <= $3 \
          AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'",
@@ -83,12 +87,11 @@ pub(crate) async fn month_spend(tx: &mut Tx<'_>, account_sid: &str, month: &str)
     .bind(account_sid.to_string())
     .bind(format!("{month}-01"))
     .bind(format!("{month}-31"))
-    .fetch_one(&mut **tx)
+    .fetch_one(&mut *tx)
     .await?;
     Ok(spend.unwrap_or(0))
 }
 
-/// Adds accepted messages (count, estimated spend) to the monthly counters inside `tx`.
 /// Upserts that add messages (and their estimated spend) to the monthly counters.
 pub(crate) fn count_statements(counts: &HashMap<(String, String), (i64, Money)>) -> Vec<Sql> {
     counts

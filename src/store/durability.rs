@@ -100,6 +100,17 @@ impl Durable {
     }
 }
 
+/// `Tx::execute_all` on any connection.
+pub(crate) async fn execute_all(
+    connection: &mut AnyConnection,
+    statements: Vec<super::Sql>,
+) -> Result<()> {
+    for statement in super::Sql::joined(statements) {
+        statement.query().execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
 /// A write transaction. `commit` returns once the commit is durable; `commit_deferred` returns
 /// as soon as it is visible, with a `Durable` to wait on before anyone is told.
 pub struct Tx<'c> {
@@ -127,10 +138,7 @@ impl<'c> Tx<'c> {
     /// Runs writing statements, in order, in as few round trips as the database allows
     /// (`Sql::joined`).
     pub async fn execute_all(&mut self, statements: Vec<super::Sql>) -> Result<()> {
-        for statement in super::Sql::joined(statements) {
-            statement.query().execute(&mut *self.inner).await?;
-        }
-        Ok(())
+        execute_all(&mut self.inner, statements).await
     }
 
     pub async fn rollback(self) -> Result<()> {

@@ -232,9 +232,21 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
     statements
 }
 
-/// The body of `Store::insert_new_messages`, inside `tx` (see `MessageWriter`'s sessions).
+/// Who begins and ends the transaction of `insert_new_messages_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// The caller's transaction (`Tx`) is open on the connection and the caller commits it.
+    InTransaction,
+    /// SQLite only: `BEGIN IMMEDIATE` goes with the first statement and `COMMIT` with the
+    /// last, so a group costs two round trips to the connection's worker thread instead of five
+    /// (see `WriteSession::insert_new_messages`).
+    BeginAndCommit,
+}
+
+/// The body of `Store::insert_new_messages` on `tx`.
 pub async fn insert_new_messages_in(
-    tx: &mut Tx<'_>,
+    tx: &mut sqlx::AnyConnection,
+    framing: Framing,
     batch: &[(Message, Vec<Media>)],
     estimates: &[crate::domain::usage::Money],
     due_now: i64,
@@ -246,14 +258,19 @@ pub async fn insert_new_messages_in(
     let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN ",
-        );
+    for (i, chunk) in batch.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let begin = if i == 0 && framing == Framing::BeginAndCommit {
+            "BEGIN IMMEDIATE;\n"
+        } else {
+            ""
+        };
+        let mut sql = Sql::new(&format!(
+            "{begin}SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN "
+        ));
         sql.text_set(accounts.iter().copied())
             .push(" AND recipient IN ")
             .text_set(chunk.iter().map(|(m, _)| m.to.as_str()));
-        for row in sql.query().fetch_all(&mut **tx).await? {
+        for row in sql.query().fetch_all(&mut *tx).await? {
             stops
                 .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
                 .or_default()
@@ -285,7 +302,7 @@ pub async fn insert_new_messages_in(
     // Monthly caps, in batch order: a message over its account's cap is refused.
     let month =
         crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7].to_string();
-    let caps = super::caps::caps_in(&mut **tx, &accounts).await?;
+    let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
     let mut counts: std::collections::HashMap<(String, String), (i64, i64)> =
         std::collections::HashMap::new();
     // Per capped account: (messages this month, spend this month), as the batch goes.
@@ -340,7 +357,10 @@ pub async fn insert_new_messages_in(
     // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
     let mut statements = new_message_statements(&kept, due_now);
     statements.extend(super::caps::count_statements(&counts));
-    tx.execute_all(statements).await?;
+    if framing == Framing::BeginAndCommit {
+        statements.push(Sql::new("COMMIT"));
+    }
+    super::durability::execute_all(tx, statements).await?;
     Ok(admissions)
 }
 
@@ -443,7 +463,9 @@ impl Store {
         due_now: i64,
     ) -> Result<(Vec<Admission>, super::Durable)> {
         let mut tx = self.begin_write().await?;
-        let admissions = insert_new_messages_in(&mut tx, batch, estimates, due_now).await?;
+        let admissions =
+            insert_new_messages_in(&mut tx, Framing::InTransaction, batch, estimates, due_now)
+                .await?;
         Ok((admissions, tx.commit_deferred().await?))
     }
 

@@ -73,20 +73,91 @@ pub struct Store {
 /// gets back with a round trip to the database), so the API's group-commit writer keeps one
 /// while groups keep coming, and gives it back as soon as anyone else wants to write.
 pub struct WriteSession {
-    connection: sqlx::pool::PoolConnection<sqlx::Any>,
+    /// `None` once the connection is known to be unusable (see `insert_new_messages`).
+    connection: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
     store: Store,
 }
 
 impl WriteSession {
+    fn connection(&mut self) -> Result<&mut sqlx::AnyConnection> {
+        match &mut self.connection {
+            Some(connection) => Ok(&mut **connection),
+            None => Err(Error::internal(
+                "the write connection was closed after an error",
+            )),
+        }
+    }
+
+    /// `Store::insert_new_messages_deferred` on this session's connection. On SQLite the
+    /// transaction's `BEGIN` and `COMMIT` travel with its first and last statements
+    /// (`Framing::BeginAndCommit`); if anything fails it is rolled back here, and if even that
+    /// fails the connection is closed rather than given back with a transaction open.
+    pub async fn insert_new_messages(
+        &mut self,
+        batch: &[(
+            crate::domain::message::Message,
+            Vec<crate::domain::message::Media>,
+        )],
+        estimates: &[crate::domain::usage::Money],
+        due_now: i64,
+    ) -> Result<(Vec<messages::Admission>, Durable)> {
+        if self.store.backend == Backend::Postgres {
+            let mut tx = self.begin().await?;
+            let admissions = messages::insert_new_messages_in(
+                &mut tx,
+                messages::Framing::InTransaction,
+                batch,
+                estimates,
+                due_now,
+            )
+            .await?;
+            return Ok((admissions, tx.commit_deferred().await?));
+        }
+        let connection = self.connection()?;
+        let written = messages::insert_new_messages_in(
+            connection,
+            messages::Framing::BeginAndCommit,
+            batch,
+            estimates,
+            due_now,
+        )
+        .await;
+        match written {
+            Ok(admissions) => {
+                let durable = match &self.store.sync {
+                    Some(sync) => sync.request(),
+                    None => Durable::now(),
+                };
+                Ok((admissions, durable))
+            }
+            Err(err) => {
+                // No transaction may be open (BEGIN or COMMIT may be what failed): then
+                // SQLite refuses the ROLLBACK, which is harmless.
+                let rolled_back = sqlx::query("ROLLBACK").execute(&mut *connection).await;
+                if let Err(rollback) = rolled_back {
+                    if !rollback.to_string().contains("no transaction is active") {
+                        tracing::error!(%rollback, "closing a write connection that could not roll back");
+                        if let Some(connection) = self.connection.take() {
+                            drop(connection.detach());
+                        }
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
     /// A write transaction on this session's connection, as `Store::begin_write` starts one.
     pub async fn begin(&mut self) -> Result<Tx<'_>> {
-        let tx = match self.store.backend {
-            Backend::Sqlite => {
-                sqlx::Connection::begin_with(&mut *self.connection, "BEGIN IMMEDIATE").await?
-            }
-            Backend::Postgres => sqlx::Connection::begin(&mut *self.connection).await?,
+        let sqlite = self.store.backend == Backend::Sqlite;
+        let sync = self.store.sync.clone();
+        let connection = self.connection()?;
+        let tx = if sqlite {
+            sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?
+        } else {
+            sqlx::Connection::begin(connection).await?
         };
-        Ok(Tx::new(tx, self.store.sync.clone()))
+        Ok(Tx::new(tx, sync))
     }
 
     /// Whether another caller waits for a write connection: then this session should end.
@@ -228,7 +299,7 @@ impl Store {
     pub async fn write_session(&self) -> Result<WriteSession> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
         Ok(WriteSession {
-            connection: self.writes.acquire().await?,
+            connection: Some(self.writes.acquire().await?),
             store: self.clone(),
         })
     }

@@ -157,6 +157,47 @@ pub fn blocks(
         || (sender.is_some() && stopped_sender == sender)
 }
 
+/// Stored opt-outs by (account, recipient): the scope of each, and the number that received
+/// its STOP. Built from a lookup, asked per message with `blocks_message`.
+#[derive(Debug, Default)]
+pub struct OptOutsByRecipient(std::collections::HashMap<(String, String), Vec<StoredOptOut>>);
+
+/// An opt-out's scope and the number that received its STOP.
+type StoredOptOut = (String, Option<String>);
+
+impl OptOutsByRecipient {
+    pub fn add(
+        &mut self,
+        account_sid: String,
+        recipient: String,
+        scope: String,
+        stopped_sender: Option<String>,
+    ) {
+        self.0
+            .entry((account_sid, recipient))
+            .or_default()
+            .push((scope, stopped_sender));
+    }
+
+    /// Whether any opt-out of `recipient` in `account_sid` `blocks` a message from `sender`
+    /// (through `service_sid`).
+    pub fn blocks_message(
+        &self,
+        account_sid: &str,
+        recipient: &str,
+        sender: Option<&str>,
+        service_sid: Option<&str>,
+    ) -> bool {
+        self.0
+            .get(&(account_sid.to_string(), recipient.to_string()))
+            .is_some_and(|scopes| {
+                scopes
+                    .iter()
+                    .any(|(scope, stopped)| blocks(scope, stopped.as_deref(), sender, service_sid))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -657,15 +657,10 @@ impl App {
                     .push(c.message.to.as_str());
             }
         }
-        // (account, recipient) → (scope, number that received the STOP) of each opt-out.
-        type StoppedBy = Vec<(String, Option<String>)>;
-        let mut opted_out: HashMap<(String, String), StoppedBy> = HashMap::new();
+        let mut opted_out = crate::domain::opt_out::OptOutsByRecipient::default();
         for (account, tos) in recipients_by_account {
             for (recipient, scope, stopped) in self.store.opt_outs_of(account, &tos).await? {
-                opted_out
-                    .entry((account.to_string(), recipient))
-                    .or_default()
-                    .push((scope, stopped));
+                opted_out.add(account.to_string(), recipient, scope, stopped);
             }
         }
         // Rates the parents set on accounts (segments per second across their senders).
@@ -784,18 +779,12 @@ impl App {
                 continue;
             };
             let blocked = message.direction == Direction::OutboundApi
-                && opted_out
-                    .get(&(message.account_sid.clone(), message.to.clone()))
-                    .is_some_and(|scopes| {
-                        scopes.iter().any(|(scope, stopped)| {
-                            crate::domain::opt_out::blocks(
-                                scope,
-                                stopped.as_deref(),
-                                Some(&sender.address),
-                                message.messaging_service_sid.as_deref(),
-                            )
-                        })
-                    });
+                && opted_out.blocks_message(
+                    &message.account_sid,
+                    &message.to,
+                    Some(&sender.address),
+                    message.messaging_service_sid.as_deref(),
+                );
             if blocked {
                 decided.push((
                     message,

@@ -251,10 +251,7 @@ pub async fn insert_new_messages_in(
     estimates: &[crate::domain::usage::Money],
     due_now: i64,
 ) -> Result<Vec<Admission>> {
-    // (account, recipient) → (scope, number that received the STOP) of each opt-out.
-    type StoppedBy = Vec<(String, Option<String>)>;
-    let mut stops: std::collections::HashMap<(String, String), StoppedBy> =
-        std::collections::HashMap::new();
+    let mut stops = crate::domain::opt_out::OptOutsByRecipient::default();
     let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
@@ -271,27 +268,23 @@ pub async fn insert_new_messages_in(
             .push(" AND recipient IN ")
             .text_set(chunk.iter().map(|(m, _)| m.to.as_str()));
         for row in sql.query().fetch_all(&mut *tx).await? {
-            stops
-                .entry((text(&row, "account_sid")?, text(&row, "recipient")?))
-                .or_default()
-                .push((text(&row, "scope")?, opt_text(&row, "sender")?));
+            stops.add(
+                text(&row, "account_sid")?,
+                text(&row, "recipient")?,
+                text(&row, "scope")?,
+                opt_text(&row, "sender")?,
+            );
         }
     }
     let mut admissions: Vec<Admission> = batch
         .iter()
         .map(|(m, _)| {
-            let opted_out = stops
-                .get(&(m.account_sid.clone(), m.to.clone()))
-                .is_some_and(|scopes| {
-                    scopes.iter().any(|(scope, stopped)| {
-                        crate::domain::opt_out::blocks(
-                            scope,
-                            stopped.as_deref(),
-                            m.from.as_deref(),
-                            m.messaging_service_sid.as_deref(),
-                        )
-                    })
-                });
+            let opted_out = stops.blocks_message(
+                &m.account_sid,
+                &m.to,
+                m.from.as_deref(),
+                m.messaging_service_sid.as_deref(),
+            );
             if opted_out {
                 Admission::OptedOut
             } else {

@@ -53,6 +53,9 @@ pub struct Config {
     /// Milliseconds a dispatcher's claim on a message lasts; after a crash, claimed messages
     /// are taken again once it runs out.
     pub dispatch_lease_ms: u64,
+    /// Fault injection, for the multi-node tests only: milliseconds the dispatcher holds each
+    /// claim before submitting (it logs `fault injection: holding claims` first). Keep at 0.
+    pub fault_hold_claims_ms: u64,
     /// Milliseconds to wait for a webhook's TCP connection.
     pub webhook_connect_timeout_ms: u64,
     /// Milliseconds a webhook request may take in all (Twilio: 15 s).
@@ -103,6 +106,7 @@ impl Default for Config {
             pacing_overrides: std::collections::HashMap::new(),
             simulated_latency_ms: 1000,
             dispatch_lease_ms: 30_000,
+            fault_hold_claims_ms: 0,
             webhook_connect_timeout_ms: 5_000,
             webhook_timeout_ms: 15_000,
             webhook_allow_private_targets: false,

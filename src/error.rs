@@ -33,7 +33,12 @@ pub enum Error {
     MethodNotAllowed,
     /// Twilio 20500: anything unexpected (database down, bug). The detail is logged, not sent.
     #[error("Internal Server Error")]
-    Internal { detail: String },
+    Internal {
+        detail: String,
+        /// A conflict with a concurrent transaction (deadlock, serialization failure): the
+        /// same work, tried again, can succeed.
+        transient: bool,
+    },
 }
 
 /// The JSON body of an error, in Twilio's shape.
@@ -67,7 +72,19 @@ impl Error {
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         Error::Internal {
             detail: detail.to_string(),
+            transient: false,
         }
+    }
+
+    /// Whether the failure was a conflict with a concurrent transaction, worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Internal {
+                transient: true,
+                ..
+            }
+        )
     }
 
     /// A required parameter is absent (Twilio 21604 family uses specific codes; this is the
@@ -126,7 +143,15 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        Error::internal(format!("database: {err}"))
+        // PostgreSQL's serialization_failure and deadlock_detected.
+        let transient = err
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code == "40001" || code == "40P01");
+        Error::Internal {
+            detail: format!("database: {err}"),
+            transient,
+        }
     }
 }
 

@@ -732,7 +732,7 @@ async fn a_claim_serves_many_accounts_and_the_next_claim_the_rest() {
     store.insert_messages(&backlog, base).await.unwrap();
     let now = now_micros();
     let lease = 60 * SECOND;
-    let first = store.claim_due(now, lease, 500).await.unwrap();
+    let first = store.claim_due(now, lease, 500).await.unwrap().messages;
     let accounts = |claimed: &[warbler::store::messages::Claimed]| {
         claimed
             .iter()
@@ -749,7 +749,7 @@ async fn a_claim_serves_many_accounts_and_the_next_claim_the_rest() {
         300,
         "all 3 due messages of each (500 / 100 = 5 each at most)"
     );
-    let second = store.claim_due(now, lease, 500).await.unwrap();
+    let second = store.claim_due(now, lease, 500).await.unwrap().messages;
     assert_eq!(
         accounts(&second).len(),
         30,
@@ -764,7 +764,12 @@ async fn a_claim_serves_many_accounts_and_the_next_claim_the_rest() {
     sids.sort_unstable();
     sids.dedup();
     assert_eq!(sids.len(), 390, "no message is claimed twice");
-    assert!(store.claim_due(now, lease, 500).await.unwrap().is_empty());
+    assert!(store
+        .claim_due(now, lease, 500)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
 }
 
 /// Caps with and without a rate, set in turns: every answer is 200 with what was set. (On

@@ -256,7 +256,7 @@ async fn method_not_allowed() -> Response {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::Internal { detail } = &self {
+        if let Error::Internal { detail, .. } = &self {
             tracing::error!(%detail, "internal error");
         }
         let status = axum::http::StatusCode::from_u16(self.http_status())

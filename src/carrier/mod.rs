@@ -46,6 +46,8 @@ pub enum SubmitOutcome {
     Deferred {
         retry_at: i64,
     },
+    /// Not submitted: the claim's time to submit ran out first (see `Carrier::submit`).
+    Abandoned,
 }
 
 /// SMPP batches submitted at once (each waits for its submit responses).
@@ -132,13 +134,22 @@ impl Carrier {
 
     /// Submits a batch on one route; the answers come in the same order, with what the
     /// carrier keeps about them, for the caller to commit with its record of the answers.
+    /// Nothing goes to the carrier after `deadline`: the messages still waiting then (for a
+    /// window slot, say) are `Abandoned`.
     pub async fn submit(
         &self,
         route: &str,
         batch: &[Submit],
         now: i64,
+        deadline: std::time::Instant,
     ) -> Result<(Vec<SubmitOutcome>, CarrierRecords)> {
         if route == SIMULATED {
+            if std::time::Instant::now() >= deadline {
+                return Ok((
+                    vec![SubmitOutcome::Abandoned; batch.len()],
+                    CarrierRecords::default(),
+                ));
+            }
             return Ok(self.simulated.submit(batch, now));
         }
         let Some(smpp) = self.smpp.get(route) else {
@@ -152,7 +163,7 @@ impl Carrier {
             return Ok((refused, CarrierRecords::default()));
         };
         // SMPP parts are kept as they are accepted (`record_parts`): the SMSC has them.
-        let outcomes = self.submit_smpp(smpp, batch, now).await?;
+        let outcomes = self.submit_smpp(smpp, batch, now, deadline).await?;
         Ok((outcomes, CarrierRecords::default()))
     }
 
@@ -161,6 +172,7 @@ impl Carrier {
         route: &SmppRoute,
         batch: &[Submit],
         now: i64,
+        deadline: std::time::Instant,
     ) -> Result<Vec<SubmitOutcome>> {
         let name = route.config.name.as_str();
         let format = route.config.dlr_id_format;
@@ -203,6 +215,7 @@ impl Carrier {
                     body: &submit.body,
                     reference: concat_reference(&submit.message_sid),
                     already,
+                    not_after: deadline,
                 };
                 async move { route.submit(&outgoing).await }
             }))
@@ -255,6 +268,21 @@ impl Carrier {
                     SubmitOutcome::Deferred {
                         retry_at: now + retry_in.as_micros() as i64,
                     }
+                }
+                MessageResult::Abandoned { accepted } => {
+                    // Parts already accepted are kept: the next claim resumes after them.
+                    let total = smpp::text::encode_body(&submit.body, route.config.data_coding)
+                        .parts
+                        .len() as i64;
+                    for (number, id) in accepted {
+                        parts.push(AcceptedPart {
+                            carrier_message_id: key(&id),
+                            message_sid: submit.message_sid.clone(),
+                            part: number as i64,
+                            total,
+                        });
+                    }
+                    SubmitOutcome::Abandoned
                 }
                 MessageResult::Rejected { status } => {
                     let code = smpp::client::error_code_for_status(status);

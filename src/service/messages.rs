@@ -555,11 +555,15 @@ impl App {
 
     /// Submits one route's batch and turns the carrier's answers into outcomes (with the
     /// carrier's records, to commit with them).
+    ///
+    /// Nothing is handed to the carrier after `deadline` (the claim may have passed to another
+    /// node by then): such messages get no outcome and wait for the next claim.
     async fn submit_batch(
         &self,
         route: &str,
         batch: Vec<(Message, Sender)>,
         now: i64,
+        deadline: std::time::Instant,
     ) -> Result<(Vec<(Message, Outcome)>, CarrierRecords)> {
         let submits: Vec<Submit> = batch
             .iter()
@@ -572,7 +576,7 @@ impl App {
                 is_mms: m.num_media > 0,
             })
             .collect();
-        let (outcomes, records) = self.carrier.submit(route, &submits, now).await?;
+        let (outcomes, records) = self.carrier.submit(route, &submits, now, deadline).await?;
         let mut decided = Vec::with_capacity(batch.len());
         for ((message, sender), outcome) in batch.into_iter().zip(outcomes) {
             let outcome = match outcome {
@@ -607,6 +611,7 @@ impl App {
                     from: Some(sender.address),
                     status: MessageStatus::Queued,
                 },
+                SubmitOutcome::Abandoned => continue,
             };
             decided.push((message, outcome));
         }
@@ -622,12 +627,40 @@ impl App {
 
     /// `dispatch_once` with at most `limit` messages.
     async fn dispatch_round(&self, now: i64, limit: i64) -> Result<usize> {
-        let claimed = self
+        // Taken before the claim, so the lease (which the database starts after it) outlasts
+        // it. Submits start only in the lease's first half: the second covers the carrier's
+        // answer and the record, so a claim that lapsed is never submitted under.
+        let claimed_at = std::time::Instant::now();
+        let claim = self
             .store
             .claim_due(now, self.settings.dispatch_lease, limit)
             .await?;
+        let submit_deadline = claimed_at
+            + std::time::Duration::from_micros(self.settings.dispatch_lease.max(0) as u64 / 2);
+        let token = claim.token;
+        let claimed = claim.messages;
         if claimed.is_empty() {
             return Ok(0);
+        }
+        if claim.taken_over > 0 {
+            // Their previous holder stopped before recording them: any it had handed to the
+            // carrier is submitted again now.
+            self.counters.claims_taken_over.fetch_add(
+                claim.taken_over as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            tracing::warn!(
+                messages = claim.taken_over,
+                "took over messages whose claim lapsed (a node died or paused holding them); those it had submitted may be submitted twice"
+            );
+        }
+        if !self.settings.fault_hold_claims.is_zero() {
+            tracing::warn!(
+                claims = claimed.len(),
+                hold_ms = self.settings.fault_hold_claims.as_millis() as u64,
+                "fault injection: holding claims"
+            );
+            tokio::time::sleep(self.settings.fault_hold_claims).await;
         }
         let mut services: HashMap<String, (MessagingService, Vec<Sender>)> = HashMap::new();
         // Sticky senders of this batch's recipients, one query per service.
@@ -875,7 +908,9 @@ impl App {
             let mut background = 0;
             for (route, batch) in by_route {
                 if route == crate::carrier::smpp::route::SIMULATED {
-                    let (outcomes, kept) = self.submit_batch(&route, batch, now).await?;
+                    let (outcomes, kept) = self
+                        .submit_batch(&route, batch, now, submit_deadline)
+                        .await?;
                     decided.extend(outcomes);
                     records.extend(kept);
                     continue;
@@ -888,14 +923,17 @@ impl App {
                 let app = self.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let recorded = match app.submit_batch(&route, batch, now).await {
+                    let recorded = match app.submit_batch(&route, batch, now, submit_deadline).await
+                    {
                         Ok((outcomes, kept)) => {
-                            app.store.record_outcomes(&outcomes, &[], &kept, now).await
+                            app.store
+                                .record_outcomes(&outcomes, &[], &kept, now, token)
+                                .await
                         }
                         Err(err) => Err(err),
                     };
                     match recorded {
-                        Ok(()) => app.webhook_work.notify_one(),
+                        Ok(_) => app.webhook_work.notify_one(),
                         Err(err) => {
                             tracing::error!(%err, %route, "recording an SMPP batch failed; its messages are retried after their lease")
                         }
@@ -905,14 +943,14 @@ impl App {
             let count = decided.len() + background;
             let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
             self.store
-                .record_outcomes(&decided, &pacing, &records, now)
+                .record_outcomes(&decided, &pacing, &records, now, token)
                 .await?;
             return Ok(count);
         }
         let count = decided.len();
         let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
         self.store
-            .record_outcomes(&decided, &pacing, &records, now)
+            .record_outcomes(&decided, &pacing, &records, now, token)
             .await?;
         Ok(count)
     }

@@ -39,6 +39,9 @@ pub struct Settings {
     /// Microseconds a dispatcher's claim on a message lasts; a crashed node's claims are
     /// taken again after it.
     pub dispatch_lease: i64,
+    /// Fault injection for tests: how long the dispatcher holds each claim before
+    /// submitting (zero in production).
+    pub fault_hold_claims: std::time::Duration,
     /// How webhooks are sent (timeouts, private targets).
     pub webhooks: crate::webhook::WebhookSettings,
     /// Microseconds a status callback keeps being retried after its first attempt.
@@ -70,6 +73,7 @@ impl Settings {
             pacing_overrides: std::collections::HashMap::new(),
             simulated_latency: 1_000_000,
             dispatch_lease: 30_000_000,
+            fault_hold_claims: std::time::Duration::ZERO,
             webhooks: crate::webhook::WebhookSettings::default(),
             webhook_retry_window: 24 * 3600 * 1_000_000,
             webhook_retry_base: 5_000_000,
@@ -163,6 +167,18 @@ pub struct App {
     pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
     /// When the usage triggers were last evaluated (microseconds).
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// What this node counted since it started.
+    pub counters: std::sync::Arc<Counters>,
+}
+
+/// Events a node counts (logged as they happen; read by tests and, later, metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Messages claimed after another claim on them lapsed unfinished: the only ones that can
+    /// reach the carrier twice (if their first holder had submitted them before it stopped).
+    pub claims_taken_over: std::sync::atomic::AtomicU64,
+    /// Webhooks claimed after another claim on them lapsed unfinished.
+    pub webhooks_taken_over: std::sync::atomic::AtomicU64,
 }
 
 /// How the caller proved who they are.
@@ -370,6 +386,7 @@ impl App {
             accounts: std::sync::Arc::default(),
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
+            counters: std::sync::Arc::default(),
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),

@@ -25,8 +25,8 @@ use std::collections::HashMap;
 
 /// Webhooks claimed (and sent concurrently) per round.
 const BATCH: i64 = 256;
-/// Added to the longest a delivery can take to make its claim's lease.
-const LEASE_MARGIN: i64 = 60_000_000;
+/// Added to one request's timeout to make a claim's lease (renewed while requests go on).
+const LEASE_MARGIN: i64 = 5_000_000;
 /// Most `<Redirect>`s followed for one inbound message.
 const MAX_REDIRECTS: usize = 5;
 /// Longest wait between two attempts of a status callback.
@@ -208,16 +208,25 @@ impl App {
 
     /// One round of webhook delivery at `now` (microseconds). Returns how many were sent.
     pub async fn deliver_webhooks_once(&self, now: i64) -> Result<usize> {
-        // A claim outlives the slowest delivery (an inbound webhook and all its redirects),
-        // so no other node takes a row still in flight.
-        let slowest =
-            self.settings.webhooks.timeout.as_micros() as i64 * (MAX_REDIRECTS as i64 + 1);
-        let claimed = self
-            .store
-            .claim_webhooks(now, slowest + LEASE_MARGIN, BATCH)
-            .await?;
+        // A claim outlives one request; it is renewed while requests are still waited on (an
+        // inbound webhook may follow redirects), so no other node takes a row still in flight,
+        // and a dead node's rows are taken again soon.
+        let lease = self.settings.webhooks.timeout.as_micros() as i64 + LEASE_MARGIN;
+        let claim = self.store.claim_webhooks(now, lease, BATCH).await?;
+        let token = claim.token;
+        let claimed = claim.webhooks;
         if claimed.is_empty() {
             return Ok(0);
+        }
+        if claim.taken_over > 0 {
+            self.counters.webhooks_taken_over.fetch_add(
+                claim.taken_over as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            tracing::warn!(
+                webhooks = claim.taken_over,
+                "took over webhooks whose claim lapsed (a node died or paused holding them)"
+            );
         }
         let count = claimed.len();
         let mut tokens: HashMap<String, Option<String>> = HashMap::new();
@@ -234,7 +243,8 @@ impl App {
             .into_iter()
             .map(|m| (m.sid.clone(), Some(m)))
             .collect();
-        let mut settlement = Settlement::default();
+        let mut settlements: Vec<Settlement> = Vec::new();
+        let mut in_flight: std::collections::HashSet<String> = std::collections::HashSet::new();
         let mut tasks = tokio::task::JoinSet::new();
         for webhook in claimed {
             if !tokens.contains_key(&webhook.account_sid) {
@@ -246,7 +256,7 @@ impl App {
                 tokens.insert(webhook.account_sid.clone(), token);
             }
             let Some(auth_token) = tokens[&webhook.account_sid].clone() else {
-                settlement.settled.push(Settled::Done { id: webhook.id });
+                settlements.push(Settlement::done(webhook.id));
                 continue;
             };
             let params = match webhook.kind {
@@ -255,7 +265,7 @@ impl App {
                         Some(message) => status_form(message, &webhook),
                         // The message was deleted: there is nothing left to report.
                         None => {
-                            settlement.settled.push(Settled::Done { id: webhook.id });
+                            settlements.push(Settlement::done(webhook.id));
                             continue;
                         }
                     }
@@ -274,6 +284,7 @@ impl App {
                 idempotency_token: webhook.id.clone(),
             };
             let client = self.webhook_client.clone();
+            in_flight.insert(webhook.id.clone());
             tasks.spawn(async move {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
@@ -291,24 +302,37 @@ impl App {
         }
         // One bad delivery must not keep the others unsettled (they would be sent again when
         // their lease runs out): a failure leaves only its own row to be retried.
-        while let Some(joined) = tasks.join_next().await {
+        let renew_every = std::time::Duration::from_micros(lease.max(3) as u64 / 3);
+        let mut renewal =
+            tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+        loop {
+            let joined = tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(joined) => joined,
+                    None => break,
+                },
+                _ = renewal.tick() => {
+                    let ids: Vec<&str> = in_flight.iter().map(String::as_str).collect();
+                    if let Err(err) = self.store.renew_webhooks(&ids, token, now_micros().max(now), lease).await {
+                        tracing::warn!(%err, "renewing webhook claims failed");
+                    }
+                    continue;
+                }
+            };
             match joined {
                 Ok(delivery) => {
+                    in_flight.remove(&delivery.webhook.id);
                     let mut own = Settlement::default();
                     match self.settle(delivery, now, &mut own).await {
-                        Ok(()) => {
-                            settlement.settled.append(&mut own.settled);
-                            settlement.alerts.append(&mut own.alerts);
-                            settlement.replies.append(&mut own.replies);
-                        }
+                        Ok(()) => settlements.push(own),
                         Err(err) => tracing::error!(%err, "settling a webhook failed"),
                     }
                 }
                 Err(err) => tracing::error!(%err, "webhook task failed"),
             }
         }
-        let replies = !settlement.replies.is_empty();
-        self.store.settle_webhooks(&settlement, now).await?;
+        let replies = settlements.iter().any(|s| !s.replies.is_empty());
+        self.store.settle_webhooks(&settlements, token, now).await?;
         if replies {
             self.work.notify_one();
         }

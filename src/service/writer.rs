@@ -219,20 +219,39 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Commits one group in a transaction of `session`, opening the session if needed.
+/// Times a group is tried when it conflicts with another node's transaction.
+const GROUP_ATTEMPTS: u32 = 5;
+
+/// Commits one group in a transaction of `session`, opening the session if needed. A group
+/// that hits a deadlock or serialization failure (several nodes writing the same counters on
+/// PostgreSQL) was rolled back whole: it is tried again, after a short random pause, rather
+/// than failing every request in it.
 async fn write_group(
     store: &Store,
     session: &mut Option<WriteSession>,
     batch: &[(Message, Vec<Media>)],
     estimates: &[Money],
 ) -> Result<(Vec<Admission>, Durable)> {
-    let session = match session {
-        Some(session) => session,
-        None => session.insert(store.write_session().await?),
-    };
-    session
-        .insert_new_messages(batch, estimates, now_micros())
-        .await
+    let mut attempt = 1;
+    loop {
+        let open = match session {
+            Some(open) => open,
+            None => session.insert(store.write_session().await?),
+        };
+        match open
+            .insert_new_messages(batch, estimates, now_micros())
+            .await
+        {
+            Err(err) if err.is_transient() && attempt < GROUP_ATTEMPTS => {
+                tracing::warn!(%err, attempt, "message group conflicted with another transaction; trying again");
+                *session = None;
+                let pause = rand::random::<u64>() % (5 * u64::from(attempt)) + 1;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            written => return written,
+        }
+    }
 }
 
 #[cfg(test)]

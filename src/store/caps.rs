@@ -93,7 +93,10 @@ pub(crate) async fn month_spend(
 }
 
 /// Upserts that add messages (and their estimated spend) to the monthly counters.
-pub(crate) fn count_statements(counts: &HashMap<(String, String), (i64, Money)>) -> Vec<Sql> {
+/// In key order (see `insert_new_messages_in`).
+pub(crate) fn count_statements(
+    counts: &std::collections::BTreeMap<(String, String), (i64, Money)>,
+) -> Vec<Sql> {
     counts
         .iter()
         .map(|((account, month), (n, spend))| {

@@ -44,6 +44,30 @@ impl CarrierRecords {
         self.simulated.extend(other.simulated);
         self.receipts.extend(other.receipts);
     }
+
+    /// What these records keep about `messages` alone (the others' outcomes are not recorded).
+    pub fn of_messages(&self, messages: &std::collections::HashSet<String>) -> CarrierRecords {
+        let dropped: std::collections::HashSet<&str> = self
+            .simulated
+            .iter()
+            .filter(|s| !messages.contains(&s.message_sid))
+            .map(|s| s.carrier_message_id.as_str())
+            .collect();
+        CarrierRecords {
+            simulated: self
+                .simulated
+                .iter()
+                .filter(|s| messages.contains(&s.message_sid))
+                .cloned()
+                .collect(),
+            receipts: self
+                .receipts
+                .iter()
+                .filter(|r| !dropped.contains(r.carrier_message_id.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 pub(crate) async fn insert_carrier_records(

@@ -2,20 +2,16 @@
 //! pacing, and carrier receipts.
 
 use super::webhooks::CallbackTargets;
-use super::{int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Direction, Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use std::collections::HashSet;
 
 const COLUMNS: &str = "sid, account_sid, messaging_service_sid, direction, from_address, \
     to_address, body, encoding, num_segments, num_media, status, error_code, error_message, price, \
     price_unit, status_callback, validity_period, send_at, date_created, date_updated, date_sent";
-
-fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>> {
-    Ok(row.try_get::<Option<i64>, _>(column)?)
-}
 
 fn decode(row: &AnyRow) -> Result<Message> {
     let status = text(row, "status")?;
@@ -296,23 +292,30 @@ pub async fn insert_new_messages_in(
     let month =
         crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7].to_string();
     let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
-    let mut counts: std::collections::HashMap<(String, String), (i64, i64)> =
-        std::collections::HashMap::new();
-    // Per capped account: (messages this month, spend this month), as the batch goes.
+    // Sorted by key, as every writer of the counters goes: two groups with the same accounts
+    // lock their rows in the same order, so they wait for each other but never deadlock.
+    let mut counts: std::collections::BTreeMap<(String, String), (i64, i64)> =
+        std::collections::BTreeMap::new();
+    // Per capped account: (messages this month, spend this month), as the batch goes. Their
+    // counter rows are locked (read by writing) in account order, before any is updated.
     let mut used: std::collections::HashMap<&str, (i64, i64)> = std::collections::HashMap::new();
+    for account in &accounts {
+        if caps.contains_key(*account) {
+            let (messages, outbound) = super::caps::month_count(tx, account, &month).await?;
+            let other = super::caps::month_spend(tx, account, &month).await?;
+            used.insert(account, (messages, outbound + other));
+        }
+    }
     for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
         if *admission != Admission::Accepted {
             continue;
         }
         let estimate = estimates.get(i).copied().unwrap_or(0);
         if let Some(cap) = caps.get(&m.account_sid) {
-            if !used.contains_key(m.account_sid.as_str()) {
-                let (messages, outbound) =
-                    super::caps::month_count(tx, &m.account_sid, &month).await?;
-                let other = super::caps::month_spend(tx, &m.account_sid, &month).await?;
-                used.insert(m.account_sid.as_str(), (messages, outbound + other));
-            }
-            let (messages, spend) = used[m.account_sid.as_str()];
+            let (messages, spend) = used
+                .get(m.account_sid.as_str())
+                .copied()
+                .unwrap_or_default();
             if let Some(limit) = cap.monthly_messages {
                 if messages >= limit {
                     *admission = Admission::OverCap(format!(
@@ -383,6 +386,16 @@ pub struct Claimed {
     pub attempts: i64,
     /// The send time pacing already reserved for this message, if it was deferred.
     pub pace_slot: Option<i64>,
+}
+
+/// What one claim took: its messages and the token its outcomes must be recorded with.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub token: i64,
+    pub messages: Vec<Claimed>,
+    /// Messages whose previous claim had lapsed unfinished (a node died or paused holding
+    /// them): the one place a submit may repeat, so it is counted.
+    pub taken_over: usize,
 }
 
 /// What the dispatcher decided for one claimed message.
@@ -743,57 +756,87 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Claims up to `limit` due messages for `lease` microseconds. On PostgreSQL concurrent
-    /// claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has one writer.
-    pub async fn claim_due(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Claimed>> {
+    /// Claims up to `limit` due messages for `lease` microseconds, under a new fencing token
+    /// (`Claim::token`): the outcomes recorded with it are kept only while no other claim took
+    /// the messages since. One statement whatever the backlog: on PostgreSQL each account's
+    /// rows are picked by a lateral sub-select that locks with `SKIP LOCKED` before its
+    /// `LIMIT` counts, inside a `WITH` (evaluated once), so rows another node holds hide
+    /// nothing behind them; the lease ends by the database's clock, after the rows are locked.
+    pub async fn claim_due(&self, now: i64, lease: i64, limit: i64) -> Result<Claim> {
+        let token = new_claim_token();
         // Accounts take turns, so one account's backlog cannot starve the others: each round
         // takes the first few due messages of each account with due work. The cost follows
         // the claim, not the backlog: the accounts are found by skipping through the
         // (account, due) index, and each account's messages are one seek into it.
-        let lock = match self.backend() {
-            super::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            super::Backend::Sqlite => "",
-        };
         // Found on a read connection: an account whose messages another claim takes in the
         // meantime only makes this claim smaller (the update checks each message again).
         let accounts = due_accounts(self.pool(), now).await?;
         if accounts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claim {
+                token,
+                messages: Vec::new(),
+                taken_over: 0,
+            });
         }
         let per_account = (limit + accounts.len() as i64 - 1) / accounts.len() as i64;
-        let mut sql = Sql::new("UPDATE messages SET lease_until = ");
-        sql.int(now + lease)
-            .push(" WHERE sid IN (SELECT sid FROM messages WHERE sid IN (");
-        for (i, account) in accounts.iter().enumerate() {
-            if i > 0 {
-                sql.push(" UNION ALL ");
+        let postgres = self.backend() == super::Backend::Postgres;
+        let mut sql = Sql::new("WITH picked AS (");
+        if postgres {
+            sql.push("SELECT c.sid, c.lease_until AS old_lease FROM (VALUES ");
+            for (i, account) in accounts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(").text(account.clone()).push(")");
             }
-            sql.push("SELECT sid FROM (SELECT sid FROM messages WHERE ");
-            push_due(&mut sql, now);
-            sql.push(" AND account_sid = ")
-                .text(account.clone())
-                .push(" ORDER BY due_at LIMIT ")
+            sql.push(") AS a (account_sid) CROSS JOIN LATERAL (SELECT m.sid, m.lease_until FROM messages m WHERE m.account_sid = a.account_sid AND ");
+            push_due_in(&mut sql, "m.", now);
+            sql.push(" ORDER BY m.due_at LIMIT ")
                 .int(per_account)
-                .push(&format!(") AS a{i}"));
+                .push(" FOR UPDATE SKIP LOCKED) AS c");
+        } else {
+            // One writer at a time: nothing to skip, and no lateral joins.
+            for (i, account) in accounts.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push("SELECT sid FROM (SELECT sid FROM messages WHERE ");
+                push_due(&mut sql, now);
+                sql.push(" AND account_sid = ")
+                    .text(account.clone())
+                    .push(" ORDER BY due_at LIMIT ")
+                    .int(per_account)
+                    .push(&format!(") AS a{i}"));
+            }
         }
-        sql.push(") AND ");
-        push_due(&mut sql, now);
-        sql.push(lock).push(") AND ");
-        push_due(&mut sql, now);
-        sql.push(" RETURNING sid");
+        sql.push(") UPDATE messages SET claim_token = ").int(token);
+        super::webhooks::push_lease_end(&mut sql, postgres, now, lease);
+        sql.push(" FROM picked WHERE messages.sid = picked.sid");
+        // SQLite's RETURNING sees only the updated table.
+        sql.push(if postgres {
+            " RETURNING messages.sid, picked.old_lease"
+        } else {
+            " RETURNING sid, CAST(NULL AS BIGINT) AS old_lease"
+        });
         // One statement, so no transaction is held open; and it need not wait for the disk.
-        let claimed: Vec<String> = self
-            .write_volatile(sql.query())
-            .await?
-            .iter()
-            .map(|row| text(row, "sid"))
-            .collect::<Result<_>>()?;
+        let rows = self.write_volatile(sql.query()).await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut taken_over = 0;
+        for row in &rows {
+            claimed.push(text(row, "sid")?);
+            if opt_int(row, "old_lease")?.is_some() {
+                taken_over += 1;
+            }
+        }
         // The messages are read on a read connection (the claim is committed, so visible):
         // the write connection, which every API write waits for, only did the update.
         let sids: Vec<&str> = claimed.iter().map(String::as_str).collect();
-        self.message_rows(&sids, ", attempts, pace_slot")
+        let messages = self
+            .message_rows(&sids, ", attempts, pace_slot, claim_token")
             .await?
             .iter()
+            // A row another claim took between the update and this read is not ours.
+            .filter(|row| matches!(opt_int(row, "claim_token"), Ok(Some(t)) if t == token))
             .map(|row| {
                 Ok(Claimed {
                     message: decode(row)?,
@@ -801,18 +844,78 @@ impl Store {
                     pace_slot: opt_int(row, "pace_slot")?,
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(Claim {
+            token,
+            messages,
+            taken_over,
+        })
     }
 
     /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
     /// one multi-row statement per kind of decision.
+    ///
+    /// Fenced: only the messages still held under `token` (no other claim took them since)
+    /// are recorded, with their events, usage and callbacks; the others are left to the claim
+    /// that holds them now. Returns how many were recorded.
+    ///
+    /// Retried when it conflicts with another node's transaction: an outcome not recorded
+    /// would be submitted again once its lease ran out.
     pub async fn record_outcomes(
         &self,
         outcomes: &[(Message, Outcome)],
         pacing: &[(String, i64)],
         carrier: &super::carrier::CarrierRecords,
         now: i64,
-    ) -> Result<()> {
+        token: i64,
+    ) -> Result<usize> {
+        super::retry_transient(|| self.record_outcomes_once(outcomes, pacing, carrier, now, token))
+            .await
+    }
+
+    async fn record_outcomes_once(
+        &self,
+        outcomes: &[(Message, Outcome)],
+        pacing: &[(String, i64)],
+        carrier: &super::carrier::CarrierRecords,
+        now: i64,
+        token: i64,
+    ) -> Result<usize> {
+        // Read before the write transaction, so that it holds the write connection less long.
+        let reported: Vec<(&str, Option<&str>)> = outcomes
+            .iter()
+            .filter_map(|(m, outcome)| {
+                let from = match outcome {
+                    Outcome::Later { status, .. } if *status == m.status => return None,
+                    Outcome::Later { from, .. } | Outcome::Failed { from, .. } => {
+                        from.as_deref().or(m.from.as_deref())
+                    }
+                    Outcome::Sent { from, .. } => Some(from.as_str()),
+                };
+                Some((m.sid.as_str(), from))
+            })
+            .collect();
+        let targets = self.callback_targets(&reported).await?;
+        let mut tx = self.begin_write().await?;
+        let held = held_claims(
+            &mut tx,
+            self.backend(),
+            outcomes.iter().map(|(m, _)| m.sid.as_str()),
+            token,
+        )
+        .await?;
+        if held.len() < outcomes.len() {
+            tracing::warn!(
+                lost = outcomes.len() - held.len(),
+                "claims lost to another node before their outcome was recorded; not recorded here"
+            );
+        }
+        let outcomes: Vec<&(Message, Outcome)> = outcomes
+            .iter()
+            .filter(|(m, _)| held.contains(m.sid.as_str()))
+            .collect();
+        let carrier = carrier.of_messages(&held);
+        let recorded = outcomes.len();
         let mut later = Vec::new();
         let mut sent = Vec::new();
         let mut usage = Vec::new();
@@ -820,9 +923,7 @@ impl Store {
         let mut events = Vec::new();
         let mut sticky: std::collections::HashMap<(String, String), (String, i64)> =
             std::collections::HashMap::new();
-        // The messages with a transition to report, with the sender they are recorded with.
-        let mut reported: Vec<(&str, Option<&str>)> = Vec::new();
-        for (m, outcome) in outcomes {
+        for (m, outcome) in outcomes.iter().copied() {
             match outcome {
                 Outcome::Later {
                     due_at,
@@ -837,7 +938,6 @@ impl Store {
                     ));
                     if *status != m.status {
                         events.push(Event::change(&m.sid, *status, None, now));
-                        reported.push((&m.sid, from.as_deref().or(m.from.as_deref())));
                     }
                 }
                 Outcome::Sent {
@@ -875,7 +975,6 @@ impl Store {
                     for status in [MessageStatus::Sending, MessageStatus::Sent] {
                         events.push(Event::change(&m.sid, status, None, *at));
                     }
-                    reported.push((&m.sid, Some(from)));
                     if let Some(service) = &m.messaging_service_sid {
                         sticky.insert((service.clone(), m.to.clone()), (from.clone(), *at));
                     }
@@ -899,13 +998,9 @@ impl Store {
                         Some(*error_code),
                         *at,
                     ));
-                    reported.push((&m.sid, from.as_deref().or(m.from.as_deref())));
                 }
             }
         }
-        // Read before the write transaction, so that it holds the write connection less long.
-        let targets = self.callback_targets(&reported).await?;
-        let mut tx = self.begin_write().await?;
         // `(VALUES …) AS v` names its columns column1, column2… on both databases.
         for chunk in later.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = CAST(v.column2 AS BIGINT), pace_slot = CAST(v.column2 AS BIGINT), from_address = v.column3, status = v.column4, date_updated = ");
@@ -986,7 +1081,11 @@ impl Store {
         }
         insert_events_to(&mut tx, &events, Some(&targets)).await?;
         super::usage::add_usage(&mut tx, &usage).await?;
-        let sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
+        // Upserts in key order, as every writer goes, so concurrent ones never deadlock.
+        let mut sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
+        sticky.sort_unstable();
+        let mut pacing = pacing.to_vec();
+        pacing.sort_unstable();
         for chunk in sticky.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) VALUES ");
             for (i, ((service, to), (from, at))) in chunk.iter().enumerate() {
@@ -1022,9 +1121,9 @@ impl Store {
             sql.push(" ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at");
             sql.query().execute(&mut *tx).await?;
         }
-        super::carrier::insert_carrier_records(&mut tx, carrier).await?;
+        super::carrier::insert_carrier_records(&mut tx, &carrier).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// The sticky senders of a service for several recipients.
@@ -1193,11 +1292,50 @@ const MAX_ACCOUNTS_PER_CLAIM: i64 = 100;
 
 /// A message is due when its time has come and no live claim holds it.
 fn push_due(sql: &mut Sql, now: i64) {
-    sql.push("due_at IS NOT NULL AND due_at <= ")
+    push_due_in(sql, "", now);
+}
+
+/// `push_due` on the columns of `table` (`"m."`, or `""` for the statement's own table).
+fn push_due_in(sql: &mut Sql, table: &str, now: i64) {
+    sql.push(&format!("{table}due_at IS NOT NULL AND {table}due_at <= "))
         .int(now)
-        .push(" AND (lease_until IS NULL OR lease_until < ")
+        .push(&format!(
+            " AND ({table}lease_until IS NULL OR {table}lease_until < "
+        ))
         .int(now)
         .push(")");
+}
+
+/// Which of `sids` are still held under claim `token`, locked until `tx` ends (on
+/// PostgreSQL; SQLite's write transaction excludes every other writer anyway).
+async fn held_claims<'s>(
+    tx: &mut Tx<'_>,
+    backend: super::Backend,
+    sids: impl Iterator<Item = &'s str>,
+    token: i64,
+) -> Result<HashSet<String>> {
+    let sids: Vec<&str> = sids.collect();
+    let mut held = HashSet::with_capacity(sids.len());
+    for chunk in sids.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new("SELECT sid FROM messages WHERE claim_token = ");
+        sql.int(token)
+            .push(" AND sid IN (")
+            .text_list(chunk.iter().copied())
+            .push(")");
+        if backend == super::Backend::Postgres {
+            // In SID order, as the other writers of messages lock them, so none waits in a cycle.
+            sql.push(" ORDER BY sid FOR UPDATE");
+        }
+        for row in sql.query().fetch_all(&mut **tx).await? {
+            held.insert(text(&row, "sid")?);
+        }
+    }
+    Ok(held)
+}
+
+/// A new fencing token for a claim: random, so nodes need not agree on a counter.
+pub(crate) fn new_claim_token() -> i64 {
+    rand::random::<i64>() & i64::MAX
 }
 
 /// Accounts with due messages, at most `MAX_ACCOUNTS_PER_CLAIM`. The walk skips from one

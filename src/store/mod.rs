@@ -284,6 +284,15 @@ impl Store {
         Ok(statement.fetch_all(&self.writes).await?)
     }
 
+    /// `write_volatile` for a statement whose rows are not wanted: how many it changed.
+    pub(crate) async fn write_volatile_count(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<u64> {
+        let _waiting = WaitingWriter::new(&self.writers_waiting);
+        Ok(statement.execute(&self.writes).await?.rows_affected())
+    }
+
     /// A transaction that will write: on SQLite it takes the write lock up front, so two
     /// read-then-write transactions queue instead of failing with "database is locked".
     pub async fn begin_write(&self) -> Result<Tx<'static>> {
@@ -385,6 +394,33 @@ fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
 /// Reads an optional text column.
 pub(crate) fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>> {
     Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+/// Runs `attempt` again (at most 5 times in all, after a short random pause) while it fails
+/// with a conflict between concurrent transactions (PostgreSQL's deadlock or serialization
+/// failure), which rolled it back whole.
+pub(crate) async fn retry_transient<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 1u64;
+    loop {
+        match attempt().await {
+            Err(err) if err.is_transient() && tries < 5 => {
+                tracing::warn!(%err, tries, "transaction conflicted with another; trying again");
+                let pause = rand::random::<u64>() % (5 * tries) + 1;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Reads an optional integer column.
+pub(crate) fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
 }
 
 /// Reads a required text column.

@@ -1,7 +1,7 @@
 //! The webhook outbox (status callbacks, inbound-message webhooks) and monitor alerts.
 
 use super::messages::{insert_messages_in, Event};
-use super::{int, opt_text, text, Backend, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Backend, Sql, Store, Tx};
 use crate::domain::alert::Alert;
 use crate::domain::message::{Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
@@ -64,13 +64,54 @@ pub enum Settled {
     Fallback { id: String },
 }
 
-/// Everything one round of webhook delivery commits at once.
+impl Settled {
+    pub fn id(&self) -> &str {
+        match self {
+            Settled::Done { id } | Settled::Retry { id, .. } | Settled::Fallback { id } => id,
+        }
+    }
+}
+
+/// What one claim of webhooks took, and the token to settle them with.
+#[derive(Debug)]
+pub struct WebhookClaim {
+    pub token: i64,
+    pub webhooks: Vec<Webhook>,
+    /// Webhooks whose previous claim had lapsed unfinished (a node died or paused).
+    pub taken_over: usize,
+}
+
+/// The end of a lease starting now: by the database's clock on PostgreSQL (never before
+/// `now`, which tests move ahead), by this process's on SQLite (one node).
+pub(crate) fn push_lease_end(sql: &mut Sql, postgres: bool, now: i64, lease: i64) {
+    if postgres {
+        sql.push(", lease_until = GREATEST(")
+            .int(now)
+            .push(", CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)) + ")
+            .int(lease);
+    } else {
+        sql.push(", lease_until = ")
+            .int(now.max(crate::domain::time::now_micros()) + lease);
+    }
+}
+
+/// What one webhook's delivery commits (a round commits many at once).
 #[derive(Debug, Default)]
 pub struct Settlement {
     pub settled: Vec<Settled>,
     pub alerts: Vec<Alert>,
     /// Messages created by TwiML replies.
     pub replies: Vec<(Message, Vec<Media>)>,
+}
+
+impl Settlement {
+    /// Nothing to send after all (the account or message is gone): the row goes.
+    pub fn done(id: String) -> Settlement {
+        Settlement {
+            settled: vec![Settled::Done { id }],
+            ..Settlement::default()
+        }
+    }
 }
 
 /// Order of statuses within one instant (several transitions share a timestamp).
@@ -338,72 +379,176 @@ pub struct AlertFilter {
 }
 
 impl Store {
-    /// Claims due webhooks: for each message only its oldest pending one, so a message's
-    /// callbacks go out in order, one at a time.
-    pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<Vec<Webhook>> {
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE webhook_outbox SET lease_until = $1 WHERE id IN (\
-               SELECT w.id FROM webhook_outbox w WHERE w.due_at <= $2 \
-               AND (w.lease_until IS NULL OR w.lease_until < $2) \
-               AND NOT EXISTS (SELECT 1 FROM webhook_outbox e \
-                               WHERE e.ordering_key = w.ordering_key \
-                               AND (e.seq < w.seq OR (e.seq = w.seq AND e.id < w.id))) \
-               ORDER BY w.due_at LIMIT $3{lock}) \
-             RETURNING id, kind, account_sid, ordering_key, url, method, fallback_url, \
-               fallback_method, message_status, error_code, done_date, payload, attempts, created_at"
+    /// Claims due webhooks under a new fencing token: for each message only its oldest
+    /// pending one, so a message's callbacks go out in order, one at a time. One statement
+    /// whatever the backlog: the rows are picked inside a `WITH` (evaluated once), locked with
+    /// `SKIP LOCKED` on PostgreSQL, and "an earlier one is pending" is one probe of the
+    /// (ordering_key, seq, id) index. The lease ends by the database's clock.
+    pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<WebhookClaim> {
+        let token = super::messages::new_claim_token();
+        let postgres = self.backend() == Backend::Postgres;
+        let mut sql = Sql::new(
+            "WITH picked AS (SELECT w.id, w.lease_until AS old_lease FROM webhook_outbox w WHERE w.due_at <= ",
         );
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now + lease)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        rows.iter().map(decode_webhook).collect()
+        sql.int(now)
+            .push(" AND (w.lease_until IS NULL OR w.lease_until < ")
+            .int(now)
+            .push(
+                ") AND NOT EXISTS (SELECT 1 FROM webhook_outbox e WHERE e.ordering_key = w.ordering_key \
+                 AND (e.seq, e.id) < (w.seq, w.id)) ORDER BY w.due_at LIMIT ",
+            )
+            .int(limit);
+        if postgres {
+            sql.push(" FOR UPDATE OF w SKIP LOCKED");
+        }
+        sql.push(") UPDATE webhook_outbox SET claim_token = ")
+            .int(token);
+        push_lease_end(&mut sql, postgres, now, lease);
+        sql.push(" FROM picked WHERE webhook_outbox.id = picked.id RETURNING ");
+        // SQLite's RETURNING sees only the updated table (and one node, which never loses a
+        // claim to another).
+        sql.push(if postgres {
+            "webhook_outbox.id, kind, account_sid, ordering_key, url, method, fallback_url, \
+             fallback_method, message_status, error_code, done_date, payload, attempts, created_at, \
+             picked.old_lease"
+        } else {
+            "id, kind, account_sid, ordering_key, url, method, fallback_url, fallback_method, \
+             message_status, error_code, done_date, payload, attempts, created_at, \
+             CAST(NULL AS BIGINT) AS old_lease"
+        });
+        // One statement: no transaction is held open around it.
+        let rows = self.write_volatile(sql.query()).await?;
+        let mut webhooks = Vec::with_capacity(rows.len());
+        let mut taken_over = 0;
+        for row in &rows {
+            if opt_int(row, "old_lease")?.is_some() {
+                taken_over += 1;
+            }
+            webhooks.push(decode_webhook(row)?);
+        }
+        // Delivered in due order, as before the claim returned them unordered.
+        webhooks.sort_by_key(|w| w.created_at);
+        Ok(WebhookClaim {
+            token,
+            webhooks,
+            taken_over,
+        })
     }
 
-    /// Commits one delivery round: rows delivered or retried, alerts, TwiML replies.
-    pub async fn settle_webhooks(&self, settlement: &Settlement, now: i64) -> Result<()> {
+    /// Extends the claim `token` on `ids` by `lease` from now (the database's clock): a slow
+    /// receiver is still being waited on. Returns how many rows the claim still held.
+    pub async fn renew_webhooks(
+        &self,
+        ids: &[&str],
+        token: i64,
+        now: i64,
+        lease: i64,
+    ) -> Result<u64> {
+        let postgres = self.backend() == Backend::Postgres;
+        let mut renewed = 0;
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::new("UPDATE webhook_outbox SET claim_token = claim_token");
+            push_lease_end(&mut sql, postgres, now, lease);
+            sql.push(" WHERE claim_token = ")
+                .int(token)
+                .push(" AND id IN (")
+                .text_list(chunk.iter().copied())
+                .push(")");
+            renewed += self.write_volatile_count(sql.query()).await?;
+        }
+        Ok(renewed)
+    }
+
+    /// Commits one delivery round: rows delivered or retried, with their alerts and TwiML
+    /// replies. Fenced: a webhook whose claim `token` was lost (another node took it after the
+    /// lease lapsed) is settled by that node, so nothing of its is written here.
+    pub async fn settle_webhooks(
+        &self,
+        settlements: &[Settlement],
+        token: i64,
+        now: i64,
+    ) -> Result<()> {
+        super::retry_transient(|| self.settle_webhooks_once(settlements, token, now)).await
+    }
+
+    async fn settle_webhooks_once(
+        &self,
+        settlements: &[Settlement],
+        token: i64,
+        now: i64,
+    ) -> Result<()> {
+        let ids: Vec<&str> = settlements
+            .iter()
+            .flat_map(|s| s.settled.iter().map(Settled::id))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin_write().await?;
-        for settled in &settlement.settled {
-            match settled {
-                Settled::Done { id } => {
-                    sqlx::query("DELETE FROM webhook_outbox WHERE id = $1")
+        let mut held = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::new("SELECT id FROM webhook_outbox WHERE claim_token = ");
+            sql.int(token)
+                .push(" AND id IN (")
+                .text_list(chunk.iter().copied())
+                .push(")");
+            if self.backend() == Backend::Postgres {
+                sql.push(" ORDER BY id FOR UPDATE");
+            }
+            for row in sql.query().fetch_all(&mut *tx).await? {
+                held.insert(text(&row, "id")?);
+            }
+        }
+        if held.len() < ids.len() {
+            tracing::warn!(
+                lost = ids.len() - held.len(),
+                "webhook claims lost to another node before they were settled; not settled here"
+            );
+        }
+        let mut alerts = Vec::new();
+        let mut replies = Vec::new();
+        for settlement in settlements {
+            if !settlement.settled.iter().all(|s| held.contains(s.id())) {
+                continue;
+            }
+            for settled in &settlement.settled {
+                match settled {
+                    Settled::Done { id } => {
+                        sqlx::query("DELETE FROM webhook_outbox WHERE id = $1")
+                            .bind(id.clone())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Settled::Retry { id, due_at } => {
+                        sqlx::query(
+                            "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = $1, \
+                             lease_until = NULL, claim_token = NULL WHERE id = $2",
+                        )
+                        .bind(*due_at)
                         .bind(id.clone())
                         .execute(&mut *tx)
                         .await?;
-                }
-                Settled::Retry { id, due_at } => {
-                    sqlx::query(
-                        "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = $1, \
-                         lease_until = NULL WHERE id = $2",
-                    )
-                    .bind(*due_at)
-                    .bind(id.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Settled::Fallback { id } => {
-                    sqlx::query(
-                        "UPDATE webhook_outbox SET attempts = attempts + 1, url = fallback_url, \
-                         method = COALESCE(fallback_method, 'POST'), fallback_url = NULL, \
-                         fallback_method = NULL, due_at = $1, lease_until = NULL WHERE id = $2",
-                    )
-                    .bind(now)
-                    .bind(id.clone())
-                    .execute(&mut *tx)
-                    .await?;
+                    }
+                    Settled::Fallback { id } => {
+                        sqlx::query(
+                            "UPDATE webhook_outbox SET attempts = attempts + 1, url = fallback_url, \
+                             method = COALESCE(fallback_method, 'POST'), fallback_url = NULL, \
+                             fallback_method = NULL, due_at = $1, lease_until = NULL, \
+                             claim_token = NULL WHERE id = $2",
+                        )
+                        .bind(now)
+                        .bind(id.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
+            alerts.extend(settlement.alerts.iter().cloned());
+            replies.extend(settlement.replies.iter().cloned());
         }
-        insert_alerts(&mut tx, &settlement.alerts).await?;
-        if !settlement.replies.is_empty() {
-            insert_messages_in(&mut tx, &settlement.replies, now).await?;
+        insert_alerts(&mut tx, &alerts).await?;
+        if !replies.is_empty() {
+            insert_messages_in(&mut tx, &replies, now).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -42,6 +42,9 @@ pub enum MessageResult {
     },
     /// Refused for good.
     Rejected { status: u32 },
+    /// Not (wholly) submitted: `Outgoing::not_after` passed first. The parts accepted so far
+    /// are kept, as for `Deferred`.
+    Abandoned { accepted: Vec<(u8, String)> },
 }
 
 /// A message as the route submits it.
@@ -53,6 +56,9 @@ pub struct Outgoing<'a> {
     pub reference: u16,
     /// Parts accepted in an earlier attempt (part number, id).
     pub already: &'a [(u8, String)],
+    /// No part is written to the SMSC after this instant (the dispatcher's claim may have
+    /// passed to another node).
+    pub not_after: std::time::Instant,
 }
 
 pub struct SmppRoute {
@@ -340,8 +346,12 @@ impl SmppRoute {
                 continue;
             }
             self.stats.submits.fetch_add(1, Ordering::Relaxed);
-            let response = match session.paced_request(Pdu::SubmitSm(part)).await {
+            let response = match session
+                .paced_request_before(Pdu::SubmitSm(part), message.not_after)
+                .await
+            {
                 Ok(response) => response,
+                Err(RequestError::TooLate) => return MessageResult::Abandoned { accepted },
                 Err(RequestError::Timeout) => {
                     self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                     return deferred(accepted, pause, "submit_sm unanswered");

@@ -34,6 +34,9 @@ pub enum RequestError {
     /// The session closed before the response came.
     #[error("session closed")]
     Closed,
+    /// Not written: its deadline passed while it waited for its turn.
+    #[error("deadline passed before the request could be written")]
+    TooLate,
 }
 
 /// Why a session could not be opened.
@@ -362,6 +365,16 @@ impl Session {
 
     /// Sends a request within the window and waits for its response (any status).
     pub async fn request(&self, pdu: impl Into<Pdu>) -> Result<Command, RequestError> {
+        self.request_before(pdu, None).await
+    }
+
+    /// `request`, unless `not_after` passes before the PDU can be written (waiting for a
+    /// window slot): then nothing is written and the answer is `TooLate`.
+    async fn request_before(
+        &self,
+        pdu: impl Into<Pdu>,
+        not_after: Option<std::time::Instant>,
+    ) -> Result<Command, RequestError> {
         if self.is_closed() {
             return Err(RequestError::Closed);
         }
@@ -370,6 +383,9 @@ impl Session {
             .acquire()
             .await
             .map_err(|_| RequestError::Closed)?;
+        if not_after.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            return Err(RequestError::TooLate);
+        }
         let sequence = self.sequence();
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -398,12 +414,17 @@ impl Session {
         }
     }
 
-    /// A request counted against the session's submit rate (waits for its turn first).
-    pub async fn paced_request(&self, pdu: impl Into<Pdu>) -> Result<Command, RequestError> {
+    /// A request counted against the session's submit rate (waits for its turn first),
+    /// written only before `not_after` (see `request_before`).
+    pub async fn paced_request_before(
+        &self,
+        pdu: impl Into<Pdu>,
+        not_after: std::time::Instant,
+    ) -> Result<Command, RequestError> {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
-        self.request(pdu).await
+        self.request_before(pdu, Some(not_after)).await
     }
 
     /// Unbinds politely (waiting briefly for `unbind_resp`), then closes.

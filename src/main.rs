@@ -425,6 +425,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .validate_routes()
         .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
     let app = open_app_with(&config, true).await?;
+    // Nodes starting together on one database take turns: one main account, ever.
+    let startup = app.store.startup_lock().await?;
     let main = app
         .ensure_main_account(
             config.account_sid.as_deref(),
@@ -451,6 +453,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    startup.release().await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -467,6 +470,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = app.spawn_workers(stopped.clone())?;
+    let heartbeats = {
+        let app = app.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move { app.run_heartbeats(stopped).await })
+    };
     let webhooks = {
         let app = app.clone();
         tokio::spawn(async move { app.run_webhooks(stopped).await })
@@ -477,6 +485,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = workers.await;
     let _ = webhooks.await;
+    let _ = heartbeats.await;
     app.carrier.shutdown().await;
     tracing::info!("stopped");
     Ok(())

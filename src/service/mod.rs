@@ -94,6 +94,9 @@ pub struct TtlCache<V> {
     entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, V)>>,
 }
 
+/// How often a node records that it is alive (see `store::nodes`).
+const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Entries kept at most; past it the cache starts over (it only saves reads).
 const CACHE_SIZE: usize = 10_000;
@@ -169,6 +172,33 @@ pub struct App {
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// What this node counted since it started.
     pub counters: std::sync::Arc<Counters>,
+    /// This node, among the nodes sharing the database.
+    pub node: std::sync::Arc<Node>,
+}
+
+/// This node's identity and what it knows of the others (see `App::run_heartbeats`).
+#[derive(Debug)]
+pub struct Node {
+    pub id: String,
+    pub started_at: i64,
+    /// Nodes that beat their heart lately, this one included (1 until the first beat).
+    pub live_nodes: std::sync::atomic::AtomicUsize,
+}
+
+impl Node {
+    fn new() -> Node {
+        Node {
+            id: format!("node-{}", &sid::random_hex32()[..12]),
+            started_at: crate::domain::time::now_micros(),
+            live_nodes: std::sync::atomic::AtomicUsize::new(1),
+        }
+    }
+
+    pub fn live_nodes(&self) -> usize {
+        self.live_nodes
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1)
+    }
 }
 
 /// Events a node counts (logged as they happen; read by tests and, later, metrics).
@@ -387,6 +417,7 @@ impl App {
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
             counters: std::sync::Arc::default(),
+            node: std::sync::Arc::new(Node::new()),
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),
@@ -398,6 +429,40 @@ impl App {
             tokio::spawn(app.clone().run_smpp_deliveries(delivered));
         }
         app
+    }
+
+    /// Beats this node's heart every `HEARTBEAT_EVERY` until `shutdown` fires, keeping
+    /// `Node::live_nodes` current; then removes the node, so the others count it gone at once.
+    pub async fn run_heartbeats(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let now = crate::domain::time::now_micros();
+            match self
+                .store
+                .node_heartbeat(&self.node.id, self.node.started_at, now)
+                .await
+            {
+                Ok(live) => {
+                    let before = self
+                        .node
+                        .live_nodes
+                        .swap(live, std::sync::atomic::Ordering::Relaxed);
+                    if before != live {
+                        tracing::info!(node = %self.node.id, live_nodes = live, "nodes sharing the database");
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "node heartbeat failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+        }
+        if let Err(err) = self.store.node_gone(&self.node.id).await {
+            tracing::warn!(%err, "removing this node from the nodes table failed");
+        }
     }
 
     /// Checks HTTP Basic credentials: `AC…:auth_token` or `SK…:secret`. Every failure,

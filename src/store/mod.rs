@@ -11,6 +11,7 @@ pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod messaging;
+pub mod nodes;
 pub mod numbers;
 mod sql;
 pub mod triggers;
@@ -163,6 +164,35 @@ impl WriteSession {
     /// Whether another caller waits for a write connection: then this session should end.
     pub fn others_wait(&self) -> bool {
         self.store.writers_waiting.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// The advisory lock key of start-up work ("warbler" in ASCII).
+const STARTUP_LOCK_KEY: i64 = 0x0077_6172_626c_6572;
+
+/// Held while a node does its start-up work (see `Store::startup_lock`).
+pub struct StartupLock(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl StartupLock {
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(mut connection) = self.0.take() {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT pg_advisory_unlock({STARTUP_LOCK_KEY})"
+            )))
+            .execute(&mut *connection)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StartupLock {
+    /// Not released (start-up failed half-way): the connection is closed rather than given
+    /// back to the pool still holding the lock, which ends the lock with the session.
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.take() {
+            drop(connection.detach());
+        }
     }
 }
 
@@ -334,6 +364,23 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Serializes start-up work across the nodes of one PostgreSQL database (creating the
+    /// main account, loading the demo inventory): a session advisory lock, held until
+    /// `StartupLock::release` or until the connection goes (a node that dies while holding it
+    /// lets the others go on). SQLite has one node: nothing to hold.
+    pub async fn startup_lock(&self) -> Result<StartupLock> {
+        if self.backend != Backend::Postgres {
+            return Ok(StartupLock(None));
+        }
+        let mut connection = self.pool.acquire().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_lock({STARTUP_LOCK_KEY})"
+        )))
+        .execute(&mut *connection)
+        .await?;
+        Ok(StartupLock(Some(connection)))
     }
 
     /// A quick liveness probe for `/healthz`.

@@ -22,6 +22,8 @@ pub const MAIN_TOKEN: &str = "fedcba9876543210fedcba9876543210";
 
 pub struct TestServer {
     pub app: App,
+    /// The database the app was opened on (empty for an app built by the test).
+    pub database_url: String,
     service: axum::routing::RouterIntoService<Body>,
     pub main: (String, String),
 }
@@ -75,6 +77,7 @@ pub async fn spawn() -> TestServer {
 pub async fn spawn_with(options: Options) -> TestServer {
     let url = fresh_database_url().await;
     let store = Store::connect(&url).await.expect("open store");
+    let database_url = url.clone();
     let app = App::new(
         store,
         Settings {
@@ -103,6 +106,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
     .into_service();
     TestServer {
         app,
+        database_url,
         service,
         main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
     }
@@ -123,6 +127,7 @@ impl TestServer {
         .into_service();
         TestServer {
             app,
+            database_url: String::new(),
             service,
             main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
         }

@@ -1,0 +1,310 @@
+//! Claims that several nodes can share: fencing tokens (an outcome or webhook settled under a
+//! claim another node took since writes nothing), a claim's time to submit, and group commits
+//! that touch the same accounts' counters concurrently without deadlocking.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::spawn;
+use warbler::carrier::{Submit, SubmitOutcome};
+use warbler::domain::message::{Direction, Message, MessageStatus};
+use warbler::domain::time::now_micros;
+use warbler::store::messages::Outcome;
+use warbler::store::Store;
+
+const SECOND: i64 = 1_000_000;
+
+fn queued(sid: String, account_sid: &str, created: i64) -> Message {
+    Message {
+        sid,
+        account_sid: account_sid.to_string(),
+        messaging_service_sid: None,
+        direction: Direction::OutboundApi,
+        from: Some("+14155550100".into()),
+        to: "+14155550199".into(),
+        body: "fenced".into(),
+        encoding: "GSM-7".into(),
+        num_segments: 1,
+        num_media: 0,
+        status: MessageStatus::Queued,
+        error_code: None,
+        error_message: None,
+        price: None,
+        price_unit: "USD".into(),
+        status_callback: None,
+        validity_period: 36000,
+        send_at: None,
+        date_created: created,
+        date_updated: created,
+        date_sent: None,
+    }
+}
+
+fn sent(at: i64) -> Outcome {
+    Outcome::Sent {
+        from: "+14155550100".into(),
+        route: "simulated".into(),
+        carrier_message_id: format!("SIM{at}"),
+        cost: Some(7_900),
+        category: "sms-outbound-longcode".into(),
+        at,
+    }
+}
+
+async fn statuses(store: &Store, sid: &str) -> Vec<MessageStatus> {
+    store
+        .message_events(sid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(status, _, _)| status)
+        .collect()
+}
+
+/// A node that paused past its lease lost its messages to another node's claim: what it then
+/// records writes nothing (no status, no event, no usage), and the new holder's record counts.
+#[tokio::test]
+async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
+    let server = spawn().await;
+    let store = &server.app.store;
+    let now = now_micros();
+    let sid = format!("SM{:032x}", 0xfe4ce_u64);
+    let message = queued(sid.clone(), common::MAIN_SID, now - SECOND);
+    store
+        .insert_messages(&[(message, Vec::new())], now - SECOND)
+        .await
+        .unwrap();
+
+    let lease = 2 * SECOND;
+    let first = store.claim_due(now, lease, 10).await.unwrap();
+    assert_eq!(first.messages.len(), 1);
+    assert_eq!(first.taken_over, 0, "a fresh message is nobody's");
+    assert!(
+        store
+            .claim_due(now, lease, 10)
+            .await
+            .unwrap()
+            .messages
+            .is_empty(),
+        "a live claim is not taken again"
+    );
+    // The first holder pauses; its lease runs out and another node claims the message.
+    let later = now + lease + SECOND;
+    let second = store.claim_due(later, lease, 10).await.unwrap();
+    assert_eq!(second.messages.len(), 1);
+    if store.backend() == warbler::store::Backend::Postgres {
+        // (SQLite, one node, sees a lapsed claim only after a restart, and does not count it.)
+        assert_eq!(second.taken_over, 1, "the lapsed claim is counted");
+    }
+    assert_ne!(first.token, second.token);
+
+    let message = first.messages[0].message.clone();
+    let stale = store
+        .record_outcomes(
+            &[(message.clone(), sent(now))],
+            &[],
+            &Default::default(),
+            now,
+            first.token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, 0, "the paused node's record is refused");
+    let stored = store
+        .message(common::MAIN_SID, &sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, MessageStatus::Queued);
+    assert_eq!(statuses(store, &sid).await, vec![MessageStatus::Queued]);
+
+    let kept = store
+        .record_outcomes(
+            &[(message, sent(later))],
+            &[],
+            &Default::default(),
+            later,
+            second.token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    let stored = store
+        .message(common::MAIN_SID, &sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, MessageStatus::Sent);
+    assert_eq!(
+        statuses(store, &sid).await,
+        vec![
+            MessageStatus::Queued,
+            MessageStatus::Sending,
+            MessageStatus::Sent
+        ],
+        "one send recorded, once"
+    );
+}
+
+/// Nothing reaches a carrier once a claim's time to submit has run out: the messages are
+/// left for the next claim instead.
+#[tokio::test]
+async fn a_claim_whose_time_ran_out_submits_nothing() {
+    let server = spawn().await;
+    let submit = Submit {
+        message_sid: format!("SM{:032x}", 1),
+        from: "+14155550100".into(),
+        to: "+14155550199".into(),
+        body: "late".into(),
+        segments: 1,
+        is_mms: false,
+    };
+    let now = now_micros();
+    let past = std::time::Instant::now() - std::time::Duration::from_millis(1);
+    let (outcomes, records) = server
+        .app
+        .carrier
+        .submit("simulated", std::slice::from_ref(&submit), now, past)
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![SubmitOutcome::Abandoned]);
+    assert!(records.simulated.is_empty() && records.receipts.is_empty());
+
+    let future = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (outcomes, records) = server
+        .app
+        .carrier
+        .submit("simulated", &[submit], now, future)
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[..], [SubmitOutcome::Accepted { .. }]));
+    assert_eq!(records.simulated.len(), 1);
+}
+
+/// A webhook claim lost to another node (its lease ran out while the receiver was slow):
+/// settling it writes nothing; the new holder's settlement does.
+#[tokio::test]
+async fn a_webhook_settled_under_a_lost_claim_stays_for_its_new_holder() {
+    let server = spawn().await;
+    let store = &server.app.store;
+    server.stock().await;
+    server
+        .buy(common::MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{}/Messages.json", common::MAIN_SID),
+            server.main_creds(),
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", "callback me"),
+                ("StatusCallback", "http://127.0.0.1:9/status"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    assert_eq!(
+        store.pending_webhooks().await.unwrap(),
+        1,
+        "the `sent` callback"
+    );
+
+    let lease = 2 * SECOND;
+    let first = store.claim_webhooks(t0, lease, 10).await.unwrap();
+    assert_eq!(first.webhooks.len(), 1);
+    assert!(store
+        .claim_webhooks(t0, lease, 10)
+        .await
+        .unwrap()
+        .webhooks
+        .is_empty());
+    let later = t0 + lease + SECOND;
+    let second = store.claim_webhooks(later, lease, 10).await.unwrap();
+    assert_eq!(second.webhooks.len(), 1);
+    if store.backend() == warbler::store::Backend::Postgres {
+        assert_eq!(second.taken_over, 1);
+    }
+
+    let done = |id: &str| warbler::store::webhooks::Settlement::done(id.to_string());
+    let id = first.webhooks[0].id.clone();
+    store
+        .settle_webhooks(&[done(&id)], first.token, t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_webhooks().await.unwrap(),
+        1,
+        "the paused node's settlement is refused"
+    );
+    store
+        .settle_webhooks(&[done(&id)], second.token, later)
+        .await
+        .unwrap();
+    assert_eq!(store.pending_webhooks().await.unwrap(), 0);
+}
+
+/// Two writers (on PostgreSQL, two connection pools, as two nodes have) commit groups with the
+/// same capped accounts in opposite orders, over and over: the counters are locked in one
+/// order, so neither deadlocks and every message is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_with_the_same_accounts_in_opposite_orders_never_deadlock() {
+    let server = spawn().await;
+    let (a, _) = server.subaccount("Alpha").await;
+    let (b, _) = server.subaccount("Bravo").await;
+    for account in [&a, &b] {
+        let reply = server
+            .post(
+                &format!("/admin/accounts/{account}/Caps"),
+                server.main_creds(),
+                &[("MonthlyMessages", "1000000")],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let first = server.app.store.clone();
+    let second = match first.backend() {
+        warbler::store::Backend::Postgres => Store::connect(&server.database_url).await.unwrap(),
+        // One SQLite writer at a time: the two take turns on one store.
+        warbler::store::Backend::Sqlite => first.clone(),
+    };
+    const ROUNDS: usize = 40;
+    let now = now_micros();
+    let write = |store: Store, accounts: [String; 2], tag: usize| async move {
+        for round in 0..ROUNDS {
+            let batch: Vec<_> = accounts
+                .iter()
+                .enumerate()
+                .map(|(i, account)| {
+                    let sid = format!("SM{tag:02x}{round:04x}{i:02x}{:024x}", 0);
+                    (queued(sid, account, now), Vec::new())
+                })
+                .collect();
+            store
+                .insert_new_messages(&batch, &[0, 0], now)
+                .await
+                .expect("a group commit");
+        }
+    };
+    let one = tokio::spawn(write(first.clone(), [a.clone(), b.clone()], 1));
+    let two = tokio::spawn(write(second, [b.clone(), a.clone()], 2));
+    one.await.unwrap();
+    two.await.unwrap();
+    for account in [&a, &b] {
+        let reply = server
+            .get(
+                &format!("/admin/accounts/{account}/Caps"),
+                server.main_creds(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(
+            reply.body["messages_this_month"].as_i64(),
+            Some(2 * ROUNDS as i64),
+            "{}",
+            reply.body
+        );
+    }
+}

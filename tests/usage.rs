@@ -628,8 +628,22 @@ async fn a_capped_subaccount_is_held_back_while_its_sibling_keeps_its_pace() {
         "{}",
         cleared.body
     );
+    // What is stored, not only what the update answered.
+    let stored = server.get(&caps, server.main_creds()).await;
+    assert_eq!(
+        stored.body["monthly_messages"],
+        Value::Null,
+        "{}",
+        stored.body
+    );
     let again = send(&noisy, &noisy_token, "+14155550100").await;
-    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "{} (caps now: {})",
+        again.body,
+        server.get(&caps, server.main_creds()).await.body
+    );
 }
 
 /// A queued one-segment API message from +14155550100 to +14155550199, created at `created`.
@@ -847,4 +861,39 @@ async fn a_failed_group_leaves_nothing_behind_and_its_session_writes_the_next() 
     assert_eq!(counted, 1, "only the group that committed is counted");
     // Other writers get the connection back in a clean state.
     store.begin_write().await.unwrap().commit().await.unwrap();
+}
+
+/// The parent changes two different caps of a subaccount at the same moment (two requests in
+/// flight): both changes land, neither is overwritten with what the other read before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_different_caps_both_land() {
+    let server = spawn().await;
+    let (sub, _) = server.subaccount("twice updated").await;
+    let caps = format!("/admin/accounts/{sub}/Caps");
+    for round in 0..40 {
+        let reset = server
+            .post(
+                &caps,
+                server.main_creds(),
+                &[("MaxSegmentsPerSecond", "1"), ("MonthlyMessages", "5")],
+            )
+            .await;
+        assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+        let (cleared, faster) = tokio::join!(
+            server.post(&caps, server.main_creds(), &[("MonthlyMessages", "")]),
+            server.post(&caps, server.main_creds(), &[("MaxSegmentsPerSecond", "2")]),
+        );
+        assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+        assert_eq!(faster.status, StatusCode::OK, "{}", faster.body);
+        let stored = server.get(&caps, server.main_creds()).await;
+        assert_eq!(
+            (
+                stored.body["monthly_messages"].clone(),
+                stored.body["max_segments_per_second"].clone()
+            ),
+            (Value::Null, serde_json::json!(2.0)),
+            "round {round}: {}",
+            stored.body
+        );
+    }
 }

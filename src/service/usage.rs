@@ -310,27 +310,35 @@ impl App {
         account_sid: &str,
         request: &CapsRequest<'_>,
     ) -> Result<crate::store::caps::AccountCaps> {
-        let mut caps = self.caps_of(account_sid).await?;
-        if let Some(v) = cap_value("MaxSegmentsPerSecond", request.max_sps, |raw| {
+        let max_sps = cap_value("MaxSegmentsPerSecond", request.max_sps, |raw| {
             raw.parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && *v > 0.0)
-        })? {
-            caps.max_sps = v;
-        }
-        if let Some(v) = cap_value("MonthlyMessages", request.monthly_messages, |raw| {
+        })?;
+        let monthly_messages = cap_value("MonthlyMessages", request.monthly_messages, |raw| {
             raw.parse::<i64>().ok().filter(|v| *v >= 0)
-        })? {
-            caps.monthly_messages = v;
-        }
-        if let Some(v) = cap_value("MonthlySpend", request.monthly_spend, |raw| {
+        })?;
+        let monthly_spend = cap_value("MonthlySpend", request.monthly_spend, |raw| {
             parse_money(raw).filter(|v| *v >= 0)
-        })? {
-            caps.monthly_spend = v;
-        }
+        })?;
+        // Read, changed and written in one locked transaction: a concurrent update of another
+        // cap is kept, not overwritten with the value read before it.
         self.store
-            .set_account_caps(account_sid, &caps, now_micros())
-            .await?;
-        Ok(caps)
+            .update_account_caps(
+                account_sid,
+                |caps| {
+                    if let Some(v) = max_sps {
+                        caps.max_sps = v;
+                    }
+                    if let Some(v) = monthly_messages {
+                        caps.monthly_messages = v;
+                    }
+                    if let Some(v) = monthly_spend {
+                        caps.monthly_spend = v;
+                    }
+                },
+                now_micros(),
+            )
+            .await
     }
 }

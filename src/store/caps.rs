@@ -125,20 +125,38 @@ impl Store {
         caps_in(self.pool(), accounts).await
     }
 
-    /// Sets (or, when all are empty, removes) an account's caps.
-    pub async fn set_account_caps(
+    /// Changes an account's caps with `change` in one write transaction, the row locked (on
+    /// PostgreSQL; SQLite has one writer), and returns what is stored now: two concurrent
+    /// updates of different caps never undo each other. Caps left all empty are removed.
+    pub async fn update_account_caps(
         &self,
         account_sid: &str,
-        caps: &AccountCaps,
+        change: impl FnOnce(&mut AccountCaps),
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<AccountCaps> {
+        let lock = match self.backend() {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let mut tx = self.begin_write().await?;
+        let mut caps = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT account_sid, max_sps, monthly_messages, monthly_spend FROM account_caps \
+             WHERE account_sid = $1{lock}"
+        )))
+        .bind(account_sid.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| decode(&row).map(|(_, caps)| caps))
+        .transpose()?
+        .unwrap_or_default();
+        change(&mut caps);
         if caps.is_empty() {
-            self.write(
-                sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
-                    .bind(account_sid.to_string()),
-            )
-            .await?;
-            return Ok(());
+            sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
+                .bind(account_sid.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(caps);
         }
         // A missing rate is written as a typed NULL in the statement text, never bound: sqlx's
         // `Any` driver binds a NULL `f64` as a 4-byte float, and PostgreSQL keeps the type of
@@ -161,8 +179,9 @@ impl Store {
         if let Some(rate) = caps.max_sps {
             query = query.bind(rate);
         }
-        self.write(query).await?;
-        Ok(())
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(caps)
     }
 
     /// Messages accepted this month (`YYYY-MM`).

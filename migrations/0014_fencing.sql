@@ -16,3 +16,13 @@ CREATE TABLE nodes (
     started_at   BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL
 );
+
+-- A route's `binds` are the cluster's: each bind slot is leased to one node at a time (taken
+-- over when its holder's lease runs out), so N nodes open `binds` sessions in all.
+CREATE TABLE smpp_bind_leases (
+    route       TEXT NOT NULL,
+    slot        BIGINT NOT NULL,
+    node        TEXT NOT NULL,
+    lease_until BIGINT NOT NULL,
+    PRIMARY KEY (route, slot)
+);

@@ -308,3 +308,40 @@ async fn groups_with_the_same_accounts_in_opposite_orders_never_deadlock() {
         );
     }
 }
+
+/// A route's bind slots are leased to nodes: shares add up to the route's `binds`, a node
+/// over its share gives slots back, and a dead node's slots are taken once its lease ran out.
+#[tokio::test]
+async fn bind_slots_are_shared_out_and_a_dead_nodes_are_taken_over() {
+    let server = spawn().await;
+    let store = &server.app.store;
+    let now = now_micros();
+    let lease = 10 * SECOND;
+    let hold = |node: &'static str, want: u32, at: i64| async move {
+        store
+            .hold_bind_slots("carrier", 3, node, want, at, lease)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        hold("node-a", 3, now).await,
+        vec![0, 1, 2],
+        "alone: every slot"
+    );
+    assert!(
+        hold("node-b", 1, now).await.is_empty(),
+        "none free while A holds them"
+    );
+    // A learns of B: its share is now 2 (3 slots over 2 nodes), so it gives one back...
+    assert_eq!(hold("node-a", 2, now).await, vec![0, 1]);
+    // ...which B takes.
+    assert_eq!(hold("node-b", 1, now).await, vec![2]);
+    // A dies; once its leases have run out, B (now alone) takes its slots over.
+    let later = now + lease + SECOND;
+    assert_eq!(
+        hold("node-b", 3, now + SECOND).await,
+        vec![2],
+        "A's leases still run"
+    );
+    assert_eq!(hold("node-b", 3, later).await, vec![0, 1, 2]);
+}

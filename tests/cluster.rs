@@ -963,7 +963,7 @@ async fn start_cluster(client: &reqwest::Client, spec: &NodeSpec, count: usize) 
 
 /// Sends `messages` round-robin over three nodes from two accounts, each with a status
 /// callback, and checks every figure. With `smpp_binds`, through an SMPP route to
-/// `warbler smsc` (that many binds per node) instead of the simulated carrier.
+/// `warbler smsc` (that many binds across the cluster) instead of the simulated carrier.
 async fn many_messages_over_three_nodes(
     test: &'static str,
     database_url: &str,
@@ -999,27 +999,39 @@ async fn many_messages_over_three_nodes(
         started.elapsed(),
         spec.lease_ms,
         match smpp_binds {
-            Some(binds) => format!(", SMPP route with {binds} binds per node"),
+            Some(binds) => format!(", SMPP route with {binds} binds across the cluster"),
             None => ", simulated carrier".into(),
         }
     );
     if let Some(smsc) = &smsc {
-        // Every node's binds up before sending.
-        let want = 3 * smpp_binds.unwrap() as u64;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // A route's `binds` are the cluster's: the nodes share them out (leases) and bind
+        // that many sessions in all. Wait until the shares have settled (held for 5 s).
+        let want = u64::from(smpp_binds.unwrap());
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let mut steady_since: Option<Instant> = None;
         loop {
-            let binds = smsc_stats(&client, smsc).await["binds"]
+            let bound = smsc_stats(&client, smsc).await["bound"]
                 .as_u64()
                 .unwrap_or(0);
-            if binds >= want {
-                break;
+            assert!(
+                bound <= want,
+                "{bound} sessions bound at the SMSC for a route with {want} binds"
+            );
+            if bound == want {
+                let since = *steady_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(5) {
+                    break;
+                }
+            } else {
+                steady_since = None;
             }
             assert!(
                 Instant::now() < deadline,
-                "only {binds} of {want} SMPP binds after 30 s"
+                "{bound} of {want} SMPP binds after 40 s"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        println!("{test}: {want} sessions bound at the SMSC across the 3 nodes");
     }
     let senders = two_senders(&client, &nodes[0].base).await;
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
@@ -1100,6 +1112,15 @@ async fn many_messages_over_three_nodes(
         }
         if never > 0 {
             problems.push(format!("{never} accepted messages never reached the SMSC"));
+        }
+        let bound = smsc_stats(&client, smsc).await["bound"]
+            .as_u64()
+            .unwrap_or(0);
+        if bound != u64::from(smpp_binds.unwrap_or(0)) {
+            problems.push(format!(
+                "{bound} sessions bound at the end for a route with {} binds across the cluster",
+                smpp_binds.unwrap_or(0)
+            ));
         }
     }
     print_nodes(&nodes.iter().collect::<Vec<_>>());
@@ -1395,7 +1416,7 @@ async fn a_node_stopped_while_holding_claims_submits_nothing_twice_over_smpp() {
         let dir = temp_dir("stop");
         let smsc = start_smsc(&client, 50).await;
         let mut spec = NodeSpec::new(&database_url, &dir, 2000);
-        spec.config = Some(smpp_config(&dir, smsc.smpp_port, 1));
+        spec.config = Some(smpp_config(&dir, smsc.smpp_port, 3));
         let started = Instant::now();
         let mut cluster = cluster_with_a_holding_node(TEST, &client, &spec, 1000, 400, None, HOLDING).await;
         let holding_seen = started.elapsed();

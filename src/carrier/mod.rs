@@ -83,8 +83,14 @@ impl Carrier {
         let mut smpp = HashMap::new();
         if let Some(deliveries) = deliveries {
             for config in &routes {
-                let route =
-                    SmppRoute::start(config.clone(), deliveries.clone(), shutdown_rx.clone());
+                // On PostgreSQL the binds are leased cluster-wide (`App::run_bind_leases`).
+                let leased = store.backend() == crate::store::Backend::Postgres;
+                let route = SmppRoute::start(
+                    config.clone(),
+                    deliveries.clone(),
+                    shutdown_rx.clone(),
+                    leased,
+                );
                 smpp.insert(config.name.clone(), Arc::new(route));
             }
         }
@@ -105,6 +111,17 @@ impl Carrier {
             .acquire_owned()
             .await
             .expect("the batch semaphore is never closed")
+    }
+
+    /// Resolves when `shutdown` was called.
+    pub async fn stopped(&self) {
+        let mut stopped = self.shutdown.subscribe();
+        let _ = smpp::session::until_true(&mut stopped).await;
+    }
+
+    /// The SMPP routes by name.
+    pub fn smpp_routes(&self) -> impl Iterator<Item = (&String, &Arc<SmppRoute>)> {
+        self.smpp.iter()
     }
 
     pub fn has_smpp(&self) -> bool {

@@ -96,6 +96,8 @@ pub struct TtlCache<V> {
 
 /// How often a node records that it is alive (see `store::nodes`).
 const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a node's lease on an SMPP bind slot lasts (renewed every `HEARTBEAT_EVERY`).
+const BIND_LEASE: i64 = 10_000_000;
 
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Entries kept at most; past it the cache starts over (it only saves reads).
@@ -183,15 +185,32 @@ pub struct Node {
     pub started_at: i64,
     /// Nodes that beat their heart lately, this one included (1 until the first beat).
     pub live_nodes: std::sync::atomic::AtomicUsize,
+    /// Their ids, sorted (this one alone until the first beat).
+    live_ids: std::sync::Mutex<Vec<String>>,
 }
 
 impl Node {
     fn new() -> Node {
+        let id = format!("node-{}", &sid::random_hex32()[..12]);
         Node {
-            id: format!("node-{}", &sid::random_hex32()[..12]),
+            live_ids: std::sync::Mutex::new(vec![id.clone()]),
+            id,
             started_at: crate::domain::time::now_micros(),
             live_nodes: std::sync::atomic::AtomicUsize::new(1),
         }
+    }
+
+    /// This node's share of `binds` bind slots: they are dealt out over the live nodes in id
+    /// order, so the shares add up to `binds` (a node may get none when there are more nodes).
+    pub fn bind_share(&self, binds: u32) -> u32 {
+        let live = self
+            .live_ids
+            .lock()
+            .map(|ids| ids.clone())
+            .unwrap_or_default();
+        let count = live.len().max(1) as u32;
+        let rank = live.iter().position(|id| *id == self.id).unwrap_or(0) as u32;
+        binds / count + u32::from(rank < binds % count)
     }
 
     pub fn live_nodes(&self) -> usize {
@@ -427,6 +446,9 @@ impl App {
         };
         if app.carrier.has_smpp() {
             tokio::spawn(app.clone().run_smpp_deliveries(delivered));
+            if app.store.backend() == crate::store::Backend::Postgres {
+                tokio::spawn(app.clone().run_bind_leases());
+            }
         }
         app
     }
@@ -441,7 +463,11 @@ impl App {
                 .node_heartbeat(&self.node.id, self.node.started_at, now)
                 .await
             {
-                Ok(live) => {
+                Ok(ids) => {
+                    let live = ids.len().max(1);
+                    if let Ok(mut known) = self.node.live_ids.lock() {
+                        *known = ids;
+                    }
                     let before = self
                         .node
                         .live_nodes
@@ -462,6 +488,40 @@ impl App {
         }
         if let Err(err) = self.store.node_gone(&self.node.id).await {
             tracing::warn!(%err, "removing this node from the nodes table failed");
+        }
+    }
+
+    /// Keeps this node's share of each SMPP route's bind slots leased (PostgreSQL: a route's
+    /// `binds` are the cluster's) and bound, every `HEARTBEAT_EVERY` until the carrier stops.
+    /// A slot whose holder died is taken over once its lease runs out.
+    pub async fn run_bind_leases(self) {
+        loop {
+            for (name, route) in self.carrier.smpp_routes() {
+                let binds = route.config.binds.max(1);
+                let want = self.node.bind_share(binds);
+                match self
+                    .store
+                    .hold_bind_slots(
+                        name,
+                        binds,
+                        &self.node.id,
+                        want,
+                        crate::domain::time::now_micros(),
+                        BIND_LEASE,
+                    )
+                    .await
+                {
+                    Ok(held) => route.hold_slots(&held),
+                    // Unsure what it holds: it keeps its sessions until the lease is lost for good.
+                    Err(err) => {
+                        tracing::warn!(%err, route = %name, "renewing SMPP bind leases failed")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+                _ = self.carrier.stopped() => break,
+            }
         }
     }
 

@@ -101,6 +101,8 @@ pub struct SmscStats {
     pub mo_sent: u64,
     /// Sessions the ESME closed with `unbind`.
     pub unbinds: u64,
+    /// Sessions bound now.
+    pub bound: u64,
 }
 
 struct Peer {
@@ -217,6 +219,7 @@ impl Smsc {
             receipts_sent: self.state.receipts_sent.load(Ordering::Relaxed),
             mo_sent: self.state.mo_sent.load(Ordering::Relaxed),
             unbinds: self.state.unbinds.load(Ordering::Relaxed),
+            bound: lock(&self.state.peers).len() as u64,
         }
     }
 

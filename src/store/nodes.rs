@@ -1,7 +1,7 @@
 //! The nodes serving from one database: each beats its heart in `nodes`, so every node knows
 //! how many share the work (a per-node share of a cluster-wide budget divides by it).
 
-use super::{int, Store};
+use super::{int, text, Sql, Store};
 use crate::error::Result;
 
 /// A node whose last heartbeat is older than this counts as gone.
@@ -10,9 +10,14 @@ pub const NODE_STALE_AFTER: i64 = 10_000_000;
 const NODE_FORGOTTEN_AFTER: i64 = 300_000_000;
 
 impl Store {
-    /// Records `node`'s heartbeat at `now` and returns how many nodes are live (this one
+    /// Records `node`'s heartbeat at `now` and returns the live nodes' ids, sorted (this one
     /// included).
-    pub async fn node_heartbeat(&self, node: &str, started_at: i64, now: i64) -> Result<usize> {
+    pub async fn node_heartbeat(
+        &self,
+        node: &str,
+        started_at: i64,
+        now: i64,
+    ) -> Result<Vec<String>> {
         self.write(
             sqlx::query(
                 "INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $3) \
@@ -28,15 +33,106 @@ impl Store {
                 .bind(now - NODE_FORGOTTEN_AFTER),
         )
         .await?;
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM nodes WHERE heartbeat_at >= $1")
+        let rows = sqlx::query("SELECT id FROM nodes WHERE heartbeat_at >= $1 ORDER BY id")
             .bind(now - NODE_STALE_AFTER)
-            .fetch_one(self.pool())
+            .fetch_all(self.pool())
             .await?;
-        Ok(int(&row, "n")?.max(1) as usize)
+        let mut live: Vec<String> = rows
+            .iter()
+            .map(|row| text(row, "id"))
+            .collect::<Result<_>>()?;
+        if !live.iter().any(|id| id == node) {
+            live.push(node.to_string());
+            live.sort_unstable();
+        }
+        Ok(live)
     }
 
-    /// Removes `node` (it is stopping): the others count one fewer at their next heartbeat.
+    /// Holds `want` of the `binds` bind slots of `route` for `node` until `lease` after now
+    /// (the database's clock on PostgreSQL): renews the slots it holds, gives back those over
+    /// `want`, and takes free or lapsed ones while it has fewer. Returns the slots held.
+    pub async fn hold_bind_slots(
+        &self,
+        route: &str,
+        binds: u32,
+        node: &str,
+        want: u32,
+        now: i64,
+        lease: i64,
+    ) -> Result<Vec<u32>> {
+        let postgres = self.backend() == super::Backend::Postgres;
+        let mut renew = Sql::new("UPDATE smpp_bind_leases SET node = node");
+        super::webhooks::push_lease_end(&mut renew, postgres, now, lease);
+        renew
+            .push(" WHERE route = ")
+            .text(route)
+            .push(" AND node = ")
+            .text(node)
+            .push(" AND slot < ")
+            .int(i64::from(binds))
+            .push(" RETURNING slot");
+        let mut held: Vec<u32> = self
+            .write_volatile(renew.query())
+            .await?
+            .iter()
+            .map(|row| int(row, "slot").map(|slot| slot as u32))
+            .collect::<Result<_>>()?;
+        held.sort_unstable();
+        while held.len() > want as usize {
+            let Some(extra) = held.pop() else { break };
+            self.write_volatile_count(
+                sqlx::query(
+                    "DELETE FROM smpp_bind_leases WHERE route = $1 AND slot = $2 AND node = $3",
+                )
+                .bind(route.to_string())
+                .bind(i64::from(extra))
+                .bind(node.to_string()),
+            )
+            .await?;
+        }
+        // Another node's lapsed or missing slot: taken only if its lease has run out.
+        let clock = if postgres {
+            format!(
+                "GREATEST({now}, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))"
+            )
+        } else {
+            now.max(crate::domain::time::now_micros()).to_string()
+        };
+        for slot in 0..binds {
+            if held.len() >= want as usize {
+                break;
+            }
+            if held.contains(&slot) {
+                continue;
+            }
+            let mut take =
+                Sql::new("INSERT INTO smpp_bind_leases (route, slot, node, lease_until) VALUES (");
+            take.text(route)
+                .push(", ")
+                .int(i64::from(slot))
+                .push(", ")
+                .text(node)
+                .push(&format!(", {clock} + "))
+                .int(lease)
+                .push(&format!(
+                    ") ON CONFLICT (route, slot) DO UPDATE SET node = excluded.node, \
+                     lease_until = excluded.lease_until WHERE smpp_bind_leases.lease_until < {clock}"
+                ));
+            if self.write_volatile_count(take.query()).await? > 0 {
+                held.push(slot);
+            }
+        }
+        held.sort_unstable();
+        Ok(held)
+    }
+
+    /// Removes `node` (it is stopping), with its bind slots: the others count one fewer at
+    /// their next heartbeat and may take the slots at once.
     pub async fn node_gone(&self, node: &str) -> Result<()> {
+        self.write(
+            sqlx::query("DELETE FROM smpp_bind_leases WHERE node = $1").bind(node.to_string()),
+        )
+        .await?;
         self.write(sqlx::query("DELETE FROM nodes WHERE id = $1").bind(node.to_string()))
             .await?;
         Ok(())

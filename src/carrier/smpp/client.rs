@@ -63,6 +63,8 @@ pub struct Outgoing<'a> {
 
 pub struct SmppRoute {
     pub config: Arc<SmppRouteConfig>,
+    /// Per bind slot: whether this node holds it (and so keeps it bound).
+    holds: Vec<watch::Sender<bool>>,
     /// The session supervisors; they end after unbinding at shutdown.
     supervisors: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The transmitting sessions (transceivers or transmitters), one slot per bind.
@@ -95,8 +97,9 @@ async fn open(
     }
 }
 
-/// Keeps one session of `kind` bound until shutdown: reconnects with jittered exponential
-/// backoff (1 s doubling to 60 s), unbinds on shutdown.
+/// Keeps one session of `kind` bound while this node holds its bind slot (`held`) and until
+/// shutdown: reconnects with jittered exponential backoff (1 s doubling to 60 s), unbinds on
+/// shutdown or when the slot passes to another node.
 async fn supervise(
     config: Arc<SmppRouteConfig>,
     kind: BindKind,
@@ -104,11 +107,18 @@ async fn supervise(
     deliveries: mpsc::Sender<Delivery>,
     stats: Arc<RouteStats>,
     mut shutdown: watch::Receiver<bool>,
+    mut held: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        if !*held.borrow() {
+            tokio::select! {
+                _ = super::session::until_true(&mut held) => continue,
+                _ = super::session::until_true(&mut shutdown) => break,
+            }
         }
         match open(&config, kind, deliveries.clone()).await {
             Ok(session) => {
@@ -124,6 +134,12 @@ async fn supervise(
                         slot.send_replace(None);
                         session.unbind().await;
                         break;
+                    }
+                    _ = until_false(&mut held) => {
+                        tracing::info!(route = %config.name, ?kind, "smpp: bind slot passed to another node, unbinding");
+                        slot.send_replace(None);
+                        session.unbind().await;
+                        continue;
                     }
                 }
                 slot.send_replace(None);
@@ -147,19 +163,37 @@ async fn supervise(
     }
 }
 
+/// Resolves once `flag` is false (or its sender is gone).
+async fn until_false(flag: &mut watch::Receiver<bool>) {
+    loop {
+        if !*flag.borrow_and_update() {
+            return;
+        }
+        if flag.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 impl SmppRoute {
     /// Starts the route's sessions. Operations the SMSC sends (receipts, MO) go to
-    /// `deliveries`, tagged with nothing: each route gets its own channel.
+    /// `deliveries`, tagged with nothing: each route gets its own channel. With `leased`, a
+    /// bind slot binds only once this node holds it (`hold_slots`): the route's `binds` are
+    /// then the cluster's; otherwise every slot binds at once.
     pub fn start(
         config: SmppRouteConfig,
         deliveries: mpsc::Sender<Delivery>,
         shutdown: watch::Receiver<bool>,
+        leased: bool,
     ) -> SmppRoute {
         let config = Arc::new(config);
         let stats = Arc::new(RouteStats::default());
         let mut slots = Vec::new();
         let mut supervisors = Vec::new();
+        let mut holds = Vec::new();
         for _ in 0..config.binds.max(1) {
+            let (hold, held) = watch::channel(!leased);
+            holds.push(hold);
             let transmit_kind = match config.bind_mode {
                 BindMode::Transceiver => BindKind::Transceiver,
                 BindMode::TransmitterReceiver => BindKind::Transmitter,
@@ -173,6 +207,7 @@ impl SmppRoute {
                 deliveries.clone(),
                 stats.clone(),
                 shutdown.clone(),
+                held.clone(),
             )));
             if config.bind_mode == BindMode::TransmitterReceiver {
                 let (tx, _rx) = watch::channel(None);
@@ -183,11 +218,13 @@ impl SmppRoute {
                     deliveries.clone(),
                     stats.clone(),
                     shutdown.clone(),
+                    held,
                 )));
             }
         }
         SmppRoute {
             config,
+            holds,
             supervisors: std::sync::Mutex::new(supervisors),
             slots,
             next_slot: AtomicUsize::new(0),
@@ -206,6 +243,18 @@ impl SmppRoute {
             .drain(..)
             .collect();
         let _ = tokio::time::timeout(timeout, futures_util::future::join_all(handles)).await;
+    }
+
+    /// Binds exactly the slots in `held` (this node's leases), unbinding the others.
+    pub fn hold_slots(&self, held: &[u32]) {
+        for (slot, hold) in self.holds.iter().enumerate() {
+            let keep = held.contains(&(slot as u32));
+            hold.send_if_modified(|current| {
+                let changed = *current != keep;
+                *current = keep;
+                changed
+            });
+        }
     }
 
     /// Sessions currently bound for sending.

@@ -8,7 +8,9 @@
 //! PostgreSQL only (`TEST_DATABASE_URL=postgres://…`): on SQLite each test prints that it is
 //! skipped and returns. Every test is bounded in time and kills its child processes on every
 //! exit path; the figures are printed (`cargo nextest run --test cluster --no-capture`).
-//! `CLUSTER_TEST_MESSAGES=n` changes how many messages the two bulk tests send.
+//! `CLUSTER_TEST_MESSAGES=n` changes how many messages the two bulk tests send;
+//! `CLUSTER_WARBLER_BIN=target/release/warbler` runs the nodes from another build, and
+//! `CLUSTER_TEST_NODES=1` runs the bulk tests on one node instead of three (a comparison).
 //!
 //! The kill and stop tests need the fault-injection knob `WARBLER_FAULT_HOLD_CLAIMS_MS`: after
 //! each dispatcher claim that took at least one message, the node logs at WARN a line with
@@ -162,6 +164,12 @@ fn truncate(line: &str, max: usize) -> &str {
     }
 }
 
+/// The `warbler` the nodes run: this build's, or `CLUSTER_WARBLER_BIN` (a release build, to
+/// measure throughput).
+fn warbler_binary() -> String {
+    std::env::var("CLUSTER_WARBLER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_warbler").into())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -232,7 +240,7 @@ struct Node {
 /// Starts `warbler serve` on a free port (not waiting for it to be ready).
 fn start_node(name: &str, spec: &NodeSpec, extra_env: &[(&str, &str)]) -> Node {
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_warbler"));
+    let mut command = Command::new(warbler_binary());
     if let Some(config) = &spec.config {
         command.arg("--config").arg(config);
     }
@@ -326,7 +334,7 @@ struct Smsc {
 async fn start_smsc(client: &reqwest::Client, receipt_delay_ms: u64) -> Smsc {
     let smpp_port = free_port();
     let control_port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_warbler"));
+    let mut command = Command::new(warbler_binary());
     command
         .args([
             "smsc",
@@ -993,9 +1001,14 @@ async fn many_messages_over_three_nodes(
     };
     let receiver = Receiver::start().await;
     let started = Instant::now();
-    let nodes = start_cluster(&client, &spec, 3).await;
+    // `CLUSTER_TEST_NODES=1` measures one node on the same load, for comparison.
+    let node_count = std::env::var("CLUSTER_TEST_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let nodes = start_cluster(&client, &spec, node_count).await;
     println!(
-        "{test}: 3 nodes healthy after {:.2?} (lease {} ms{})",
+        "{test}: {node_count} nodes healthy after {:.2?} (lease {} ms{})",
         started.elapsed(),
         spec.lease_ms,
         match smpp_binds {
@@ -1031,7 +1044,7 @@ async fn many_messages_over_three_nodes(
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        println!("{test}: {want} sessions bound at the SMSC across the 3 nodes");
+        println!("{test}: {want} sessions bound at the SMSC across the {node_count} nodes");
     }
     let senders = two_senders(&client, &nodes[0].base).await;
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();

@@ -863,3 +863,54 @@ async fn a_held_write_session_sees_another_writer_waiting_and_lets_it_in_when_dr
         .expect("the other writer got the connection")
         .unwrap();
 }
+
+/// A NUL character in a parameter (PostgreSQL cannot store one) is refused with 400 / 20001 on
+/// both databases; the sends committed in the same moment by other requests are unharmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_character_is_refused_and_fails_no_other_send() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let path = messages_path(MAIN_SID);
+    let good = |i: usize| {
+        let (server, path) = (&server, path.clone());
+        async move {
+            let body = format!("fine {i}");
+            server
+                .post(
+                    &path,
+                    server.main_creds(),
+                    &[
+                        ("To", "+14155550199"),
+                        ("From", "+14155550100"),
+                        ("Body", &body),
+                    ],
+                )
+                .await
+        }
+    };
+    let bad = server.post(
+        &path,
+        server.main_creds(),
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "a\0b"),
+        ],
+    );
+    let (bad, goods) = tokio::join!(bad, futures::future::join_all((0..20).map(good)));
+    bad.assert_error(400, 20001);
+    for reply in goods {
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+    server
+        .post(
+            "/2010-04-01/Accounts.json",
+            server.main_creds(),
+            &[("FriendlyName", "nul\0name")],
+        )
+        .await
+        .assert_error(400, 20001);
+}

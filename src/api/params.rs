@@ -64,6 +64,25 @@ fn parse_pairs(raw: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(raw).into_owned().collect()
 }
 
+/// Refuses a parameter holding a NUL character: no text field takes one, PostgreSQL cannot
+/// store one (its failure would fail a whole group of other requests' messages), and SQLite
+/// would store what PostgreSQL refuses.
+fn without_nul(pairs: Vec<(String, String)>) -> Result<Vec<(String, String)>> {
+    match pairs
+        .iter()
+        .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        Some((name, _)) => Err(Error::invalid(
+            20001,
+            format!(
+                "Invalid value for parameter {}: it contains a NUL character",
+                name.replace('\0', "\\0")
+            ),
+        )),
+        None => Ok(pairs),
+    }
+}
+
 /// Query-string parameters only (GET and DELETE).
 pub struct Query(pub Params);
 
@@ -72,7 +91,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(Query(Params::from_pairs(parse_pairs(query.as_bytes()))))
+        Ok(Query(Params::from_pairs(without_nul(parse_pairs(
+            query.as_bytes(),
+        ))?)))
     }
 }
 
@@ -88,7 +109,7 @@ impl FromRequest<ApiState> for Form {
         let mut body_pairs = parse_pairs(&body);
         // Body values come first: they are what the SDKs send.
         body_pairs.append(&mut pairs);
-        Ok(Form(Params::from_pairs(body_pairs)))
+        Ok(Form(Params::from_pairs(without_nul(body_pairs)?)))
     }
 }
 
@@ -143,6 +164,23 @@ mod tests {
         assert_eq!(params.get("Body"), Some(""));
         assert_eq!(params.get("To"), Some("+15005550001"));
         assert_eq!(params.get("From"), None);
+    }
+
+    #[test]
+    fn a_nul_character_in_any_name_or_value_is_refused() {
+        for raw in [&b"Body=a%00b"[..], b"To=%2B1&Fri%00endlyName=x", b"A=%00"] {
+            let refused = without_nul(parse_pairs(raw)).unwrap_err();
+            assert_eq!(
+                (refused.code(), refused.http_status()),
+                (20001, 400),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(
+            without_nul(parse_pairs(b"Body=a%01b")).unwrap().len(),
+            1,
+            "other control characters pass"
+        );
     }
 
     #[test]

@@ -856,3 +856,67 @@ async fn opt_out_lists_import_and_lift() {
         .await
         .assert_error(401, 20003);
 }
+
+/// While a message's callback waits out its retry backoff, the callbacks queued behind it wait
+/// at least as long (their due time never precedes it): a claim walking the due index then
+/// meets each message's first pending callback before the ones blocked behind it, instead of
+/// scanning every blocked row on every round. Order is kept when the receiver comes back.
+#[tokio::test]
+async fn callbacks_behind_one_in_backoff_are_due_no_earlier_than_it() {
+    let server = spawn().await;
+    server.stock().await;
+    buy_configured(&server, "+14155550100", &[]).await;
+    let hook = Receiver::start().await;
+    hook.answer("/later", 503, "text/plain", "down");
+    let sid = send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("From", "+14155550100"),
+            ("Body", "wait for me"),
+            ("StatusCallback", &hook.url("/later")),
+        ],
+    )
+    .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    assert_eq!(
+        server.app.deliver_webhooks_once(t0).await.unwrap(),
+        1,
+        "`sent` fails"
+    );
+    // `delivered` is queued while `sent` waits for its retry.
+    server.app.apply_receipts(t0 + 3 * SECOND).await.unwrap();
+    let rows = sqlx::query("SELECT message_status, due_at FROM webhook_outbox ORDER BY seq")
+        .fetch_all(server.app.store.pool())
+        .await
+        .unwrap();
+    let due: Vec<(String, i64)> = rows
+        .iter()
+        .map(|row| {
+            use sqlx::Row;
+            (
+                row.get::<String, _>("message_status"),
+                row.get::<i64, _>("due_at"),
+            )
+        })
+        .collect();
+    assert_eq!(due.len(), 2, "{due:?}");
+    assert_eq!(
+        (due[0].0.as_str(), due[1].0.as_str()),
+        ("sent", "delivered")
+    );
+    assert!(due[0].1 > t0 + 3 * SECOND, "`sent` is in backoff: {due:?}");
+    assert!(
+        due[1].1 >= due[0].1,
+        "`delivered` is due no earlier than the `sent` it waits for: {due:?}"
+    );
+    flush(&server, t0 + 60 * SECOND).await;
+    assert_eq!(
+        statuses(&hook.hits("/later"), &sid),
+        ["sent", "sent", "delivered"]
+    );
+}

@@ -237,8 +237,12 @@ pub(crate) async fn enqueue_status_callbacks(
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::new(
             "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
-             message_status, error_code, done_date, attempts, created_at, due_at) VALUES ",
+             message_status, error_code, done_date, attempts, created_at, due_at) \
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+             v.column8, v.column9, v.column10, v.column11, v.column12, ",
         );
+        sql.push(&not_before_pending("v.column4", "v.column13"))
+            .push(" FROM (VALUES ");
         for (i, (e, (account_sid, url))) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -267,9 +271,21 @@ pub(crate) async fn enqueue_status_callbacks(
             };
             sql.push(", 0, ").int(e.at).push(", ").int(e.at).push(")");
         }
+        sql.push(") AS v");
         sql.query().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// A new webhook's due time: `due`, or later if a pending webhook of its ordering key (one it
+/// waits for) is due later (in retry backoff). So along a key due times never go down, and the
+/// claim, which walks the due index, meets each key's head before the rows waiting behind it
+/// instead of scanning every waiting row on each round.
+fn not_before_pending(ordering_key: &str, due: &str) -> String {
+    format!(
+        "COALESCE((SELECT MAX(p.due_at) FROM webhook_outbox p WHERE p.ordering_key = {ordering_key} \
+         AND p.due_at > {due}), {due})"
+    )
 }
 
 /// Queues an inbound-message webhook inside `tx`.
@@ -304,11 +320,12 @@ pub(crate) async fn enqueue_payload(
     payload: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
          fallback_url, fallback_method, payload, attempts, created_at, due_at) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 0, $10, $10)",
-    )
+         SELECT $1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 0, $10, {}",
+        not_before_pending("$4", "$10")
+    )))
     .bind(new_id())
     .bind(kind.as_str())
     .bind(account_sid.to_string())
@@ -523,6 +540,17 @@ impl Store {
                         sqlx::query(
                             "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = $1, \
                              lease_until = NULL, claim_token = NULL WHERE id = $2",
+                        )
+                        .bind(*due_at)
+                        .bind(id.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                        // The rows waiting behind it wait that long too (see
+                        // `not_before_pending`).
+                        sqlx::query(
+                            "UPDATE webhook_outbox SET due_at = $1 WHERE ordering_key = \
+                             (SELECT ordering_key FROM webhook_outbox WHERE id = $2) \
+                             AND id <> $2 AND due_at < $1",
                         )
                         .bind(*due_at)
                         .bind(id.clone())

@@ -5,40 +5,14 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::spawn;
+use common::{queued_message, spawn};
 use warbler::carrier::{Submit, SubmitOutcome};
-use warbler::domain::message::{Direction, Message, MessageStatus};
+use warbler::domain::message::MessageStatus;
 use warbler::domain::time::now_micros;
 use warbler::store::messages::Outcome;
 use warbler::store::Store;
 
 const SECOND: i64 = 1_000_000;
-
-fn queued(sid: String, account_sid: &str, created: i64) -> Message {
-    Message {
-        sid,
-        account_sid: account_sid.to_string(),
-        messaging_service_sid: None,
-        direction: Direction::OutboundApi,
-        from: Some("+14155550100".into()),
-        to: "+14155550199".into(),
-        body: "fenced".into(),
-        encoding: "GSM-7".into(),
-        num_segments: 1,
-        num_media: 0,
-        status: MessageStatus::Queued,
-        error_code: None,
-        error_message: None,
-        price: None,
-        price_unit: "USD".into(),
-        status_callback: None,
-        validity_period: 36000,
-        send_at: None,
-        date_created: created,
-        date_updated: created,
-        date_sent: None,
-    }
-}
 
 fn sent(at: i64) -> Outcome {
     Outcome::Sent {
@@ -69,7 +43,7 @@ async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
     let store = &server.app.store;
     let now = now_micros();
     let sid = format!("SM{:032x}", 0xfe4ce_u64);
-    let message = queued(sid.clone(), common::MAIN_SID, now - SECOND);
+    let message = queued_message(sid.clone(), common::MAIN_SID, "fenced", now - SECOND);
     store
         .insert_messages(&[(message, Vec::new())], now - SECOND)
         .await
@@ -279,7 +253,7 @@ async fn groups_with_the_same_accounts_in_opposite_orders_never_deadlock() {
                 .enumerate()
                 .map(|(i, account)| {
                     let sid = format!("SM{tag:02x}{round:04x}{i:02x}{:024x}", 0);
-                    (queued(sid, account, now), Vec::new())
+                    (queued_message(sid, account, "grouped", now), Vec::new())
                 })
                 .collect();
             store

@@ -1257,10 +1257,21 @@ async fn cluster_with_a_holding_node(
 }
 
 impl Holding {
-    /// Waits for the requests to B and C to end and keeps what they gave.
-    async fn finish_sending(&mut self) {
+    /// Waits for the requests to B and C to end, keeps and prints what they gave; returns
+    /// the problem if any was not answered 201.
+    async fn finish_sending(&mut self, test: &str) -> Vec<String> {
         let task = self.sending.take().expect("a sending task");
         self.sent = task.await.expect("the sending task");
+        self.sent.print(test);
+        let mut problems = Vec::new();
+        if self.sent.not_created() > 0 {
+            problems.push(format!(
+                "{} requests to B and C not answered 201: {:?}",
+                self.sent.not_created(),
+                self.sent.statuses
+            ));
+        }
+        problems
     }
 }
 
@@ -1303,16 +1314,7 @@ async fn a_node_killed_while_holding_claims_loses_nothing_and_its_messages_are_s
         println!(
             "{TEST}: node A logged `{HOLDING}` {holding_seen:.2?} after start; killed (-9) it: {not_final_at_kill} messages not final, {leased_at_kill} under a lease"
         );
-        cluster.finish_sending().await;
-        cluster.sent.print(TEST);
-        let mut problems = Vec::new();
-        if cluster.sent.not_created() > 0 {
-            problems.push(format!(
-                "{} requests to the survivors not answered 201: {:?}",
-                cluster.sent.not_created(),
-                cluster.sent.statuses
-            ));
-        }
+        let mut problems = cluster.finish_sending(TEST).await;
         let bound = Duration::from_millis(spec.lease_ms) + Duration::from_secs(8);
         match wait_all_final(&db, Duration::from_secs(60)).await {
             Ok(_) => {
@@ -1379,16 +1381,7 @@ async fn a_node_killed_while_holding_callbacks_has_them_sent_once_by_the_others_
         )
         .await;
         println!("{TEST}: node A logged `{HOLDING_WEBHOOKS}`; killed (-9) it with {held} callbacks under a lease");
-        cluster.finish_sending().await;
-        cluster.sent.print(TEST);
-        let mut problems = Vec::new();
-        if cluster.sent.not_created() > 0 {
-            problems.push(format!(
-                "{} requests to the survivors not answered 201: {:?}",
-                cluster.sent.not_created(),
-                cluster.sent.statuses
-            ));
-        }
+        let mut problems = cluster.finish_sending(TEST).await;
         if let Err(err) = wait_all_final(&db, Duration::from_secs(60)).await {
             problems.push(err);
         }
@@ -1442,16 +1435,7 @@ async fn a_node_stopped_while_holding_claims_submits_nothing_twice_over_smpp() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         cluster.a.proc.signal("CONT");
         println!("{TEST}: node A continued (SIGCONT) {:.2?} after the stop", stopped.elapsed());
-        cluster.finish_sending().await;
-        cluster.sent.print(TEST);
-        let mut problems = Vec::new();
-        if cluster.sent.not_created() > 0 {
-            problems.push(format!(
-                "{} requests to B and C not answered 201: {:?}",
-                cluster.sent.not_created(),
-                cluster.sent.statuses
-            ));
-        }
+        let mut problems = cluster.finish_sending(TEST).await;
         match wait_all_final(&db, Duration::from_secs(60)).await {
             Ok(_) => println!(
                 "{TEST}: all messages final {:.2?} after the stop",

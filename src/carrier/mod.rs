@@ -238,6 +238,22 @@ impl Carrier {
             }))
             .await;
         let key = |id: &str| format!("{name}:{}", submit_id_key(id, format));
+        // The parts of a message not wholly submitted that the SMSC accepted: kept, so the
+        // next attempt resumes after them.
+        let keep_parts =
+            |parts: &mut Vec<AcceptedPart>, submit: &Submit, accepted: Vec<(u8, String)>| {
+                let total = smpp::text::encode_body(&submit.body, route.config.data_coding)
+                    .parts
+                    .len() as i64;
+                for (number, id) in accepted {
+                    parts.push(AcceptedPart {
+                        carrier_message_id: key(&id),
+                        message_sid: submit.message_sid.clone(),
+                        part: number as i64,
+                        total,
+                    });
+                }
+            };
         let mut parts = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         for (submit, result) in batch.iter().zip(results) {
@@ -271,34 +287,13 @@ impl Carrier {
                     reason,
                 } => {
                     tracing::debug!(route = name, sid = %submit.message_sid, %reason, "smpp: submit deferred");
-                    let total = smpp::text::encode_body(&submit.body, route.config.data_coding)
-                        .parts
-                        .len() as i64;
-                    for (number, id) in accepted {
-                        parts.push(AcceptedPart {
-                            carrier_message_id: key(&id),
-                            message_sid: submit.message_sid.clone(),
-                            part: number as i64,
-                            total,
-                        });
-                    }
+                    keep_parts(&mut parts, submit, accepted);
                     SubmitOutcome::Deferred {
                         retry_at: now + retry_in.as_micros() as i64,
                     }
                 }
                 MessageResult::Abandoned { accepted } => {
-                    // Parts already accepted are kept: the next claim resumes after them.
-                    let total = smpp::text::encode_body(&submit.body, route.config.data_coding)
-                        .parts
-                        .len() as i64;
-                    for (number, id) in accepted {
-                        parts.push(AcceptedPart {
-                            carrier_message_id: key(&id),
-                            message_sid: submit.message_sid.clone(),
-                            part: number as i64,
-                            total,
-                        });
-                    }
+                    keep_parts(&mut parts, submit, accepted);
                     SubmitOutcome::Abandoned
                 }
                 MessageResult::Rejected { status } => {

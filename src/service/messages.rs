@@ -654,14 +654,8 @@ impl App {
                 "took over messages whose claim lapsed (a node died or paused holding them); those it had submitted may be submitted twice"
             );
         }
-        if !self.settings.fault_hold_claims.is_zero() {
-            tracing::warn!(
-                claims = claimed.len(),
-                hold_ms = self.settings.fault_hold_claims.as_millis() as u64,
-                "fault injection: holding claims"
-            );
-            tokio::time::sleep(self.settings.fault_hold_claims).await;
-        }
+        self.fault_hold("fault injection: holding claims", claimed.len())
+            .await;
         let mut services: HashMap<String, (MessagingService, Vec<Sender>)> = HashMap::new();
         // Sticky senders of this batch's recipients, one query per service.
         let mut recipients: HashMap<&str, Vec<&str>> = HashMap::new();

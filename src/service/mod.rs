@@ -491,6 +491,16 @@ impl App {
         }
     }
 
+    /// Fault injection for the multi-node tests (`Settings::fault_hold_claims`): logs `what`
+    /// and holds `claimed` freshly claimed rows that long before working on them.
+    pub(crate) async fn fault_hold(&self, what: &'static str, claimed: usize) {
+        let hold = self.settings.fault_hold_claims;
+        if !hold.is_zero() {
+            tracing::warn!(claimed, hold_ms = hold.as_millis() as u64, "{what}");
+            tokio::time::sleep(hold).await;
+        }
+    }
+
     /// Keeps this node's share of each SMPP route's bind slots leased (PostgreSQL: a route's
     /// `binds` are the cluster's) and bound, every `HEARTBEAT_EVERY` until the carrier stops.
     /// A slot whose holder died is taken over once its lease runs out.

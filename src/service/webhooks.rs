@@ -218,14 +218,8 @@ impl App {
         if claimed.is_empty() {
             return Ok(0);
         }
-        if !self.settings.fault_hold_claims.is_zero() {
-            tracing::warn!(
-                webhooks = claimed.len(),
-                hold_ms = self.settings.fault_hold_claims.as_millis() as u64,
-                "fault injection: holding webhook claims"
-            );
-            tokio::time::sleep(self.settings.fault_hold_claims).await;
-        }
+        self.fault_hold("fault injection: holding webhook claims", claimed.len())
+            .await;
         if claim.taken_over > 0 {
             self.counters.webhooks_taken_over.fetch_add(
                 claim.taken_over as u64,

@@ -308,3 +308,35 @@ impl TestServer {
         reply.body["sid"].as_str().unwrap().to_string()
     }
 }
+
+/// A queued one-segment API message from +14155550100 to +14155550199, created at `created`.
+pub fn queued_message(
+    sid: String,
+    account_sid: &str,
+    body: &str,
+    created: i64,
+) -> warbler::domain::message::Message {
+    warbler::domain::message::Message {
+        sid,
+        account_sid: account_sid.to_string(),
+        messaging_service_sid: None,
+        direction: warbler::domain::message::Direction::OutboundApi,
+        from: Some("+14155550100".into()),
+        to: "+14155550199".into(),
+        body: body.into(),
+        encoding: "GSM-7".into(),
+        num_segments: 1,
+        num_media: 0,
+        status: warbler::domain::message::MessageStatus::Queued,
+        error_code: None,
+        error_message: None,
+        price: None,
+        price_unit: "USD".into(),
+        status_callback: None,
+        validity_period: 36000,
+        send_at: None,
+        date_created: created,
+        date_updated: created,
+        date_sent: None,
+    }
+}

@@ -920,3 +920,58 @@ async fn callbacks_behind_one_in_backoff_are_due_no_earlier_than_it() {
         ["sent", "sent", "delivered"]
     );
 }
+
+/// TwiML replies queued before the recipient's STOP do not go out after it (21610 at
+/// dispatch, as for API sends); the STOP confirmation itself does.
+#[tokio::test]
+async fn a_stop_stops_the_twiml_replies_already_queued() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    buy_configured(&server, "+14155550100", &[("SmsUrl", &hook.url("/sms"))]).await;
+    hook.answer(
+        "/sms",
+        200,
+        "text/xml",
+        "<Response><Message>one</Message><Message>two</Message><Message>three</Message></Response>",
+    );
+    inbound(&server, HANDSET, "+14155550100", "question").await;
+    flush(&server, now_micros()).await;
+    // The three replies are queued, not yet dispatched, when the STOP arrives.
+    inbound(&server, HANDSET, "+14155550100", "STOP").await;
+    server
+        .app
+        .dispatch_once(now_micros() + 2 * SECOND)
+        .await
+        .unwrap();
+    let list = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To=%2B14155550199"),
+            server.main_creds(),
+        )
+        .await;
+    let mut outcomes: Vec<(String, String, Option<i64>)> = list.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["body"].as_str().unwrap().to_string(),
+                m["status"].as_str().unwrap().to_string(),
+                m["error_code"].as_i64(),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    let confirmation = warbler::domain::opt_out::OptOutSettings::default()
+        .reply(warbler::domain::opt_out::KeywordKind::Stop)
+        .to_string();
+    let mut expected = vec![
+        ("one".to_string(), "failed".to_string(), Some(21610)),
+        ("three".into(), "failed".into(), Some(21610)),
+        ("two".into(), "failed".into(), Some(21610)),
+        (confirmation, "sent".into(), None),
+    ];
+    expected.sort();
+    assert_eq!(outcomes, expected);
+}

@@ -674,10 +674,11 @@ impl App {
                 self.store.sticky_senders(service, &tos).await?,
             );
         }
-        // Opt-outs recorded since these messages were accepted, checked again here.
+        // Opt-outs recorded since these messages were accepted, checked again here for every
+        // outbound message (API sends and TwiML replies alike), but the keyword auto-replies.
         let mut recipients_by_account: HashMap<&str, Vec<&str>> = HashMap::new();
         for c in &claimed {
-            if c.message.direction == Direction::OutboundApi {
+            if c.message.direction != Direction::Inbound && !c.opt_out_exempt {
                 recipients_by_account
                     .entry(c.message.account_sid.as_str())
                     .or_default()
@@ -712,7 +713,10 @@ impl App {
         let mut paced: Vec<(Message, Sender, Option<i64>)> = Vec::new();
         let mut ready: Vec<(Message, Sender)> = Vec::new();
         for Claimed {
-            message, pace_slot, ..
+            message,
+            pace_slot,
+            opt_out_exempt,
+            ..
         } in claimed
         {
             let mut message = message;
@@ -805,7 +809,8 @@ impl App {
                 ));
                 continue;
             };
-            let blocked = message.direction == Direction::OutboundApi
+            let blocked = message.direction != Direction::Inbound
+                && !opt_out_exempt
                 && opted_out.blocks_message(
                     &message.account_sid,
                     &message.to,

@@ -200,6 +200,13 @@ impl Store {
             batch.push((reply.clone(), Vec::new()));
         }
         insert_messages_in(&mut tx, &batch, now).await?;
+        if let Some(reply) = &arrival.auto_reply {
+            // It confirms the opt-out it answers: the dispatcher's check lets it pass.
+            sqlx::query("UPDATE messages SET opt_out_exempt = 1 WHERE sid = $1")
+                .bind(reply.sid.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(change) = &arrival.opt_out {
             apply_opt_out(&mut tx, change, now).await?;
         }

@@ -386,6 +386,8 @@ pub struct Claimed {
     pub attempts: i64,
     /// The send time pacing already reserved for this message, if it was deferred.
     pub pace_slot: Option<i64>,
+    /// A keyword auto-reply, which goes out despite the opt-out it confirms.
+    pub opt_out_exempt: bool,
 }
 
 /// What one claim took: its messages and the token its outcomes must be recorded with.
@@ -832,7 +834,7 @@ impl Store {
         // the write connection, which every API write waits for, only did the update.
         let sids: Vec<&str> = claimed.iter().map(String::as_str).collect();
         let messages = self
-            .message_rows(&sids, ", attempts, pace_slot, claim_token")
+            .message_rows(&sids, ", attempts, pace_slot, claim_token, opt_out_exempt")
             .await?
             .iter()
             // A row another claim took between the update and this read is not ours.
@@ -842,6 +844,7 @@ impl Store {
                     message: decode(row)?,
                     attempts: int(row, "attempts")?,
                     pace_slot: opt_int(row, "pace_slot")?,
+                    opt_out_exempt: int(row, "opt_out_exempt")? != 0,
                 })
             })
             .collect::<Result<_>>()?;

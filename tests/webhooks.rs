@@ -975,3 +975,55 @@ async fn a_stop_stops_the_twiml_replies_already_queued() {
     expected.sort();
     assert_eq!(outcomes, expected);
 }
+
+/// One incoming message gets at most 10 TwiML replies (Twilio's limit), however many
+/// `<Message>`s its answers hold (redirects included); the rest are dropped with a 14109
+/// warning alert.
+#[tokio::test]
+async fn at_most_ten_twiml_replies_per_incoming_message() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    buy_configured(&server, "+14155550100", &[("SmsUrl", &hook.url("/sms"))]).await;
+    let many: String = (0..8)
+        .map(|i| format!("<Message>first {i}</Message>"))
+        .collect();
+    hook.answer(
+        "/sms",
+        200,
+        "text/xml",
+        &format!("<Response>{many}<Redirect>/more</Redirect></Response>"),
+    );
+    let more: String = (0..8)
+        .map(|i| format!("<Message>more {i}</Message>"))
+        .collect();
+    hook.answer(
+        "/more",
+        200,
+        "text/xml",
+        &format!("<Response>{more}</Response>"),
+    );
+    inbound(&server, HANDSET, "+14155550100", "question").await;
+    flush(&server, now_micros()).await;
+    let replies = server
+        .collect_pages(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To=%2B14155550199&PageSize=50"),
+            "messages",
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(replies.len(), 10, "10 of 16 replies");
+    let alerts = server.get("/v1/Alerts", server.main_creds()).await;
+    let alerts = alerts.body["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["error_code"], "14109");
+    assert_eq!(alerts[0]["log_level"], "warning");
+    assert!(
+        alerts[0]["alert_text"]
+            .as_str()
+            .unwrap()
+            .contains("6+dropped"),
+        "{}",
+        alerts[0]["alert_text"]
+    );
+}

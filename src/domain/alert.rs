@@ -7,6 +7,10 @@ pub const HTTP_RETRIEVAL_FAILURE: i64 = 11200;
 pub const DOCUMENT_PARSE_FAILURE: i64 = 12100;
 /// A `<Message>` in TwiML could not be sent (bad `to`/`from`, opted-out recipient…).
 pub const INVALID_MESSAGE_VERB: i64 = 14101;
+/// More `<Message>` replies to one incoming message than Twilio sends (a warning).
+pub const REPLY_LIMIT_EXCEEDED: i64 = 14109;
+/// Most TwiML `<Message>` replies sent for one incoming message (Twilio's limit; 14109 past it).
+pub const MAX_TWIML_REPLIES: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alert {
@@ -31,6 +35,17 @@ pub struct Alert {
 
 /// Builds `alert_text` as Twilio writes it.
 pub fn alert_text(message: &str, code: i64, url: &str, http_status: Option<u16>) -> String {
+    alert_text_at("ERROR", message, code, url, http_status)
+}
+
+/// `alert_text` at another log level (`WARNING`…).
+pub fn alert_text_at(
+    level: &str,
+    message: &str,
+    code: i64,
+    url: &str,
+    http_status: Option<u16>,
+) -> String {
     let mut text = form_urlencoded::Serializer::new(String::new());
     text.append_pair("Msg", message)
         .append_pair("sourceComponent", "14100")
@@ -38,8 +53,7 @@ pub fn alert_text(message: &str, code: i64, url: &str, http_status: Option<u16>)
     if let Some(status) = http_status {
         text.append_pair("httpResponse", &status.to_string());
     }
-    text.append_pair("url", url)
-        .append_pair("LogLevel", "ERROR");
+    text.append_pair("url", url).append_pair("LogLevel", level);
     text.finish()
 }
 

@@ -5,8 +5,8 @@
 
 use super::{App, Operation, Principal};
 use crate::domain::alert::{
-    alert_text, encode_pairs, Alert, DOCUMENT_PARSE_FAILURE, HTTP_RETRIEVAL_FAILURE,
-    INVALID_MESSAGE_VERB,
+    alert_text, alert_text_at, encode_pairs, Alert, DOCUMENT_PARSE_FAILURE, HTTP_RETRIEVAL_FAILURE,
+    INVALID_MESSAGE_VERB, MAX_TWIML_REPLIES, REPLY_LIMIT_EXCEEDED,
 };
 use crate::domain::encoding::{count_segments, encoding_of, Encoding};
 use crate::domain::message::{
@@ -387,7 +387,35 @@ impl App {
         else {
             return Ok(());
         };
-        for reply in replies {
+        // Twilio sends at most 10 replies to one incoming message (redirects included): a
+        // runaway answer must not turn one SMS into thousands.
+        let dropped = replies.len().saturating_sub(MAX_TWIML_REPLIES);
+        if dropped > 0 {
+            let reason = format!(
+                "TwiML Reply message limit exceeded: {} <Message> replies, {dropped} dropped (at most {MAX_TWIML_REPLIES} per incoming message)",
+                replies.len()
+            );
+            let last = exchanges.last();
+            let mut warning = alert_for(
+                &webhook.account_sid,
+                &webhook.message_sid,
+                REPLY_LIMIT_EXCEEDED,
+                &reason,
+                None,
+                last,
+                now,
+            );
+            warning.log_level = "warning".into();
+            warning.alert_text = alert_text_at(
+                "WARNING",
+                &reason,
+                REPLY_LIMIT_EXCEEDED,
+                last.map(|(_, r)| r.url.as_str()).unwrap_or_default(),
+                None,
+            );
+            out.alerts.push(warning);
+        }
+        for reply in replies.into_iter().take(MAX_TWIML_REPLIES) {
             match self.reply_message(&inbound, &reply, now).await? {
                 Ok(created) => out.replies.push(created),
                 Err(reason) => out.alerts.push(alert_for(

@@ -1027,3 +1027,79 @@ async fn at_most_ten_twiml_replies_per_incoming_message() {
         alerts[0]["alert_text"]
     );
 }
+
+/// TwiML replies are the account's sends: counted against its monthly cap (one over it is not
+/// sent, and leaves a 14101 alert), and none is sent while the account is suspended.
+#[tokio::test]
+async fn twiml_replies_count_against_the_monthly_cap_and_stop_with_the_account() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    let (sub, sub_token) = server.subaccount("replier").await;
+    let number = server.buy(&sub, "+14155550100", server.main_creds()).await;
+    let configured = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}/IncomingPhoneNumbers/{number}.json"),
+            (&sub, &sub_token),
+            &[("SmsUrl", &hook.url("/sms"))],
+        )
+        .await;
+    assert_eq!(configured.status, StatusCode::OK, "{}", configured.body);
+    let caps = format!("/admin/accounts/{sub}/Caps");
+    let capped = server
+        .post(&caps, server.main_creds(), &[("MonthlyMessages", "2")])
+        .await;
+    assert_eq!(capped.status, StatusCode::OK, "{}", capped.body);
+    hook.answer(
+        "/sms",
+        200,
+        "text/xml",
+        "<Response><Message>a</Message><Message>b</Message><Message>c</Message></Response>",
+    );
+    inbound(&server, HANDSET, "+14155550100", "question").await;
+    flush(&server, now_micros()).await;
+    let sent_to_handset = || {
+        let sub = sub.clone();
+        let server = &server;
+        async move {
+            let listed = server
+                .get(
+                    &format!("/2010-04-01/Accounts/{sub}/Messages.json?To=%2B14155550199"),
+                    server.main_creds(),
+                )
+                .await;
+            assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+            listed.body["messages"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(sent_to_handset().await, 2, "the third is over the cap");
+    let shown = server.get(&caps, server.main_creds()).await;
+    assert_eq!(shown.body["messages_this_month"], 2, "{}", shown.body);
+    let alerts = server.get("/v1/Alerts", (&sub, &sub_token)).await;
+    let alerts = alerts.body["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["error_code"], "14101");
+    assert!(
+        alerts[0]["alert_text"].as_str().unwrap().contains("cap"),
+        "{}",
+        alerts[0]["alert_text"]
+    );
+
+    // Suspended: the webhook still hears of inbound messages, but no reply goes out.
+    let cleared = server
+        .post(&caps, server.main_creds(), &[("MonthlyMessages", "")])
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    let suspended = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}.json"),
+            server.main_creds(),
+            &[("Status", "suspended")],
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
+    inbound(&server, HANDSET, "+14155550100", "again").await;
+    flush(&server, now_micros()).await;
+    assert_eq!(hook.hits("/sms").len(), 2, "the webhook was called");
+    assert_eq!(sent_to_handset().await, 2, "no reply while suspended");
+}

@@ -387,6 +387,31 @@ impl App {
         else {
             return Ok(());
         };
+        // Replies are sends of the account: refused, as an API send is, when it is not active
+        // or its family's balance is spent (caps and opt-outs are checked when they are stored).
+        let refused = match self.store.account(&webhook.account_sid).await? {
+            None => Some("the account no longer exists".to_string()),
+            Some(account) if account.status != crate::domain::account::AccountStatus::Active => {
+                Some("Account not active".to_string())
+            }
+            Some(account) => self
+                .check_funds(&account)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
+        if let Some(reason) = refused {
+            out.alerts.push(alert_for(
+                &webhook.account_sid,
+                &webhook.message_sid,
+                INVALID_MESSAGE_VERB,
+                &format!("{} <Message> replies not sent: {reason}", replies.len()),
+                None,
+                exchanges.last(),
+                now,
+            ));
+            return Ok(());
+        }
         // Twilio sends at most 10 replies to one incoming message (redirects included): a
         // runaway answer must not turn one SMS into thousands.
         let dropped = replies.len().saturating_sub(MAX_TWIML_REPLIES);
@@ -417,7 +442,19 @@ impl App {
         }
         for reply in replies.into_iter().take(MAX_TWIML_REPLIES) {
             match self.reply_message(&inbound, &reply, now).await? {
-                Ok(created) => out.replies.push(created),
+                Ok(created) => {
+                    let (message, _) = &created;
+                    out.reply_estimates.push(
+                        crate::domain::message::message_cost(
+                            &self.settings.prices,
+                            &message.to,
+                            message.num_segments.max(1),
+                            message.num_media > 0,
+                        )
+                        .unwrap_or(0),
+                    );
+                    out.replies.push(created);
+                }
                 Err(reason) => out.alerts.push(alert_for(
                     &webhook.account_sid,
                     &webhook.message_sid,

@@ -1,6 +1,6 @@
 //! The webhook outbox (status callbacks, inbound-message webhooks) and monitor alerts.
 
-use super::messages::{insert_messages_in, Event};
+use super::messages::{insert_new_messages_in, Admission, Event, Framing};
 use super::{int, opt_int, opt_text, text, Backend, Sql, Store, Tx};
 use crate::domain::alert::Alert;
 use crate::domain::message::{Media, Message, MessageStatus};
@@ -102,6 +102,8 @@ pub struct Settlement {
     pub alerts: Vec<Alert>,
     /// Messages created by TwiML replies.
     pub replies: Vec<(Message, Vec<Media>)>,
+    /// What each reply will cost (for the account's spend cap), in `replies`' order.
+    pub reply_estimates: Vec<crate::domain::usage::Money>,
 }
 
 impl Settlement {
@@ -275,6 +277,27 @@ pub(crate) async fn enqueue_status_callbacks(
         sql.query().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// The alert for a TwiML reply the account may not send (14101).
+fn refused_reply_alert(reply: &Message, reason: &str, now: i64) -> Alert {
+    let code = crate::domain::alert::INVALID_MESSAGE_VERB;
+    Alert {
+        sid: crate::domain::sid::generate(crate::domain::sid::SidKind::Alert),
+        account_sid: reply.account_sid.clone(),
+        error_code: code.to_string(),
+        log_level: "error".into(),
+        alert_text: crate::domain::alert::alert_text(reason, code, "", None),
+        resource_sid: Some(reply.sid.clone()),
+        service_sid: None,
+        request_method: None,
+        request_url: None,
+        request_variables: None,
+        request_headers: None,
+        response_body: None,
+        response_headers: None,
+        date_created: now,
+    }
 }
 
 /// A new webhook's due time: `due`, or later if a pending webhook of its ordering key (one it
@@ -524,6 +547,7 @@ impl Store {
         }
         let mut alerts = Vec::new();
         let mut replies = Vec::new();
+        let mut estimates = Vec::new();
         for settlement in settlements {
             if !settlement.settled.iter().all(|s| held.contains(s.id())) {
                 continue;
@@ -573,11 +597,26 @@ impl Store {
             }
             alerts.extend(settlement.alerts.iter().cloned());
             replies.extend(settlement.replies.iter().cloned());
+            estimates.extend(settlement.reply_estimates.iter().copied());
+        }
+        if !replies.is_empty() {
+            // Replies are the account's sends: counted against its monthly caps and checked
+            // against opt-outs, as an API send is; one refused leaves an alert instead.
+            let admissions =
+                insert_new_messages_in(&mut tx, Framing::InTransaction, &replies, &estimates, now)
+                    .await?;
+            for ((message, _), admission) in replies.iter().zip(admissions) {
+                let reason = match admission {
+                    Admission::Accepted => continue,
+                    Admission::OptedOut => {
+                        format!("<Message> to {}: the recipient opted out", message.to)
+                    }
+                    Admission::OverCap(reason) => format!("<Message> to {}: {reason}", message.to),
+                };
+                alerts.push(refused_reply_alert(message, &reason, now));
+            }
         }
         insert_alerts(&mut tx, &alerts).await?;
-        if !replies.is_empty() {
-            insert_messages_in(&mut tx, &replies, now).await?;
-        }
         tx.commit().await?;
         Ok(())
     }

@@ -77,12 +77,33 @@ pub struct Config {
     pub rental_prices: crate::domain::usage::RentalPrices,
     /// How far below zero a main account's shared balance may go (e.g. `"0"` for prepaid, or
     /// `"500"`); over it new sends are refused. Unset: balances are kept but never enforced.
+    #[serde(deserialize_with = "amount_text")]
     pub credit_limit: Option<String>,
     /// SMPP connections to carriers (`[[smpp_routes]]` tables; see the README). Messages
     /// whose sender or destination no route claims go to the built-in simulator.
     pub smpp_routes: Vec<crate::carrier::smpp::route::SmppRouteConfig>,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+}
+
+/// An amount as text, written as a string or a number (`WARBLER_CREDIT_LIMIT=0` reaches the
+/// configuration as an integer, `"0"` in TOML as a string); it is parsed as money later.
+fn amount_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Amount {
+        Text(String),
+        Integer(i64),
+        Decimal(f64),
+    }
+    Ok(match Option::<Amount>::deserialize(deserializer)? {
+        None => None,
+        Some(Amount::Text(text)) => Some(text),
+        Some(Amount::Integer(n)) => Some(n.to_string()),
+        Some(Amount::Decimal(x)) => Some(x.to_string()),
+    })
 }
 
 impl Default for Config {
@@ -207,6 +228,29 @@ mod tests {
             assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
             assert_eq!(config.max_subaccounts, 7);
             assert_eq!(config.public_base_url(), "https://sms.example.com");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_credit_limit_may_be_written_as_a_number() {
+        for (raw, expected) in [
+            ("0", "0"),
+            ("500", "500"),
+            ("12.5", "12.5"),
+            ("\"7.25\"", "7.25"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env("WARBLER_CREDIT_LIMIT", raw);
+                let config = Config::load(None).map_err(|e| *e)?;
+                assert_eq!(config.credit_limit.as_deref(), Some(expected), "{raw}");
+                Ok(())
+            });
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("limit.toml", "credit_limit = \"0\"\n")?;
+            let config = Config::load(Some(Path::new("limit.toml"))).map_err(|e| *e)?;
+            assert_eq!(config.credit_limit.as_deref(), Some("0"));
             Ok(())
         });
     }

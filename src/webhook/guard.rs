@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -16,7 +16,12 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a == 0 // "this network", 0.0.0.0/8
                 || a >= 240 // reserved, 240.0.0.0/4
                 || (a == 100 && (b & 0xc0) == 64) // carrier-grade NAT, 100.64.0.0/10
-                || (a == 198 && (b & 0xfe) == 18)) // benchmarking, 198.18.0.0/15
+                || (a == 198 && (b & 0xfe) == 18) // benchmarking, 198.18.0.0/15
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments, 192.0.0.0/24
+                || (a == 192 && b == 0 && c == 2) // TEST-NET-1
+                || (a == 198 && b == 51 && c == 100) // TEST-NET-2
+                || (a == 203 && b == 0 && c == 113) // TEST-NET-3
+                || (a == 192 && b == 88 && c == 99)) // 6to4 relay anycast, 192.88.99.0/24
         }
         IpAddr::V6(v6) => {
             let o = v6.octets();
@@ -40,8 +45,12 @@ pub fn is_public(ip: IpAddr) -> bool {
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+                || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
+                || (first == 0x2001 && segments[1] == 0x0db8) // documentation, 2001:db8::/32
+                || (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1))
+            // local NAT64, 64:ff9b:1::/48
         }
     }
 }
@@ -89,10 +98,25 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:7f00:1::",
             "::",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "192.88.99.1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1::808:808",
+            "2001:db8::1",
+            "fec0::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "2001:4860:4860::8888"] {
+        for public in [
+            "8.8.8.8",
+            "2001:4860:4860::8888",
+            "192.0.3.1",
+            "203.0.114.1",
+            "64:ff9b::808:808",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

@@ -266,3 +266,29 @@ async fn a_suspended_subaccounts_keys_are_refused_too() {
         .await
         .assert_error(401, 20003);
 }
+
+/// The embedded database holds auth tokens and key hashes: a folder warbler creates for it is
+/// this user's only (0700), and the database files are readable by this user only (0600).
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::env::temp_dir().join(format!(
+        "warbler-perms-{}",
+        warbler::domain::sid::random_hex32()
+    ));
+    let database = root.join("data").join("warbler.db");
+    let store = warbler::store::Store::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root.join("data")), 0o700);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", database.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(root);
+}

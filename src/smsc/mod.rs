@@ -395,9 +395,12 @@ async fn serve_session(state: Arc<State>, socket: TcpStream, mut stopped: watch:
             _ => None,
         };
         if let Some((resp_id, system_id, password, receives)) = bind {
-            let ok = bound.is_none()
-                && system_id == state.config.system_id
-                && password == state.config.password;
+            // Both compared in constant time, whatever matches first.
+            let system_id_ok =
+                crate::domain::credential::secrets_match(&state.config.system_id, &system_id);
+            let password_ok =
+                crate::domain::credential::secrets_match(&state.config.password, &password);
+            let ok = bound.is_none() && system_id_ok && password_ok;
             let status = if ok {
                 CommandStatus::EsmeRok
             } else if bound.is_some() {

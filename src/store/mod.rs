@@ -247,6 +247,12 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
+        if backend == Backend::Sqlite && max_connections > 1 {
+            // A file this user cannot change the mode of (another owner) still opens.
+            if let Err(err) = restrict_sqlite_files(&url) {
+                tracing::warn!(%err, "could not make the database files private (0600)");
+            }
+        }
         MIGRATOR.run(&pool).await?;
         let sync = if backend == Backend::Sqlite && max_connections > 1 {
             Some(WalSync::start(sqlite_path(&url).into())?)
@@ -428,13 +434,38 @@ fn sqlite_path(url: &str) -> &str {
         .unwrap_or_default()
 }
 
+/// Creates the database file's folder when missing, readable by this user only (the database
+/// holds auth tokens); an existing folder is left as it is.
 fn create_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     let path = sqlite_path(url);
     if let Some(parent) = std::path::Path::new(path).parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(parent)?;
         }
     }
+    Ok(())
+}
+
+/// Makes a SQLite database file (and its WAL and shared-memory files, which SQLite creates
+/// with the database file's permissions) readable and writable by this user only.
+fn restrict_sqlite_files(url: &str) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = sqlite_path(url);
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if std::path::Path::new(&file).exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = url;
     Ok(())
 }
 

@@ -170,14 +170,6 @@ fn warbler_binary() -> String {
     std::env::var("CLUSTER_WARBLER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_warbler").into())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A working directory for the nodes, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -239,7 +231,7 @@ struct Node {
 
 /// Starts `warbler serve` on a free port (not waiting for it to be ready).
 fn start_node(name: &str, spec: &NodeSpec, extra_env: &[(&str, &str)]) -> Node {
-    let port = free_port();
+    let port = common::free_port();
     let mut command = Command::new(warbler_binary());
     if let Some(config) = &spec.config {
         command.arg("--config").arg(config);
@@ -332,8 +324,8 @@ struct Smsc {
 }
 
 async fn start_smsc(client: &reqwest::Client, receipt_delay_ms: u64) -> Smsc {
-    let smpp_port = free_port();
-    let control_port = free_port();
+    let smpp_port = common::free_port();
+    let control_port = common::free_port();
     let mut command = Command::new(warbler_binary());
     command
         .args([

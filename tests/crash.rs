@@ -12,14 +12,6 @@ use warbler::store::Store;
 
 const MESSAGES: usize = 600;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(database_url: &str, port: u16, dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_warbler"))
         .args([
@@ -64,7 +56,7 @@ async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
         warbler::domain::sid::random_hex32()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let accounts = format!("{base}/2010-04-01/Accounts/{}", common::MAIN_SID);
     warbler::webhook::install_crypto_provider();

@@ -90,14 +90,8 @@ impl Store {
             )
             .await?;
         }
-        // Another node's lapsed or missing slot: taken only if its lease has run out.
-        let clock = if postgres {
-            format!(
-                "GREATEST({now}, CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))"
-            )
-        } else {
-            now.max(crate::domain::time::now_micros()).to_string()
-        };
+        // Another node's lapsed or missing slot: taken only if its lease has run out (ended
+        // before now, which is the new lease's end less the lease).
         for slot in 0..binds {
             if held.len() >= want as usize {
                 break;
@@ -112,12 +106,14 @@ impl Store {
                 .int(i64::from(slot))
                 .push(", ")
                 .text(node)
-                .push(&format!(", {clock} + "))
-                .int(lease)
-                .push(&format!(
-                    ") ON CONFLICT (route, slot) DO UPDATE SET node = excluded.node, \
-                     lease_until = excluded.lease_until WHERE smpp_bind_leases.lease_until < {clock}"
-                ));
+                .push(", ");
+            super::webhooks::push_lease_clock(&mut take, postgres, now);
+            take.push(" + ").int(lease).push(
+                ") ON CONFLICT (route, slot) DO UPDATE SET node = excluded.node, \
+                 lease_until = excluded.lease_until \
+                 WHERE smpp_bind_leases.lease_until < excluded.lease_until - ",
+            );
+            take.int(lease);
             if self.write_volatile_count(take.query()).await? > 0 {
                 held.push(slot);
             }

@@ -81,18 +81,25 @@ pub struct WebhookClaim {
     pub taken_over: usize,
 }
 
-/// The end of a lease starting now: by the database's clock on PostgreSQL (never before
-/// `now`, which tests move ahead), by this process's on SQLite (one node).
-pub(crate) fn push_lease_end(sql: &mut Sql, postgres: bool, now: i64, lease: i64) {
+/// The time now, in microseconds, for leases: the database's clock on PostgreSQL, read when
+/// the statement gets there (never before `now`, which tests move ahead); this process's on
+/// SQLite (one node).
+pub(crate) fn push_lease_clock(sql: &mut Sql, postgres: bool, now: i64) {
     if postgres {
-        sql.push(", lease_until = GREATEST(")
+        sql.push("GREATEST(")
             .int(now)
-            .push(", CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)) + ")
-            .int(lease);
+            .push(", CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))");
     } else {
-        sql.push(", lease_until = ")
-            .int(now.max(crate::domain::time::now_micros()) + lease);
+        sql.int(now.max(crate::domain::time::now_micros()));
     }
+}
+
+/// `, lease_until = ` the end of a lease of `lease` microseconds starting now (see
+/// `push_lease_clock`).
+pub(crate) fn push_lease_end(sql: &mut Sql, postgres: bool, now: i64, lease: i64) {
+    sql.push(", lease_until = ");
+    push_lease_clock(sql, postgres, now);
+    sql.push(" + ").int(lease);
 }
 
 /// What one webhook's delivery commits (a round commits many at once).

@@ -340,3 +340,12 @@ pub fn queued_message(
         date_sent: None,
     }
 }
+
+/// A local TCP port free right now (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -56,6 +56,9 @@ pub struct Config {
     /// Fault injection, for the multi-node tests only: milliseconds the dispatcher holds each
     /// claim before submitting (it logs `fault injection: holding claims` first). Keep at 0.
     pub fault_hold_claims_ms: u64,
+    /// The same for the webhook sender's claims (it logs `fault injection: holding webhook
+    /// claims`). Keep at 0.
+    pub fault_hold_webhook_claims_ms: u64,
     /// Milliseconds to wait for a webhook's TCP connection.
     pub webhook_connect_timeout_ms: u64,
     /// Milliseconds a webhook request may take in all (Twilio: 15 s).
@@ -128,6 +131,7 @@ impl Default for Config {
             simulated_latency_ms: 1000,
             dispatch_lease_ms: 30_000,
             fault_hold_claims_ms: 0,
+            fault_hold_webhook_claims_ms: 0,
             webhook_connect_timeout_ms: 5_000,
             webhook_timeout_ms: 15_000,
             webhook_allow_private_targets: false,

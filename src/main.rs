@@ -330,6 +330,9 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
             simulated_latency: config.simulated_latency_ms as i64 * 1000,
             dispatch_lease: config.dispatch_lease_ms as i64 * 1000,
             fault_hold_claims: std::time::Duration::from_millis(config.fault_hold_claims_ms),
+            fault_hold_webhook_claims: std::time::Duration::from_millis(
+                config.fault_hold_webhook_claims_ms,
+            ),
             webhooks: warbler::webhook::WebhookSettings {
                 connect_timeout: std::time::Duration::from_millis(
                     config.webhook_connect_timeout_ms,

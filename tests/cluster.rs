@@ -12,7 +12,8 @@
 //! `CLUSTER_WARBLER_BIN=target/release/warbler` runs the nodes from another build, and
 //! `CLUSTER_TEST_NODES=1` runs the bulk tests on one node instead of three (a comparison).
 //!
-//! The kill and stop tests need the fault-injection knob `WARBLER_FAULT_HOLD_CLAIMS_MS`: after
+//! The kill and stop tests need the fault-injection knobs `WARBLER_FAULT_HOLD_CLAIMS_MS` (and
+//! `WARBLER_FAULT_HOLD_WEBHOOK_CLAIMS_MS` for webhook claims): after
 //! each dispatcher claim that took at least one message, the node logs at WARN a line with
 //! `fault injection: holding claims` and sleeps that long before submitting. Without it they
 //! fail after 30 s waiting for that line.
@@ -32,7 +33,10 @@ use std::time::{Duration, Instant};
 /// The line a node logs (at WARN) after a dispatcher claim when `WARBLER_FAULT_HOLD_CLAIMS_MS`
 /// is set, before it sleeps that long and then submits what it claimed.
 const HOLDING: &str = "fault injection: holding claims";
-/// What a node with that knob logs after claiming webhooks, before sending them.
+/// The knobs: the dispatcher's hold, and the webhook sender's.
+const HOLD_CLAIMS: &str = "WARBLER_FAULT_HOLD_CLAIMS_MS";
+const HOLD_WEBHOOK_CLAIMS: &str = "WARBLER_FAULT_HOLD_WEBHOOK_CLAIMS_MS";
+/// What a node logs after claiming webhooks with `HOLD_WEBHOOK_CLAIMS`, before sending them.
 const HOLDING_WEBHOOKS: &str = "fault injection: holding webhook claims";
 
 /// Lines of a child's output kept for the report (the rest are only counted).
@@ -1188,22 +1192,33 @@ struct Holding {
     sent: Sent,
 }
 
-/// Three nodes, A holding each claim `hold_ms`, and `messages` sent through B and C (with
-/// `callback` as their StatusCallback); returns as soon as A logs `holding`.
+/// What node A holds: the knob that sets it, for how long, and the line A logs then.
+struct Hold {
+    knob: &'static str,
+    ms: u64,
+    line: &'static str,
+}
+
+/// Three nodes, A holding each claim as `hold` says, and `messages` sent through B and C
+/// (with `callback` as their StatusCallback); returns as soon as A logs `hold.line`.
 async fn cluster_with_a_holding_node(
     test: &str,
     client: &reqwest::Client,
     spec: &NodeSpec,
-    hold_ms: u64,
+    hold: Hold,
     messages: usize,
     callback: Option<String>,
-    holding: &str,
 ) -> Holding {
-    let hold = hold_ms.to_string();
+    let Hold {
+        knob,
+        ms,
+        line: holding,
+    } = hold;
+    let hold = ms.to_string();
     // B first (it migrates and creates the main account), then A and C.
     let mut b = start_node("nodeB", spec, &[]);
     must_be_healthy(client, &mut b).await;
-    let mut a = start_node("nodeA", spec, &[("WARBLER_FAULT_HOLD_CLAIMS_MS", &hold)]);
+    let mut a = start_node("nodeA", spec, &[(knob, &hold)]);
     let mut c = start_node("nodeC", spec, &[]);
     must_be_healthy(client, &mut a).await;
     must_be_healthy(client, &mut c).await;
@@ -1225,7 +1240,7 @@ async fn cluster_with_a_holding_node(
             .await
         })
     };
-    // As soon as A says it holds claims (it then sleeps `hold_ms` before submitting them).
+    // As soon as A says it holds claims (it then sleeps `ms` before working on them).
     let deadline = Instant::now() + Duration::from_secs(30);
     while !a.proc.stderr.contains(holding) {
         if let Some(status) = a.proc.exited() {
@@ -1234,7 +1249,7 @@ async fn cluster_with_a_holding_node(
         if Instant::now() > deadline {
             sending.abort();
             panic!(
-                "{test}: node A never logged `{holding}` within 30 s (does this build honour WARBLER_FAULT_HOLD_CLAIMS_MS?); its stderr: {:?}",
+                "{test}: node A never logged `{holding}` within 30 s (does this build honour {knob}?); its stderr: {:?}",
                 a.proc.stderr.snapshot()
             );
         }
@@ -1289,7 +1304,7 @@ async fn a_node_killed_while_holding_claims_loses_nothing_and_its_messages_are_s
         let dir = temp_dir("kill");
         let spec = NodeSpec::new(&database_url, &dir, 2000);
         let started = Instant::now();
-        let mut cluster = cluster_with_a_holding_node(TEST, &client, &spec, 1500, 400, None, HOLDING).await;
+        let mut cluster = cluster_with_a_holding_node(TEST, &client, &spec, Hold { knob: HOLD_CLAIMS, ms: 1500, line: HOLDING }, 400, None).await;
         let holding_seen = started.elapsed();
         cluster.a.proc.kill9();
         let killed = Instant::now();
@@ -1359,10 +1374,13 @@ async fn a_node_killed_while_holding_callbacks_has_them_sent_once_by_the_others_
             TEST,
             &client,
             &spec,
-            1500,
+            Hold {
+                knob: HOLD_WEBHOOK_CLAIMS,
+                ms: 1500,
+                line: HOLDING_WEBHOOKS,
+            },
             400,
             Some(receiver.url("/status")),
-            HOLDING_WEBHOOKS,
         )
         .await;
         cluster.a.proc.kill9();
@@ -1419,7 +1437,7 @@ async fn a_node_stopped_while_holding_claims_submits_nothing_twice_over_smpp() {
         let mut spec = NodeSpec::new(&database_url, &dir, 2000);
         spec.config = Some(smpp_config(&dir, smsc.smpp_port, 3));
         let started = Instant::now();
-        let mut cluster = cluster_with_a_holding_node(TEST, &client, &spec, 500, 400, None, HOLDING).await;
+        let mut cluster = cluster_with_a_holding_node(TEST, &client, &spec, Hold { knob: HOLD_CLAIMS, ms: 500, line: HOLDING }, 400, None).await;
         let holding_seen = started.elapsed();
         cluster.a.proc.signal("STOP");
         let stopped = Instant::now();
@@ -1489,8 +1507,16 @@ async fn three_nodes_at_once(test: &str, database_url: &str, fixed_main: bool) -
             }
         }
     }
-    // The banner is printed before the node serves; give the reader threads a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The banner is printed before the node serves: wait (a bounded while) until the reader
+    // threads have seen it from every node still running.
+    let banner_deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < banner_deadline
+        && nodes.iter_mut().any(|node| {
+            node.proc.exited().is_none() && !node.proc.stdout.contains("Main account SID: ")
+        })
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let db = pool(database_url).await;
     // (When every node died before migrating, there is no table to read.)
     let mains: Vec<String> =

@@ -654,8 +654,12 @@ impl App {
                 "took over messages whose claim lapsed (a node died or paused holding them); those it had submitted may be submitted twice"
             );
         }
-        self.fault_hold("fault injection: holding claims", claimed.len())
-            .await;
+        self.fault_hold(
+            self.settings.fault_hold_claims,
+            "fault injection: holding claims",
+            claimed.len(),
+        )
+        .await;
         let mut services: HashMap<String, (MessagingService, Vec<Sender>)> = HashMap::new();
         // Sticky senders of this batch's recipients, one query per service.
         let mut recipients: HashMap<&str, Vec<&str>> = HashMap::new();

@@ -42,6 +42,8 @@ pub struct Settings {
     /// Fault injection for tests: how long the dispatcher holds each claim before
     /// submitting (zero in production).
     pub fault_hold_claims: std::time::Duration,
+    /// The same for the webhook sender's claims.
+    pub fault_hold_webhook_claims: std::time::Duration,
     /// How webhooks are sent (timeouts, private targets).
     pub webhooks: crate::webhook::WebhookSettings,
     /// Microseconds a status callback keeps being retried after its first attempt.
@@ -74,6 +76,7 @@ impl Settings {
             simulated_latency: 1_000_000,
             dispatch_lease: 30_000_000,
             fault_hold_claims: std::time::Duration::ZERO,
+            fault_hold_webhook_claims: std::time::Duration::ZERO,
             webhooks: crate::webhook::WebhookSettings::default(),
             webhook_retry_window: 24 * 3600 * 1_000_000,
             webhook_retry_base: 5_000_000,
@@ -491,10 +494,15 @@ impl App {
         }
     }
 
-    /// Fault injection for the multi-node tests (`Settings::fault_hold_claims`): logs `what`
-    /// and holds `claimed` freshly claimed rows that long before working on them.
-    pub(crate) async fn fault_hold(&self, what: &'static str, claimed: usize) {
-        let hold = self.settings.fault_hold_claims;
+    /// Fault injection for the multi-node tests (`Settings::fault_hold_claims` and
+    /// `fault_hold_webhook_claims`): logs `what` and holds `claimed` freshly claimed rows
+    /// `hold` before working on them.
+    pub(crate) async fn fault_hold(
+        &self,
+        hold: std::time::Duration,
+        what: &'static str,
+        claimed: usize,
+    ) {
         if !hold.is_zero() {
             tracing::warn!(claimed, hold_ms = hold.as_millis() as u64, "{what}");
             tokio::time::sleep(hold).await;

@@ -218,8 +218,12 @@ impl App {
         if claimed.is_empty() {
             return Ok(0);
         }
-        self.fault_hold("fault injection: holding webhook claims", claimed.len())
-            .await;
+        self.fault_hold(
+            self.settings.fault_hold_webhook_claims,
+            "fault injection: holding webhook claims",
+            claimed.len(),
+        )
+        .await;
         if claim.taken_over > 0 {
             self.counters.webhooks_taken_over.fetch_add(
                 claim.taken_over as u64,

@@ -805,12 +805,13 @@ async fn a_failed_group_leaves_nothing_behind_and_its_session_writes_the_next() 
         .insert_new_messages(
             &[(twice.clone(), Vec::new()), (twice.clone(), Vec::new())],
             &[0, 0],
+            &[],
             created,
         )
         .await;
     assert!(failed.is_err());
     let (admissions, durable) = session
-        .insert_new_messages(&[(once.clone(), Vec::new())], &[0], created)
+        .insert_new_messages(&[(once.clone(), Vec::new())], &[0], &[], created)
         .await
         .expect("the session's connection is usable after a failed group");
     durable.wait().await.unwrap();

@@ -5,7 +5,7 @@ use super::auth::Caller;
 use super::params::{Form, Params, Path, Query};
 use super::render::ListPage;
 use super::ApiState;
-use crate::domain::message::{Media, Message};
+use crate::domain::message::{IdempotencyKey, Media, Message, MAX_IDEMPOTENCY_KEY};
 use crate::domain::paging::{Cursor, PageRequest};
 use crate::domain::time::rfc2822;
 use crate::error::{Error, Result};
@@ -16,6 +16,33 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
+
+/// The request's idempotency key (`Idempotency-Key`, or Twilio's own
+/// `I-Twilio-Idempotency-Token`), with the fingerprint of its parameters.
+fn idempotency_key(
+    headers: &axum::http::HeaderMap,
+    params: &Params,
+) -> Result<Option<IdempotencyKey>> {
+    let Some(value) = headers
+        .get("idempotency-key")
+        .or_else(|| headers.get("i-twilio-idempotency-token"))
+    else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|key| IdempotencyKey::new(key, params.pairs()))
+        .map(Some)
+        .ok_or_else(|| {
+            Error::invalid(
+                20001,
+                format!(
+                    "The idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+                ),
+            )
+        })
+}
 
 /// A Message resource as Twilio prints it (keys in alphabetical order, as Twilio's are).
 /// Serialized straight from this struct: sending answers one per request, and building a
@@ -103,8 +130,10 @@ pub async fn create_message(
     Caller(caller): Caller,
     Path(path): Path,
     axum::extract::Path(account_sid): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
     Form(params): Form,
 ) -> Result<axum::response::Response> {
+    let idempotency = idempotency_key(&headers, &params)?;
     let request = SendRequest {
         to: params.get("To"),
         from: params.get("From"),
@@ -116,6 +145,7 @@ pub async fn create_message(
         smart_encoded: params.bool("SmartEncoded")?,
         send_at: params.get("SendAt").filter(|v| !v.is_empty()),
         schedule_type: params.get("ScheduleType").filter(|v| !v.is_empty()),
+        idempotency,
     };
     // Accepted for compatibility; they change nothing here.
     params.bool("ProvideFeedback")?;

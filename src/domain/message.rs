@@ -416,6 +416,48 @@ impl Message {
     }
 }
 
+/// A client's idempotency key on a create (`Idempotency-Key` or `I-Twilio-Idempotency-Token`)
+/// and the fingerprint of the request's parameters: a retry with the same key gets the first
+/// message back; the same key with other parameters is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// How long an idempotency key answers retries (microseconds): a day, as payment APIs keep
+/// theirs; after that the same key sends anew.
+pub const IDEMPOTENCY_KEYS_KEPT: i64 = 24 * 3600 * 1_000_000;
+
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl IdempotencyKey {
+    /// A key as sent (printable ASCII, 1 to `MAX_IDEMPOTENCY_KEY` characters) with the
+    /// fingerprint of `params` (name/value pairs, in any order: SDKs differ in order).
+    pub fn new(key: &str, params: &[(String, String)]) -> Option<IdempotencyKey> {
+        let printable = key.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
+            return None;
+        }
+        use sha2::{Digest, Sha256};
+        let mut pairs: Vec<&(String, String)> = params.iter().collect();
+        pairs.sort();
+        let mut hash = Sha256::new();
+        for (name, value) in pairs {
+            // Lengths first, so no two different lists hash the same bytes.
+            hash.update((name.len() as u64).to_be_bytes());
+            hash.update(name.as_bytes());
+            hash.update((value.len() as u64).to_be_bytes());
+            hash.update(value.as_bytes());
+        }
+        Some(IdempotencyKey {
+            key: key.to_string(),
+            fingerprint: hex::encode(hash.finalize()),
+        })
+    }
+}
+
 /// Media attached to a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {

@@ -2,13 +2,14 @@
 //! (messages are their own queue rows), the dispatcher that chooses senders, paces them and
 //! hands batches to the carrier, and delivery receipts.
 
+use super::writer::Written;
 use super::{App, Operation, Principal};
 use crate::carrier::{Submit, SubmitOutcome};
 use crate::domain::account::AccountStatus;
 use crate::domain::encoding::{count_segments, encoding_of, smart_encode, Encoding};
 use crate::domain::message::{
     check_content, check_schedule, media_content_type, message_cost, parse_send_at,
-    parse_validity_period, Direction, Media, Message, MessageStatus, EXPIRED_ERROR,
+    parse_validity_period, Direction, IdempotencyKey, Media, Message, MessageStatus, EXPIRED_ERROR,
     MAX_VALIDITY_PERIOD,
 };
 use crate::domain::messaging_service::MessagingService;
@@ -35,6 +36,24 @@ pub struct SendRequest<'a> {
     pub smart_encoded: Option<bool>,
     pub send_at: Option<&'a str>,
     pub schedule_type: Option<&'a str>,
+    /// The client's idempotency key, if it sent one.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// The answer to a create whose idempotency key an earlier message has: that message, if the
+/// same request made it.
+fn idempotent_answer(first: Message, same_request: bool) -> Result<Message> {
+    if same_request {
+        Ok(first)
+    } else {
+        Err(Error::invalid(
+            20001,
+            format!(
+                "The idempotency key was already used by a request with different parameters (it created {})",
+                first.sid
+            ),
+        ))
+    }
 }
 
 /// Messages (and receipts) a dispatcher round takes.
@@ -77,6 +96,17 @@ impl App {
         let account = self
             .authorize(principal, account_sid, Operation::CreateMessage, path)
             .await?;
+        let idempotency = request.idempotency.clone();
+        if let Some(key) = &idempotency {
+            // A retry of a create that was committed gets its message, whatever changed since.
+            if let Some((fingerprint, message)) = self
+                .store
+                .idempotent_message(&account.sid, &key.key)
+                .await?
+            {
+                return idempotent_answer(message, fingerprint == key.fingerprint);
+            }
+        }
         if account.status != AccountStatus::Active {
             return Err(Error::forbidden(20005, "Account not active"));
         }
@@ -276,9 +306,26 @@ impl App {
             is_mms,
         )
         .unwrap_or(0);
-        self.writer.write(message.clone(), media, estimate).await?;
-        self.work.notify_one();
-        Ok(message)
+        match self
+            .writer
+            .write(message.clone(), media, estimate, idempotency)
+            .await?
+        {
+            Written::New => {
+                self.work.notify_one();
+                Ok(message)
+            }
+            // Another request with the same key was written first (a retry sent before the
+            // first answer came).
+            Written::Existing { sid, same_request } => {
+                let first = self
+                    .store
+                    .message(&message.account_sid, &sid)
+                    .await?
+                    .ok_or_else(|| Error::internal("an idempotency key's message is gone"))?;
+                idempotent_answer(first, same_request)
+            }
+        }
     }
 
     /// `FetchMessage`.

@@ -165,7 +165,7 @@ pub struct App {
     /// Wakes the webhook sender when webhooks are queued.
     pub webhook_work: std::sync::Arc<tokio::sync::Notify>,
     /// Group commit of new messages.
-    writer: writer::MessageWriter,
+    pub writer: writer::MessageWriter,
     /// Sends webhooks.
     pub webhook_client: crate::webhook::WebhookClient,
     /// Accounts recently read by `authenticate`.
@@ -480,6 +480,11 @@ impl App {
                     }
                 }
                 Err(err) => tracing::warn!(%err, "node heartbeat failed"),
+            }
+            // Housekeeping that any node may do, as often as it beats (an index finds the rows).
+            let forget_before = now - crate::domain::message::IDEMPOTENCY_KEYS_KEPT;
+            if let Err(err) = self.store.expire_idempotency_keys(forget_before).await {
+                tracing::warn!(%err, "expiring idempotency keys failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}

@@ -4,7 +4,7 @@
 //! durable, but the database sees one commit per batch instead of one per message, and on
 //! SQLite the next batch commits while the disk syncs the last one (`store::Durable`).
 
-use crate::domain::message::{Media, Message};
+use crate::domain::message::{IdempotencyKey, Media, Message};
 use crate::domain::time::now_micros;
 use crate::domain::usage::Money;
 use crate::error::{Error, Result};
@@ -18,12 +18,33 @@ use tokio::sync::{mpsc, oneshot, Notify};
 /// Most messages committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// A new message, its media, what it will cost (for spend caps), and who waits for it.
-type Job = (Message, Vec<Media>, Money, oneshot::Sender<Result<()>>);
+/// A new message, its media, what it will cost (for spend caps), its idempotency key, and who
+/// waits for it.
+type Job = (
+    Message,
+    Vec<Media>,
+    Money,
+    Option<IdempotencyKey>,
+    oneshot::Sender<Result<Written>>,
+);
 
-fn refusal(admission: &Admission) -> Result<()> {
+/// What the writer did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Committed, durable.
+    New,
+    /// Not written: its idempotency key belongs to the earlier message `sid`, created by the
+    /// same request (`same_request`) or by a different one.
+    Existing { sid: String, same_request: bool },
+}
+
+fn answer(admission: &Admission) -> Result<Written> {
     match admission {
-        Admission::Accepted => Ok(()),
+        Admission::Accepted => Ok(Written::New),
+        Admission::Duplicate { sid, same_request } => Ok(Written::Existing {
+            sid: sid.clone(),
+            same_request: *same_request,
+        }),
         Admission::OptedOut => Err(Error::invalid(
             21610,
             "Attempt to send to unsubscribed recipient",
@@ -158,22 +179,27 @@ impl MessageWriter {
     }
 
     /// Commits one new API message (with its media); returns once it is durable. A
-    /// recipient who opted out of its sender or service gets 21610 and nothing is written.
-    pub async fn write(&self, message: Message, media: Vec<Media>, estimate: Money) -> Result<()> {
+    /// recipient who opted out of its sender or service gets 21610 and nothing is written;
+    /// so does a message whose idempotency key an earlier one has (`Written::Existing`).
+    pub async fn write(
+        &self,
+        message: Message,
+        media: Vec<Media>,
+        estimate: Money,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Written> {
         let _waiting = WaitingRequest::new(&self.waiting);
         let Some(queue) = &self.queue else {
-            let admissions = self
-                .store
-                .insert_new_messages(&[(message, media)], &[estimate], now_micros())
-                .await?;
-            return match admissions.first() {
-                Some(admission) => refusal(admission),
-                None => Err(Error::internal("the message was not written")),
-            };
+            let batch = [(message, media)];
+            let mut session = None;
+            let (admission, durable) =
+                write_alone(&self.store, &mut session, &batch[0], estimate, key).await?;
+            durable.wait().await?;
+            return answer(&admission);
         };
         let (done, wait) = oneshot::channel();
         queue
-            .send((message, media, estimate, done))
+            .send((message, media, estimate, key, done))
             .await
             .map_err(|_| Error::internal("message writer stopped"))?;
         wait.await
@@ -188,34 +214,111 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
         let mut batch: Vec<(Message, Vec<Media>)> = Vec::with_capacity(jobs.len());
         let mut estimates: Vec<Money> = Vec::with_capacity(jobs.len());
+        let mut keys = Vec::with_capacity(jobs.len());
         let mut waiters = Vec::with_capacity(jobs.len());
-        for (message, media, estimate, done) in jobs.drain(..) {
+        for (message, media, estimate, key, done) in jobs.drain(..) {
             batch.push((message, media));
             estimates.push(estimate);
+            keys.push(key);
             waiters.push(done);
         }
-        let result = write_group(&store, &mut session, &batch, &estimates).await;
-        if result.is_err() || rx.is_empty() || session.as_ref().is_some_and(|s| s.others_wait()) {
+        let result = match write_group(&store, &mut session, &batch, &estimates, &keys).await {
+            Ok(written) => GroupResult::Whole(written),
+            Err(err) => {
+                // One bad message (or one conflict too many) must not fail the requests of
+                // others, maybe other tenants', that were grouped with it: each is tried alone.
+                tracing::warn!(%err, messages = batch.len(), "a message group failed; writing its messages one by one");
+                session = None;
+                let mut members = Vec::with_capacity(batch.len());
+                for (i, item) in batch.iter().enumerate() {
+                    let estimate = estimates.get(i).copied().unwrap_or(0);
+                    let key = keys.get(i).cloned().flatten();
+                    let written = write_alone(&store, &mut session, item, estimate, key).await;
+                    if written.is_err() {
+                        session = None;
+                    }
+                    members.push(written);
+                }
+                GroupResult::Members(members)
+            }
+        };
+        if rx.is_empty() || session.as_ref().is_some_and(|s| s.others_wait()) {
             session = None;
         }
         // The batch is answered once its commit is durable, while this loop already commits
         // the next one.
-        tokio::spawn(async move {
-            let result = match result {
-                Ok((admissions, durable)) => durable.wait().await.map(|()| admissions),
-                Err(err) => Err(err),
-            };
+        tokio::spawn(answer_when_durable(result, waiters));
+    }
+}
+
+/// How a group was written: in one transaction, or (after that failed) one by one.
+enum GroupResult {
+    Whole((Vec<Admission>, Durable)),
+    Members(Vec<Result<(Admission, Durable)>>),
+}
+
+async fn answer_when_durable(result: GroupResult, waiters: Vec<oneshot::Sender<Result<Written>>>) {
+    match result {
+        GroupResult::Whole((admissions, durable)) => {
+            let durable = durable.wait().await;
             for (i, done) in waiters.into_iter().enumerate() {
-                let answer = match &result {
-                    Ok(admissions) => match admissions.get(i) {
-                        Some(admission) => refusal(admission),
-                        None => Err(Error::internal("the message was not written")),
-                    },
-                    Err(err) => Err(err.clone()),
+                let written = match (&durable, admissions.get(i)) {
+                    (Err(err), _) => Err(err.clone()),
+                    (Ok(()), Some(admission)) => answer(admission),
+                    (Ok(()), None) => Err(Error::internal("the message was not written")),
                 };
-                let _ = done.send(answer);
+                let _ = done.send(written);
             }
-        });
+        }
+        GroupResult::Members(members) => {
+            for (member, done) in members.into_iter().zip(waiters) {
+                let written = match member {
+                    Ok((admission, durable)) => {
+                        durable.wait().await.and_then(|()| answer(&admission))
+                    }
+                    Err(err) => Err(err),
+                };
+                let _ = done.send(written);
+            }
+        }
+    }
+}
+
+/// Writes one message in a transaction of its own. If that fails, the message may still have
+/// been committed (an error after the commit reached the database, or an earlier attempt of
+/// its group that committed before failing to say so): a message found stored under its SID
+/// counts as written, so its request hears 201 for it, not an error that invites a resend.
+async fn write_alone(
+    store: &Store,
+    session: &mut Option<WriteSession>,
+    item: &(Message, Vec<Media>),
+    estimate: Money,
+    key: Option<IdempotencyKey>,
+) -> Result<(Admission, Durable)> {
+    let written = write_group(
+        store,
+        session,
+        std::slice::from_ref(item),
+        &[estimate],
+        &[key],
+    )
+    .await;
+    match written {
+        Ok((admissions, durable)) => match admissions.into_iter().next() {
+            Some(admission) => Ok((admission, durable)),
+            None => Err(Error::internal("the message was not written")),
+        },
+        Err(err) => {
+            *session = None;
+            let (message, _) = item;
+            match store.message(&message.account_sid, &message.sid).await {
+                Ok(Some(_)) => {
+                    tracing::warn!(%err, sid = %message.sid, "the write of a message failed after its commit");
+                    Ok((Admission::Accepted, store.durable()))
+                }
+                _ => Err(err),
+            }
+        }
     }
 }
 
@@ -231,6 +334,7 @@ async fn write_group(
     session: &mut Option<WriteSession>,
     batch: &[(Message, Vec<Media>)],
     estimates: &[Money],
+    keys: &[Option<IdempotencyKey>],
 ) -> Result<(Vec<Admission>, Durable)> {
     let mut attempt = 1;
     loop {
@@ -239,7 +343,7 @@ async fn write_group(
             None => session.insert(store.write_session().await?),
         };
         match open
-            .insert_new_messages(batch, estimates, now_micros())
+            .insert_new_messages(batch, estimates, keys, now_micros())
             .await
         {
             Err(err) if err.is_transient() && attempt < GROUP_ATTEMPTS => {

@@ -28,13 +28,11 @@ impl WalSync {
         std::thread::Builder::new()
             .name("wal-sync".into())
             .spawn(move || {
-                let mut wal = database.clone().into_os_string();
-                wal.push("-wal");
-                let wal = PathBuf::from(wal);
+                let mut files = SyncedFiles::new(database);
                 while let Ok(first) = waiting.recv() {
                     let mut waiters = vec![first];
                     waiters.extend(waiting.try_iter());
-                    let outcome = sync_file(&wal, &database).map_err(|err| err.to_string());
+                    let outcome = files.sync().map_err(|err| err.to_string());
                     if let Err(err) = &outcome {
                         tracing::error!(%err, "syncing the SQLite WAL failed");
                     }
@@ -56,18 +54,75 @@ impl WalSync {
     }
 }
 
-/// Opens the WAL by path for each sync (SQLite may recreate it; an fsync through any handle
-/// flushes the file's data). Without a WAL there is nothing unsynced in it: the database file
-/// itself is synced instead.
-fn sync_file(wal: &std::path::Path, database: &std::path::Path) -> std::io::Result<()> {
-    let file = match std::fs::File::options().write(true).open(wal) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::File::options().write(true).open(database)?
+/// The files a sync flushes, kept open: a sync must not need a new file descriptor (out of
+/// them, a commit would be answered 500 though it was written). A file is opened again only
+/// when the one at its path is no longer the one held (SQLite deleted and recreated the WAL),
+/// which a `stat` by path, needing no descriptor, tells.
+struct SyncedFiles {
+    wal_path: PathBuf,
+    database_path: PathBuf,
+    wal: Option<(std::fs::File, (u64, u64))>,
+    database: Option<(std::fs::File, (u64, u64))>,
+}
+
+/// A file's identity: (device, inode).
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
+impl SyncedFiles {
+    fn new(database_path: PathBuf) -> SyncedFiles {
+        let mut wal_path = database_path.clone().into_os_string();
+        wal_path.push("-wal");
+        let mut files = SyncedFiles {
+            wal_path: PathBuf::from(wal_path),
+            database_path,
+            wal: None,
+            database: None,
+        };
+        // Opened now, while descriptors are plentiful; a failure here is retried at the sync.
+        let _ = Self::current(&files.database_path, &mut files.database);
+        let _ = Self::current(&files.wal_path, &mut files.wal);
+        files
+    }
+
+    /// The open file at `path`, (re)opened if the held one is not the file there now;
+    /// `None` if there is no file at `path`.
+    fn current<'f>(
+        path: &std::path::Path,
+        held: &'f mut Option<(std::fs::File, (u64, u64))>,
+    ) -> std::io::Result<Option<&'f std::fs::File>> {
+        let now_there = match std::fs::metadata(path) {
+            Ok(metadata) => identity(&metadata),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                *held = None;
+                return Ok(None);
+            }
+            Err(err) => return Err(err),
+        };
+        if held.as_ref().is_none_or(|(_, id)| *id != now_there) {
+            let file = std::fs::File::options().write(true).open(path)?;
+            let id = identity(&file.metadata()?);
+            *held = Some((file, id));
         }
-        Err(err) => return Err(err),
-    };
-    file.sync_data()
+        Ok(held.as_ref().map(|(file, _)| file))
+    }
+
+    /// Flushes the WAL (an fsync through any handle flushes the file's data). Without a WAL
+    /// there is nothing unsynced in it: the database file itself is synced instead.
+    fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(wal) = Self::current(&self.wal_path, &mut self.wal)? {
+            return wal.sync_data();
+        }
+        match Self::current(&self.database_path, &mut self.database)? {
+            Some(database) => database.sync_data(),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is gone", self.database_path.display()),
+            )),
+        }
+    }
 }
 
 /// Resolves when a commit is durable.
@@ -181,5 +236,64 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let err = sync.request().wait().await.unwrap_err();
         assert!(format!("{err:?}").contains("may not be durable"), "{err:?}");
+    }
+
+    /// Runs in a child process of the test binary whose descriptor limit is 64 (a shell's
+    /// `ulimit`): with every descriptor taken, a sync must still succeed (it used to open the
+    /// WAL by path, fail with EMFILE, and so answer a committed message with 500).
+    #[test]
+    fn a_sync_needs_no_new_file_descriptor() {
+        const CHILD: &str = "WARBLER_TEST_FD_EXHAUSTED_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let test = "store::durability::tests::a_sync_needs_no_new_file_descriptor";
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(r#"ulimit -n 64 && exec "$0" --exact "$1" --nocapture --test-threads=1"#)
+                .arg(std::env::current_exe().unwrap())
+                .arg(test)
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let printed = String::from_utf8_lossy(&output.stdout).to_string()
+                + &String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{printed}");
+            assert!(
+                printed.contains("1 passed"),
+                "the child ran the test: {printed}"
+            );
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("warbler-walfd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let database = dir.join("test.db");
+        std::fs::write(&database, b"").unwrap();
+        std::fs::write(dir.join("test.db-wal"), b"frames").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sync = WalSync::start(database).unwrap();
+        // Take every descriptor left.
+        let mut hoard = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => hoard.push(file),
+                Err(err) => {
+                    assert_eq!(err.raw_os_error(), Some(24), "EMFILE: {err}");
+                    break;
+                }
+            }
+        }
+        assert!(hoard.len() < 64, "the limit applies");
+        let synced = runtime.block_on(async {
+            let first = sync.request().wait().await;
+            std::fs::write(dir.join("test.db-wal"), b"more frames").unwrap_or(());
+            let second = sync.request().wait().await;
+            (first, second)
+        });
+        drop(hoard);
+        std::fs::remove_dir_all(&dir).unwrap();
+        synced.0.expect("a sync with no descriptor left");
+        synced.1.expect("a second sync with no descriptor left");
     }
 }

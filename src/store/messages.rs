@@ -3,7 +3,7 @@
 
 use super::webhooks::CallbackTargets;
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
-use crate::domain::message::{Direction, Media, Message, MessageStatus};
+use crate::domain::message::{Direction, IdempotencyKey, Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
 use sqlx::any::AnyRow;
@@ -245,6 +245,7 @@ pub async fn insert_new_messages_in(
     framing: Framing,
     batch: &[(Message, Vec<Media>)],
     estimates: &[crate::domain::usage::Money],
+    keys: &[Option<IdempotencyKey>],
     due_now: i64,
 ) -> Result<Vec<Admission>> {
     let mut stops = crate::domain::opt_out::OptOutsByRecipient::default();
@@ -272,6 +273,17 @@ pub async fn insert_new_messages_in(
             );
         }
     }
+    let earlier = earlier_keys(tx, batch, keys).await?;
+    // Keys taken by messages accepted so far: the stored ones, then this batch's, in order.
+    let mut taken: std::collections::HashMap<(&str, &str), (&str, &str)> = earlier
+        .iter()
+        .map(|(account, key, fingerprint, sid)| {
+            (
+                (account.as_str(), key.as_str()),
+                (fingerprint.as_str(), sid.as_str()),
+            )
+        })
+        .collect();
     let mut admissions: Vec<Admission> = batch
         .iter()
         .map(|(m, _)| {
@@ -307,6 +319,18 @@ pub async fn insert_new_messages_in(
         }
     }
     for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
+        let key = keys.get(i).and_then(Option::as_ref);
+        if let Some(key) = key {
+            // A retry is answered with the first message, whatever else would refuse it now.
+            if let Some((fingerprint, sid)) = taken.get(&(m.account_sid.as_str(), key.key.as_str()))
+            {
+                *admission = Admission::Duplicate {
+                    sid: sid.to_string(),
+                    same_request: *fingerprint == key.fingerprint,
+                };
+                continue;
+            }
+        }
         if *admission != Admission::Accepted {
             continue;
         }
@@ -338,6 +362,12 @@ pub async fn insert_new_messages_in(
                 entry.1 += estimate;
             }
         }
+        if let Some(key) = key {
+            taken.insert(
+                (m.account_sid.as_str(), key.key.as_str()),
+                (key.fingerprint.as_str(), m.sid.as_str()),
+            );
+        }
         let count = counts
             .entry((m.account_sid.clone(), month.clone()))
             .or_default();
@@ -352,12 +382,89 @@ pub async fn insert_new_messages_in(
         .collect();
     // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
     let mut statements = new_message_statements(&kept, due_now);
+    statements.extend(key_statements(batch, keys, &admissions, due_now));
     statements.extend(super::caps::count_statements(&counts));
     if framing == Framing::BeginAndCommit {
         statements.push(Sql::new("COMMIT"));
     }
     super::durability::execute_all(tx, statements).await?;
     Ok(admissions)
+}
+
+/// The stored idempotency keys among those of `batch`: (account, key, fingerprint, message).
+async fn earlier_keys(
+    tx: &mut sqlx::AnyConnection,
+    batch: &[(Message, Vec<Media>)],
+    keys: &[Option<IdempotencyKey>],
+) -> Result<Vec<(String, String, String, String)>> {
+    let keyed: Vec<(&str, &str)> = batch
+        .iter()
+        .zip(keys)
+        .filter_map(|((m, _), key)| Some((m.account_sid.as_str(), key.as_ref()?.key.as_str())))
+        .collect();
+    if keyed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(
+        "SELECT account_sid, idempotency_key, fingerprint, message_sid FROM idempotency_keys WHERE account_sid IN ",
+    );
+    sql.text_set(keyed.iter().map(|(account, _)| *account))
+        .push(" AND idempotency_key IN ")
+        .text_set(keyed.iter().map(|(_, key)| *key));
+    let mut found = Vec::new();
+    for row in sql.query().fetch_all(&mut *tx).await? {
+        let account = text(&row, "account_sid")?;
+        let key = text(&row, "idempotency_key")?;
+        if keyed.contains(&(account.as_str(), key.as_str())) {
+            found.push((
+                account,
+                key,
+                text(&row, "fingerprint")?,
+                text(&row, "message_sid")?,
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// The rows that record the idempotency keys of the accepted messages.
+fn key_statements(
+    batch: &[(Message, Vec<Media>)],
+    keys: &[Option<IdempotencyKey>],
+    admissions: &[Admission],
+    now: i64,
+) -> Vec<Sql> {
+    let keyed: Vec<(&Message, &IdempotencyKey)> = batch
+        .iter()
+        .zip(keys)
+        .zip(admissions)
+        .filter(|(_, admission)| **admission == Admission::Accepted)
+        .filter_map(|(((m, _), key), _)| Some((m, key.as_ref()?)))
+        .collect();
+    let mut statements = Vec::new();
+    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO idempotency_keys (account_sid, idempotency_key, fingerprint, message_sid, date_created) VALUES ",
+        );
+        for (i, (m, key)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(m.account_sid.clone())
+                .push(", ")
+                .text(key.key.clone())
+                .push(", ")
+                .text(key.fingerprint.clone())
+                .push(", ")
+                .text(m.sid.clone())
+                .push(", ")
+                .int(now)
+                .push(")");
+        }
+        statements.push(sql);
+    }
+    statements
 }
 
 /// List filters of `ListMessage` (times in microseconds, bounds inclusive).
@@ -377,6 +484,12 @@ pub enum Admission {
     OptedOut,
     /// Over one of the account's monthly caps (the reason).
     OverCap(String),
+    /// Its idempotency key was taken by an earlier message, `sid`: nothing new was written.
+    /// `same_request`: the earlier create had the same parameters (a retry).
+    Duplicate {
+        sid: String,
+        same_request: bool,
+    },
 }
 
 /// A message claimed by a dispatcher, with what it needs to send it.
@@ -471,10 +584,48 @@ impl Store {
         due_now: i64,
     ) -> Result<(Vec<Admission>, super::Durable)> {
         let mut tx = self.begin_write().await?;
-        let admissions =
-            insert_new_messages_in(&mut tx, Framing::InTransaction, batch, estimates, due_now)
-                .await?;
+        let admissions = insert_new_messages_in(
+            &mut tx,
+            Framing::InTransaction,
+            batch,
+            estimates,
+            &[],
+            due_now,
+        )
+        .await?;
         Ok((admissions, tx.commit_deferred().await?))
+    }
+
+    /// The message an idempotency key of `account_sid` created, with the fingerprint of the
+    /// request that created it.
+    pub async fn idempotent_message(
+        &self,
+        account_sid: &str,
+        key: &str,
+    ) -> Result<Option<(String, Message)>> {
+        let row = sqlx::query(
+            "SELECT fingerprint, message_sid FROM idempotency_keys WHERE account_sid = $1 AND idempotency_key = $2",
+        )
+        .bind(account_sid)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let fingerprint = text(&row, "fingerprint")?;
+        let sid = text(&row, "message_sid")?;
+        Ok(self
+            .message(account_sid, &sid)
+            .await?
+            .map(|message| (fingerprint, message)))
+    }
+
+    /// Forgets idempotency keys older than `before` (their retries are then new requests).
+    pub async fn expire_idempotency_keys(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE date_created < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn message(&self, account_sid: &str, sid: &str) -> Result<Option<Message>> {
@@ -659,7 +810,13 @@ impl Store {
     /// Deletes a message in a final state with its media and events.
     pub async fn delete_message(&self, account_sid: &str, sid: &str) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        for table in ["message_media", "message_events", "message_feedback"] {
+        // Its idempotency key goes too: a retry of a deleted message's create sends anew.
+        for table in [
+            "message_media",
+            "message_events",
+            "message_feedback",
+            "idempotency_keys",
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE message_sid IN (SELECT sid FROM messages WHERE account_sid = $1 AND sid = $2)"
             )))

@@ -100,6 +100,7 @@ impl WriteSession {
             Vec<crate::domain::message::Media>,
         )],
         estimates: &[crate::domain::usage::Money],
+        keys: &[Option<crate::domain::message::IdempotencyKey>],
         due_now: i64,
     ) -> Result<(Vec<messages::Admission>, Durable)> {
         if self.store.backend == Backend::Postgres {
@@ -109,6 +110,7 @@ impl WriteSession {
                 messages::Framing::InTransaction,
                 batch,
                 estimates,
+                keys,
                 due_now,
             )
             .await?;
@@ -120,6 +122,7 @@ impl WriteSession {
             messages::Framing::BeginAndCommit,
             batch,
             estimates,
+            keys,
             due_now,
         )
         .await;
@@ -347,6 +350,14 @@ impl Store {
             connection: Some(self.writes.acquire().await?),
             store: self.clone(),
         })
+    }
+
+    /// What resolves once everything committed so far is durable.
+    pub fn durable(&self) -> Durable {
+        match &self.sync {
+            Some(sync) => sync.request(),
+            None => Durable::now(),
+        }
     }
 
     /// Whether this store's commits go to a WAL that `checkpoint` must copy into the database

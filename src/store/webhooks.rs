@@ -609,12 +609,19 @@ impl Store {
         if !replies.is_empty() {
             // Replies are the account's sends: counted against its monthly caps and checked
             // against opt-outs, as an API send is; one refused leaves an alert instead.
-            let admissions =
-                insert_new_messages_in(&mut tx, Framing::InTransaction, &replies, &estimates, now)
-                    .await?;
+            let admissions = insert_new_messages_in(
+                &mut tx,
+                Framing::InTransaction,
+                &replies,
+                &estimates,
+                &[],
+                now,
+            )
+            .await?;
             for ((message, _), admission) in replies.iter().zip(admissions) {
                 let reason = match admission {
-                    Admission::Accepted => continue,
+                    // Replies carry no idempotency key.
+                    Admission::Accepted | Admission::Duplicate { .. } => continue,
                     Admission::OptedOut => {
                         format!("<Message> to {}: the recipient opted out", message.to)
                     }

@@ -31,6 +31,10 @@ pub enum Error {
     /// Twilio 20004: the method is not allowed on this resource.
     #[error("Method not allowed")]
     MethodNotAllowed,
+    /// Twilio 20503: the database cannot take writes for now (its disk is full). Nothing was
+    /// written; the same request, later, can succeed. The detail is logged, not sent.
+    #[error("Service Unavailable: the server cannot store data right now (its disk is full); try again later")]
+    Unavailable { detail: String },
     /// Twilio 20500: anything unexpected (database down, bug). The detail is logged, not sent.
     #[error("Internal Server Error")]
     Internal {
@@ -113,6 +117,7 @@ impl Error {
             // Twilio documents no code for an oversized body; 20001 is its generic "invalid request".
             Error::PayloadTooLarge { .. } => 20001,
             Error::MethodNotAllowed => 20004,
+            Error::Unavailable { .. } => 20503,
             Error::Internal { .. } => 20500,
         }
     }
@@ -126,6 +131,7 @@ impl Error {
             Error::TooManyRequests | Error::CapReached { .. } => 429,
             Error::PayloadTooLarge { .. } => 413,
             Error::MethodNotAllowed => 405,
+            Error::Unavailable { .. } => 503,
             Error::Internal { .. } => 500,
         }
     }
@@ -143,11 +149,14 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
+        let code = err.as_database_error().and_then(|db| db.code());
+        if code.as_deref().is_some_and(out_of_space) {
+            return Error::Unavailable {
+                detail: format!("database: {err}"),
+            };
+        }
         // PostgreSQL's serialization_failure and deadlock_detected.
-        let transient = err
-            .as_database_error()
-            .and_then(|db| db.code())
-            .is_some_and(|code| code == "40001" || code == "40P01");
+        let transient = code.is_some_and(|code| code == "40001" || code == "40P01");
         Error::Internal {
             detail: format!("database: {err}"),
             transient,
@@ -155,11 +164,35 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// Whether a database error code says the disk (or the database's size limit) is full:
+/// SQLite's SQLITE_FULL (13, with any extended code), PostgreSQL's disk_full (53100).
+fn out_of_space(code: &str) -> bool {
+    code == "53100" || code.parse::<i64>().is_ok_and(|code| code & 0xff == 13)
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_from_other_database_errors() {
+        for full in ["13", "53100"] {
+            assert!(out_of_space(full), "{full}");
+        }
+        for other in ["10", "5", "40001", "23505", "SQLITE_FULL"] {
+            assert!(!out_of_space(other), "{other}");
+        }
+        let err = Error::Unavailable {
+            detail: "database: full".into(),
+        };
+        assert_eq!((err.code(), err.http_status()), (20503, 503));
+        assert!(
+            !err.body().message.contains("database: full"),
+            "the detail is not sent"
+        );
+    }
 
     #[test]
     fn not_found_body_is_twilio_shaped() {

@@ -256,12 +256,20 @@ async fn method_not_allowed() -> Response {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Error::Internal { detail, .. } = &self {
-            tracing::error!(%detail, "internal error");
+        match &self {
+            Error::Internal { detail, .. } => tracing::error!(%detail, "internal error"),
+            Error::Unavailable { detail } => tracing::error!(%detail, "database unavailable"),
+            _ => {}
         }
         let status = axum::http::StatusCode::from_u16(self.http_status())
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(self.body())).into_response();
+        if matches!(self, Error::Unavailable { .. }) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+        }
         if matches!(self, Error::Unauthenticated) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

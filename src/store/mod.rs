@@ -352,6 +352,22 @@ impl Store {
         })
     }
 
+    /// Fault injection for the disk-full tests: caps a SQLite file at `pages` pages (SQLite
+    /// keeps it at least its current size), so the next write needing more fails with
+    /// SQLITE_FULL as on a full disk; `None` lifts the cap. On the write connection, the only
+    /// one that writes. Nothing on PostgreSQL.
+    pub async fn fault_max_pages(&self, pages: Option<u64>) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            let pages = pages.unwrap_or(u64::from(u32::MAX) - 1);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA max_page_count = {pages}"
+            )))
+            .execute(&self.writes)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// What resolves once everything committed so far is durable.
     pub fn durable(&self) -> Durable {
         match &self.sync {

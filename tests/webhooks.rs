@@ -1103,3 +1103,89 @@ async fn twiml_replies_count_against_the_monthly_cap_and_stop_with_the_account()
     assert_eq!(hook.hits("/sms").len(), 2, "the webhook was called");
     assert_eq!(sent_to_handset().await, 2, "no reply while suspended");
 }
+
+/// Keyword auto-replies are the account's sends too: counted against its monthly cap (one
+/// over it is not sent and leaves a 14101 alert, while the opt-out is recorded all the same),
+/// and none goes out while the account is suspended.
+#[tokio::test]
+async fn keyword_auto_replies_count_against_the_monthly_cap_and_stop_with_the_account() {
+    let server = spawn().await;
+    server.stock().await;
+    let (sub, sub_token) = server.subaccount("keywords").await;
+    server.buy(&sub, "+14155550100", server.main_creds()).await;
+    let caps = format!("/admin/accounts/{sub}/Caps");
+    let capped = server
+        .post(&caps, server.main_creds(), &[("MonthlyMessages", "1")])
+        .await;
+    assert_eq!(capped.status, StatusCode::OK, "{}", capped.body);
+    let replies_to = |handset: &'static str| {
+        let sub = sub.clone();
+        let server = &server;
+        async move {
+            let listed = server
+                .get(
+                    &format!(
+                        "/2010-04-01/Accounts/{sub}/Messages.json?To={}",
+                        handset.replace('+', "%2B")
+                    ),
+                    server.main_creds(),
+                )
+                .await;
+            assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+            listed.body["messages"].as_array().unwrap().len()
+        }
+    };
+    let opted_out = |handset: &'static str| {
+        let sub = sub.clone();
+        let server = &server;
+        async move {
+            server
+                .app
+                .store
+                .opt_outs_of(&sub, &[handset])
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    inbound(&server, "+14155550181", "+14155550100", "STOP").await;
+    assert_eq!(
+        replies_to("+14155550181").await,
+        1,
+        "the first confirmation"
+    );
+    inbound(&server, "+14155550182", "+14155550100", "STOP").await;
+    assert_eq!(replies_to("+14155550182").await, 0, "over the cap of 1");
+    assert_eq!(opted_out("+14155550182").await, 1, "the STOP is recorded");
+    let shown = server.get(&caps, server.main_creds()).await;
+    assert_eq!(shown.body["messages_this_month"], 1, "{}", shown.body);
+    let alerts = server.get("/v1/Alerts", (&sub, &sub_token)).await;
+    let alerts = alerts.body["alerts"].as_array().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["error_code"], "14101");
+    assert!(
+        alerts[0]["alert_text"].as_str().unwrap().contains("cap"),
+        "{}",
+        alerts[0]["alert_text"]
+    );
+
+    let cleared = server
+        .post(&caps, server.main_creds(), &[("MonthlyMessages", "")])
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
+    let suspended = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}.json"),
+            server.main_creds(),
+            &[("Status", "suspended")],
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
+    inbound(&server, "+14155550183", "+14155550100", "STOP").await;
+    assert_eq!(
+        replies_to("+14155550183").await,
+        0,
+        "no reply while suspended"
+    );
+    assert_eq!(opted_out("+14155550183").await, 1, "the STOP is recorded");
+}

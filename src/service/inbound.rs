@@ -3,6 +3,7 @@
 //! (warbler extension endpoints) and a service's Advanced Opt-Out settings.
 
 use super::{App, Operation, Principal};
+use crate::domain::account::AccountStatus;
 use crate::domain::encoding::{count_segments, encoding_of, Encoding};
 use crate::domain::message::{Direction, Media, Message, MessageStatus, MAX_VALIDITY_PERIOD};
 use crate::domain::number::E164;
@@ -191,7 +192,7 @@ impl App {
             });
         // Auto-replies come from the number that received the keyword and are exempt from
         // the opt-out they confirm.
-        let auto_reply = keyword.map(|kind| {
+        let mut auto_reply = keyword.map(|kind| {
             let body = route.opt_out.reply(kind).to_string();
             Message {
                 sid: sid::generate(SidKind::Message),
@@ -209,6 +210,42 @@ impl App {
                 ..message.clone()
             }
         });
+        // An auto-reply is a send of the account: not sent, as an API send is not, when the
+        // account is not active or its family's balance is spent (its caps are checked where
+        // it is stored). The opt-out it would confirm is recorded all the same.
+        let mut alerts = Vec::new();
+        if let Some(reply) = &auto_reply {
+            let refused = match self.store.account(&route.account_sid).await? {
+                None => Some("the account no longer exists".to_string()),
+                Some(account) if account.status != AccountStatus::Active => {
+                    Some("Account not active".to_string())
+                }
+                Some(account) => self
+                    .check_funds(&account)
+                    .await
+                    .err()
+                    .map(|e| e.to_string()),
+            };
+            if let Some(reason) = refused {
+                alerts.push(crate::store::webhooks::refused_reply_alert(
+                    reply,
+                    &format!("Auto-reply to {} not sent: {reason}", reply.to),
+                    now,
+                ));
+                auto_reply = None;
+            }
+        }
+        let auto_reply_estimate = auto_reply
+            .as_ref()
+            .and_then(|reply| {
+                crate::domain::message::message_cost(
+                    &self.settings.prices,
+                    &reply.to,
+                    reply.num_segments,
+                    false,
+                )
+            })
+            .unwrap_or(0);
         let payload_form = inbound_form(&message, &media, keyword);
         let webhook = route.target.clone().map(|target| {
             let payload = form_urlencoded::Serializer::new(String::new())
@@ -223,6 +260,8 @@ impl App {
                     media: &media,
                     opt_out,
                     auto_reply,
+                    auto_reply_estimate,
+                    alerts,
                     webhook,
                     usage: Some(usage),
                 },

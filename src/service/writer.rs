@@ -8,7 +8,7 @@ use crate::domain::message::{IdempotencyKey, Media, Message};
 use crate::domain::time::now_micros;
 use crate::domain::usage::Money;
 use crate::error::{Error, Result};
-use crate::store::messages::Admission;
+use crate::store::messages::{Admission, Terms};
 use crate::store::{Backend, Durable, Store, WriteSession};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -219,7 +219,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
         for (message, media, estimate, key, done) in jobs.drain(..) {
             batch.push((message, media));
             estimates.push(estimate);
-            keys.push(key);
+            keys.push(Terms {
+                idempotency: key,
+                ..Terms::default()
+            });
             waiters.push(done);
         }
         let result = match write_group(&store, &mut session, &batch, &estimates, &keys).await {
@@ -232,7 +235,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 let mut members = Vec::with_capacity(batch.len());
                 for (i, item) in batch.iter().enumerate() {
                     let estimate = estimates.get(i).copied().unwrap_or(0);
-                    let key = keys.get(i).cloned().flatten();
+                    let key = keys.get(i).and_then(|t| t.idempotency.clone());
                     let written = write_alone(&store, &mut session, item, estimate, key).await;
                     if written.is_err() {
                         session = None;
@@ -300,7 +303,10 @@ async fn write_alone(
         session,
         std::slice::from_ref(item),
         &[estimate],
-        &[key],
+        &[Terms {
+            idempotency: key,
+            ..Terms::default()
+        }],
     )
     .await;
     match written {
@@ -334,7 +340,7 @@ async fn write_group(
     session: &mut Option<WriteSession>,
     batch: &[(Message, Vec<Media>)],
     estimates: &[Money],
-    keys: &[Option<IdempotencyKey>],
+    terms: &[Terms],
 ) -> Result<(Vec<Admission>, Durable)> {
     let mut attempt = 1;
     loop {
@@ -343,7 +349,7 @@ async fn write_group(
             None => session.insert(store.write_session().await?),
         };
         match open
-            .insert_new_messages(batch, estimates, keys, now_micros())
+            .insert_new_messages(batch, estimates, terms, now_micros())
             .await
         {
             Err(err) if err.is_transient() && attempt < GROUP_ATTEMPTS => {

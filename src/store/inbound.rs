@@ -64,6 +64,10 @@ pub struct Arrival<'a> {
     pub media: &'a [Media],
     pub opt_out: Option<OptOutChange>,
     pub auto_reply: Option<Message>,
+    /// What the auto-reply will cost (for the monthly spend cap).
+    pub auto_reply_estimate: crate::domain::usage::Money,
+    /// Alerts to record with it (an auto-reply the account may not send).
+    pub alerts: Vec<crate::domain::alert::Alert>,
     pub webhook: Option<(InboundTarget, String)>,
     /// The usage (and cost) the message adds.
     pub usage: Option<super::usage::UsageRow>,
@@ -195,18 +199,34 @@ impl Store {
     /// Commits an inbound message with its opt-out change, auto-reply and webhook.
     pub async fn receive(&self, arrival: Arrival<'_>, now: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let mut batch = vec![(arrival.message.clone(), arrival.media.to_vec())];
-        if let Some(reply) = &arrival.auto_reply {
-            batch.push((reply.clone(), Vec::new()));
-        }
+        let batch = [(arrival.message.clone(), arrival.media.to_vec())];
         insert_messages_in(&mut tx, &batch, now).await?;
+        let mut alerts = arrival.alerts.clone();
         if let Some(reply) = &arrival.auto_reply {
-            // It confirms the opt-out it answers: the dispatcher's check lets it pass.
-            sqlx::query("UPDATE messages SET opt_out_exempt = 1 WHERE sid = $1")
-                .bind(reply.sid.clone())
-                .execute(&mut *tx)
-                .await?;
+            // A send of the account: counted against its monthly caps like an API send. It
+            // confirms the opt-out it answers, which neither admission nor the dispatcher
+            // holds against it.
+            let admissions = super::messages::insert_new_messages_in(
+                &mut tx,
+                super::messages::Framing::InTransaction,
+                &[(reply.clone(), Vec::new())],
+                &[arrival.auto_reply_estimate],
+                &[super::messages::Terms {
+                    opt_out_exempt: true,
+                    ..Default::default()
+                }],
+                now,
+            )
+            .await?;
+            if let Some(super::messages::Admission::OverCap(reason)) = admissions.first() {
+                alerts.push(super::webhooks::refused_reply_alert(
+                    reply,
+                    &format!("Auto-reply to {} not sent: {reason}", reply.to),
+                    now,
+                ));
+            }
         }
+        super::webhooks::insert_alerts(&mut tx, &alerts).await?;
         if let Some(change) = &arrival.opt_out {
             apply_opt_out(&mut tx, change, now).await?;
         }

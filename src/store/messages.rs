@@ -245,7 +245,7 @@ pub async fn insert_new_messages_in(
     framing: Framing,
     batch: &[(Message, Vec<Media>)],
     estimates: &[crate::domain::usage::Money],
-    keys: &[Option<IdempotencyKey>],
+    terms: &[Terms],
     due_now: i64,
 ) -> Result<Vec<Admission>> {
     let mut stops = crate::domain::opt_out::OptOutsByRecipient::default();
@@ -273,7 +273,7 @@ pub async fn insert_new_messages_in(
             );
         }
     }
-    let earlier = earlier_keys(tx, batch, keys).await?;
+    let earlier = earlier_keys(tx, batch, terms).await?;
     // Keys taken by messages accepted so far: the stored ones, then this batch's, in order.
     let mut taken: std::collections::HashMap<(&str, &str), (&str, &str)> = earlier
         .iter()
@@ -286,13 +286,16 @@ pub async fn insert_new_messages_in(
         .collect();
     let mut admissions: Vec<Admission> = batch
         .iter()
-        .map(|(m, _)| {
-            let opted_out = stops.blocks_message(
-                &m.account_sid,
-                &m.to,
-                m.from.as_deref(),
-                m.messaging_service_sid.as_deref(),
-            );
+        .enumerate()
+        .map(|(i, (m, _))| {
+            let exempt = terms.get(i).is_some_and(|t| t.opt_out_exempt);
+            let opted_out = !exempt
+                && stops.blocks_message(
+                    &m.account_sid,
+                    &m.to,
+                    m.from.as_deref(),
+                    m.messaging_service_sid.as_deref(),
+                );
             if opted_out {
                 Admission::OptedOut
             } else {
@@ -319,7 +322,7 @@ pub async fn insert_new_messages_in(
         }
     }
     for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
-        let key = keys.get(i).and_then(Option::as_ref);
+        let key = terms.get(i).and_then(|t| t.idempotency.as_ref());
         if let Some(key) = key {
             // A retry is answered with the first message, whatever else would refuse it now.
             if let Some((fingerprint, sid)) = taken.get(&(m.account_sid.as_str(), key.key.as_str()))
@@ -382,7 +385,8 @@ pub async fn insert_new_messages_in(
         .collect();
     // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
     let mut statements = new_message_statements(&kept, due_now);
-    statements.extend(key_statements(batch, keys, &admissions, due_now));
+    statements.extend(key_statements(batch, terms, &admissions, due_now));
+    statements.extend(exempt_statements(batch, terms, &admissions));
     statements.extend(super::caps::count_statements(&counts));
     if framing == Framing::BeginAndCommit {
         statements.push(Sql::new("COMMIT"));
@@ -391,16 +395,54 @@ pub async fn insert_new_messages_in(
     Ok(admissions)
 }
 
+/// Marks the accepted opt-out-exempt messages (see `Terms::opt_out_exempt`).
+fn exempt_statements(
+    batch: &[(Message, Vec<Media>)],
+    terms: &[Terms],
+    admissions: &[Admission],
+) -> Option<Sql> {
+    let exempt: Vec<&str> = batch
+        .iter()
+        .zip(terms)
+        .zip(admissions)
+        .filter(|((_, terms), admission)| {
+            terms.opt_out_exempt && **admission == Admission::Accepted
+        })
+        .map(|(((m, _), _), _)| m.sid.as_str())
+        .collect();
+    if exempt.is_empty() {
+        return None;
+    }
+    let mut sql = Sql::new("UPDATE messages SET opt_out_exempt = 1 WHERE sid IN ");
+    sql.text_set(exempt);
+    Some(sql)
+}
+
+/// What a new message brings besides its rows (by default, nothing).
+#[derive(Debug, Clone, Default)]
+pub struct Terms {
+    /// The client's idempotency key (API sends).
+    pub idempotency: Option<IdempotencyKey>,
+    /// A keyword auto-reply: it confirms an opt-out, so neither admission nor the dispatcher
+    /// refuses it for that opt-out. Caps, funds and status still apply.
+    pub opt_out_exempt: bool,
+}
+
 /// The stored idempotency keys among those of `batch`: (account, key, fingerprint, message).
 async fn earlier_keys(
     tx: &mut sqlx::AnyConnection,
     batch: &[(Message, Vec<Media>)],
-    keys: &[Option<IdempotencyKey>],
+    terms: &[Terms],
 ) -> Result<Vec<(String, String, String, String)>> {
     let keyed: Vec<(&str, &str)> = batch
         .iter()
-        .zip(keys)
-        .filter_map(|((m, _), key)| Some((m.account_sid.as_str(), key.as_ref()?.key.as_str())))
+        .zip(terms)
+        .filter_map(|((m, _), terms)| {
+            Some((
+                m.account_sid.as_str(),
+                terms.idempotency.as_ref()?.key.as_str(),
+            ))
+        })
         .collect();
     if keyed.is_empty() {
         return Ok(Vec::new());
@@ -430,16 +472,16 @@ async fn earlier_keys(
 /// The rows that record the idempotency keys of the accepted messages.
 fn key_statements(
     batch: &[(Message, Vec<Media>)],
-    keys: &[Option<IdempotencyKey>],
+    terms: &[Terms],
     admissions: &[Admission],
     now: i64,
 ) -> Vec<Sql> {
     let keyed: Vec<(&Message, &IdempotencyKey)> = batch
         .iter()
-        .zip(keys)
+        .zip(terms)
         .zip(admissions)
         .filter(|(_, admission)| **admission == Admission::Accepted)
-        .filter_map(|(((m, _), key), _)| Some((m, key.as_ref()?)))
+        .filter_map(|(((m, _), terms), _)| Some((m, terms.idempotency.as_ref()?)))
         .collect();
     let mut statements = Vec::new();
     for chunk in keyed.chunks(ROWS_PER_STATEMENT) {

@@ -100,7 +100,7 @@ impl WriteSession {
             Vec<crate::domain::message::Media>,
         )],
         estimates: &[crate::domain::usage::Money],
-        keys: &[Option<crate::domain::message::IdempotencyKey>],
+        terms: &[messages::Terms],
         due_now: i64,
     ) -> Result<(Vec<messages::Admission>, Durable)> {
         if self.store.backend == Backend::Postgres {
@@ -110,7 +110,7 @@ impl WriteSession {
                 messages::Framing::InTransaction,
                 batch,
                 estimates,
-                keys,
+                terms,
                 due_now,
             )
             .await?;
@@ -122,7 +122,7 @@ impl WriteSession {
             messages::Framing::BeginAndCommit,
             batch,
             estimates,
-            keys,
+            terms,
             due_now,
         )
         .await;

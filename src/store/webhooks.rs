@@ -286,8 +286,9 @@ pub(crate) async fn enqueue_status_callbacks(
     Ok(())
 }
 
-/// The alert for a TwiML reply the account may not send (14101).
-fn refused_reply_alert(reply: &Message, reason: &str, now: i64) -> Alert {
+/// The alert for a reply (TwiML `<Message>` or keyword auto-reply) the account may not send
+/// (14101).
+pub fn refused_reply_alert(reply: &Message, reason: &str, now: i64) -> Alert {
     let code = crate::domain::alert::INVALID_MESSAGE_VERB;
     Alert {
         sid: crate::domain::sid::generate(crate::domain::sid::SidKind::Alert),

@@ -866,3 +866,59 @@ async fn concurrent_updates_of_different_caps_both_land() {
         );
     }
 }
+
+/// One credit is at most a billion of the price unit and a family's credits total at most a
+/// trillion either way, so no sum of them overflows: two credits near `i64`'s limit used to
+/// be accepted and then make Balance answer 500 for good.
+#[tokio::test]
+async fn credits_are_bounded_so_the_balance_never_overflows() {
+    let server = spawn().await;
+    let main = (MAIN_SID, common::MAIN_TOKEN);
+    let server = &server;
+    let credit = |amount: &'static str| async move {
+        server
+            .post(
+                "/admin/billing/credit",
+                (MAIN_SID, common::MAIN_TOKEN),
+                &[("AccountSid", MAIN_SID), ("Amount", amount)],
+            )
+            .await
+    };
+    let balance = || async {
+        let reply = server
+            .get(
+                &format!("/2010-04-01/Accounts/{MAIN_SID}/Balance.json"),
+                main,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["balance"].as_str().unwrap().to_string()
+    };
+    for _ in 0..2 {
+        credit("92233720368547.75807")
+            .await
+            .assert_error(400, 20001);
+    }
+    credit("1000000000.00001").await.assert_error(400, 20001);
+    credit("-1000000000.00001").await.assert_error(400, 20001);
+    for _ in 0..2 {
+        let credited = credit("1000000000").await;
+        assert_eq!(credited.status, StatusCode::CREATED, "{}", credited.body);
+    }
+    assert_eq!(balance().await, "2000000000.00000");
+    // Up to the total's bound with rows put there directly (a thousand maximal credits).
+    let near =
+        warbler::domain::usage::MAX_CREDITED - 2 * warbler::domain::usage::MAX_CREDIT - 50_000;
+    sqlx::query(
+        "INSERT INTO balance_credits (id, account_sid, amount, note, date_created) VALUES ('x', $1, $2, '', 0)",
+    )
+    .bind(MAIN_SID)
+    .bind(near)
+    .execute(server.app.store.pool())
+    .await
+    .unwrap();
+    credit("1").await.assert_error(400, 20001);
+    let last = credit("0.5").await;
+    assert_eq!(last.status, StatusCode::CREATED, "{}", last.body);
+    assert_eq!(balance().await, "1000000000000.00000");
+}

@@ -31,6 +31,13 @@ pub fn parse_money(raw: &str) -> Option<Money> {
     Some(if negative { -value } else { value })
 }
 
+/// The largest amount one credit may add or take (a billion of the price unit).
+pub const MAX_CREDIT: Money = 1_000_000_000 * 100_000;
+
+/// The largest total a family's credits may reach, either way (a trillion of the price unit):
+/// balances stay far inside `i64`, so no sum of them overflows.
+pub const MAX_CREDITED: Money = 1_000_000_000_000 * 100_000;
+
 /// Formats money with five decimals (`790` → `0.00790`).
 pub fn format_money(value: Money) -> String {
     let sign = if value < 0 { "-" } else { "" };

@@ -5,7 +5,8 @@ use super::{App, Operation, Principal};
 use crate::domain::account::Account;
 use crate::domain::time::now_micros;
 use crate::domain::usage::{
-    day_of, day_string, includes, parse_money, parse_usage_date, Money, Period, REPORTED,
+    day_of, day_string, format_money, includes, parse_money, parse_usage_date, Money, Period,
+    MAX_CREDIT, REPORTED,
 };
 use crate::error::{Error, Result};
 use time::Date;
@@ -203,8 +204,16 @@ impl App {
     ) -> Result<Money> {
         let raw = amount.ok_or_else(|| Error::missing_parameter("Amount"))?;
         let amount = parse_money(raw)
-            .filter(|a| *a != 0)
-            .ok_or_else(|| Error::invalid_parameter("Amount", raw))?;
+            .filter(|a| *a != 0 && a.abs() <= MAX_CREDIT)
+            .ok_or_else(|| {
+                Error::invalid(
+                    20001,
+                    format!(
+                        "Invalid value '{raw}' for parameter Amount: a non-zero amount of at most {} either way",
+                        format_money(MAX_CREDIT)
+                    ),
+                )
+            })?;
         let holder = account.owner_sid().to_string();
         self.store
             .credit(&holder, amount, note.unwrap_or(""), now_micros())

@@ -2,7 +2,7 @@
 
 use super::{int, text, Sql, Store, Tx};
 use crate::domain::usage::{day_of, day_string, Money, RENTAL_PERIOD_DAYS};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Rows of a main account (`$1`) and its subaccounts.
 const FAMILY: &str =
@@ -127,6 +127,30 @@ pub(crate) async fn move_rental(
     Ok(())
 }
 
+/// What the operator credited to a main account in all, on `executor`.
+async fn credited_in<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    main_sid: &str,
+) -> Result<Money> {
+    let credited: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(amount) AS BIGINT) FROM balance_credits WHERE account_sid = $1",
+    )
+    .bind(main_sid.to_string())
+    .fetch_one(executor)
+    .await?;
+    Ok(credited.unwrap_or(0))
+}
+
+/// `credited` minus what was spent, checked: out of range is an error, never a wrap or panic.
+fn balance_of(credited: Money, spent: &[Option<i64>]) -> Result<Money> {
+    spent
+        .iter()
+        .try_fold(credited, |balance, spent| {
+            balance.checked_sub(spent.unwrap_or(0))
+        })
+        .ok_or_else(|| Error::internal("the balance is out of range"))
+}
+
 impl Store {
     /// Usage rows (day, category, count, units, price) of `accounts` between two days
     /// (`YYYY-MM-DD`, inclusive).
@@ -186,18 +210,12 @@ impl Store {
         .bind(main_sid.to_string())
         .fetch_one(self.pool())
         .await?;
-        Ok(self.credited(main_sid).await? - used.unwrap_or(0))
+        balance_of(self.credited(main_sid).await?, &[used])
     }
 
     /// What the operator credited to a main account in all.
     async fn credited(&self, main_sid: &str) -> Result<Money> {
-        let credited: Option<i64> = sqlx::query_scalar(
-            "SELECT CAST(SUM(amount) AS BIGINT) FROM balance_credits WHERE account_sid = $1",
-        )
-        .bind(main_sid.to_string())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(credited.unwrap_or(0))
+        credited_in(self.pool(), main_sid).await
     }
 
     /// A main account's balance with its accepted outbound messages counted at their estimated
@@ -216,12 +234,27 @@ impl Store {
         .bind(main_sid.to_string())
         .fetch_one(self.pool())
         .await?;
-        Ok(self.credited(main_sid).await? - other.unwrap_or(0) - outbound.unwrap_or(0))
+        balance_of(self.credited(main_sid).await?, &[other, outbound])
     }
 
-    /// Credits a main account.
+    /// Credits a main account, unless its credits would total more than `MAX_CREDITED` either
+    /// way (checked in the inserting transaction, so two credits at once cannot pass it).
     pub async fn credit(&self, main_sid: &str, amount: Money, note: &str, now: i64) -> Result<()> {
-        self.write(sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let total = credited_in(&mut *tx, main_sid)
+            .await?
+            .checked_add(amount)
+            .filter(|total| total.abs() <= crate::domain::usage::MAX_CREDITED);
+        if total.is_none() {
+            return Err(Error::invalid(
+                20001,
+                format!(
+                    "This credit would take the account's credits past {} either way",
+                    crate::domain::usage::format_money(crate::domain::usage::MAX_CREDITED)
+                ),
+            ));
+        }
+        sqlx::query(
             "INSERT INTO balance_credits (id, account_sid, amount, note, date_created) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(crate::domain::sid::random_hex32())
@@ -229,9 +262,9 @@ impl Store {
         .bind(amount)
         .bind(note.to_string())
         .bind(now)
-        )
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Charges the monthly rentals due at `now` (each charge in one transaction with its

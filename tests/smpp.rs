@@ -333,6 +333,97 @@ async fn an_smsc_that_dies_mid_load_loses_no_message() {
 }
 
 #[tokio::test]
+async fn a_receipt_with_tlvs_that_do_not_decode_is_acknowledged_and_applied() {
+    // An SMSC that never sends receipts of its own: the test sends the only one.
+    let smsc = warbler::smsc::Smsc::start(warbler::smsc::SmscConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        system_id: "warbler".into(),
+        password: "secret".into(),
+        receipt_delay: Duration::from_secs(3600),
+        decimal_receipt_ids: false,
+    })
+    .await
+    .unwrap();
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let body = send(
+        server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "Hi"),
+        ],
+    )
+    .await;
+    let sid = sid(&body);
+    wait_for(server, &sid, "sent", 15).await;
+    let id = smsc.submits()[0].message_id.clone().unwrap();
+    // A receipt deliver_sm as a vendor got it wrong: `receipted_message_id` without its NUL,
+    // then a vendor TLV whose length runs past the frame. The text still says DELIVRD.
+    let text = format!("id:{id} sub:001 dlvrd:001 submit date:2611261000 done date:2611261001 stat:DELIVRD err:000 text:");
+    let mut body = Vec::new();
+    body.extend(b"\0\x01\x0114155550199\0\x01\x0114155550100\0");
+    body.extend([0x04, 0, 0, 0, 0, 0, 0, 0, 0, text.len() as u8]);
+    body.extend(text.as_bytes());
+    body.extend([0x00, 0x1e, 0x00, id.len() as u8]);
+    body.extend(id.as_bytes());
+    body.extend([0x14, 0x01, 0x00, 0x07, 0xaa, 0xbb, 0xcc]);
+    let mut frame = ((16 + body.len()) as u32).to_be_bytes().to_vec();
+    frame.extend([0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0]);
+    frame.extend(body);
+    assert!(
+        warbler::carrier::smpp::codec::decode_frame(&frame).is_err(),
+        "the frame must not decode as a whole"
+    );
+    let sequence = smsc.inject_frame(frame).await.expect("a receiving session");
+    let delivered = wait_for(server, &sid, "delivered", 10).await;
+    assert_eq!(delivered["error_code"], Value::Null);
+    // Answered once, with deliver_sm_resp ESME_ROK, and never with a generic_nack.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let answers = loop {
+        let answers: Vec<_> = smsc
+            .answers()
+            .into_iter()
+            .filter(|a| a.sequence_number == sequence && a.command_id != 0x8000_0015)
+            .collect();
+        if !answers.is_empty() || tokio::time::Instant::now() > deadline {
+            break answers;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].command_id, 0x8000_0005, "{answers:?}");
+    assert_eq!(answers[0].command_status, 0, "{answers:?}");
+    assert!(
+        smsc.answers().iter().all(|a| a.command_id != 0x8000_0000),
+        "{:?}",
+        smsc.answers()
+    );
+
+    // A deliver_sm whose mandatory fields are cut short gets a permanent error, once.
+    let frame = hex::decode("00000014000000050000000000000000000101ff").unwrap();
+    let sequence = smsc.inject_frame(frame).await.expect("a receiving session");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let answer = loop {
+        let found = smsc
+            .answers()
+            .into_iter()
+            .find(|a| a.sequence_number == sequence && a.command_id == 0x8000_0005);
+        if let Some(answer) = found {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            smsc.answers()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answer.command_status, 0x65, "ESME_RX_P_APPN");
+}
+
+#[tokio::test]
 async fn inbound_messages_reach_the_number_webhook_whole() {
     let smsc = smsc_on(0, false).await;
     let running = start(vec![route(smsc.local_addr.port())]).await;

@@ -94,7 +94,7 @@ impl App {
             let (format, packed) = config
                 .map(|c| (c.dlr_id_format, c.data_coding == DefaultCoding::Gsm7Packed))
                 .unwrap_or_default();
-            match classify(&delivery.command, packed) {
+            match classify(&delivery.command, &delivery.skipped_tlvs, packed) {
                 Incoming::Receipt(report) => {
                     let Some((status, error_code)) = report.state.outcome() else {
                         delivery.responder.respond(CommandStatus::EsmeRok).await;

@@ -57,6 +57,8 @@ pub struct Delivery {
     /// The route's name.
     pub route: Arc<str>,
     pub command: Command,
+    /// TLVs left out because they did not decode (see `codec::salvage_operation`).
+    pub skipped_tlvs: Vec<codec::SkippedTlv>,
     pub responder: Responder,
 }
 
@@ -197,7 +199,10 @@ impl Session {
                 };
                 match codec::decode_frame(&frame) {
                     Ok(command) => {
-                        if !session.incoming(command, &reader_out, &deliveries).await {
+                        if !session
+                            .incoming(command, Vec::new(), &reader_out, &deliveries)
+                            .await
+                        {
                             break;
                         }
                     }
@@ -207,6 +212,40 @@ impl Session {
                         reason,
                     }) => {
                         tracing::warn!(command_id, sequence_number, %reason, "smpp: undecodable PDU");
+                        // A deliver_sm or data_sm is answered with its own response whatever
+                        // its TLVs: a generic_nack makes the SMSC resend it forever.
+                        match codec::salvage_operation(&frame) {
+                            Ok(Some(salvaged)) => {
+                                tracing::warn!(
+                                    sequence_number,
+                                    skipped = ?salvaged.skipped,
+                                    "smpp: operation read without its undecodable TLVs"
+                                );
+                                if !session
+                                    .incoming(
+                                        salvaged.command,
+                                        salvaged.skipped,
+                                        &reader_out,
+                                        &deliveries,
+                                    )
+                                    .await
+                                {
+                                    break;
+                                }
+                                continue;
+                            }
+                            Ok(None) => {}
+                            Err(codec::Unsalvageable) => {
+                                // A permanent error: the SMSC should not send it again.
+                                let resp = codec::bare_response(
+                                    CommandId::from(codec::response_id(command_id)),
+                                    CommandStatus::EsmeRxPAppn,
+                                    sequence_number,
+                                );
+                                let _ = reader_out.send(codec::encode(&resp)).await;
+                                continue;
+                            }
+                        }
                         if command_id & 0x8000_0000 == 0 {
                             let nack =
                                 codec::generic_nack(CommandStatus::EsmeRinvcmdlen, sequence_number);
@@ -299,6 +338,7 @@ impl Session {
     async fn incoming(
         &self,
         command: Command,
+        skipped_tlvs: Vec<codec::SkippedTlv>,
         out: &mpsc::Sender<Vec<u8>>,
         deliveries: &mpsc::Sender<Delivery>,
     ) -> bool {
@@ -333,6 +373,7 @@ impl Session {
                 let delivery = Delivery {
                     route: self.route.clone(),
                     command,
+                    skipped_tlvs,
                     responder: Responder {
                         out: out.clone(),
                         response_id,

@@ -342,6 +342,11 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
             },
             webhook_retry_window: config.webhook_retry_window_secs as i64 * 1_000_000,
             webhook_retry_base: config.webhook_retry_base_ms as i64 * 1000,
+            smpp_mo_parts_expire: i64::try_from(config.smpp_mo_parts_expire_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000),
+            smpp_mo_parts_max_sets: i64::try_from(config.smpp_mo_parts_max_sets)
+                .unwrap_or(i64::MAX),
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
             rental_prices: {

@@ -7,7 +7,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::receiver::Receiver;
-use common::smpp::{message, route, send, smsc_on, start, wait_for, Running};
+use common::smpp::{message, route, send, smsc_on, start, start_with, wait_for, Running};
 use common::{MAIN_SID, MAIN_TOKEN};
 use serde_json::Value;
 use std::time::Duration;
@@ -473,6 +473,139 @@ async fn inbound_messages_reach_the_number_webhook_whole() {
     assert_eq!(hits[1].get("From"), Some("+14155550199"));
     assert_eq!(hits[1].get("NumSegments"), Some("2"));
     hooks.assert_signed(MAIN_TOKEN);
+}
+
+/// Points +14155550100's inbound webhook at `url`.
+async fn number_webhook(server: &common::TestServer, url: &str) {
+    let reply = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers.json?PhoneNumber=%2B14155550100"),
+            server.main_creds(),
+        )
+        .await;
+    let number_sid = reply.body["incoming_phone_numbers"][0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{number_sid}.json"),
+            server.main_creds(),
+            &[("SmsUrl", url)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+/// One part of a concatenated inbound message, with its UDH, as the SMSC sends it.
+fn mo_part(reference: u8, total: u8, part: u8, text: &str) -> Vec<u8> {
+    use rusmpp::pdus::DeliverSm;
+    use rusmpp::types::{COctetString, OctetString};
+    use rusmpp::values::{EsmClass, Npi, Ton};
+    use std::str::FromStr;
+    let mut short = vec![0x05, 0x00, 0x03, reference, total, part];
+    short.extend(text.as_bytes());
+    let pdu = DeliverSm::builder()
+        .source_addr_ton(Ton::International)
+        .source_addr_npi(Npi::Isdn)
+        .source_addr(COctetString::from_str("14155550199").unwrap())
+        .dest_addr_ton(Ton::International)
+        .dest_addr_npi(Npi::Isdn)
+        .destination_addr(COctetString::from_str("14155550100").unwrap())
+        .esm_class(EsmClass::from(0x40u8))
+        .short_message(OctetString::from_vec(short).unwrap())
+        .build();
+    warbler::carrier::smpp::codec::encode(&rusmpp::Command::new(
+        rusmpp::CommandStatus::EsmeRok,
+        1,
+        pdu,
+    ))
+}
+
+/// Incomplete inbound sets still held.
+async fn held_sets(running: &Running) -> usize {
+    running
+        .server
+        .app
+        .store
+        .overdue_mo_sets(i64::MAX, i64::MAX, 1000)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Waits (at most `secs`) for `n` inbound webhooks; their bodies.
+async fn inbound_bodies(hooks: &Receiver, n: usize, secs: u64) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let hits = hooks.hits("/sms");
+        if hits.len() >= n || tokio::time::Instant::now() > deadline {
+            return hits
+                .iter()
+                .filter_map(|h| h.get("Body").map(str::to_string))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_incomplete_inbound_message_is_delivered_as_received_once_it_expires() {
+    let smsc = smsc_on(0, false).await;
+    let running = start_with(vec![route(smsc.local_addr.port())], |settings| {
+        settings.smpp_mo_parts_expire = 300_000;
+    })
+    .await;
+    let server = &running.server;
+    bound(&running).await;
+    let hooks = Receiver::start().await;
+    number_webhook(server, &hooks.url("/sms")).await;
+    // Parts 1 and 3 of 3: part 2 never comes.
+    smsc.inject_frame(mo_part(7, 3, 1, "first ")).await.unwrap();
+    smsc.inject_frame(mo_part(7, 3, 3, "third")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while held_sets(&running).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "parts never held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(inbound_bodies(&hooks, 1, 10).await, ["first third"]);
+    assert_eq!(held_sets(&running).await, 0, "the expired parts are gone");
+    // A whole set is still put together as before.
+    smsc.inject_frame(mo_part(8, 2, 2, "two")).await.unwrap();
+    smsc.inject_frame(mo_part(8, 2, 1, "one ")).await.unwrap();
+    assert_eq!(
+        inbound_bodies(&hooks, 2, 10).await,
+        ["first third", "one two"]
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(hooks.hits("/sms").len(), 2, "each delivered once");
+}
+
+#[tokio::test]
+async fn incomplete_inbound_messages_beyond_the_bound_are_delivered_oldest_first() {
+    let smsc = smsc_on(0, false).await;
+    let running = start_with(vec![route(smsc.local_addr.port())], |settings| {
+        settings.smpp_mo_parts_expire = 3600 * 1_000_000;
+        settings.smpp_mo_parts_max_sets = 2;
+    })
+    .await;
+    let server = &running.server;
+    bound(&running).await;
+    let hooks = Receiver::start().await;
+    number_webhook(server, &hooks.url("/sms")).await;
+    for reference in 1..=3u8 {
+        let text = format!("set {reference} ");
+        smsc.inject_frame(mo_part(reference, 2, 1, &text))
+            .await
+            .unwrap();
+        // Distinct arrival times, so "oldest" is well defined.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Three held, two allowed: the oldest goes out as it is; the others wait.
+    assert_eq!(inbound_bodies(&hooks, 1, 10).await, ["set 1 "]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hooks.hits("/sms").len(), 1);
+    assert_eq!(held_sets(&running).await, 2);
 }
 
 #[tokio::test]

@@ -50,29 +50,36 @@ pub fn route(port: u16) -> SmppRouteConfig {
 
 /// A warbler with these SMPP routes, its dispatcher and webhook sender running.
 pub async fn start(routes: Vec<SmppRouteConfig>) -> Running {
+    start_with(routes, |_| {}).await
+}
+
+/// `start`, with settings changed by `adjust` first.
+pub async fn start_with(
+    routes: Vec<SmppRouteConfig>,
+    adjust: impl FnOnce(&mut Settings),
+) -> Running {
     let store = Store::connect(&fresh_database_url().await)
         .await
         .expect("open store");
-    let app = App::new(
-        store,
-        Settings {
-            simulated_latency: 50_000,
-            webhooks: warbler::webhook::WebhookSettings {
-                allow_private_targets: true,
-                connect_timeout: Duration::from_secs(2),
-                timeout: Duration::from_secs(5),
-            },
-            webhook_retry_base: 100_000,
-            pacing: warbler::domain::message::Pacing {
-                long_code: 1000.0,
-                toll_free: 1000.0,
-                short_code: 1000.0,
-                alpha: 1000.0,
-            },
-            smpp_routes: routes,
-            ..Settings::new(1000, "test-pepper".into())
+    let mut settings = Settings {
+        simulated_latency: 50_000,
+        webhooks: warbler::webhook::WebhookSettings {
+            allow_private_targets: true,
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
         },
-    );
+        webhook_retry_base: 100_000,
+        pacing: warbler::domain::message::Pacing {
+            long_code: 1000.0,
+            toll_free: 1000.0,
+            short_code: 1000.0,
+            alpha: 1000.0,
+        },
+        smpp_routes: routes,
+        ..Settings::new(1000, "test-pepper".into())
+    };
+    adjust(&mut settings);
+    let app = App::new(store, settings);
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "SMPP tests")
         .await
         .expect("main account");

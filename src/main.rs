@@ -84,6 +84,9 @@ struct SmscArgs {
     /// Milliseconds between a submit and its delivery receipt.
     #[arg(long, default_value_t = 100)]
     receipt_delay_ms: u64,
+    /// Milliseconds before each submit is answered.
+    #[arg(long, default_value_t = 0)]
+    response_delay_ms: u64,
     /// Write receipt ids in decimal (submit responses give them in hex).
     #[arg(long)]
     decimal_receipt_ids: bool,
@@ -506,6 +509,7 @@ async fn run_smsc(args: SmscArgs) -> anyhow::Result<()> {
         system_id: args.system_id.clone(),
         password: args.password,
         receipt_delay: std::time::Duration::from_millis(args.receipt_delay_ms),
+        response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         decimal_receipt_ids: args.decimal_receipt_ids,
     })
     .await

@@ -340,6 +340,7 @@ async fn a_receipt_with_tlvs_that_do_not_decode_is_acknowledged_and_applied() {
         system_id: "warbler".into(),
         password: "secret".into(),
         receipt_delay: Duration::from_secs(3600),
+        response_delay: Duration::ZERO,
         decimal_receipt_ids: false,
     })
     .await
@@ -421,6 +422,132 @@ async fn a_receipt_with_tlvs_that_do_not_decode_is_acknowledged_and_applied() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(answer.command_status, 0x65, "ESME_RX_P_APPN");
+}
+
+#[tokio::test]
+async fn an_smsc_process_killed_and_restarted_mid_load_leaves_each_message_in_one_final_state() {
+    use common::smpp::ChildSmsc;
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering::Relaxed;
+    const MESSAGES: usize = 300;
+    let port = common::free_port();
+    // The first SMSC's receipts would come after the test: what it took stays `sent`, so
+    // the second's receipts can be told apart.
+    // Each submit answered after 50 ms: with a window of 8, about 8 are always in flight
+    // (160 a second), so the kill finds some unanswered.
+    let mut first = ChildSmsc::start(port, 60_000, 50).await;
+    let mut config = route(port);
+    config.window = 8;
+    let running = start_with(vec![config], |_| {}).await;
+    let server = &running.server;
+    bound(&running).await;
+    let mut sids = Vec::new();
+    for i in 0..MESSAGES {
+        let body = format!("load {i}");
+        sids.push(sid(&send(
+            server,
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", &body),
+            ],
+        )
+        .await));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while first.get("/stats").await["submits"].as_u64().unwrap() < MESSAGES as u64 / 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the load never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // What the first SMSC is known to have taken (it may take a few more before it dies).
+    let bodies = |submits: Value| -> Vec<String> {
+        submits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["body_hex"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before_kill = bodies(first.get("/submits").await);
+    first.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = ChildSmsc::start(port, 20, 0).await;
+
+    // Every message ends in one final state: sent (its receipt died with the first SMSC)
+    // or delivered (by the second); none stays queued or sending, none fails.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let statuses = loop {
+        let mut statuses: HashMap<String, usize> = HashMap::new();
+        let mut pending = 0;
+        for sid in &sids {
+            let status = message(server, sid).await["status"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if !["sent", "delivered", "undelivered", "failed"].contains(&status.as_str()) {
+                pending += 1;
+            }
+            *statuses.entry(status).or_default() += 1;
+        }
+        if pending == 0 {
+            break statuses;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still pending: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        statuses.get("sent").copied().unwrap_or(0)
+            + statuses.get("delivered").copied().unwrap_or(0),
+        MESSAGES,
+        "{statuses:?}"
+    );
+    let route = running.server.app.carrier.smpp_route("smsc").unwrap();
+    assert!(route.stats.binds.load(Relaxed) >= 2, "the route rebound");
+
+    // Submitted twice only when in flight without a response as the first SMSC died.
+    let after_restart = bodies(second.get("/submits").await);
+    let mut unique = after_restart.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        after_restart.len(),
+        "the second SMSC got a message twice"
+    );
+    let twice = after_restart
+        .iter()
+        .filter(|body| before_kill.contains(body))
+        .count();
+    let in_flight = route.stats.unanswered_at_close.load(Relaxed);
+    let timeouts = route.stats.timeouts.load(Relaxed);
+    eprintln!(
+        "{MESSAGES} messages: first SMSC took at least {}, the second {}; seen by both {twice}; \
+         submits unanswered when the session closed {in_flight}, timed out {timeouts}; {statuses:?}",
+        before_kill.len(),
+        after_restart.len()
+    );
+    assert!(
+        twice as u64 <= in_flight + timeouts,
+        "{twice} submitted twice, only {in_flight} in flight and {timeouts} timed out"
+    );
+    // Exactly the messages the second SMSC took are delivered, by its receipts; no receipt
+    // named a message the first SMSC took, which stay `sent`.
+    for (i, sid) in sids.iter().enumerate() {
+        if after_restart.contains(&hex::encode(format!("load {i}"))) {
+            wait_for(server, sid, "delivered", 15).await;
+        }
+    }
+    for (i, sid) in sids.iter().enumerate() {
+        if !after_restart.contains(&hex::encode(format!("load {i}"))) {
+            assert_eq!(message(server, sid).await["status"], "sent", "load {i}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -33,6 +33,9 @@ pub struct RouteStatus {
     pub throttled: u64,
     pub timeouts: u64,
     pub rejected: u64,
+    /// Submits whose session closed before their response (each sent again: a possible
+    /// duplicate).
+    pub unanswered_at_close: u64,
     pub sessions_opened: u64,
     pub bind_failures: u64,
 }
@@ -61,6 +64,7 @@ impl App {
                     throttled: route.stats.throttled.load(Relaxed),
                     timeouts: route.stats.timeouts.load(Relaxed),
                     rejected: route.stats.rejected.load(Relaxed),
+                    unanswered_at_close: route.stats.unanswered_at_close.load(Relaxed),
                     sessions_opened: route.stats.binds.load(Relaxed),
                     bind_failures: route.stats.bind_failures.load(Relaxed),
                 })

@@ -46,6 +46,9 @@ pub struct SmscConfig {
     pub system_id: String,
     pub password: String,
     pub receipt_delay: Duration,
+    /// How long each submit waits for its response (so that submits are in flight when a
+    /// test kills the simulator).
+    pub response_delay: Duration,
     /// Write receipt ids in decimal (the submit response gives them in hex), as some SMSCs do.
     pub decimal_receipt_ids: bool,
 }
@@ -156,6 +159,12 @@ fn c_string<const MIN: usize, const MAX: usize>(value: &str) -> COctetString<MIN
     COctetString::from_str(value).unwrap_or_default()
 }
 
+/// The first message id of a run: random high bits, so a restarted simulator does not give
+/// out the ids of the one before, whose receipts would then name the wrong message.
+fn first_message_id() -> u64 {
+    (u64::from(rand::random::<u32>() | 1) << 32) + 1
+}
+
 /// `YYMMDDhhmm`, UTC.
 fn receipt_date() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -177,7 +186,7 @@ impl Smsc {
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
             config,
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_message_id()),
             next_peer: AtomicU64::new(1),
             peers: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashSet::new()),
@@ -607,10 +616,15 @@ async fn handle_submit(
     };
     if let Some(response) = response {
         record.status = u32::from(response.status());
-        if fate(&destination) == Fate::ReceiptFirst {
+        let delay = if fate(&destination) == Fate::ReceiptFirst {
+            Duration::from_millis(200).max(state.config.response_delay)
+        } else {
+            state.config.response_delay
+        };
+        if !delay.is_zero() {
             let out = out.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(delay).await;
                 let _ = out.send(codec::encode(&response)).await;
             });
         } else {

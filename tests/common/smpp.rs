@@ -27,6 +27,7 @@ pub async fn smsc_on(port: u16, decimal_receipt_ids: bool) -> Smsc {
         system_id: "warbler".into(),
         password: "secret".into(),
         receipt_delay: Duration::from_millis(50),
+        response_delay: Duration::ZERO,
         decimal_receipt_ids,
     })
     .await
@@ -136,5 +137,86 @@ pub async fn wait_for(server: &TestServer, sid: &str, status: &str, secs: u64) -
             panic!("{sid} never became {status}: {body}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `warbler smsc` as a child process, killed when dropped (tests that kill -9 an SMSC).
+pub struct ChildSmsc {
+    child: std::process::Child,
+    pub smpp_port: u16,
+    pub control: String,
+}
+
+impl ChildSmsc {
+    /// Starts it on `smpp_port` and waits (at most 20 s) until its control endpoint answers.
+    pub async fn start(smpp_port: u16, receipt_delay_ms: u64, response_delay_ms: u64) -> ChildSmsc {
+        let control_port = super::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_warbler"))
+            .args([
+                "smsc",
+                "--smpp-listen",
+                &format!("127.0.0.1:{smpp_port}"),
+                "--receipt-delay-ms",
+                &receipt_delay_ms.to_string(),
+                "--response-delay-ms",
+                &response_delay_ms.to_string(),
+                "--control",
+                &format!("127.0.0.1:{control_port}"),
+            ])
+            .env("WARBLER_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn warbler smsc");
+        let mut smsc = ChildSmsc {
+            child,
+            smpp_port,
+            control: format!("http://127.0.0.1:{control_port}"),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while smsc.try_get("/stats").await.is_none() {
+            if let Ok(Some(status)) = smsc.child.try_wait() {
+                panic!("warbler smsc exited: {status}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "warbler smsc never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        smsc
+    }
+
+    async fn try_get(&self, path: &str) -> Option<Value> {
+        warbler::webhook::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?;
+        let reply = client
+            .get(format!("{}{path}", self.control))
+            .send()
+            .await
+            .ok()?;
+        reply.json().await.ok()
+    }
+
+    /// A control endpoint's JSON (`/stats`, `/submits`).
+    pub async fn get(&self, path: &str) -> Value {
+        self.try_get(path)
+            .await
+            .expect("the SMSC's control endpoint")
+    }
+
+    /// SIGKILL: sessions drop without an unbind, nothing is flushed.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildSmsc {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

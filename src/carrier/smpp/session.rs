@@ -31,9 +31,13 @@ pub enum RequestError {
     /// No response within the timeout: the SMSC may or may not have acted on it.
     #[error("no response within the timeout")]
     Timeout,
-    /// The session closed before the response came.
+    /// The session was closed before the request could be written.
     #[error("session closed")]
     Closed,
+    /// The session closed after the request was written, before its response: the SMSC may
+    /// or may not have acted on it (a resent submit may be a duplicate).
+    #[error("session closed before the response")]
+    ClosedInFlight,
     /// Not written: its deadline passed while it waited for its turn.
     #[error("deadline passed before the request could be written")]
     TooLate,
@@ -442,7 +446,7 @@ impl Session {
         tokio::select! {
             response = tokio::time::timeout(self.response_timeout, rx) => match response {
                 Ok(Ok(response)) => Ok(response),
-                Ok(Err(_)) => Err(RequestError::Closed),
+                Ok(Err(_)) => Err(RequestError::ClosedInFlight),
                 Err(_) => {
                     self.take_pending(sequence);
                     Err(RequestError::Timeout)
@@ -450,7 +454,7 @@ impl Session {
             },
             _ = until_true(&mut closed) => {
                 self.take_pending(sequence);
-                Err(RequestError::Closed)
+                Err(RequestError::ClosedInFlight)
             }
         }
     }

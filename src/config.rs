@@ -70,6 +70,12 @@ pub struct Config {
     pub webhook_retry_window_secs: u64,
     /// Wait before the first retry of a failed status callback, doubling after each.
     pub webhook_retry_base_ms: u64,
+    /// Seconds the parts of a concatenated inbound SMPP message wait for the missing ones
+    /// before the parts received are delivered as they are.
+    pub smpp_mo_parts_expire_secs: u64,
+    /// Incomplete concatenated inbound SMPP messages held at most (the oldest beyond it are
+    /// delivered as they are).
+    pub smpp_mo_parts_max_sets: u64,
     /// What an inbound STOP blocks: `account` (every sender of the account) or `service`
     /// (the Messaging Service pool that received it, or the number outside any service).
     pub opt_out_scope: crate::domain::opt_out::OptOutScope,
@@ -137,6 +143,8 @@ impl Default for Config {
             webhook_allow_private_targets: false,
             webhook_retry_window_secs: 24 * 3600,
             webhook_retry_base_ms: 5_000,
+            smpp_mo_parts_expire_secs: 600,
+            smpp_mo_parts_max_sets: 10_000,
             opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
             opt_outs_follow_number: true,
             rental_prices: crate::domain::usage::RentalPrices::default(),

@@ -84,6 +84,9 @@ struct SmscArgs {
     /// Milliseconds between a submit and its delivery receipt.
     #[arg(long, default_value_t = 100)]
     receipt_delay_ms: u64,
+    /// Milliseconds before each submit is answered.
+    #[arg(long, default_value_t = 0)]
+    response_delay_ms: u64,
     /// Write receipt ids in decimal (submit responses give them in hex).
     #[arg(long)]
     decimal_receipt_ids: bool,
@@ -342,6 +345,11 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
             },
             webhook_retry_window: config.webhook_retry_window_secs as i64 * 1_000_000,
             webhook_retry_base: config.webhook_retry_base_ms as i64 * 1000,
+            smpp_mo_parts_expire: i64::try_from(config.smpp_mo_parts_expire_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(1_000_000),
+            smpp_mo_parts_max_sets: i64::try_from(config.smpp_mo_parts_max_sets)
+                .unwrap_or(i64::MAX),
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
             rental_prices: {
@@ -501,6 +509,7 @@ async fn run_smsc(args: SmscArgs) -> anyhow::Result<()> {
         system_id: args.system_id.clone(),
         password: args.password,
         receipt_delay: std::time::Duration::from_millis(args.receipt_delay_ms),
+        response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         decimal_receipt_ids: args.decimal_receipt_ids,
     })
     .await

@@ -7,7 +7,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::receiver::Receiver;
-use common::smpp::{message, route, send, smsc_on, start, wait_for, Running};
+use common::smpp::{message, route, send, smsc_on, start, start_with, wait_for, Running};
 use common::{MAIN_SID, MAIN_TOKEN};
 use serde_json::Value;
 use std::time::Duration;
@@ -333,6 +333,224 @@ async fn an_smsc_that_dies_mid_load_loses_no_message() {
 }
 
 #[tokio::test]
+async fn a_receipt_with_tlvs_that_do_not_decode_is_acknowledged_and_applied() {
+    // An SMSC that never sends receipts of its own: the test sends the only one.
+    let smsc = warbler::smsc::Smsc::start(warbler::smsc::SmscConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        system_id: "warbler".into(),
+        password: "secret".into(),
+        receipt_delay: Duration::from_secs(3600),
+        response_delay: Duration::ZERO,
+        decimal_receipt_ids: false,
+    })
+    .await
+    .unwrap();
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let body = send(
+        server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", "Hi"),
+        ],
+    )
+    .await;
+    let sid = sid(&body);
+    wait_for(server, &sid, "sent", 15).await;
+    let id = smsc.submits()[0].message_id.clone().unwrap();
+    // A receipt deliver_sm as a vendor got it wrong: `receipted_message_id` without its NUL,
+    // then a vendor TLV whose length runs past the frame. The text still says DELIVRD.
+    let text = format!("id:{id} sub:001 dlvrd:001 submit date:2611261000 done date:2611261001 stat:DELIVRD err:000 text:");
+    let mut body = Vec::new();
+    body.extend(b"\0\x01\x0114155550199\0\x01\x0114155550100\0");
+    body.extend([0x04, 0, 0, 0, 0, 0, 0, 0, 0, text.len() as u8]);
+    body.extend(text.as_bytes());
+    body.extend([0x00, 0x1e, 0x00, id.len() as u8]);
+    body.extend(id.as_bytes());
+    body.extend([0x14, 0x01, 0x00, 0x07, 0xaa, 0xbb, 0xcc]);
+    let mut frame = ((16 + body.len()) as u32).to_be_bytes().to_vec();
+    frame.extend([0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0]);
+    frame.extend(body);
+    assert!(
+        warbler::carrier::smpp::codec::decode_frame(&frame).is_err(),
+        "the frame must not decode as a whole"
+    );
+    let sequence = smsc.inject_frame(frame).await.expect("a receiving session");
+    let delivered = wait_for(server, &sid, "delivered", 10).await;
+    assert_eq!(delivered["error_code"], Value::Null);
+    // Answered once, with deliver_sm_resp ESME_ROK, and never with a generic_nack.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let answers = loop {
+        let answers: Vec<_> = smsc
+            .answers()
+            .into_iter()
+            .filter(|a| a.sequence_number == sequence && a.command_id != 0x8000_0015)
+            .collect();
+        if !answers.is_empty() || tokio::time::Instant::now() > deadline {
+            break answers;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].command_id, 0x8000_0005, "{answers:?}");
+    assert_eq!(answers[0].command_status, 0, "{answers:?}");
+    assert!(
+        smsc.answers().iter().all(|a| a.command_id != 0x8000_0000),
+        "{:?}",
+        smsc.answers()
+    );
+
+    // A deliver_sm whose mandatory fields are cut short gets a permanent error, once.
+    let frame = hex::decode("00000014000000050000000000000000000101ff").unwrap();
+    let sequence = smsc.inject_frame(frame).await.expect("a receiving session");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let answer = loop {
+        let found = smsc
+            .answers()
+            .into_iter()
+            .find(|a| a.sequence_number == sequence && a.command_id == 0x8000_0005);
+        if let Some(answer) = found {
+            break answer;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            smsc.answers()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(answer.command_status, 0x65, "ESME_RX_P_APPN");
+}
+
+#[tokio::test]
+async fn an_smsc_process_killed_and_restarted_mid_load_leaves_each_message_in_one_final_state() {
+    use common::smpp::ChildSmsc;
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering::Relaxed;
+    const MESSAGES: usize = 300;
+    let port = common::free_port();
+    // The first SMSC's receipts would come after the test: what it took stays `sent`, so
+    // the second's receipts can be told apart.
+    // Each submit answered after 50 ms: with a window of 8, about 8 are always in flight
+    // (160 a second), so the kill finds some unanswered.
+    let mut first = ChildSmsc::start(port, 60_000, 50).await;
+    let mut config = route(port);
+    config.window = 8;
+    let running = start_with(vec![config], |_| {}).await;
+    let server = &running.server;
+    bound(&running).await;
+    let mut sids = Vec::new();
+    for i in 0..MESSAGES {
+        let body = format!("load {i}");
+        sids.push(sid(&send(
+            server,
+            &[
+                ("To", "+14155550199"),
+                ("From", "+14155550100"),
+                ("Body", &body),
+            ],
+        )
+        .await));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while first.get("/stats").await["submits"].as_u64().unwrap() < MESSAGES as u64 / 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the load never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // What the first SMSC is known to have taken (it may take a few more before it dies).
+    let bodies = |submits: Value| -> Vec<String> {
+        submits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["body_hex"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before_kill = bodies(first.get("/submits").await);
+    first.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = ChildSmsc::start(port, 20, 0).await;
+
+    // Every message ends in one final state: sent (its receipt died with the first SMSC)
+    // or delivered (by the second); none stays queued or sending, none fails.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    let statuses = loop {
+        let mut statuses: HashMap<String, usize> = HashMap::new();
+        let mut pending = 0;
+        for sid in &sids {
+            let status = message(server, sid).await["status"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            if !["sent", "delivered", "undelivered", "failed"].contains(&status.as_str()) {
+                pending += 1;
+            }
+            *statuses.entry(status).or_default() += 1;
+        }
+        if pending == 0 {
+            break statuses;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still pending: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        statuses.get("sent").copied().unwrap_or(0)
+            + statuses.get("delivered").copied().unwrap_or(0),
+        MESSAGES,
+        "{statuses:?}"
+    );
+    let route = running.server.app.carrier.smpp_route("smsc").unwrap();
+    assert!(route.stats.binds.load(Relaxed) >= 2, "the route rebound");
+
+    // Submitted twice only when in flight without a response as the first SMSC died.
+    let after_restart = bodies(second.get("/submits").await);
+    let mut unique = after_restart.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        after_restart.len(),
+        "the second SMSC got a message twice"
+    );
+    let twice = after_restart
+        .iter()
+        .filter(|body| before_kill.contains(body))
+        .count();
+    let in_flight = route.stats.unanswered_at_close.load(Relaxed);
+    let timeouts = route.stats.timeouts.load(Relaxed);
+    eprintln!(
+        "{MESSAGES} messages: first SMSC took at least {}, the second {}; seen by both {twice}; \
+         submits unanswered when the session closed {in_flight}, timed out {timeouts}; {statuses:?}",
+        before_kill.len(),
+        after_restart.len()
+    );
+    assert!(
+        twice as u64 <= in_flight + timeouts,
+        "{twice} submitted twice, only {in_flight} in flight and {timeouts} timed out"
+    );
+    // Exactly the messages the second SMSC took are delivered, by its receipts; no receipt
+    // named a message the first SMSC took, which stay `sent`.
+    for (i, sid) in sids.iter().enumerate() {
+        if after_restart.contains(&hex::encode(format!("load {i}"))) {
+            wait_for(server, sid, "delivered", 15).await;
+        }
+    }
+    for (i, sid) in sids.iter().enumerate() {
+        if !after_restart.contains(&hex::encode(format!("load {i}"))) {
+            assert_eq!(message(server, sid).await["status"], "sent", "load {i}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn inbound_messages_reach_the_number_webhook_whole() {
     let smsc = smsc_on(0, false).await;
     let running = start(vec![route(smsc.local_addr.port())]).await;
@@ -382,6 +600,139 @@ async fn inbound_messages_reach_the_number_webhook_whole() {
     assert_eq!(hits[1].get("From"), Some("+14155550199"));
     assert_eq!(hits[1].get("NumSegments"), Some("2"));
     hooks.assert_signed(MAIN_TOKEN);
+}
+
+/// Points +14155550100's inbound webhook at `url`.
+async fn number_webhook(server: &common::TestServer, url: &str) {
+    let reply = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers.json?PhoneNumber=%2B14155550100"),
+            server.main_creds(),
+        )
+        .await;
+    let number_sid = reply.body["incoming_phone_numbers"][0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reply = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/IncomingPhoneNumbers/{number_sid}.json"),
+            server.main_creds(),
+            &[("SmsUrl", url)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+/// One part of a concatenated inbound message, with its UDH, as the SMSC sends it.
+fn mo_part(reference: u8, total: u8, part: u8, text: &str) -> Vec<u8> {
+    use rusmpp::pdus::DeliverSm;
+    use rusmpp::types::{COctetString, OctetString};
+    use rusmpp::values::{EsmClass, Npi, Ton};
+    use std::str::FromStr;
+    let mut short = vec![0x05, 0x00, 0x03, reference, total, part];
+    short.extend(text.as_bytes());
+    let pdu = DeliverSm::builder()
+        .source_addr_ton(Ton::International)
+        .source_addr_npi(Npi::Isdn)
+        .source_addr(COctetString::from_str("14155550199").unwrap())
+        .dest_addr_ton(Ton::International)
+        .dest_addr_npi(Npi::Isdn)
+        .destination_addr(COctetString::from_str("14155550100").unwrap())
+        .esm_class(EsmClass::from(0x40u8))
+        .short_message(OctetString::from_vec(short).unwrap())
+        .build();
+    warbler::carrier::smpp::codec::encode(&rusmpp::Command::new(
+        rusmpp::CommandStatus::EsmeRok,
+        1,
+        pdu,
+    ))
+}
+
+/// Incomplete inbound sets still held.
+async fn held_sets(running: &Running) -> usize {
+    running
+        .server
+        .app
+        .store
+        .overdue_mo_sets(i64::MAX, i64::MAX, 1000)
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Waits (at most `secs`) for `n` inbound webhooks; their bodies.
+async fn inbound_bodies(hooks: &Receiver, n: usize, secs: u64) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let hits = hooks.hits("/sms");
+        if hits.len() >= n || tokio::time::Instant::now() > deadline {
+            return hits
+                .iter()
+                .filter_map(|h| h.get("Body").map(str::to_string))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_incomplete_inbound_message_is_delivered_as_received_once_it_expires() {
+    let smsc = smsc_on(0, false).await;
+    let running = start_with(vec![route(smsc.local_addr.port())], |settings| {
+        settings.smpp_mo_parts_expire = 300_000;
+    })
+    .await;
+    let server = &running.server;
+    bound(&running).await;
+    let hooks = Receiver::start().await;
+    number_webhook(server, &hooks.url("/sms")).await;
+    // Parts 1 and 3 of 3: part 2 never comes.
+    smsc.inject_frame(mo_part(7, 3, 1, "first ")).await.unwrap();
+    smsc.inject_frame(mo_part(7, 3, 3, "third")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while held_sets(&running).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "parts never held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(inbound_bodies(&hooks, 1, 10).await, ["first third"]);
+    assert_eq!(held_sets(&running).await, 0, "the expired parts are gone");
+    // A whole set is still put together as before.
+    smsc.inject_frame(mo_part(8, 2, 2, "two")).await.unwrap();
+    smsc.inject_frame(mo_part(8, 2, 1, "one ")).await.unwrap();
+    assert_eq!(
+        inbound_bodies(&hooks, 2, 10).await,
+        ["first third", "one two"]
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(hooks.hits("/sms").len(), 2, "each delivered once");
+}
+
+#[tokio::test]
+async fn incomplete_inbound_messages_beyond_the_bound_are_delivered_oldest_first() {
+    let smsc = smsc_on(0, false).await;
+    let running = start_with(vec![route(smsc.local_addr.port())], |settings| {
+        settings.smpp_mo_parts_expire = 3600 * 1_000_000;
+        settings.smpp_mo_parts_max_sets = 2;
+    })
+    .await;
+    let server = &running.server;
+    bound(&running).await;
+    let hooks = Receiver::start().await;
+    number_webhook(server, &hooks.url("/sms")).await;
+    for reference in 1..=3u8 {
+        let text = format!("set {reference} ");
+        smsc.inject_frame(mo_part(reference, 2, 1, &text))
+            .await
+            .unwrap();
+        // Distinct arrival times, so "oldest" is well defined.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Three held, two allowed: the oldest goes out as it is; the others wait.
+    assert_eq!(inbound_bodies(&hooks, 1, 10).await, ["set 1 "]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hooks.hits("/sms").len(), 1);
+    assert_eq!(held_sets(&running).await, 2);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Webhooks, inbound messages and opt-outs, against a real HTTP receiver on 127.0.0.1, on the
 //! database `TEST_DATABASE_URL` names. Dispatch, receipts and webhook rounds are driven by
-//! hand with chosen times (microseconds). (The official `RequestValidator` checks the same
+//! hand with chosen times (microseconds), except in the receiver-down test, which runs the
+//! workers for real. (The official `RequestValidator` checks the same
 //! requests in the conformance suite.)
 
 mod common;
@@ -1188,4 +1189,82 @@ async fn keyword_auto_replies_count_against_the_monthly_cap_and_stop_with_the_ac
         "no reply while suspended"
     );
     assert_eq!(opted_out("+14155550183").await, 1, "the STOP is recorded");
+}
+
+/// With the workers running for real (simulated carrier, 100 ms retry base): a status
+/// callback receiver that refuses connections for two seconds, then comes back on the same
+/// port, gets every callback, in order per message.
+#[tokio::test]
+async fn callbacks_refused_while_the_receiver_is_down_all_arrive_in_order_when_it_returns() {
+    use std::collections::HashMap;
+    use std::time::Duration;
+    const MESSAGES: usize = 40;
+    let running = common::smpp::start(Vec::new()).await;
+    let server = &running.server;
+    // Nothing listens on the port yet: connections are refused.
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}/status");
+    let mut sids = Vec::new();
+    for i in 0..MESSAGES {
+        let reply = common::smpp::send(
+            server,
+            &[
+                ("To", HANDSET),
+                ("From", "+14155550100"),
+                ("Body", &format!("while down {i}")),
+                ("StatusCallback", &url),
+            ],
+        )
+        .await;
+        sids.push(reply["sid"].as_str().unwrap().to_string());
+    }
+    // Every message is delivered while its callbacks fail.
+    for sid in &sids {
+        common::smpp::wait_for(server, sid, "delivered", 15).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts = server.get("/v1/Alerts", server.main_creds()).await;
+    let refused = alerts.body["alerts"].as_array().unwrap().len();
+    assert!(refused > 0, "no failed attempt recorded");
+
+    let hook = Receiver::start_on(port).await;
+    let expected = ["sent", "delivered"];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let hits = hook.hits("/status");
+        let mut per_message: HashMap<String, Vec<String>> = HashMap::new();
+        for hit in &hits {
+            per_message
+                .entry(hit.get("MessageSid").unwrap().to_string())
+                .or_default()
+                .push(hit.get("MessageStatus").unwrap().to_string());
+        }
+        let complete = sids
+            .iter()
+            .filter(|sid| {
+                per_message
+                    .get(*sid)
+                    .is_some_and(|s| s.iter().any(|status| status == "delivered"))
+            })
+            .count();
+        if complete == MESSAGES {
+            for sid in &sids {
+                // At least once each, never out of order: repeats only of the same status.
+                let mut seen = per_message[sid].clone();
+                seen.dedup();
+                assert_eq!(seen, expected, "{sid}: {:?}", per_message[sid]);
+            }
+            eprintln!(
+                "{MESSAGES} messages, {} callbacks after the receiver came back, at least {refused} alerts (one page) while it was down",
+                hits.len()
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{complete} of {MESSAGES} messages have both callbacks: {per_message:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hook.assert_signed(MAIN_TOKEN);
 }

@@ -1092,6 +1092,7 @@ impl App {
             if let Err(err) = self.charge_rentals(now).await {
                 tracing::error!(%err, "rental charges failed");
             }
+            self.expire_mo_parts_if_due(now).await;
             if dispatched > 0 || delivered > 0 {
                 // Status changes may have queued callbacks.
                 self.webhook_work.notify_one();

@@ -61,6 +61,12 @@ pub struct Settings {
     pub credit_limit: Option<crate::domain::usage::Money>,
     /// SMPP routes to carriers (none: everything goes to the simulator).
     pub smpp_routes: Vec<crate::carrier::smpp::route::SmppRouteConfig>,
+    /// Microseconds the parts of a concatenated inbound SMPP message wait for the missing
+    /// ones; then the parts received are delivered as they are.
+    pub smpp_mo_parts_expire: i64,
+    /// Incomplete concatenated inbound messages held at most; past it the oldest are
+    /// delivered as they are, whatever their age.
+    pub smpp_mo_parts_max_sets: i64,
 }
 
 impl Settings {
@@ -85,6 +91,8 @@ impl Settings {
             rental_prices: crate::domain::usage::RentalPrices::default(),
             credit_limit: None,
             smpp_routes: Vec::new(),
+            smpp_mo_parts_expire: 600 * 1_000_000,
+            smpp_mo_parts_max_sets: 10_000,
         }
     }
 }
@@ -175,6 +183,8 @@ pub struct App {
     pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
     /// When the usage triggers were last evaluated (microseconds).
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// When incomplete inbound SMPP parts were last looked at (microseconds).
+    mo_parts_swept_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// What this node counted since it started.
     pub counters: std::sync::Arc<Counters>,
     /// This node, among the nodes sharing the database.
@@ -438,6 +448,7 @@ impl App {
             accounts: std::sync::Arc::default(),
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
+            mo_parts_swept_at: std::sync::Arc::default(),
             counters: std::sync::Arc::default(),
             node: std::sync::Arc::new(Node::new()),
             writer: writer::MessageWriter::start(store.clone()),

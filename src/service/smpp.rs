@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 
 /// Operations stored in one transaction at most.
 const BATCH: usize = 500;
+/// Overdue incomplete inbound sets delivered per sweep at most.
+const EXPIRE_BATCH: i64 = 100;
 
 /// The state of one SMPP route, for the operator.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,6 +33,9 @@ pub struct RouteStatus {
     pub throttled: u64,
     pub timeouts: u64,
     pub rejected: u64,
+    /// Submits whose session closed before their response (each sent again: a possible
+    /// duplicate).
+    pub unanswered_at_close: u64,
     pub sessions_opened: u64,
     pub bind_failures: u64,
 }
@@ -59,6 +64,7 @@ impl App {
                     throttled: route.stats.throttled.load(Relaxed),
                     timeouts: route.stats.timeouts.load(Relaxed),
                     rejected: route.stats.rejected.load(Relaxed),
+                    unanswered_at_close: route.stats.unanswered_at_close.load(Relaxed),
                     sessions_opened: route.stats.binds.load(Relaxed),
                     bind_failures: route.stats.bind_failures.load(Relaxed),
                 })
@@ -94,7 +100,7 @@ impl App {
             let (format, packed) = config
                 .map(|c| (c.dlr_id_format, c.data_coding == DefaultCoding::Gsm7Packed))
                 .unwrap_or_default();
-            match classify(&delivery.command, packed) {
+            match classify(&delivery.command, &delivery.skipped_tlvs, packed) {
                 Incoming::Receipt(report) => {
                     let Some((status, error_code)) = report.state.outcome() else {
                         delivery.responder.respond(CommandStatus::EsmeRok).await;
@@ -138,6 +144,67 @@ impl App {
         for responder in waiting {
             responder.respond(status).await;
         }
+    }
+
+    /// Delivers the overdue incomplete inbound sets (see `expire_mo_parts`), at most once a
+    /// second (more often when the expiry is shorter).
+    pub async fn expire_mo_parts_if_due(&self, now: i64) {
+        use std::sync::atomic::Ordering;
+        if self.settings.smpp_routes.is_empty() {
+            return;
+        }
+        let interval = (self.settings.smpp_mo_parts_expire / 4).clamp(1_000, 1_000_000);
+        if now - self.mo_parts_swept_at.load(Ordering::Relaxed) < interval {
+            return;
+        }
+        self.mo_parts_swept_at.store(now, Ordering::Relaxed);
+        if let Err(err) = self.expire_mo_parts(now).await {
+            tracing::error!(%err, "smpp: expiring incomplete inbound messages failed");
+        }
+    }
+
+    /// Gives up waiting for the missing parts of concatenated inbound messages older than
+    /// `smpp_mo_parts_expire` (or beyond `smpp_mo_parts_max_sets`): the parts received are
+    /// delivered as one message, in part order. The handset's text, even with a gap, serves
+    /// the account better than silence; a part that comes later arrives on its own. Returns
+    /// how many sets were delivered.
+    pub async fn expire_mo_parts(&self, now: i64) -> crate::error::Result<usize> {
+        let cutoff = now - self.settings.smpp_mo_parts_expire;
+        let overdue = self
+            .store
+            .overdue_mo_sets(cutoff, self.settings.smpp_mo_parts_max_sets, EXPIRE_BATCH)
+            .await?;
+        let mut delivered = 0;
+        for (key, cutoff) in overdue {
+            let Some(parts) = self.store.claim_mo_set(&key, cutoff, now).await? else {
+                continue;
+            };
+            let numbers: Vec<i64> = parts.iter().map(|(part, _)| *part).collect();
+            tracing::warn!(
+                route = %key.route, from = %key.source, to = %key.destination,
+                reference = key.reference, parts = ?numbers,
+                "smpp: concatenated inbound message incomplete; delivering the parts received"
+            );
+            let incoming = InboundMessage {
+                from: key.source.clone(),
+                to: key.destination.clone(),
+                body: parts.into_iter().map(|(_, body)| body).collect(),
+                media: Vec::new(),
+            };
+            match self.receive_inbound(incoming).await {
+                Ok(_) => delivered += 1,
+                Err(err @ Error::Invalid { .. }) => {
+                    tracing::warn!(route = %key.route, %err, "smpp: incomplete inbound message refused");
+                }
+                // Kept: the claim made it overdue again one expiry from now.
+                Err(err) => {
+                    tracing::error!(%err, "smpp: storing an incomplete inbound message failed");
+                    continue;
+                }
+            }
+            self.store.forget_mo_part_numbers(&key, &numbers).await?;
+        }
+        Ok(delivered)
     }
 
     /// One inbound message or part; the status to answer with.

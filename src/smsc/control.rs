@@ -2,7 +2,10 @@
 //!
 //! - `POST /mo` with form fields `From`, `To`, `Body`: 200 `{"sent":true}`, or 409 when no
 //!   receiving session is bound;
+//! - `POST /pdu` with form field `Hex`, a whole frame: sent as given to a receiving session
+//!   (its sequence number replaced): 200 `{"sent":true,"sequence_number":n}`, or 409;
 //! - `GET /submits`: every submit seen, as JSON;
+//! - `GET /answers`: every response the ESMEs sent (id, status, sequence number);
 //! - `GET /stats`: counters.
 
 use super::Smsc;
@@ -34,9 +37,45 @@ async fn inject(
     }
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawPdu {
+    hex: String,
+}
+
+async fn inject_pdu(
+    State(smsc): State<Smsc>,
+    Form(pdu): Form<RawPdu>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let Ok(frame) = hex::decode(pdu.hex.trim()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "sent": false, "error": "Hex is not hexadecimal" })),
+        );
+    };
+    match smsc.inject_frame(frame).await {
+        Some(sequence_number) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "sent": true, "sequence_number": sequence_number })),
+        ),
+        None => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "sent": false,
+                "error": "no receiving session is bound, or the frame is shorter than a header"
+            })),
+        ),
+    }
+}
+
 pub fn router(smsc: Smsc) -> Router {
     Router::new()
         .route("/mo", post(inject))
+        .route("/pdu", post(inject_pdu))
+        .route(
+            "/answers",
+            get(|State(smsc): State<Smsc>| async move { Json(smsc.answers()) }),
+        )
         .route(
             "/submits",
             get(|State(smsc): State<Smsc>| async move { Json(smsc.submits()) }),

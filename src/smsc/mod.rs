@@ -46,6 +46,9 @@ pub struct SmscConfig {
     pub system_id: String,
     pub password: String,
     pub receipt_delay: Duration,
+    /// How long each submit waits for its response (so that submits are in flight when a
+    /// test kills the simulator).
+    pub response_delay: Duration,
     /// Write receipt ids in decimal (the submit response gives them in hex), as some SMSCs do.
     pub decimal_receipt_ids: bool,
 }
@@ -92,6 +95,14 @@ pub struct SubmitRecord {
     pub body_hex: String,
 }
 
+/// A response the ESME sent (to a `deliver_sm`, an `enquire_link`…), read from its header.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Answer {
+    pub command_id: u32,
+    pub command_status: u32,
+    pub sequence_number: u32,
+}
+
 /// Counters.
 #[derive(Debug, Default, Serialize)]
 pub struct SmscStats {
@@ -119,6 +130,7 @@ struct State {
     peers: Mutex<HashMap<u64, Peer>>,
     seen: Mutex<HashSet<Vec<u8>>>,
     submits: Mutex<Vec<SubmitRecord>>,
+    answers: Mutex<Vec<Answer>>,
     /// Operations for a system id that has no receiving session bound right now.
     held: Mutex<VecDeque<(String, Pdu)>>,
     binds: AtomicU64,
@@ -147,6 +159,12 @@ fn c_string<const MIN: usize, const MAX: usize>(value: &str) -> COctetString<MIN
     COctetString::from_str(value).unwrap_or_default()
 }
 
+/// The first message id of a run: random high bits, so a restarted simulator does not give
+/// out the ids of the one before, whose receipts would then name the wrong message.
+fn first_message_id() -> u64 {
+    (u64::from(rand::random::<u32>() | 1) << 32) + 1
+}
+
 /// `YYMMDDhhmm`, UTC.
 fn receipt_date() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -168,11 +186,12 @@ impl Smsc {
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
             config,
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_message_id()),
             next_peer: AtomicU64::new(1),
             peers: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashSet::new()),
             submits: Mutex::new(Vec::new()),
+            answers: Mutex::new(Vec::new()),
             held: Mutex::new(VecDeque::new()),
             binds: AtomicU64::new(0),
             submit_count: AtomicU64::new(0),
@@ -210,6 +229,32 @@ impl Smsc {
 
     pub fn submits(&self) -> Vec<SubmitRecord> {
         lock(&self.state.submits).clone()
+    }
+
+    /// Every response the ESMEs sent, in arrival order.
+    pub fn answers(&self) -> Vec<Answer> {
+        lock(&self.state.answers).clone()
+    }
+
+    /// Sends a frame as given (say, a `deliver_sm` a vendor's SMSC got wrong) to a receiving
+    /// session, with the session's next sequence number written into its header. The
+    /// sequence number, or `None` when no receiving session is bound or the frame is shorter
+    /// than a header.
+    pub async fn inject_frame(&self, mut frame: Vec<u8>) -> Option<u32> {
+        if frame.len() < codec::HEADER_LEN {
+            return None;
+        }
+        let (out, sequence) = {
+            let peers = lock(&self.state.peers);
+            let peer = peers
+                .values()
+                .find(|p| p.receives && p.system_id == self.state.config.system_id)?;
+            (peer.out.clone(), peer.sequence.clone())
+        };
+        let seq = sequence.fetch_add(1, Ordering::Relaxed) % 0x7FFF_FFFF + 1;
+        frame[12..16].copy_from_slice(&seq.to_be_bytes());
+        out.send(frame).await.ok()?;
+        Some(seq)
     }
 
     pub fn stats(&self) -> SmscStats {
@@ -356,6 +401,13 @@ async fn serve_session(state: Arc<State>, socket: TcpStream, mut stopped: watch:
             Ok(Some(frame)) => frame,
             Ok(None) | Err(_) => break,
         };
+        if let Some(head) = codec::header(&frame).filter(|h| h.command_id & 0x8000_0000 != 0) {
+            lock(&state.answers).push(Answer {
+                command_id: head.command_id,
+                command_status: head.command_status,
+                sequence_number: head.sequence_number,
+            });
+        }
         let command = match codec::decode_frame(&frame) {
             Ok(command) => command,
             Err(FrameError::Body {
@@ -564,10 +616,15 @@ async fn handle_submit(
     };
     if let Some(response) = response {
         record.status = u32::from(response.status());
-        if fate(&destination) == Fate::ReceiptFirst {
+        let delay = if fate(&destination) == Fate::ReceiptFirst {
+            Duration::from_millis(200).max(state.config.response_delay)
+        } else {
+            state.config.response_delay
+        };
+        if !delay.is_zero() {
             let out = out.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep(delay).await;
                 let _ = out.send(codec::encode(&response)).await;
             });
         } else {

@@ -10,6 +10,15 @@ use std::collections::HashMap;
 
 const ROWS: usize = 500;
 
+/// Which concatenated inbound message a part belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoSetKey {
+    pub route: String,
+    pub source: String,
+    pub destination: String,
+    pub reference: i64,
+}
+
 /// One accepted part of a multipart message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedPart {
@@ -327,6 +336,127 @@ impl Store {
             whole.push_str(&text(row, "body")?);
         }
         Ok(Some(whole))
+    }
+
+    /// Incomplete inbound sets to give up waiting for, oldest first (at most `limit`): those
+    /// whose first part came before `cutoff`, and, while more than `max_sets` sets are held,
+    /// the oldest beyond that bound. Each comes with the cutoff to claim it with.
+    pub async fn overdue_mo_sets(
+        &self,
+        cutoff: i64,
+        max_sets: i64,
+        limit: i64,
+    ) -> Result<Vec<(MoSetKey, i64)>> {
+        let held = sqlx::query(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM smpp_mo_parts \
+             GROUP BY route, source, destination, reference) AS sets",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let excess = int(&held, "n")? - max_sets.max(0);
+        let mut cutoff = cutoff;
+        if excess > 0 {
+            // Sets older than the `excess`-th oldest are over the bound, whatever their age.
+            let row = sqlx::query(
+                "SELECT MIN(received_at) AS first FROM smpp_mo_parts \
+                 GROUP BY route, source, destination, reference ORDER BY first LIMIT 1 OFFSET $1",
+            )
+            .bind(excess - 1)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(row) = row {
+                cutoff = cutoff.max(int(&row, "first")? + 1);
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT route, source, destination, reference, MIN(received_at) AS first \
+             FROM smpp_mo_parts GROUP BY route, source, destination, reference \
+             HAVING MIN(received_at) < $1 ORDER BY first LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    MoSetKey {
+                        route: text(row, "route")?,
+                        source: text(row, "source")?,
+                        destination: text(row, "destination")?,
+                        reference: int(row, "reference")?,
+                    },
+                    cutoff,
+                ))
+            })
+            .collect()
+    }
+
+    /// Takes an overdue set for this node: its parts received before `cutoff` are stamped
+    /// `now`, so no other node (nor this one, before the set is overdue again) takes it too,
+    /// and a crash before [`Store::forget_mo_part_numbers`] delivers it later rather than
+    /// never. The parts held (number, body), in order; `None` when another node took it.
+    pub async fn claim_mo_set(
+        &self,
+        key: &MoSetKey,
+        cutoff: i64,
+        now: i64,
+    ) -> Result<Option<Vec<(i64, String)>>> {
+        let mut tx = self.begin_write().await?;
+        let claimed = sqlx::query(
+            "UPDATE smpp_mo_parts SET received_at = $5 WHERE route = $1 AND source = $2 \
+             AND destination = $3 AND reference = $4 AND received_at < $6",
+        )
+        .bind(key.route.clone())
+        .bind(key.source.clone())
+        .bind(key.destination.clone())
+        .bind(key.reference)
+        .bind(now)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT part, body FROM smpp_mo_parts WHERE route = $1 AND source = $2 \
+             AND destination = $3 AND reference = $4 ORDER BY part",
+        )
+        .bind(key.route.clone())
+        .bind(key.source.clone())
+        .bind(key.destination.clone())
+        .bind(key.reference)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let parts = rows
+            .iter()
+            .map(|row| Ok((int(row, "part")?, text(row, "body")?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(parts))
+    }
+
+    /// Drops the given parts of a set (those delivered when it expired; a part that came
+    /// since stays, to start a set of its own).
+    pub async fn forget_mo_part_numbers(&self, key: &MoSetKey, parts: &[i64]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for part in parts {
+            sqlx::query(
+                "DELETE FROM smpp_mo_parts WHERE route = $1 AND source = $2 \
+                 AND destination = $3 AND reference = $4 AND part = $5",
+            )
+            .bind(key.route.clone())
+            .bind(key.source.clone())
+            .bind(key.destination.clone())
+            .bind(key.reference)
+            .bind(*part)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Drops the parts of an inbound message once it is stored.

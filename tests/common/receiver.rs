@@ -37,6 +37,11 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        Receiver::start_on(0).await
+    }
+
+    /// A receiver on `port` (0: any free port).
+    pub async fn start_on(port: u16) -> Receiver {
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let script: Arc<Mutex<Script>> = Arc::default();
         let (h, s) = (hits.clone(), script.clone());
@@ -82,7 +87,9 @@ impl Receiver {
                 )
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver { base, hits, script }

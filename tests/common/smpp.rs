@@ -27,6 +27,7 @@ pub async fn smsc_on(port: u16, decimal_receipt_ids: bool) -> Smsc {
         system_id: "warbler".into(),
         password: "secret".into(),
         receipt_delay: Duration::from_millis(50),
+        response_delay: Duration::ZERO,
         decimal_receipt_ids,
     })
     .await
@@ -50,29 +51,36 @@ pub fn route(port: u16) -> SmppRouteConfig {
 
 /// A warbler with these SMPP routes, its dispatcher and webhook sender running.
 pub async fn start(routes: Vec<SmppRouteConfig>) -> Running {
+    start_with(routes, |_| {}).await
+}
+
+/// `start`, with settings changed by `adjust` first.
+pub async fn start_with(
+    routes: Vec<SmppRouteConfig>,
+    adjust: impl FnOnce(&mut Settings),
+) -> Running {
     let store = Store::connect(&fresh_database_url().await)
         .await
         .expect("open store");
-    let app = App::new(
-        store,
-        Settings {
-            simulated_latency: 50_000,
-            webhooks: warbler::webhook::WebhookSettings {
-                allow_private_targets: true,
-                connect_timeout: Duration::from_secs(2),
-                timeout: Duration::from_secs(5),
-            },
-            webhook_retry_base: 100_000,
-            pacing: warbler::domain::message::Pacing {
-                long_code: 1000.0,
-                toll_free: 1000.0,
-                short_code: 1000.0,
-                alpha: 1000.0,
-            },
-            smpp_routes: routes,
-            ..Settings::new(1000, "test-pepper".into())
+    let mut settings = Settings {
+        simulated_latency: 50_000,
+        webhooks: warbler::webhook::WebhookSettings {
+            allow_private_targets: true,
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
         },
-    );
+        webhook_retry_base: 100_000,
+        pacing: warbler::domain::message::Pacing {
+            long_code: 1000.0,
+            toll_free: 1000.0,
+            short_code: 1000.0,
+            alpha: 1000.0,
+        },
+        smpp_routes: routes,
+        ..Settings::new(1000, "test-pepper".into())
+    };
+    adjust(&mut settings);
+    let app = App::new(store, settings);
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "SMPP tests")
         .await
         .expect("main account");
@@ -129,5 +137,86 @@ pub async fn wait_for(server: &TestServer, sid: &str, status: &str, secs: u64) -
             panic!("{sid} never became {status}: {body}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `warbler smsc` as a child process, killed when dropped (tests that kill -9 an SMSC).
+pub struct ChildSmsc {
+    child: std::process::Child,
+    pub smpp_port: u16,
+    pub control: String,
+}
+
+impl ChildSmsc {
+    /// Starts it on `smpp_port` and waits (at most 20 s) until its control endpoint answers.
+    pub async fn start(smpp_port: u16, receipt_delay_ms: u64, response_delay_ms: u64) -> ChildSmsc {
+        let control_port = super::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_warbler"))
+            .args([
+                "smsc",
+                "--smpp-listen",
+                &format!("127.0.0.1:{smpp_port}"),
+                "--receipt-delay-ms",
+                &receipt_delay_ms.to_string(),
+                "--response-delay-ms",
+                &response_delay_ms.to_string(),
+                "--control",
+                &format!("127.0.0.1:{control_port}"),
+            ])
+            .env("WARBLER_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn warbler smsc");
+        let mut smsc = ChildSmsc {
+            child,
+            smpp_port,
+            control: format!("http://127.0.0.1:{control_port}"),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while smsc.try_get("/stats").await.is_none() {
+            if let Ok(Some(status)) = smsc.child.try_wait() {
+                panic!("warbler smsc exited: {status}");
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "warbler smsc never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        smsc
+    }
+
+    async fn try_get(&self, path: &str) -> Option<Value> {
+        warbler::webhook::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?;
+        let reply = client
+            .get(format!("{}{path}", self.control))
+            .send()
+            .await
+            .ok()?;
+        reply.json().await.ok()
+    }
+
+    /// A control endpoint's JSON (`/stats`, `/submits`).
+    pub async fn get(&self, path: &str) -> Value {
+        self.try_get(path)
+            .await
+            .expect("the SMSC's control endpoint")
+    }
+
+    /// SIGKILL: sessions drop without an unbind, nothing is flushed.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildSmsc {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

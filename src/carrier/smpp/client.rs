@@ -26,6 +26,9 @@ pub struct RouteStats {
     pub throttled: AtomicU64,
     pub timeouts: AtomicU64,
     pub rejected: AtomicU64,
+    /// Submits written whose session closed before their response: each is submitted again,
+    /// and so may reach the handset twice.
+    pub unanswered_at_close: AtomicU64,
 }
 
 /// What became of one message's submit.
@@ -407,6 +410,16 @@ impl SmppRoute {
                 }
                 Err(RequestError::Closed) => {
                     return deferred(accepted, Duration::from_secs(1), "session closed");
+                }
+                Err(RequestError::ClosedInFlight) => {
+                    self.stats
+                        .unanswered_at_close
+                        .fetch_add(1, Ordering::Relaxed);
+                    return deferred(
+                        accepted,
+                        Duration::from_secs(1),
+                        "session closed before the submit_sm_resp",
+                    );
                 }
             };
             match response.status() {

@@ -101,6 +101,116 @@ pub fn decode_frame(frame: &[u8]) -> Result<Command, FrameError> {
     Ok(command)
 }
 
+/// A TLV of a salvaged operation that did not decode, kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedTlv {
+    /// `None` for bytes too short to hold a TLV header, or a TLV running past the frame.
+    pub tag: Option<u16>,
+    /// The value (or, without a tag, every byte left).
+    pub value: Vec<u8>,
+}
+
+/// A `deliver_sm` or `data_sm` whose whole frame did not decode, read without its bad TLVs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Salvaged {
+    /// The mandatory body and every TLV that decodes on its own.
+    pub command: Command,
+    pub skipped: Vec<SkippedTlv>,
+}
+
+/// Why an operation could not be salvaged either: its mandatory body is unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsalvageable;
+
+const DELIVER_SM: u32 = 0x0000_0005;
+const DATA_SM: u32 = 0x0000_0103;
+
+/// Where the mandatory fields of a `deliver_sm` / `data_sm` body end (SMPP 3.4 §4.6.1,
+/// §4.7.1), so the TLV area after them can be read one TLV at a time.
+fn mandatory_end(command_id: u32, body: &[u8]) -> Option<usize> {
+    let c_string = |at: usize| -> Option<usize> {
+        let nul = body.get(at..)?.iter().position(|b| *b == 0)?;
+        Some(at + nul + 1)
+    };
+    let skip = |at: usize, n: usize| (at + n <= body.len()).then_some(at + n);
+    // service_type, source (ton, npi, addr), destination (ton, npi, addr).
+    let at = c_string(0)?;
+    let at = c_string(skip(at, 2)?)?;
+    let at = c_string(skip(at, 2)?)?;
+    match command_id {
+        // esm_class, registered_delivery, data_coding.
+        DATA_SM => skip(at, 3),
+        DELIVER_SM => {
+            // esm_class, protocol_id, priority_flag, schedule and validity (empty strings),
+            // registered_delivery, replace_if_present, data_coding, sm_default_msg_id.
+            let at = c_string(skip(at, 3)?)?;
+            let at = skip(c_string(at)?, 4)?;
+            let length = *body.get(at)? as usize;
+            skip(at + 1, length)
+        }
+        _ => None,
+    }
+}
+
+/// Decodes an SMSC operation (`deliver_sm`, `data_sm`) whose frame as a whole did not:
+/// the mandatory body with each TLV that decodes alone; the others are returned raw. SMSCs
+/// resend an operation until it is acknowledged, so refusing one for a vendor's malformed
+/// TLV (a `receipted_message_id` without its NUL, a TLV running past the frame) would loop
+/// forever. `Ok(None)` for any other command.
+pub fn salvage_operation(frame: &[u8]) -> Result<Option<Salvaged>, Unsalvageable> {
+    let Some(head) = header(frame) else {
+        return Ok(None);
+    };
+    if !matches!(head.command_id, DELIVER_SM | DATA_SM)
+        || head.command_length as usize != frame.len()
+    {
+        return Ok(None);
+    }
+    let body = &frame[HEADER_LEN..];
+    let end = mandatory_end(head.command_id, body).ok_or(Unsalvageable)?;
+    let with_tlvs = |tlvs: &[u8]| -> Vec<u8> {
+        let mut candidate = Vec::with_capacity(HEADER_LEN + end + tlvs.len());
+        candidate.extend(((HEADER_LEN + end + tlvs.len()) as u32).to_be_bytes());
+        candidate.extend(&frame[4..HEADER_LEN]);
+        candidate.extend(&body[..end]);
+        candidate.extend(tlvs);
+        candidate
+    };
+    let bare = decode_frame(&with_tlvs(&[])).map_err(|_| Unsalvageable)?;
+    let mut kept = Vec::new();
+    let mut skipped = Vec::new();
+    let mut rest = &body[end..];
+    while !rest.is_empty() {
+        let (Some(tag), Some(length)) = (rest.get(0..2), rest.get(2..4)) else {
+            skipped.push(SkippedTlv {
+                tag: None,
+                value: rest.to_vec(),
+            });
+            break;
+        };
+        let length = u16::from_be_bytes([length[0], length[1]]) as usize;
+        let Some(tlv) = rest.get(..4 + length) else {
+            skipped.push(SkippedTlv {
+                tag: None,
+                value: rest.to_vec(),
+            });
+            break;
+        };
+        if decode_frame(&with_tlvs(tlv)).is_ok() {
+            kept.extend(tlv);
+        } else {
+            skipped.push(SkippedTlv {
+                tag: Some(u16::from_be_bytes([tag[0], tag[1]])),
+                value: tlv[4..].to_vec(),
+            });
+        }
+        rest = &rest[4 + length..];
+    }
+    // TLVs that decode alone decode together; should they not, the bare body still serves.
+    let command = decode_frame(&with_tlvs(&kept)).unwrap_or(bare);
+    Ok(Some(Salvaged { command, skipped }))
+}
+
 /// Encodes a command into its frame.
 pub fn encode(command: &Command) -> Vec<u8> {
     let mut buffer = BytesMut::new();
@@ -276,6 +386,67 @@ mod tests {
         let frame = round_trip(Command::new(CommandStatus::EsmeRok, 11, receipt));
         // The two TLVs close the frame: 001e 0005 "1a2b\0", 0427 0001 02.
         assert!(hex::encode(&frame).ends_with("001e000531613262000427000102"));
+    }
+
+    /// A receipt `deliver_sm` whose TLV area is replaced by `tlvs` (hex).
+    fn receipt_with_tlv_area(tlvs: &str) -> Vec<u8> {
+        let receipt = DeliverSm::builder()
+            .source_addr(c("14155550199"))
+            .destination_addr(c("14155550100"))
+            .esm_class(EsmClass::from(0x04u8))
+            .short_message(OctetString::from_str("id:1a2b stat:DELIVRD").unwrap())
+            .build();
+        let mut frame = encode(&Command::new(CommandStatus::EsmeRok, 11, receipt));
+        frame.extend(hex::decode(tlvs).unwrap());
+        let length = (frame.len() as u32).to_be_bytes();
+        frame[..4].copy_from_slice(&length);
+        frame
+    }
+
+    #[test]
+    fn a_deliver_sm_with_bad_tlvs_is_salvaged_with_the_good_ones() {
+        // receipted_message_id "1a2b" without its NUL, then message_state DELIVERED.
+        let frame = receipt_with_tlv_area("001e0004316132620427000102");
+        assert!(matches!(decode_frame(&frame), Err(FrameError::Body { .. })));
+        let salvaged = salvage_operation(&frame).unwrap().expect("a deliver_sm");
+        assert_eq!(salvaged.command.sequence_number(), 11);
+        let Some(Pdu::DeliverSm(deliver)) = salvaged.command.pdu() else {
+            panic!("{:?}", salvaged.command);
+        };
+        assert_eq!(deliver.short_message().as_ref(), b"id:1a2b stat:DELIVRD");
+        assert_eq!(deliver.tlvs().len(), 1, "message_state kept");
+        assert_eq!(
+            salvaged.skipped,
+            [SkippedTlv {
+                tag: Some(0x001e),
+                value: b"1a2b".to_vec()
+            }]
+        );
+
+        // A vendor TLV whose length runs past the frame, and an odd byte after it.
+        for tail in ["14010005aabbcc", "0427000102ff"] {
+            let frame = receipt_with_tlv_area(tail);
+            assert!(decode_frame(&frame).is_err(), "{tail}");
+            let salvaged = salvage_operation(&frame).unwrap().expect("a deliver_sm");
+            assert_eq!(salvaged.skipped.len(), 1, "{tail}: {:?}", salvaged.skipped);
+            assert_eq!(salvaged.skipped[0].tag, None);
+        }
+        // A whole vendor TLV of odd length decodes as it is.
+        assert!(decode_frame(&receipt_with_tlv_area("14010003aabbcc")).is_ok());
+    }
+
+    #[test]
+    fn salvage_leaves_other_commands_and_refuses_unreadable_bodies() {
+        let submit = hex::decode("00000014000000040000000000000003000101ff").unwrap();
+        assert_eq!(salvage_operation(&submit), Ok(None));
+        // A deliver_sm cut short inside its mandatory fields.
+        let deliver = hex::decode("00000014000000050000000000000003000101ff").unwrap();
+        assert_eq!(salvage_operation(&deliver), Err(Unsalvageable));
+        // sm_length past the end of the frame.
+        let mut frame = receipt_with_tlv_area("");
+        let at = frame.len() - b"id:1a2b stat:DELIVRD".len() - 1;
+        frame[at] = 0xff;
+        assert_eq!(salvage_operation(&frame), Err(Unsalvageable));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What an SMSC's `deliver_sm` / `data_sm` says: a delivery receipt or a mobile-originated
 //! message (or one part of one). Pure: the service layer stores what this returns.
 
+use super::codec::SkippedTlv;
 use super::receipt::{parse_text, ReceiptState};
 use super::text::{decode, split_udh, Concat};
 use rusmpp::tlvs::{Tlv, TlvValue};
@@ -47,6 +48,9 @@ fn address(ton: u8, value: &str) -> String {
     }
 }
 
+/// The `receipted_message_id` TLV's tag.
+const RECEIPTED_MESSAGE_ID: u16 = 0x001E;
+
 struct Fields<'a> {
     source_ton: u8,
     source: &'a str,
@@ -58,8 +62,9 @@ struct Fields<'a> {
     tlvs: &'a [Tlv],
 }
 
-/// Reads a `deliver_sm` or `data_sm`. `packed_gsm`: the route sends GSM-7 packed.
-pub fn classify(command: &Command, packed_gsm: bool) -> Incoming {
+/// Reads a `deliver_sm` or `data_sm`, with the TLVs that did not decode (`skipped`). `packed_gsm`: the
+/// route sends GSM-7 packed.
+pub fn classify(command: &Command, skipped: &[SkippedTlv], packed_gsm: bool) -> Incoming {
     let fields = match command.pdu() {
         Some(Pdu::DeliverSm(d)) => Fields {
             source_ton: u8::from(d.source_addr_ton),
@@ -97,6 +102,19 @@ pub fn classify(command: &Command, packed_gsm: bool) -> Incoming {
             Some(TlvValue::SarSegmentSeqnum(n)) => sar_seq = Some(*n),
             _ => {}
         }
+    }
+    if receipted_id.is_none() {
+        // A `receipted_message_id` that did not decode (most often: no closing NUL) still
+        // names the message when its bytes are printable.
+        receipted_id = skipped
+            .iter()
+            .find(|tlv| tlv.tag == Some(RECEIPTED_MESSAGE_ID))
+            .map(|tlv| {
+                String::from_utf8_lossy(&tlv.value)
+                    .trim_end_matches('\0')
+                    .to_string()
+            })
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()));
     }
     let message_type = fields.esm_class & 0x3C;
     let bytes = payload.unwrap_or(fields.short_message);
@@ -196,7 +214,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            classify(&command, false),
+            classify(&command, &[], false),
             Incoming::Receipt(ReceiptReport {
                 id: "3e7".into(),
                 state: ReceiptState::Delivered,
@@ -208,7 +226,7 @@ mod tests {
     #[test]
     fn receipt_from_text_alone() {
         let text = b"id:1a2b sub:001 dlvrd:000 submit date:2611261000 done date:2611261005 stat:EXPIRED err:000 text:hello";
-        match classify(&deliver(0x04, 0, text, vec![]), false) {
+        match classify(&deliver(0x04, 0, text, vec![]), &[], false) {
             Incoming::Receipt(r) => {
                 assert_eq!(r.id, "1a2b");
                 assert_eq!(r.state, ReceiptState::Expired);
@@ -218,11 +236,44 @@ mod tests {
         // En route: nothing to apply.
         let text = b"id:1 sub:001 dlvrd:000 submit date:2611261000 done date:2611261005 stat:ENROUTE err:000";
         assert_eq!(
-            classify(&deliver(0x04, 0, text, vec![]), false),
+            classify(&deliver(0x04, 0, text, vec![]), &[], false),
             Incoming::Ignored
         );
         assert!(matches!(
-            classify(&deliver(0x04, 0, b"garbage", vec![]), false),
+            classify(&deliver(0x04, 0, b"garbage", vec![]), &[], false),
+            Incoming::Unreadable(_)
+        ));
+    }
+
+    #[test]
+    fn receipt_id_from_a_receipted_message_id_that_did_not_decode() {
+        let command = deliver(
+            0x04,
+            0,
+            b"not a receipt text",
+            vec![MessageDeliveryRequestTlvValue::MessageState(
+                MessageState::Delivered,
+            )],
+        );
+        let skipped = [SkippedTlv {
+            tag: Some(RECEIPTED_MESSAGE_ID),
+            value: b"3e7".to_vec(),
+        }];
+        assert_eq!(
+            classify(&command, &skipped, false),
+            Incoming::Receipt(ReceiptReport {
+                id: "3e7".into(),
+                state: ReceiptState::Delivered,
+                done_date: None
+            })
+        );
+        // Unprintable bytes name nothing.
+        let skipped = [SkippedTlv {
+            tag: Some(RECEIPTED_MESSAGE_ID),
+            value: vec![0xff, 0x01],
+        }];
+        assert!(matches!(
+            classify(&command, &skipped, false),
             Incoming::Unreadable(_)
         ));
     }
@@ -231,7 +282,7 @@ mod tests {
     fn mo_with_udh_and_ucs2() {
         let mut short = vec![0x05, 0x00, 0x03, 0x2A, 0x02, 0x01];
         short.extend([0x00, 0x48, 0x00, 0xE9]); // "Hé" in UCS-2
-        match classify(&deliver(0x40, 0x08, &short, vec![]), false) {
+        match classify(&deliver(0x40, 0x08, &short, vec![]), &[], false) {
             Incoming::Mo(mo) => {
                 assert_eq!(mo.from, "+14155550199");
                 assert_eq!(mo.to, "+14155550100");
@@ -270,7 +321,7 @@ mod tests {
                 MessageDeliveryRequestTlvValue::SarSegmentSeqnum(2),
             ],
         );
-        match classify(&command, false) {
+        match classify(&command, &[], false) {
             Incoming::Mo(mo) => {
                 assert_eq!(mo.text, "part two");
                 assert_eq!(

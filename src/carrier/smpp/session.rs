@@ -31,9 +31,13 @@ pub enum RequestError {
     /// No response within the timeout: the SMSC may or may not have acted on it.
     #[error("no response within the timeout")]
     Timeout,
-    /// The session closed before the response came.
+    /// The session was closed before the request could be written.
     #[error("session closed")]
     Closed,
+    /// The session closed after the request was written, before its response: the SMSC may
+    /// or may not have acted on it (a resent submit may be a duplicate).
+    #[error("session closed before the response")]
+    ClosedInFlight,
     /// Not written: its deadline passed while it waited for its turn.
     #[error("deadline passed before the request could be written")]
     TooLate,
@@ -57,6 +61,8 @@ pub struct Delivery {
     /// The route's name.
     pub route: Arc<str>,
     pub command: Command,
+    /// TLVs left out because they did not decode (see `codec::salvage_operation`).
+    pub skipped_tlvs: Vec<codec::SkippedTlv>,
     pub responder: Responder,
 }
 
@@ -197,7 +203,10 @@ impl Session {
                 };
                 match codec::decode_frame(&frame) {
                     Ok(command) => {
-                        if !session.incoming(command, &reader_out, &deliveries).await {
+                        if !session
+                            .incoming(command, Vec::new(), &reader_out, &deliveries)
+                            .await
+                        {
                             break;
                         }
                     }
@@ -207,6 +216,40 @@ impl Session {
                         reason,
                     }) => {
                         tracing::warn!(command_id, sequence_number, %reason, "smpp: undecodable PDU");
+                        // A deliver_sm or data_sm is answered with its own response whatever
+                        // its TLVs: a generic_nack makes the SMSC resend it forever.
+                        match codec::salvage_operation(&frame) {
+                            Ok(Some(salvaged)) => {
+                                tracing::warn!(
+                                    sequence_number,
+                                    skipped = ?salvaged.skipped,
+                                    "smpp: operation read without its undecodable TLVs"
+                                );
+                                if !session
+                                    .incoming(
+                                        salvaged.command,
+                                        salvaged.skipped,
+                                        &reader_out,
+                                        &deliveries,
+                                    )
+                                    .await
+                                {
+                                    break;
+                                }
+                                continue;
+                            }
+                            Ok(None) => {}
+                            Err(codec::Unsalvageable) => {
+                                // A permanent error: the SMSC should not send it again.
+                                let resp = codec::bare_response(
+                                    CommandId::from(codec::response_id(command_id)),
+                                    CommandStatus::EsmeRxPAppn,
+                                    sequence_number,
+                                );
+                                let _ = reader_out.send(codec::encode(&resp)).await;
+                                continue;
+                            }
+                        }
                         if command_id & 0x8000_0000 == 0 {
                             let nack =
                                 codec::generic_nack(CommandStatus::EsmeRinvcmdlen, sequence_number);
@@ -299,6 +342,7 @@ impl Session {
     async fn incoming(
         &self,
         command: Command,
+        skipped_tlvs: Vec<codec::SkippedTlv>,
         out: &mpsc::Sender<Vec<u8>>,
         deliveries: &mpsc::Sender<Delivery>,
     ) -> bool {
@@ -333,6 +377,7 @@ impl Session {
                 let delivery = Delivery {
                     route: self.route.clone(),
                     command,
+                    skipped_tlvs,
                     responder: Responder {
                         out: out.clone(),
                         response_id,
@@ -401,7 +446,7 @@ impl Session {
         tokio::select! {
             response = tokio::time::timeout(self.response_timeout, rx) => match response {
                 Ok(Ok(response)) => Ok(response),
-                Ok(Err(_)) => Err(RequestError::Closed),
+                Ok(Err(_)) => Err(RequestError::ClosedInFlight),
                 Err(_) => {
                     self.take_pending(sequence);
                     Err(RequestError::Timeout)
@@ -409,7 +454,7 @@ impl Session {
             },
             _ = until_true(&mut closed) => {
                 self.take_pending(sequence);
-                Err(RequestError::Closed)
+                Err(RequestError::ClosedInFlight)
             }
         }
     }

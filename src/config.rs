@@ -26,6 +26,10 @@ pub struct Config {
     pub main_account_name: String,
     /// Most subaccounts one main account may hold (Twilio: 1,000; over it, error 21480).
     pub max_subaccounts: u32,
+    /// Most API keys one account may hold (over it, 400 / 20001).
+    pub max_keys_per_account: u32,
+    /// Most Messaging Services one account may hold (over it, 400 / 20001).
+    pub max_services_per_account: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Requests per second allowed per credential (Basic username); 0 turns the limit off.
@@ -125,6 +129,8 @@ impl Default for Config {
             auth_token: None,
             main_account_name: "Main Account".to_string(),
             max_subaccounts: 1000,
+            max_keys_per_account: 100,
+            max_services_per_account: 500,
             max_body_bytes: 1024 * 1024,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,

@@ -350,6 +350,8 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
                 .saturating_mul(1_000_000),
             smpp_mo_parts_max_sets: i64::try_from(config.smpp_mo_parts_max_sets)
                 .unwrap_or(i64::MAX),
+            max_keys_per_account: config.max_keys_per_account,
+            max_services_per_account: config.max_services_per_account,
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
             rental_prices: {

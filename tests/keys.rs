@@ -292,3 +292,71 @@ async fn the_sqlite_files_are_readable_by_their_owner_only() {
     drop(store);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// Keys and Messaging Services per account are bounded (configurable), with a Twilio-shaped
+/// 400; the bound is per account, and keys created at once cannot pass it.
+#[tokio::test]
+async fn keys_and_services_per_account_are_bounded() {
+    use common::{TestServer, MAIN_TOKEN};
+    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
+        .await
+        .unwrap();
+    let app = warbler::service::App::new(
+        store,
+        warbler::service::Settings {
+            max_keys_per_account: 3,
+            // The default service every account starts with counts.
+            max_services_per_account: 2,
+            ..warbler::service::Settings::new(1000, "pepper".into())
+        },
+    );
+    app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Bounded")
+        .await
+        .unwrap();
+    let server = TestServer::from_app(app);
+    let keys = format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json");
+    let tries = (0..6).map(|_| server.post(&keys, server.main_creds(), &[]));
+    let replies = futures::future::join_all(tries).await;
+    let created = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 3, "three of six concurrent creations");
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        reply.assert_error(400, 20001);
+        assert!(
+            reply.body["message"].as_str().unwrap().contains("maximum"),
+            "{}",
+            reply.body
+        );
+    }
+    // A subaccount has a bound of its own.
+    let (sub, sub_token) = server.subaccount("Tenant").await;
+    let sub_keys = format!("/2010-04-01/Accounts/{sub}/Keys.json");
+    let sub_key = server.post(&sub_keys, (&sub, &sub_token), &[]).await;
+    assert_eq!(sub_key.status, StatusCode::CREATED, "{}", sub_key.body);
+
+    let server = &server;
+    let services = |name: &'static str| async move {
+        server
+            .post(
+                "/v1/Services",
+                server.main_creds(),
+                &[("FriendlyName", name)],
+            )
+            .await
+    };
+    let first = services("one").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    services("two").await.assert_error(400, 20001);
+    // Deleting one makes room again.
+    let deleted = server
+        .delete(
+            &format!("/v1/Services/{}", first.body["sid"].as_str().unwrap()),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let again = services("three").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+}

@@ -32,7 +32,13 @@ impl App {
             date_created: now,
             date_updated: now,
         };
-        self.store.insert_key(&key).await?;
+        let cap = self.settings.max_keys_per_account;
+        if !self.store.insert_key_capped(&key, cap).await? {
+            return Err(Error::invalid(
+                20001,
+                format!("Reached the maximum number of API keys for this account ({cap})"),
+            ));
+        }
         Ok((key, secret))
     }
 

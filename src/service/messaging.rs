@@ -63,7 +63,15 @@ impl App {
             now_micros(),
         );
         changes.apply(&mut service);
-        self.store.insert_service(&service).await?;
+        let cap = self.settings.max_services_per_account;
+        if !self.store.insert_service_capped(&service, cap).await? {
+            return Err(Error::invalid(
+                20001,
+                format!(
+                    "Reached the maximum number of Messaging Services for this account ({cap})"
+                ),
+            ));
+        }
         Ok(service)
     }
 

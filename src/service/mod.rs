@@ -67,6 +67,10 @@ pub struct Settings {
     /// Incomplete concatenated inbound messages held at most; past it the oldest are
     /// delivered as they are, whatever their age.
     pub smpp_mo_parts_max_sets: i64,
+    /// API keys one account may hold (then 400 / 20001).
+    pub max_keys_per_account: u32,
+    /// Messaging Services one account may hold (then 400 / 20001).
+    pub max_services_per_account: u32,
 }
 
 impl Settings {
@@ -93,6 +97,8 @@ impl Settings {
             smpp_routes: Vec::new(),
             smpp_mo_parts_expire: 600 * 1_000_000,
             smpp_mo_parts_max_sets: 10_000,
+            max_keys_per_account: 100,
+            max_services_per_account: 500,
         }
     }
 }

@@ -25,10 +25,11 @@ impl WalSync {
     /// Starts the syncing thread for the database file at `database`.
     pub fn start(database: PathBuf) -> std::io::Result<WalSync> {
         let (requests, waiting) = mpsc::channel::<Waiter>();
+        // Opened before the thread starts: `start` returns with the files held.
+        let mut files = SyncedFiles::new(database);
         std::thread::Builder::new()
             .name("wal-sync".into())
             .spawn(move || {
-                let mut files = SyncedFiles::new(database);
                 while let Ok(first) = waiting.recv() {
                     let mut waiters = vec![first];
                     waiters.extend(waiting.try_iter());

@@ -20,27 +20,41 @@ fn decode(row: &AnyRow) -> Result<ApiKey> {
 }
 
 impl Store {
-    pub async fn insert_key(&self, key: &ApiKey) -> Result<()> {
-        let mut sql = Sql::new(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ("));
-        sql.text(key.sid.clone())
-            .push(", ")
-            .text(key.account_sid.clone())
-            .push(", ");
-        match &key.friendly_name {
-            Some(name) => sql.text(name.clone()),
-            None => sql.push("NULL"),
-        };
-        sql.push(", ")
-            .text(key.secret_hash.clone())
-            .push(", ")
-            .int(key.date_created)
-            .push(", ")
-            .int(key.date_updated)
-            .push(")");
-        self.write(sql.query()).await?;
-        Ok(())
+    /// Inserts a key unless its account holds `cap` keys already (false): counted with the
+    /// account's row locked, so keys created at once cannot pass the cap.
+    pub async fn insert_key_capped(&self, key: &ApiKey, cap: u32) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        if !super::accounts::below_cap(&mut tx, &key.account_sid, "api_keys", cap).await? {
+            return Ok(false);
+        }
+        key_insert(key).query().execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
+}
 
+/// The statement that inserts `key`.
+fn key_insert(key: &ApiKey) -> Sql {
+    let mut sql = Sql::new(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ("));
+    sql.text(key.sid.clone())
+        .push(", ")
+        .text(key.account_sid.clone())
+        .push(", ");
+    match &key.friendly_name {
+        Some(name) => sql.text(name.clone()),
+        None => sql.push("NULL"),
+    };
+    sql.push(", ")
+        .text(key.secret_hash.clone())
+        .push(", ")
+        .int(key.date_created)
+        .push(", ")
+        .int(key.date_updated)
+        .push(")");
+    sql
+}
+
+impl Store {
     /// A key by SID alone: authentication needs it before the account is known.
     pub async fn key(&self, sid: &str) -> Result<Option<ApiKey>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(

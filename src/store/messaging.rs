@@ -165,11 +165,22 @@ pub(crate) fn leave_service_sql() -> &'static str {
 }
 
 impl Store {
-    pub async fn insert_service(&self, service: &MessagingService) -> Result<()> {
+    /// Inserts a service unless its account holds `cap` services already (false), counted
+    /// as `below_cap` does.
+    pub async fn insert_service_capped(
+        &self,
+        service: &MessagingService,
+        cap: u32,
+    ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        if !super::accounts::below_cap(&mut tx, &service.account_sid, "messaging_services", cap)
+            .await?
+        {
+            return Ok(false);
+        }
         insert_service(&mut tx, service).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn service(&self, account_sid: &str, sid: &str) -> Result<Option<MessagingService>> {

@@ -319,7 +319,12 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
 async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
     let store = Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                warbler::store::database_url::redact(&config.database_url)
+            )
+        })?;
     Ok(App::new(
         store,
         Settings {
@@ -540,20 +545,6 @@ fn print_banner(base_url: &str, main: &warbler::service::accounts::MainAccount) 
         );
     } else {
         println!("Auth token: as printed at first start (or WARBLER_AUTH_TOKEN)");
-    }
-}
-
-/// Hides a password in a database URL before it reaches a log line.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 

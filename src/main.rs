@@ -15,6 +15,7 @@ use warbler::store::Store;
 /// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_PUBLIC_URL,
 /// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
 /// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
+/// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
 /// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
 /// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML file), then the flags below.
@@ -432,6 +433,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     config
         .validate_routes()
         .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+    let configured_limits = config
+        .connection_limits()
+        .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+    let open_files = api::server::raise_open_file_limit();
+    let limits = configured_limits.within_open_file_limit(open_files);
+    if limits.max_connections < configured_limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files,
+            "max_connections lowered to fit the open file limit"
+        );
+    }
     let app = open_app_with(&config, true).await?;
     // Nodes starting together on one database take turns: one main account, ever.
     let startup = app.store.startup_lock().await?;
@@ -487,9 +500,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let app = app.clone();
         tokio::spawn(async move { app.run_webhooks(stopped).await })
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    api::server::serve(listener, router, limits, shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = workers.await;
     let _ = webhooks.await;

@@ -91,6 +91,16 @@ struct SmscArgs {
     /// HTTP control address (POST /mo, GET /submits, GET /stats); none when not given.
     #[arg(long)]
     control: Option<SocketAddr>,
+    /// Milliseconds a connection has to bind before it is closed.
+    #[arg(long, default_value_t = 10_000)]
+    bind_timeout_ms: u64,
+    /// Failed binds in a row from one address before its further binds are slowed.
+    #[arg(long, default_value_t = 3)]
+    bind_failures_before_backoff: u32,
+    /// Milliseconds the first slowed bind waits; the wait doubles after each failure (at
+    /// most 60 s) and a successful bind resets it.
+    #[arg(long, default_value_t = 1_000)]
+    bind_backoff_ms: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -518,6 +528,11 @@ async fn run_smsc(args: SmscArgs) -> anyhow::Result<()> {
         password: args.password,
         receipt_delay: std::time::Duration::from_millis(args.receipt_delay_ms),
         decimal_receipt_ids: args.decimal_receipt_ids,
+        bind_timeout: std::time::Duration::from_millis(args.bind_timeout_ms),
+        bind_throttle: warbler::smsc::ThrottleSettings {
+            failures_before_backoff: args.bind_failures_before_backoff,
+            backoff: std::time::Duration::from_millis(args.bind_backoff_ms),
+        },
     })
     .await
     .with_context(|| format!("listening on {}", args.smpp_listen))?;

@@ -36,6 +36,14 @@ pub struct Config {
     pub rate_limit_per_second: u32,
     /// Burst of requests allowed above the steady rate.
     pub rate_limit_burst: u32,
+    /// Milliseconds a client has to send a request's whole header (from the connection's start,
+    /// or from the first byte of a later request on a kept-alive connection); 0 = no limit.
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a kept-alive connection may wait for its next request; 0 = no limit.
+    pub keep_alive_timeout_ms: u64,
+    /// Most client connections open at once (lowered to fit the open file limit). Over it, the
+    /// connection idle the longest is closed to make room; when all are busy, the new one is.
+    pub max_connections: usize,
     /// A server-wide secret mixed into API-key secret hashes. Changing it invalidates keys.
     pub key_pepper: String,
     /// Load a small demo number inventory (fictional US/CA/GB numbers) when the inventory is
@@ -134,6 +142,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
+            header_read_timeout_ms: 10_000,
+            keep_alive_timeout_ms: 75_000,
+            max_connections: 1024,
             key_pepper: String::new(),
             demo_inventory: true,
             prices: default_prices(),
@@ -209,6 +220,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The limits on client connections, before the open file limit is applied.
+    pub fn connection_limits(&self) -> Result<crate::api::server::ConnectionLimits, String> {
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        let timeout = |ms: u64| (ms > 0).then(|| std::time::Duration::from_millis(ms));
+        Ok(crate::api::server::ConnectionLimits {
+            header_read_timeout: timeout(self.header_read_timeout_ms),
+            keep_alive_timeout: timeout(self.keep_alive_timeout_ms),
+            max_connections: self.max_connections,
+        })
     }
 
     /// The absolute base URL, without a trailing slash.

@@ -15,6 +15,7 @@ use warbler::store::Store;
 /// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_PUBLIC_URL,
 /// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
 /// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
+/// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
 /// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
 /// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML file), then the flags below.
@@ -93,6 +94,16 @@ struct SmscArgs {
     /// HTTP control address (POST /mo, GET /submits, GET /stats); none when not given.
     #[arg(long)]
     control: Option<SocketAddr>,
+    /// Milliseconds a connection has to bind before it is closed.
+    #[arg(long, default_value_t = 10_000)]
+    bind_timeout_ms: u64,
+    /// Failed binds in a row from one address before its further binds are slowed.
+    #[arg(long, default_value_t = 3)]
+    bind_failures_before_backoff: u32,
+    /// Milliseconds the first slowed bind waits; the wait doubles after each failure (at
+    /// most 60 s) and a successful bind resets it.
+    #[arg(long, default_value_t = 1_000)]
+    bind_backoff_ms: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,7 +333,12 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
 async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
     let store = Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("opening database {}", redact(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                warbler::store::database_url::redact(&config.database_url)
+            )
+        })?;
     Ok(App::new(
         store,
         Settings {
@@ -437,6 +453,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     config
         .validate_routes()
         .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+    let configured_limits = config
+        .connection_limits()
+        .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+    let open_files = api::server::raise_open_file_limit();
+    let limits = configured_limits.within_open_file_limit(open_files);
+    if limits.max_connections < configured_limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files,
+            "max_connections lowered to fit the open file limit"
+        );
+    }
     let app = open_app_with(&config, true).await?;
     // Nodes starting together on one database take turns: one main account, ever.
     let startup = app.store.startup_lock().await?;
@@ -492,9 +520,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let app = app.clone();
         tokio::spawn(async move { app.run_webhooks(stopped).await })
     };
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    api::server::serve(listener, router, limits, shutdown_signal()).await?;
     let _ = stop.send(true);
     let _ = workers.await;
     let _ = webhooks.await;
@@ -513,6 +539,11 @@ async fn run_smsc(args: SmscArgs) -> anyhow::Result<()> {
         receipt_delay: std::time::Duration::from_millis(args.receipt_delay_ms),
         response_delay: std::time::Duration::from_millis(args.response_delay_ms),
         decimal_receipt_ids: args.decimal_receipt_ids,
+        bind_timeout: std::time::Duration::from_millis(args.bind_timeout_ms),
+        bind_throttle: warbler::smsc::ThrottleSettings {
+            failures_before_backoff: args.bind_failures_before_backoff,
+            backoff: std::time::Duration::from_millis(args.bind_backoff_ms),
+        },
     })
     .await
     .with_context(|| format!("listening on {}", args.smpp_listen))?;
@@ -551,20 +582,6 @@ fn print_banner(base_url: &str, main: &warbler::service::accounts::MainAccount) 
         );
     } else {
         println!("Auth token: as printed at first start (or WARBLER_AUTH_TOKEN)");
-    }
-}
-
-/// Hides a password in a database URL before it reaches a log line.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 

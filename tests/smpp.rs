@@ -337,11 +337,8 @@ async fn a_receipt_with_tlvs_that_do_not_decode_is_acknowledged_and_applied() {
     // An SMSC that never sends receipts of its own: the test sends the only one.
     let smsc = warbler::smsc::Smsc::start(warbler::smsc::SmscConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        system_id: "warbler".into(),
-        password: "secret".into(),
         receipt_delay: Duration::from_secs(3600),
-        response_delay: Duration::ZERO,
-        decimal_receipt_ids: false,
+        ..common::smpp::smsc_config(0, false)
     })
     .await
     .unwrap();
@@ -808,4 +805,152 @@ async fn shutting_down_unbinds_every_session() {
             .bound(),
         0
     );
+}
+
+/// A raw `bind_transceiver` as `warbler` / `password` (SMPP 3.4).
+fn bind_frame(password: &str, sequence: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    for field in ["warbler", password, ""] {
+        body.extend_from_slice(field.as_bytes());
+        body.push(0);
+    }
+    body.extend_from_slice(&[0x34, 0, 0, 0]);
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&(16 + body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&0x0000_0009u32.to_be_bytes());
+    frame.extend_from_slice(&0u32.to_be_bytes());
+    frame.extend_from_slice(&sequence.to_be_bytes());
+    frame.extend(body);
+    frame
+}
+
+const ESME_ROK: u32 = 0;
+const ESME_RBINDFAIL: u32 = 0x0D;
+
+/// Connects from `source` (any 127.x.y.z address works on Linux loopback).
+async fn connect_from(source: &str, smsc: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(smsc).await.unwrap()
+}
+
+/// Binds on a new connection from `source`; the response's status and how long it took.
+async fn bind_from(
+    source: &str,
+    smsc: std::net::SocketAddr,
+    password: &str,
+) -> (u32, Duration, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(source, smsc).await;
+    let started = std::time::Instant::now();
+    stream.write_all(&bind_frame(password, 1)).await.unwrap();
+    let mut header = [0u8; 16];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut header))
+        .await
+        .expect("a bind response within 10 s")
+        .expect("a bind response");
+    let length = u32::from_be_bytes(header[0..4].try_into().unwrap()) as usize;
+    let mut rest = vec![0u8; length - 16];
+    stream.read_exact(&mut rest).await.unwrap();
+    let status = u32::from_be_bytes(header[8..12].try_into().unwrap());
+    (status, started.elapsed(), stream)
+}
+
+/// `true` when the SMSC closes the connection within `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn the_smsc_closes_a_connection_that_does_not_bind_in_time() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = common::smpp::smsc_config(0, false);
+    config.bind_timeout = Duration::from_millis(400);
+    let smsc = warbler::smsc::Smsc::start(config).await.unwrap();
+    let addr = smsc.local_addr;
+
+    let mut silent = connect_from("127.0.0.1", addr).await;
+    // enquire_link is answered before a bind, but does not keep the connection open.
+    let mut chatty = connect_from("127.0.0.1", addr).await;
+    let opened = std::time::Instant::now();
+    let enquire_links = async {
+        for sequence in 1..100u32 {
+            let mut frame = 16u32.to_be_bytes().to_vec();
+            frame.extend_from_slice(&0x0000_0015u32.to_be_bytes());
+            frame.extend_from_slice(&0u32.to_be_bytes());
+            frame.extend_from_slice(&sequence.to_be_bytes());
+            if chatty.write_all(&frame).await.is_err()
+                || closed_within(&mut chatty, Duration::from_millis(100)).await
+            {
+                return opened.elapsed();
+            }
+        }
+        panic!("a connection sending only enquire_link was never closed");
+    };
+    let (silent_closed, chatty_closed) = tokio::join!(
+        closed_within(&mut silent, Duration::from_secs(5)),
+        enquire_links
+    );
+    assert!(silent_closed, "a silent connection was never closed");
+    assert!(opened.elapsed() >= Duration::from_millis(350));
+    assert!(
+        chatty_closed >= Duration::from_millis(350),
+        "{chatty_closed:?}"
+    );
+
+    // A bound session outlives the bind timeout.
+    let (status, _, mut bound) = bind_from("127.0.0.1", addr, "secret").await;
+    assert_eq!(status, ESME_ROK);
+    assert!(!closed_within(&mut bound, Duration::from_millis(900)).await);
+    smsc.stop();
+}
+
+#[tokio::test]
+async fn failed_binds_slow_down_their_address_and_leave_others_alone() {
+    let mut config = common::smpp::smsc_config(0, false);
+    config.bind_throttle = warbler::smsc::ThrottleSettings {
+        failures_before_backoff: 1,
+        backoff: Duration::from_millis(300),
+    };
+    let smsc = warbler::smsc::Smsc::start(config).await.unwrap();
+    let addr = smsc.local_addr;
+
+    // A good bind from a clean address is answered at once.
+    let (status, _, _good) = bind_from("127.0.0.1", addr, "secret").await;
+    assert_eq!(status, ESME_ROK);
+
+    // The first failure is answered at once, the next only after 300 ms, then 600 ms...
+    let (status, _, _) = bind_from("127.0.0.1", addr, "guess1").await;
+    assert_eq!(status, ESME_RBINDFAIL);
+    let (status, took, _) = bind_from("127.0.0.1", addr, "guess2").await;
+    assert_eq!(status, ESME_RBINDFAIL);
+    assert!(took >= Duration::from_millis(250), "{took:?}");
+
+    // ...and guesses on parallel connections take turns: the second waits for the first's
+    // 600 ms and then its own 1,200.
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(
+        bind_from("127.0.0.1", addr, "guess3"),
+        bind_from("127.0.0.1", addr, "guess4")
+    );
+    assert_eq!((first.0, second.0), (ESME_RBINDFAIL, ESME_RBINDFAIL));
+    let last = started.elapsed();
+    assert!(last >= Duration::from_millis(1700), "{last:?}");
+
+    // Another address is not slowed by this one's failures (its next wait is 2.4 s).
+    let (status, took, _other) = bind_from("127.0.0.2", addr, "secret").await;
+    assert_eq!(status, ESME_ROK);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    smsc.stop();
 }

@@ -12,6 +12,7 @@ mod numbers;
 mod opt_outs;
 mod params;
 mod render;
+pub mod server;
 mod usage;
 mod v1;
 

@@ -1,4 +1,5 @@
-//! `warbler smsc`: an SMSC simulator for development, tests and benchmarks. It accepts binds,
+//! `warbler smsc`: an SMSC simulator for development, tests and benchmarks. It accepts binds
+//! (closing connections that do not bind in time, and slowing addresses that keep failing to),
 //! acknowledges submits, sends delivery receipts after a delay, answers magic destinations
 //! with each failure class, and injects mobile-originated messages. It speaks through the same
 //! codec as warbler's client (`carrier::smpp::codec`).
@@ -18,6 +19,9 @@
 //! | anything else | accepts; receipt `DELIVRD` |
 
 pub mod control;
+mod throttle;
+
+pub use throttle::ThrottleSettings;
 
 use crate::carrier::smpp::codec::{self, FrameError};
 use crate::carrier::smpp::text::{concat_udh, encode_body, split_udh, DefaultCoding};
@@ -30,7 +34,7 @@ use rusmpp::values::{DataCoding, EsmClass, MessageState, Npi, Ton};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +55,10 @@ pub struct SmscConfig {
     pub response_delay: Duration,
     /// Write receipt ids in decimal (the submit response gives them in hex), as some SMSCs do.
     pub decimal_receipt_ids: bool,
+    /// A connection not bound this long after it opened is closed.
+    pub bind_timeout: Duration,
+    /// How failed binds slow further binds from the same address.
+    pub bind_throttle: ThrottleSettings,
 }
 
 /// What the simulator does with a submit.
@@ -125,6 +133,7 @@ struct Peer {
 
 struct State {
     config: SmscConfig,
+    throttle: throttle::BindThrottle,
     next_id: AtomicU64,
     next_peer: AtomicU64,
     peers: Mutex<HashMap<u64, Peer>>,
@@ -185,6 +194,7 @@ impl Smsc {
         let local_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(State {
+            throttle: throttle::BindThrottle::new(config.bind_throttle),
             config,
             next_id: AtomicU64::new(first_message_id()),
             next_peer: AtomicU64::new(1),
@@ -206,9 +216,14 @@ impl Smsc {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
-                        let Ok((socket, _)) = accepted else { continue };
+                        let Ok((socket, peer)) = accepted else { continue };
                         let _ = socket.set_nodelay(true);
-                        tokio::spawn(serve_session(accept_state.clone(), socket, stopped.clone()));
+                        tokio::spawn(serve_session(
+                            accept_state.clone(),
+                            socket,
+                            peer.ip(),
+                            stopped.clone(),
+                        ));
                     }
                     _ = crate::carrier::smpp::session::until_true(&mut accept_stopped) => break,
                 }
@@ -373,7 +388,13 @@ fn bind_response(id: CommandId, status: CommandStatus, sequence: u32) -> Command
     Command::new(CommandStatus::EsmeRok, sequence, pdu)
 }
 
-async fn serve_session(state: Arc<State>, socket: TcpStream, mut stopped: watch::Receiver<bool>) {
+async fn serve_session(
+    state: Arc<State>,
+    socket: TcpStream,
+    peer: IpAddr,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let bind_deadline = tokio::time::Instant::now() + state.config.bind_timeout;
     let (mut reader, mut writer) = socket.into_split();
     let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(4096);
     let mut writer_stopped = stopped.clone();
@@ -396,6 +417,8 @@ async fn serve_session(state: Arc<State>, socket: TcpStream, mut stopped: watch:
         let frame = tokio::select! {
             frame = codec::read_frame(&mut reader) => frame,
             _ = crate::carrier::smpp::session::until_true(&mut stopped) => break,
+            // Even an ESME that keeps sending enquire_link must bind in time.
+            _ = tokio::time::sleep_until(bind_deadline), if bound.is_none() => break,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -447,12 +470,24 @@ async fn serve_session(state: Arc<State>, socket: TcpStream, mut stopped: watch:
             _ => None,
         };
         if let Some((resp_id, system_id, password, receives)) = bind {
-            // Both compared in constant time, whatever matches first.
-            let system_id_ok =
-                crate::domain::credential::secrets_match(&state.config.system_id, &system_id);
-            let password_ok =
-                crate::domain::credential::secrets_match(&state.config.password, &password);
-            let ok = bound.is_none() && system_id_ok && password_ok;
+            let credentials_ok = || {
+                // Both compared in constant time, whatever matches first.
+                let system_id_ok =
+                    crate::domain::credential::secrets_match(&state.config.system_id, &system_id);
+                let password_ok =
+                    crate::domain::credential::secrets_match(&state.config.password, &password);
+                system_id_ok && password_ok
+            };
+            let ok = if bound.is_none() {
+                let attempt = state.throttle.attempt(peer, credentials_ok);
+                match tokio::time::timeout_at(bind_deadline, attempt).await {
+                    Ok(ok) => ok,
+                    // Its turn did not come before the bind timeout.
+                    Err(_) => break,
+                }
+            } else {
+                false
+            };
             let status = if ok {
                 CommandStatus::EsmeRok
             } else if bound.is_some() {

@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod caps;
 pub mod carrier;
+pub mod database_url;
 mod durability;
 pub mod inbound;
 pub mod keys;
@@ -44,7 +45,8 @@ impl Backend {
             Ok(Backend::Postgres)
         } else {
             Err(Error::internal(format!(
-                "unsupported database URL (expected sqlite:// or postgres://): {url}"
+                "unsupported database URL (expected sqlite:// or postgres://): {}",
+                database_url::redact(url)
             )))
         }
     }
@@ -217,9 +219,19 @@ impl Drop for WaitingWriter<'_> {
 
 impl Store {
     /// Connects, creating a SQLite file (and its folder) when missing, and runs migrations.
+    /// Opens the database and runs its migrations. Errors never show a password of `url`:
+    /// sqlx's messages may quote the URL, and they end up printed at start-up.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        Self::open(url)
+            .await
+            .map_err(|err| anyhow::anyhow!(database_url::scrub(&format!("{err:#}"), url)))
+    }
+
+    async fn open(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = Backend::from_url(url)?;
+        let backend = Backend::from_url(url).map_err(|_| {
+            anyhow::anyhow!("unsupported database URL (expected sqlite:// or postgres://)")
+        })?;
         sql::note_backend(backend);
         let mut url = url.to_string();
         let mut max_connections = 16;
@@ -243,7 +255,14 @@ impl Store {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect(&url)
-            .await?;
+            .await
+            .map_err(|err| match err {
+                // sqlx retries a refused connection (a server still starting) until then.
+                sqlx::Error::PoolTimedOut => anyhow::anyhow!(
+                    "no connection within 30 s: the database server refused or did not answer"
+                ),
+                err => err.into(),
+            })?;
         if backend == Backend::Sqlite && max_connections > 1 {
             // WAL lets readers proceed while one writer commits; the setting persists in the file.
             sqlx::query("PRAGMA journal_mode=WAL")

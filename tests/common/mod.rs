@@ -24,8 +24,35 @@ pub struct TestServer {
     pub app: App,
     /// The database the app was opened on (empty for an app built by the test).
     pub database_url: String,
+    router: axum::Router,
     service: axum::routing::RouterIntoService<Body>,
     pub main: (String, String),
+}
+
+/// The API served on a local port by `api::server::serve`, as `warbler serve` serves it;
+/// shut down when dropped.
+pub struct Listening {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Listening {
+    /// Starts the graceful shutdown; the handle completes when the server has returned.
+    pub fn shut_down(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.served.take().expect("shut down once")
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 pub struct Options {
@@ -94,7 +121,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Owlie Notifications")
         .await
         .expect("main account");
-    let service = api::router(
+    let router = api::router(
         app.clone(),
         &HttpSettings {
             public_url: PUBLIC_URL.to_string(),
@@ -102,12 +129,12 @@ pub async fn spawn_with(options: Options) -> TestServer {
             rate_limit_per_second: options.rate_limit_per_second,
             rate_limit_burst: options.rate_limit_burst,
         },
-    )
-    .into_service();
+    );
     TestServer {
         app,
         database_url,
-        service,
+        service: router.clone().into_service(),
+        router,
         main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
     }
 }
@@ -115,7 +142,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
 impl TestServer {
     /// A test server around an app built by the test (custom settings).
     pub fn from_app(app: App) -> TestServer {
-        let service = api::router(
+        let router = api::router(
             app.clone(),
             &HttpSettings {
                 public_url: PUBLIC_URL.to_string(),
@@ -123,13 +150,35 @@ impl TestServer {
                 rate_limit_per_second: 0,
                 rate_limit_burst: 0,
             },
-        )
-        .into_service();
+        );
         TestServer {
             app,
             database_url: String::new(),
-            service,
+            service: router.clone().into_service(),
+            router,
             main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
+        }
+    }
+}
+
+impl TestServer {
+    /// Serves this API on a free local port with these connection limits.
+    pub async fn listen(&self, limits: api::server::ConnectionLimits) -> Listening {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(api::server::serve(
+            listener,
+            self.router.clone(),
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Listening {
+            addr,
+            stop: Some(stop),
+            served: Some(served),
         }
     }
 }

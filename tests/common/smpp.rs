@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 use warbler::carrier::smpp::route::SmppRouteConfig;
 use warbler::service::{App, Settings};
-use warbler::smsc::{Smsc, SmscConfig};
+use warbler::smsc::{Smsc, SmscConfig, ThrottleSettings};
 use warbler::store::Store;
 
 pub struct Running {
@@ -22,16 +22,26 @@ impl Drop for Running {
 }
 
 pub async fn smsc_on(port: u16, decimal_receipt_ids: bool) -> Smsc {
-    Smsc::start(SmscConfig {
+    Smsc::start(smsc_config(port, decimal_receipt_ids))
+        .await
+        .expect("start the SMSC simulator")
+}
+
+/// The simulator's settings in these tests: `warbler`/`secret`, receipts after 50 ms.
+pub fn smsc_config(port: u16, decimal_receipt_ids: bool) -> SmscConfig {
+    SmscConfig {
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         system_id: "warbler".into(),
         password: "secret".into(),
         receipt_delay: Duration::from_millis(50),
         response_delay: Duration::ZERO,
         decimal_receipt_ids,
-    })
-    .await
-    .expect("start the SMSC simulator")
+        bind_timeout: Duration::from_secs(10),
+        bind_throttle: ThrottleSettings {
+            failures_before_backoff: 3,
+            backoff: Duration::from_secs(1),
+        },
+    }
 }
 
 pub fn route(port: u16) -> SmppRouteConfig {

@@ -28,10 +28,14 @@ pub struct Config {
     pub max_subaccounts: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// Requests per second allowed per credential (Basic username); 0 turns the limit off.
+    /// Requests per second allowed per account (its auth token and keys together, charged
+    /// once they authenticated); 0 turns the limit off.
     pub rate_limit_per_second: u32,
     /// Burst of requests allowed above the steady rate.
     pub rate_limit_burst: u32,
+    /// Failed authentications a client address or a username may make before backoff
+    /// (1 s, doubling up to 5 min; the count is forgotten after 15 quiet minutes); 0 = off.
+    pub failed_auth_limit: u32,
     /// A server-wide secret mixed into API-key secret hashes. Changing it invalidates keys.
     pub key_pepper: String,
     /// Load a small demo number inventory (fictional US/CA/GB numbers) when the inventory is
@@ -122,6 +126,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
+            failed_auth_limit: 20,
             key_pepper: String::new(),
             demo_inventory: true,
             prices: default_prices(),

@@ -33,6 +33,7 @@ impl App {
             date_updated: now,
         };
         self.store.insert_key(&key).await?;
+        self.unknown_sids.forget(&key.sid);
         Ok((key, secret))
     }
 
@@ -93,7 +94,8 @@ impl App {
             .ok_or_else(|| Error::not_found(path))
     }
 
-    /// `DeleteKey`: the key stops authenticating at once.
+    /// `DeleteKey`: the key stops authenticating at once on this node, and within the key
+    /// cache's second on the others.
     pub async fn delete_key(
         &self,
         principal: &Principal,
@@ -104,7 +106,9 @@ impl App {
         let account = self
             .authorize(principal, account_sid, Operation::DeleteKey, path)
             .await?;
-        if self.store.delete_key(&account.sid, key_sid).await? {
+        let deleted = self.store.delete_key(&account.sid, key_sid).await?;
+        self.keys.forget(key_sid);
+        if deleted {
             Ok(())
         } else {
             Err(Error::not_found(path))

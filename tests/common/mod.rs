@@ -32,6 +32,7 @@ pub struct Options {
     pub max_subaccounts: u32,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    pub failed_auth_limit: u32,
     pub max_body_bytes: usize,
 }
 
@@ -41,6 +42,7 @@ impl Default for Options {
             max_subaccounts: 1000,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            failed_auth_limit: 0,
             max_body_bytes: 64 * 1024,
         }
     }
@@ -101,6 +103,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
             max_body_bytes: options.max_body_bytes,
             rate_limit_per_second: options.rate_limit_per_second,
             rate_limit_burst: options.rate_limit_burst,
+            failed_auth_limit: options.failed_auth_limit,
         },
     )
     .into_service();
@@ -122,6 +125,7 @@ impl TestServer {
                 max_body_bytes: 64 * 1024,
                 rate_limit_per_second: 0,
                 rate_limit_burst: 0,
+                failed_auth_limit: 0,
             },
         )
         .into_service();

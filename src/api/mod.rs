@@ -11,7 +11,7 @@ mod messaging;
 mod monitor;
 mod numbers;
 mod opt_outs;
-mod params;
+pub mod params;
 mod render;
 mod usage;
 mod v1;

@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             max_body_bytes: 1 << 20,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            failed_auth_limit: 0,
         },
     );
     let auth = format!(

@@ -6,7 +6,8 @@
 #   3. npm `smpp` in interop/ (for the SMPP interoperability tests), then the Rust tests twice:
 #      TEST_DATABASE_URL=sqlite::memory: and =the PostgreSQL server (cargo nextest if
 #      installed, else cargo test)
-#   4. a fuzz smoke of the SMPP PDU decoder (scripts/fuzz-smoke.sh: cargo-fuzz, 30 s)
+#   4. a fuzz smoke (scripts/fuzz-smoke.sh: cargo-fuzz, 10 s each for the SMPP PDU decoder,
+#      the parameter parser, the TwiML parser and the numbers inventory CSV importer)
 #   5. the official-SDK conformance suite (conformance/, pytest + twilio-python in a cached venv
 #      at target/conformance-venv) twice: against SQLite and against PostgreSQL
 #   6. a summary; the exit status is non-zero if any step failed

@@ -32,7 +32,8 @@ pub struct Config {
     pub max_services_per_account: u32,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// Requests per second allowed per credential (Basic username); 0 turns the limit off.
+    /// Requests per second allowed per account (its auth token and keys together, charged
+    /// once they authenticated); 0 turns the limit off.
     pub rate_limit_per_second: u32,
     /// Burst of requests allowed above the steady rate.
     pub rate_limit_burst: u32,
@@ -44,6 +45,9 @@ pub struct Config {
     /// Most client connections open at once (lowered to fit the open file limit). Over it, the
     /// connection idle the longest is closed to make room; when all are busy, the new one is.
     pub max_connections: usize,
+    /// Failed authentications a client address or a username may make before backoff
+    /// (1 s, doubling up to 5 min; the count is forgotten after 15 quiet minutes); 0 = off.
+    pub failed_auth_limit: u32,
     /// A server-wide secret mixed into API-key secret hashes. Changing it invalidates keys.
     pub key_pepper: String,
     /// Load a small demo number inventory (fictional US/CA/GB numbers) when the inventory is
@@ -145,6 +149,7 @@ impl Default for Config {
             header_read_timeout_ms: 10_000,
             keep_alive_timeout_ms: 75_000,
             max_connections: 1024,
+            failed_auth_limit: 20,
             key_pepper: String::new(),
             demo_inventory: true,
             prices: default_prices(),

@@ -16,9 +16,10 @@ use warbler::store::Store;
 /// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
 /// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
 /// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
-/// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
-/// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
-/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML file), then the flags below.
+/// WARBLER_FAILED_AUTH_LIMIT, WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT,
+/// WARBLER_PACING__LONG_CODE (and __TOLL_FREE, __SHORT_CODE, __ALPHA),
+/// WARBLER_SIMULATED_LATENCY_MS, WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML
+/// file), then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -507,6 +508,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             max_body_bytes: config.max_body_bytes,
             rate_limit_per_second: config.rate_limit_per_second,
             rate_limit_burst: config.rate_limit_burst,
+            failed_auth_limit: config.failed_auth_limit,
         },
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);

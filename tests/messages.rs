@@ -680,6 +680,19 @@ async fn lists_filter_and_page_newest_first() {
         )
         .await
         .assert_error(400, 20001);
+    // In UTC this is past the last day `time` represents: the conversion panicked.
+    for name in ["DateSent", "DateSent%3E", "DateSent%3C"] {
+        server
+            .get(
+                &format!(
+                    "{}?{name}=9999-12-31T23:59:59-01:00",
+                    messages_path(MAIN_SID)
+                ),
+                server.main_creds(),
+            )
+            .await
+            .assert_error(400, 20001);
+    }
 }
 
 #[tokio::test]

@@ -46,6 +46,12 @@ async fn an_inventory_import_is_all_or_nothing_and_names_the_bad_line() {
     reply.assert_error(400, 20001);
     let message = reply.body["message"].as_str().unwrap();
     assert!(message.contains("line 4"), "{message}");
+    // Found by the inventory_csv fuzz target: SQLite stored it, PostgreSQL answered 500.
+    let nul = format!("{CSV_HEADER}+14155550100,US,local,true,true,true,Bou\0on,CA,94105,sim\n");
+    server
+        .import(&nul, server.main_creds())
+        .await
+        .assert_error(400, 20001);
     assert!(
         search(&server, "US/Local.json").await.is_empty(),
         "nothing half-imported"

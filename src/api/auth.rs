@@ -1,87 +1,15 @@
-//! The `Caller` extractor: HTTP Basic credentials, rate limited per username, checked by the
-//! service.
+//! The `Caller` extractor: HTTP Basic credentials, checked by the service, with the request
+//! limits of `limits` around the check.
 
 use super::ApiState;
+use crate::domain::sid::{self, SidKind};
 use crate::error::Error;
 use crate::service::Principal;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use base64::Engine;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
-
-/// Per-credential request rate limits (keyed by the Basic username, so a brute-force attempt
-/// on one account is slowed before any password is checked). The configured rate is the
-/// cluster's: with several nodes on one database each node allows its share, the rate divided
-/// by the live nodes (a load balancer spreading a client's requests evenly then gives it the
-/// configured rate in all).
-pub struct RateLimits {
-    per_second: u32,
-    burst: u32,
-    /// The limiter for the node count it was built for.
-    current: std::sync::RwLock<(usize, Arc<DefaultKeyedRateLimiter<String>>)>,
-}
-
-/// The limiter of one node's share: `per_second` and `burst` divided by `nodes` (at least 1).
-fn share(per_second: u32, burst: u32, nodes: usize) -> DefaultKeyedRateLimiter<String> {
-    let nodes = u32::try_from(nodes.max(1)).unwrap_or(u32::MAX);
-    let rate = NonZeroU32::new(per_second.div_ceil(nodes)).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(burst.max(per_second).div_ceil(nodes)).unwrap_or(rate);
-    RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-}
-
-impl RateLimits {
-    pub fn new(per_second: u32, burst: u32) -> RateLimits {
-        RateLimits {
-            per_second,
-            burst,
-            current: std::sync::RwLock::new((1, Arc::new(share(per_second, burst, 1)))),
-        }
-    }
-
-    /// The limiter for `nodes` live nodes, rebuilt when their number changed.
-    fn limiter(&self, nodes: usize) -> Arc<DefaultKeyedRateLimiter<String>> {
-        if let Ok(current) = self.current.read() {
-            if current.0 == nodes {
-                return current.1.clone();
-            }
-        }
-        let rebuilt = Arc::new(share(self.per_second, self.burst, nodes));
-        if let Ok(mut current) = self.current.write() {
-            *current = (nodes, rebuilt.clone());
-        }
-        rebuilt
-    }
-
-    fn check(&self, key: &str, nodes: usize) -> Result<(), Error> {
-        self.limiter(nodes)
-            .check_key(&key.to_string())
-            .map_err(|_| Error::TooManyRequests)
-    }
-
-    /// Forgets idle keys now and then so the table stays small.
-    pub fn spawn_cleanup(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        if tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(limits) = weak.upgrade() else { break };
-                let limiter = match limits.current.read() {
-                    Ok(current) => current.1.clone(),
-                    Err(_) => continue,
-                };
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        });
-    }
-}
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
 
 /// The authenticated caller of a request.
 pub struct Caller(pub Principal);
@@ -91,11 +19,69 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Error> {
         let (username, password) = basic_credentials(parts).ok_or(Error::Unauthenticated)?;
-        if let Some(limits) = &state.limits {
-            limits.check(&username, state.app.node.live_nodes())?;
+        // Known when the server is run with `into_make_service_with_connect_info`.
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| address_key(info.0.ip()));
+        let failed_auth = state.limits.failed_auth.as_ref();
+        let now = Instant::now();
+        if let (Some(failed_auth), Some(address)) = (failed_auth, address) {
+            if failed_auth.by_address.blocked(&address, now) {
+                // Sending on while told to back off counts as failing: the window grows.
+                failed_auth.by_address.fail(&address, now);
+                return Err(Error::TooManyRequests);
+            }
         }
-        let principal = state.app.authenticate(&username, &password).await?;
-        Ok(Caller(principal))
+        match state.app.authenticate(&username, &password).await {
+            Ok(principal) => {
+                if let Some(failed_auth) = failed_auth {
+                    failed_auth.by_username.forgive(&username);
+                }
+                if let Some(budget) = &state.limits.budget {
+                    budget.charge(&principal.account.sid, state.app.node.live_nodes())?;
+                }
+                Ok(Caller(principal))
+            }
+            Err(Error::Unauthenticated) => {
+                let Some(failed_auth) = failed_auth else {
+                    return Err(Error::Unauthenticated);
+                };
+                if let Some(address) = address {
+                    if let Some(window) = failed_auth.by_address.fail(&address, now) {
+                        tracing::warn!(%address, ?window, "failed authentications: address backing off");
+                    }
+                }
+                // Only SIDs can authenticate: anything else needs no tracking (and could be long).
+                if !is_credential_sid(&username) {
+                    return Err(Error::Unauthenticated);
+                }
+                if failed_auth.by_username.blocked(&username, now) {
+                    return Err(Error::TooManyRequests);
+                }
+                if let Some(window) = failed_auth.by_username.fail(&username, now) {
+                    tracing::warn!(%username, ?window, "failed authentications: username backing off");
+                }
+                Err(Error::Unauthenticated)
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+fn is_credential_sid(username: &str) -> bool {
+    sid::is_valid(SidKind::Account, username) || sid::is_valid(SidKind::ApiKey, username)
+}
+
+/// The key failures are counted under: the address, or for IPv6 its /64 (one host usually
+/// holds a whole /64, and would otherwise get a fresh allowance per address).
+fn address_key(address: IpAddr) -> IpAddr {
+    match address.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
     }
 }
 
@@ -121,28 +107,20 @@ fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
 mod tests {
     use super::*;
 
-    /// Requests one key gets through at once (its burst).
-    fn burst_allowed(limits: &RateLimits, key: &str, nodes: usize) -> usize {
-        (0..1000)
-            .take_while(|_| limits.check(key, nodes).is_ok())
-            .count()
-    }
-
     #[test]
-    fn each_node_allows_its_share_of_the_cluster_budget() {
-        let limits = RateLimits::new(100, 200);
+    fn failures_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let v4: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(address_key(v4), v4);
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
         assert_eq!(
-            burst_allowed(&limits, "AC1", 1),
-            200,
-            "one node: the whole budget"
+            address_key(mapped),
+            v4,
+            "an IPv4-mapped address is the IPv4 one"
         );
-        assert_eq!(
-            burst_allowed(&limits, "AC2", 3),
-            67,
-            "three live nodes: a third each (rounded up)"
-        );
-        // The limiter follows the node count back down.
-        assert_eq!(burst_allowed(&limits, "AC3", 2), 100);
-        assert_eq!(burst_allowed(&limits, "AC3", 2), 0, "the budget is spent");
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(other));
     }
 }

@@ -161,24 +161,6 @@ pub async fn create_message(
     Ok((StatusCode::CREATED, Json(MessageJson::of(&message))).into_response())
 }
 
-/// `DateSent` values are days: `YYYY-MM-DD`, or a `YYYY-MM-DDTHH:MM:SSZ` whose time part is
-/// ignored (the SDKs send date objects that way). Returns the first and last microsecond of
-/// that GMT day.
-fn parse_date_filter(name: &str, raw: &str) -> Result<(i64, i64)> {
-    let bad = || Error::invalid_parameter(name, raw);
-    let date = if raw.len() == 10 {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(raw, &format).map_err(|_| bad())?
-    } else {
-        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| bad())?
-            .to_offset(time::UtcOffset::UTC)
-            .date()
-    };
-    let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
-    Ok((start, start + 86_400_000_000 - 1))
-}
-
 pub async fn list_message(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -202,16 +184,15 @@ pub async fn list_message(
             .map(str::to_string),
         ..MessageFilter::default()
     };
-    if let Some(raw) = params.get("DateSent") {
-        let (start, end) = parse_date_filter("DateSent", raw)?;
+    if let Some((start, end)) = params.day("DateSent")? {
         filter.sent_from = Some(start);
         filter.sent_until = Some(end);
     }
-    if let Some(raw) = params.get("DateSent>") {
-        filter.sent_from = Some(parse_date_filter("DateSent>", raw)?.0);
+    if let Some((start, _)) = params.day("DateSent>")? {
+        filter.sent_from = Some(start);
     }
-    if let Some(raw) = params.get("DateSent<") {
-        filter.sent_until = Some(parse_date_filter("DateSent<", raw)?.1);
+    if let Some((_, end)) = params.day("DateSent<")? {
+        filter.sent_until = Some(end);
     }
     let rows = state
         .app

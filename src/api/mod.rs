@@ -5,12 +5,13 @@
 mod accounts;
 mod auth;
 mod keys;
+mod limits;
 mod messages;
 mod messaging;
 mod monitor;
 mod numbers;
 mod opt_outs;
-mod params;
+pub mod params;
 mod render;
 pub mod server;
 mod usage;
@@ -18,18 +19,18 @@ mod v1;
 
 use crate::error::Error;
 use crate::service::App;
-use auth::RateLimits;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use limits::{AccountBudget, FailedAuthLimits, Limits};
 use std::sync::Arc;
 
 /// Shared state of the HTTP layer.
 #[derive(Clone)]
 pub struct ApiState {
     pub app: App,
-    limits: Option<Arc<RateLimits>>,
+    limits: Arc<Limits>,
     max_body_bytes: usize,
     /// Absolute base URL (no trailing slash) for v1 `url`, `links` and `meta` URLs.
     public_url: Arc<str>,
@@ -43,6 +44,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    /// Failed authentications an address or a username may make before backoff; 0 = off.
+    pub failed_auth_limit: u32,
 }
 
 /// The request path as the client sent it (before the `.json` suffix is removed for routing),
@@ -52,15 +55,13 @@ pub struct RequestPath(pub String);
 
 /// The complete API as one router: routes plus the `.json` normalisation in front of them.
 pub fn router(app: App, http: &HttpSettings) -> Router {
-    let limits = (http.rate_limit_per_second > 0).then(|| {
-        Arc::new(RateLimits::new(
-            http.rate_limit_per_second,
-            http.rate_limit_burst,
-        ))
+    let limits = Arc::new(Limits {
+        budget: (http.rate_limit_per_second > 0)
+            .then(|| AccountBudget::new(http.rate_limit_per_second, http.rate_limit_burst)),
+        failed_auth: (http.failed_auth_limit > 0)
+            .then(|| FailedAuthLimits::new(http.failed_auth_limit)),
     });
-    if let Some(limits) = &limits {
-        limits.spawn_cleanup();
-    }
+    limits.spawn_cleanup();
     let state = ApiState {
         app,
         limits,

@@ -50,6 +50,27 @@ impl Params {
         }
     }
 
+    /// A day filter (`DateSent`, `DateSent>`…): `YYYY-MM-DD`, or a `YYYY-MM-DDTHH:MM:SSZ` whose
+    /// time part is ignored (the SDKs send date objects that way). Returns the first and last
+    /// microsecond of that GMT day.
+    pub fn day(&self, name: &str) -> Result<Option<(i64, i64)>> {
+        self.parsed(name, |raw| {
+            let date = if raw.len() == 10 {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                time::Date::parse(raw, &format).ok()?
+            } else {
+                // The checked conversion: a time near the end of year 9999 with a negative
+                // offset is past the last representable UTC day.
+                time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+                    .ok()?
+                    .checked_to_offset(time::UtcOffset::UTC)?
+                    .date()
+            };
+            let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
+            Some((start, start + 86_400_000_000 - 1))
+        })
+    }
+
     /// A Twilio boolean: `true` or `false` (any case).
     pub fn bool(&self, name: &str) -> Result<Option<bool>> {
         self.parsed(name, |raw| match raw.to_ascii_lowercase().as_str() {
@@ -58,6 +79,16 @@ impl Params {
             _ => None,
         })
     }
+}
+
+/// Parses a query string and a form body into parameters, refusing NUL characters. Pure, so
+/// that it can be fuzzed (fuzz/fuzz_targets/form_params.rs).
+pub fn parse_form(query: &[u8], body: &[u8]) -> Result<Params> {
+    let mut pairs = parse_pairs(query);
+    let mut body_pairs = parse_pairs(body);
+    // Body values come first: they are what the SDKs send.
+    body_pairs.append(&mut pairs);
+    Ok(Params::from_pairs(without_nul(body_pairs)?))
 }
 
 fn parse_pairs(raw: &[u8]) -> Vec<(String, String)> {
@@ -91,9 +122,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(Query(Params::from_pairs(without_nul(parse_pairs(
-            query.as_bytes(),
-        ))?)))
+        Ok(Query(parse_form(query.as_bytes(), b"")?))
     }
 }
 
@@ -104,12 +133,14 @@ impl FromRequest<ApiState> for Form {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &ApiState) -> Result<Self> {
-        let mut pairs = parse_pairs(request.uri().query().unwrap_or_default().as_bytes());
+        let query = request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec();
         let body = read_body(request, state.max_body_bytes).await?;
-        let mut body_pairs = parse_pairs(&body);
-        // Body values come first: they are what the SDKs send.
-        body_pairs.append(&mut pairs);
-        Ok(Form(Params::from_pairs(without_nul(body_pairs)?)))
+        Ok(Form(parse_form(&query, &body)?))
     }
 }
 
@@ -181,6 +212,23 @@ mod tests {
             1,
             "other control characters pass"
         );
+    }
+
+    #[test]
+    fn a_day_filter_past_the_last_representable_day_is_refused_not_a_panic() {
+        let params = Params::from_pairs(parse_pairs(
+            b"A=9999-12-31T23:59:59-01:00&B=2024-02-01T10:00:00Z&C=2024-02-01&D=2024-13-01",
+        ));
+        assert_eq!(params.day("A").unwrap_err().code(), 20001);
+        let day = params.day("B").unwrap().unwrap();
+        assert_eq!(
+            day,
+            params.day("C").unwrap().unwrap(),
+            "the time part is ignored"
+        );
+        assert_eq!(day.1 - day.0, 86_400_000_000 - 1);
+        assert_eq!(params.day("D").unwrap_err().code(), 20001);
+        assert_eq!(params.day("E").unwrap(), None);
     }
 
     #[test]

@@ -247,6 +247,10 @@ pub fn parse_inventory_csv(data: &[u8]) -> std::result::Result<Vec<InventoryNumb
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let fail = |message: String| ImportError { line, message };
+        // No field takes one, and PostgreSQL cannot store one (the import would fail with 500).
+        if record.iter().any(|field| field.contains('\0')) {
+            return Err(fail("a field holds a NUL character".into()));
+        }
         let field = |i: usize| record.get(i).unwrap_or_default();
         let optional = |i: usize| Some(field(i).to_string()).filter(|v| !v.is_empty());
         let flag = |i: usize, name: &str| match field(i).to_ascii_lowercase().as_str() {
@@ -539,6 +543,8 @@ mod tests {
             ("+14155550100,FR,local,true,true,true,,,,\n", 2, "belongs to US"),
             ("+14155550100,US,local,true,true,true,,,,\n+14155550100,US,local,true,true,true,,,,\n", 3, "twice"),
             ("+14155550100,US,local,true,true,true,,,,\n+14155550101,US,local\n", 3, ""),
+            // Found by the inventory_csv fuzz target.
+            ("+14155550100,US,local,true,true,true,Bou\0on,,,\n", 2, "NUL"),
         ];
         for (rows, line, needle) in cases {
             let err = parse_inventory_csv(format!("{HEADER}{rows}").as_bytes()).unwrap_err();

@@ -80,6 +80,8 @@ impl App {
         self.store
             .insert_main_account(&account, &default_service(&account.sid, now))
             .await?;
+        // Its SID may be a configured one, asked for before it existed.
+        self.unknown_sids.forget(&account.sid);
         Ok(MainAccount {
             account,
             created: true,
@@ -122,7 +124,10 @@ impl App {
             )
             .await?
         {
-            CreateSubaccountOutcome::Created => Ok(account),
+            CreateSubaccountOutcome::Created => {
+                self.unknown_sids.forget(&account.sid);
+                Ok(account)
+            }
             CreateSubaccountOutcome::CapReached => Err(Error::invalid(
                 21480,
                 format!(

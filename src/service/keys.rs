@@ -39,6 +39,7 @@ impl App {
                 format!("Reached the maximum number of API keys for this account ({cap})"),
             ));
         }
+        self.unknown_sids.forget(&key.sid);
         Ok((key, secret))
     }
 
@@ -99,7 +100,8 @@ impl App {
             .ok_or_else(|| Error::not_found(path))
     }
 
-    /// `DeleteKey`: the key stops authenticating at once.
+    /// `DeleteKey`: the key stops authenticating at once on this node, and within the key
+    /// cache's second on the others.
     pub async fn delete_key(
         &self,
         principal: &Principal,
@@ -110,7 +112,9 @@ impl App {
         let account = self
             .authorize(principal, account_sid, Operation::DeleteKey, path)
             .await?;
-        if self.store.delete_key(&account.sid, key_sid).await? {
+        let deleted = self.store.delete_key(&account.sid, key_sid).await?;
+        self.keys.forget(key_sid);
+        if deleted {
             Ok(())
         } else {
             Err(Error::not_found(path))

@@ -16,7 +16,7 @@ pub mod webhooks;
 pub mod writer;
 
 use crate::domain::account::{Account, AccountStatus};
-use crate::domain::credential::{hash_key_secret, secrets_match};
+use crate::domain::credential::{hash_key_secret, secrets_match, ApiKey};
 use crate::domain::messaging_service::MessagingService;
 use crate::domain::sid::{self, SidKind};
 use crate::error::{Error, Result};
@@ -109,6 +109,7 @@ impl Settings {
 /// (PostgreSQL) see a change within the TTL.
 pub struct TtlCache<V> {
     entries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, V)>>,
+    ttl: std::time::Duration,
 }
 
 /// How often a node records that it is alive (see `store::nodes`).
@@ -117,13 +118,25 @@ const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 const BIND_LEASE: i64 = 10_000_000;
 
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a SID that named no account or key is remembered as unknown. SIDs are random
+/// (128 bits) and never reused, so a credential created later cannot be one remembered here
+/// (the node that creates one forgets it anyway); the cache only spares the database the
+/// look-ups of a client repeating an unknown or deleted SID.
+const UNKNOWN_SID_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 /// Entries kept at most; past it the cache starts over (it only saves reads).
 const CACHE_SIZE: usize = 10_000;
 
 impl<V> Default for TtlCache<V> {
     fn default() -> Self {
+        TtlCache::with_ttl(CACHE_TTL)
+    }
+}
+
+impl<V> TtlCache<V> {
+    fn with_ttl(ttl: std::time::Duration) -> Self {
         TtlCache {
             entries: std::sync::Mutex::default(),
+            ttl,
         }
     }
 }
@@ -133,7 +146,7 @@ impl<V: Clone> TtlCache<V> {
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, value)| value.clone())
     }
 
@@ -184,6 +197,10 @@ pub struct App {
     pub webhook_client: crate::webhook::WebhookClient,
     /// Accounts recently read by `authenticate`.
     pub accounts: std::sync::Arc<TtlCache<Account>>,
+    /// API keys recently read by `authenticate`; a key deleted on this node is forgotten.
+    pub keys: std::sync::Arc<TtlCache<ApiKey>>,
+    /// Account and key SIDs recently looked up and not found (see `UNKNOWN_SID_TTL`).
+    pub unknown_sids: std::sync::Arc<TtlCache<()>>,
     /// Messaging Services (with their pool sizes) recently read by `create_message`, keyed
     /// by service SID; cleared whenever this node changes a service, its pool or a number.
     pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
@@ -452,6 +469,8 @@ impl App {
         let app = App {
             webhook_client,
             accounts: std::sync::Arc::default(),
+            keys: std::sync::Arc::default(),
+            unknown_sids: std::sync::Arc::new(TtlCache::with_ttl(UNKNOWN_SID_TTL)),
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
             mo_parts_swept_at: std::sync::Arc::default(),
@@ -567,7 +586,8 @@ impl App {
 
     /// Checks HTTP Basic credentials: `AC…:auth_token` or `SK…:secret`. Every failure,
     /// including an inactive account, is the same 20003 so nothing leaks about which part
-    /// was wrong.
+    /// was wrong. Accounts and keys come from short-lived caches, and unknown SIDs are
+    /// remembered, so that a flood of wrong credentials costs few database reads.
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<Principal> {
         let principal = if sid::is_valid(SidKind::Account, username) {
             let account = self.cached_account(username).await?;
@@ -580,8 +600,7 @@ impl App {
             }
         } else if sid::is_valid(SidKind::ApiKey, username) {
             let key = self
-                .store
-                .key(username)
+                .cached_key(username)
                 .await?
                 .ok_or(Error::Unauthenticated)?;
             let presented = hash_key_secret(&self.settings.key_pepper, password);
@@ -589,8 +608,7 @@ impl App {
                 return Err(Error::Unauthenticated);
             }
             let account = self
-                .store
-                .account(&key.account_sid)
+                .cached_account(&key.account_sid)
                 .await?
                 .ok_or(Error::Unauthenticated)?;
             Principal {
@@ -604,16 +622,36 @@ impl App {
         Ok(principal)
     }
 
-    /// An account by SID, from the short-lived cache when fresh there.
+    /// An account by SID, from the short-lived caches when fresh there.
     async fn cached_account(&self, sid: &str) -> Result<Option<Account>> {
         if let Some(account) = self.accounts.get(sid) {
             return Ok(Some(account));
         }
+        if self.unknown_sids.get(sid).is_some() {
+            return Ok(None);
+        }
         let account = self.store.account(sid).await?;
-        if let Some(account) = &account {
-            self.accounts.put(&account.sid, account.clone());
+        match &account {
+            Some(account) => self.accounts.put(&account.sid, account.clone()),
+            None => self.unknown_sids.put(sid, ()),
         }
         Ok(account)
+    }
+
+    /// An API key by SID, from the short-lived caches when fresh there.
+    async fn cached_key(&self, sid: &str) -> Result<Option<ApiKey>> {
+        if let Some(key) = self.keys.get(sid) {
+            return Ok(Some(key));
+        }
+        if self.unknown_sids.get(sid).is_some() {
+            return Ok(None);
+        }
+        let key = self.store.key(sid).await?;
+        match &key {
+            Some(key) => self.keys.put(&key.sid, key.clone()),
+            None => self.unknown_sids.put(sid, ()),
+        }
+        Ok(key)
     }
 
     /// A Messaging Service of `account_sid` with its pool size, from the short-lived cache

@@ -59,6 +59,7 @@ pub struct Options {
     pub max_subaccounts: u32,
     pub rate_limit_per_second: u32,
     pub rate_limit_burst: u32,
+    pub failed_auth_limit: u32,
     pub max_body_bytes: usize,
 }
 
@@ -68,6 +69,7 @@ impl Default for Options {
             max_subaccounts: 1000,
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
+            failed_auth_limit: 0,
             max_body_bytes: 64 * 1024,
         }
     }
@@ -128,6 +130,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
             max_body_bytes: options.max_body_bytes,
             rate_limit_per_second: options.rate_limit_per_second,
             rate_limit_burst: options.rate_limit_burst,
+            failed_auth_limit: options.failed_auth_limit,
         },
     );
     TestServer {
@@ -149,6 +152,7 @@ impl TestServer {
                 max_body_bytes: 64 * 1024,
                 rate_limit_per_second: 0,
                 rate_limit_burst: 0,
+                failed_auth_limit: 0,
             },
         );
         TestServer {

@@ -100,14 +100,19 @@ pub fn check_content(body: &str, media: &[&str], via_service: bool) -> Result<()
         ));
     }
     for url in media {
-        let ok = url::Url::parse(url)
-            .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .unwrap_or(false);
-        if !ok {
+        if !is_media_url(url) {
             return Err(Error::invalid(21620, format!("Invalid media URL: {url:?}")));
         }
     }
     Ok(())
+}
+
+/// Whether `url` may be a message's media: an absolute http(s) URL with a host (no `file:`,
+/// `gopher:`… which the Media resource would then redirect clients to).
+pub fn is_media_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .map(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .unwrap_or(false)
 }
 
 /// `ValidityPeriod`: 1..=36000 seconds (Twilio 21624).

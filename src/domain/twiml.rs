@@ -88,6 +88,13 @@ fn message(node: roxmltree::Node) -> Result<ReplyMessage, TwimlError> {
                 "Body" => reply.body.push_str(&text),
                 "Media" => {
                     if !text.is_empty() {
+                        // As an API send's `MediaUrl` (21620): the reply's Media resource
+                        // redirects clients to it.
+                        if !crate::domain::message::is_media_url(&text) {
+                            return Err(TwimlError(format!(
+                                "<Media> {text:?} is not an absolute http or https URL"
+                            )));
+                        }
                         reply.media.push(text);
                     }
                 }
@@ -166,6 +173,10 @@ mod tests {
             "<Response><Message></Message></Response>",
             "not xml at all",
             "<!DOCTYPE r [<!ENTITY a \"aaaa\">]><Response><Message>&a;</Message></Response>",
+            // Media the API would refuse (21620).
+            "<Response><Message><Media>file:///etc/passwd</Media></Message></Response>",
+            "<Response><Message><Media>gopher://internal:70/x</Media></Message></Response>",
+            "<Response><Message><Body>x</Body><Media>/relative.png</Media></Message></Response>",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

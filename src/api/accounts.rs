@@ -6,13 +6,15 @@ use super::render::{self, ListPage};
 use super::ApiState;
 use crate::domain::account::AccountStatus;
 use crate::domain::paging::{Cursor, PageRequest};
+use crate::domain::test_credentials::TestCredentials;
+use crate::domain::time::iso8601;
 use crate::error::Result;
 use crate::service::accounts::AccountUpdate;
 use crate::store::accounts::AccountFilter;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub async fn create_account(
     State(state): State<ApiState>,
@@ -90,4 +92,48 @@ pub async fn update_account(
         .update_account(&caller, &sid, update, &path)
         .await?;
     Ok(Json(render::account(&account)))
+}
+
+/// An account's test credentials as `/warbler/v1/Accounts/{Sid}/TestCredentials` shows them.
+fn test_credentials_json(state: &ApiState, test: &TestCredentials) -> Value {
+    json!({
+        "account_sid": test.account_sid,
+        "test_account_sid": test.test_account_sid,
+        "test_auth_token": test.test_auth_token,
+        "date_created": iso8601(test.date_created),
+        "date_updated": iso8601(test.date_updated),
+        "url": format!(
+            "{}/warbler/v1/Accounts/{}/TestCredentials",
+            state.public_url, test.account_sid
+        ),
+    })
+}
+
+/// `GET /warbler/v1/Accounts/{AccountSid}/TestCredentials` (made when first read; Twilio
+/// shows them in its console).
+pub async fn fetch_test_credentials(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+) -> Result<Json<Value>> {
+    let test = state
+        .app
+        .test_credentials(&caller, &account_sid, &path)
+        .await?;
+    Ok(Json(test_credentials_json(&state, &test)))
+}
+
+/// `POST /warbler/v1/Accounts/{AccountSid}/TestCredentials`: a new test auth token.
+pub async fn rotate_test_credentials(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+) -> Result<Json<Value>> {
+    let test = state
+        .app
+        .rotate_test_credentials(&caller, &account_sid, &path)
+        .await?;
+    Ok(Json(test_credentials_json(&state, &test)))
 }

@@ -211,6 +211,10 @@ fn routes() -> Router<ApiState> {
             axum::routing::delete(opt_outs::delete_opt_out),
         )
         .route(
+            "/warbler/v1/Accounts/{AccountSid}/TestCredentials",
+            get(accounts::fetch_test_credentials).post(accounts::rotate_test_credentials),
+        )
+        .route(
             "/warbler/v1/Services/{Sid}/OptOutSettings",
             get(opt_outs::fetch_opt_out_settings).post(opt_outs::update_opt_out_settings),
         )

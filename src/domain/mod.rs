@@ -13,6 +13,7 @@ pub mod opt_out;
 pub mod paging;
 pub mod sender;
 pub mod sid;
+pub mod test_credentials;
 pub mod time;
 pub mod twiml;
 pub mod usage;

@@ -93,6 +93,9 @@ impl App {
         request: SendRequest<'_>,
         path: &str,
     ) -> Result<Message> {
+        if let Some(test_sid) = principal.test_sid() {
+            return self.create_test_message(test_sid, account_sid, &request);
+        }
         let account = self
             .authorize(principal, account_sid, Operation::CreateMessage, path)
             .await?;

@@ -10,6 +10,7 @@ pub mod messages;
 pub mod messaging;
 pub mod numbers;
 pub mod smpp;
+pub mod test_credentials;
 pub mod triggers;
 pub mod usage;
 pub mod webhooks;
@@ -199,6 +200,10 @@ pub struct App {
     pub accounts: std::sync::Arc<TtlCache<Account>>,
     /// API keys recently read by `authenticate`; a key deleted on this node is forgotten.
     pub keys: std::sync::Arc<TtlCache<ApiKey>>,
+    /// Test credentials recently read by `authenticate`; a token rotated on this node is
+    /// forgotten.
+    pub test_credentials:
+        std::sync::Arc<TtlCache<crate::domain::test_credentials::TestCredentials>>,
     /// Account and key SIDs recently looked up and not found (see `UNKNOWN_SID_TTL`).
     pub unknown_sids: std::sync::Arc<TtlCache<()>>,
     /// Messaging Services (with their pool sizes) recently read by `create_message`, keyed
@@ -270,7 +275,14 @@ pub struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     AuthToken,
-    ApiKey { sid: String },
+    ApiKey {
+        sid: String,
+    },
+    /// The account's test credentials (`sid` is the test account SID): only creating
+    /// messages and buying numbers, answered as Twilio's magic numbers, nothing stored.
+    Test {
+        sid: String,
+    },
 }
 
 /// An authenticated caller: the account it acts as, and the credential used.
@@ -283,6 +295,14 @@ pub struct Principal {
 impl Principal {
     pub fn via_api_key(&self) -> bool {
         matches!(self.credential, Credential::ApiKey { .. })
+    }
+
+    /// The test account SID, when the caller used test credentials.
+    pub fn test_sid(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Test { sid } => Some(sid),
+            _ => None,
+        }
     }
 }
 
@@ -374,6 +394,9 @@ pub enum Operation {
     AssignShortCode,
     /// warbler's own: the simulated carrier delivers an inbound message.
     SimulateInbound,
+    /// warbler's own: an account's test credentials (Twilio shows them in its console).
+    FetchTestCredentials,
+    UpdateTestCredentials,
 }
 
 impl Operation {
@@ -428,8 +451,17 @@ impl Operation {
             | DeleteOptOut
             | FetchOptOutSettings
             | UpdateOptOutSettings => Access::Resources,
-            CreateAccount | ListAccount | FetchAccount | UpdateAccount | CreateNewKey | ListKey
-            | FetchKey | UpdateKey | DeleteKey => Access::ManageCredentials,
+            CreateAccount
+            | ListAccount
+            | FetchAccount
+            | UpdateAccount
+            | CreateNewKey
+            | ListKey
+            | FetchKey
+            | UpdateKey
+            | DeleteKey
+            | FetchTestCredentials
+            | UpdateTestCredentials => Access::ManageCredentials,
             ImportNumberInventory
             | AssignShortCode
             | SimulateInbound
@@ -470,6 +502,7 @@ impl App {
             webhook_client,
             accounts: std::sync::Arc::default(),
             keys: std::sync::Arc::default(),
+            test_credentials: std::sync::Arc::default(),
             unknown_sids: std::sync::Arc::new(TtlCache::with_ttl(UNKNOWN_SID_TTL)),
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
@@ -596,7 +629,26 @@ impl App {
                     account,
                     credential: Credential::AuthToken,
                 },
-                _ => return Err(Error::Unauthenticated),
+                Some(_) => return Err(Error::Unauthenticated),
+                None => {
+                    let test = self
+                        .cached_test_credentials(username)
+                        .await?
+                        .ok_or(Error::Unauthenticated)?;
+                    if !secrets_match(&test.test_auth_token, password) {
+                        return Err(Error::Unauthenticated);
+                    }
+                    let account = self
+                        .cached_account(&test.account_sid)
+                        .await?
+                        .ok_or(Error::Unauthenticated)?;
+                    Principal {
+                        account,
+                        credential: Credential::Test {
+                            sid: test.test_account_sid,
+                        },
+                    }
+                }
             }
         } else if sid::is_valid(SidKind::ApiKey, username) {
             let key = self
@@ -636,6 +688,27 @@ impl App {
             None => self.unknown_sids.put(sid, ()),
         }
         Ok(account)
+    }
+
+    /// Test credentials by their test account SID, from the short-lived caches when fresh
+    /// there (random unknown `AC…` names cost no read after the first).
+    async fn cached_test_credentials(
+        &self,
+        test_sid: &str,
+    ) -> Result<Option<crate::domain::test_credentials::TestCredentials>> {
+        if let Some(test) = self.test_credentials.get(test_sid) {
+            return Ok(Some(test));
+        }
+        let unknown = format!("test:{test_sid}");
+        if self.unknown_sids.get(&unknown).is_some() {
+            return Ok(None);
+        }
+        let test = self.store.test_credentials_by_sid(test_sid).await?;
+        match &test {
+            Some(test) => self.test_credentials.put(test_sid, test.clone()),
+            None => self.unknown_sids.put(&unknown, ()),
+        }
+        Ok(test)
     }
 
     /// An API key by SID, from the short-lived caches when fresh there.
@@ -723,8 +796,17 @@ impl App {
     }
 }
 
-/// Refuses API keys on the operations that manage accounts and keys.
+/// Refuses API keys on the operations that manage accounts and keys, and test credentials on
+/// everything but sending and buying (which answer without touching live resources).
 pub fn check_credential(principal: &Principal, operation: Operation) -> Result<()> {
+    if principal.test_sid().is_some()
+        && !matches!(
+            operation,
+            Operation::CreateMessage | Operation::CreateIncomingPhoneNumber
+        )
+    {
+        return Err(Error::Unauthenticated);
+    }
     match operation.access() {
         Access::Resources => Ok(()),
         Access::ManageCredentials if principal.via_api_key() => Err(Error::Unauthenticated),

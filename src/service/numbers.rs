@@ -221,6 +221,9 @@ impl App {
         purchase: Purchase<'_>,
         path: &str,
     ) -> Result<IncomingNumber> {
+        if let Some(test_sid) = principal.test_sid() {
+            return self.purchase_test_number(test_sid, account_sid, &purchase);
+        }
         let _services_changed = self.services_changed();
         let account = self
             .authorize(

@@ -15,6 +15,7 @@ pub mod messaging;
 pub mod nodes;
 pub mod numbers;
 mod sql;
+pub mod test_credentials;
 pub mod triggers;
 pub mod usage;
 pub mod webhooks;

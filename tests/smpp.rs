@@ -954,3 +954,128 @@ async fn failed_binds_slow_down_their_address_and_leave_others_alone() {
     assert!(took < Duration::from_millis(1500), "{took:?}");
     smsc.stop();
 }
+
+/// A sandbox subaccount (set by its parent) sends to the simulated carrier whatever the
+/// routes, at no charge, with the simulator's magic destinations; its sibling's traffic still
+/// goes over SMPP; the sandbox's own credentials cannot take it out.
+#[tokio::test]
+async fn a_sandbox_subaccounts_messages_go_to_the_simulator_free_whatever_the_routes() {
+    let smsc = smsc_on(0, false).await;
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let server = &running.server;
+    bound(&running).await;
+    let (staging, staging_token) = server.subaccount("Staging").await;
+    let (live, live_token) = server.subaccount("Production").await;
+    server
+        .buy(&staging, "+14155550101", server.main_creds())
+        .await;
+    server.buy(&live, "+14155550102", server.main_creds()).await;
+    let sandbox_path = format!("/warbler/v1/Accounts/{staging}/Sandbox");
+    server
+        .post(
+            &sandbox_path,
+            (&staging, &staging_token),
+            &[("Sandbox", "true")],
+        )
+        .await
+        .assert_error(403, 20403);
+    let set = server
+        .post(&sandbox_path, server.main_creds(), &[("Sandbox", "true")])
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.body["sandbox"], true);
+    let read = server.get(&sandbox_path, (&staging, &staging_token)).await;
+    assert_eq!(read.body["sandbox"], true, "{}", read.body);
+
+    let send_as = |account: String, token: String, from: &'static str, to: &'static str| async move {
+        let reply = server
+            .post(
+                &format!("/2010-04-01/Accounts/{account}/Messages.json"),
+                (&account, &token),
+                &[("From", from), ("To", to), ("Body", "release check")],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        sid(&reply.body)
+    };
+    let final_status = |account: String, sid: String, wanted: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let body = server
+                .get(
+                    &format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
+                    server.main_creds(),
+                )
+                .await
+                .body;
+            if body["status"] == wanted {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sid} never became {wanted}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let staged = send_as(
+        staging.clone(),
+        staging_token.clone(),
+        "+14155550101",
+        "+14155550199",
+    )
+    .await;
+    let magic = send_as(
+        staging.clone(),
+        staging_token.clone(),
+        "+14155550101",
+        "+15005550030",
+    )
+    .await;
+    let real = send_as(
+        live.clone(),
+        live_token.clone(),
+        "+14155550102",
+        "+14155550199",
+    )
+    .await;
+    let delivered = final_status(staging.clone(), staged, "delivered").await;
+    assert_eq!(delivered["price"], "0.00000", "free: {delivered}");
+    let undelivered = final_status(staging.clone(), magic, "undelivered").await;
+    assert_eq!(
+        undelivered["error_code"], 30003,
+        "the simulator's magic: {undelivered}"
+    );
+    let sent_live = final_status(live.clone(), real, "delivered").await;
+    assert_eq!(sent_live["price"], "-0.00790");
+    let submitted: Vec<String> = smsc.submits().iter().map(|s| s.source.clone()).collect();
+    assert_eq!(
+        submitted,
+        ["14155550102"],
+        "only the live account's message reached the SMSC"
+    );
+
+    // Back to live: its next message goes over SMPP.
+    let unset = server
+        .post(&sandbox_path, server.main_creds(), &[("Sandbox", "false")])
+        .await;
+    assert_eq!(unset.body["sandbox"], false, "{}", unset.body);
+    let after = send_as(
+        staging.clone(),
+        staging_token.clone(),
+        "+14155550101",
+        "+14155550199",
+    )
+    .await;
+    final_status(staging.clone(), after, "delivered").await;
+    assert_eq!(smsc.submits().len(), 2);
+    // The main account is never a sandbox.
+    server
+        .post(
+            &format!("/warbler/v1/Accounts/{MAIN_SID}/Sandbox"),
+            server.main_creds(),
+            &[("Sandbox", "true")],
+        )
+        .await
+        .assert_error(403, 20403);
+}

@@ -137,3 +137,41 @@ pub async fn rotate_test_credentials(
         .await?;
     Ok(Json(test_credentials_json(&state, &test)))
 }
+
+fn sandbox_json(state: &ApiState, account: &crate::domain::account::Account) -> Value {
+    json!({
+        "account_sid": account.sid,
+        "sandbox": account.sandbox,
+        "date_updated": iso8601(account.date_updated),
+        "url": format!("{}/warbler/v1/Accounts/{}/Sandbox", state.public_url, account.sid),
+    })
+}
+
+/// `GET /warbler/v1/Accounts/{AccountSid}/Sandbox`.
+pub async fn fetch_sandbox(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+) -> Result<Json<Value>> {
+    let account = state.app.sandbox(&caller, &account_sid, &path).await?;
+    Ok(Json(sandbox_json(&state, &account)))
+}
+
+/// `POST /warbler/v1/Accounts/{AccountSid}/Sandbox` `Sandbox=true|false` (the parent only).
+pub async fn update_sandbox(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    Path(path): Path,
+    axum::extract::Path(account_sid): axum::extract::Path<String>,
+    Form(params): Form,
+) -> Result<Json<Value>> {
+    let sandbox = params
+        .bool("Sandbox")?
+        .ok_or_else(|| crate::error::Error::missing_parameter("Sandbox"))?;
+    let account = state
+        .app
+        .set_sandbox(&caller, &account_sid, sandbox, &path)
+        .await?;
+    Ok(Json(sandbox_json(&state, &account)))
+}

@@ -211,6 +211,10 @@ fn routes() -> Router<ApiState> {
             axum::routing::delete(opt_outs::delete_opt_out),
         )
         .route(
+            "/warbler/v1/Accounts/{AccountSid}/Sandbox",
+            get(accounts::fetch_sandbox).post(accounts::update_sandbox),
+        )
+        .route(
             "/warbler/v1/Accounts/{AccountSid}/TestCredentials",
             get(accounts::fetch_test_credentials).post(accounts::rotate_test_credentials),
         )

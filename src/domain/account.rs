@@ -173,6 +173,9 @@ pub struct Account {
     pub auth_token: String,
     pub date_created: i64,
     pub date_updated: i64,
+    /// A sandbox subaccount's messages go to the simulated carrier at no charge, whatever the
+    /// routes (warbler's own; set by its parent).
+    pub sandbox: bool,
 }
 
 impl Account {

@@ -564,6 +564,7 @@ mod tests {
             auth_token: "t".into(),
             date_created: 0,
             date_updated: 0,
+            sandbox: false,
         }
     }
 

@@ -76,6 +76,7 @@ impl App {
             auth_token,
             date_created: now,
             date_updated: now,
+            sandbox: false,
         };
         self.store
             .insert_main_account(&account, &default_service(&account.sid, now))
@@ -114,6 +115,7 @@ impl App {
             auth_token: sid::random_hex32(),
             date_created: now,
             date_updated: now,
+            sandbox: false,
         };
         match self
             .store
@@ -204,5 +206,48 @@ impl App {
             .ok_or_else(|| Error::not_found(path));
         self.accounts.forget(&target.sid);
         updated
+    }
+}
+
+impl App {
+    /// Whether `account_sid` is a sandbox (the account itself or its parent may read it).
+    pub async fn sandbox(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        path: &str,
+    ) -> Result<Account> {
+        self.authorize(principal, account_sid, Operation::FetchSandbox, path)
+            .await
+    }
+
+    /// Makes a subaccount a sandbox, or a live account again. Only its parent may: a
+    /// staging environment's own credentials cannot take it out of the sandbox.
+    pub async fn set_sandbox(
+        &self,
+        principal: &Principal,
+        account_sid: &str,
+        sandbox: bool,
+        path: &str,
+    ) -> Result<Account> {
+        let account = self
+            .authorize(principal, account_sid, Operation::UpdateSandbox, path)
+            .await?;
+        if account.owner_account_sid.as_deref() != Some(principal.account.sid.as_str()) {
+            return Err(Error::forbidden(
+                20403,
+                "Only a subaccount's parent may make it a sandbox or take it out of one",
+            ));
+        }
+        self.store
+            .set_sandbox(&account.sid, sandbox, now_micros())
+            .await?;
+        // This node sends its next messages by the new setting at once (others within the
+        // account cache's second).
+        self.accounts.forget(&account.sid);
+        self.store
+            .account(&account.sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))
     }
 }

@@ -114,6 +114,7 @@ impl App {
             return Err(Error::forbidden(20005, "Account not active"));
         }
         self.check_funds(&account).await?;
+        let sandbox = account.sandbox;
         let to_raw = request
             .to
             .filter(|t| !t.is_empty())
@@ -297,18 +298,22 @@ impl App {
             date_sent: None,
         };
         // What it will cost, for the account's spend cap (service messages are priced on the
-        // segments their body will have).
-        let estimate = message_cost(
-            &self.settings.prices,
-            &message.to,
-            if message.num_segments > 0 {
-                message.num_segments
-            } else {
-                count_segments(&message.body).max(1) as i64
-            },
-            is_mms,
-        )
-        .unwrap_or(0);
+        // segments their body will have); a sandbox's sends are free.
+        let estimate = if sandbox {
+            0
+        } else {
+            message_cost(
+                &self.settings.prices,
+                &message.to,
+                if message.num_segments > 0 {
+                    message.num_segments
+                } else {
+                    count_segments(&message.body).max(1) as i64
+                },
+                is_mms,
+            )
+            .unwrap_or(0)
+        };
         match self
             .writer
             .write(message.clone(), media, estimate, idempotency)
@@ -612,6 +617,7 @@ impl App {
         &self,
         route: &str,
         batch: Vec<(Message, Sender)>,
+        sandboxes: &std::collections::HashSet<String>,
         now: i64,
         deadline: std::time::Instant,
     ) -> Result<(Vec<(Message, Outcome)>, CarrierRecords)> {
@@ -631,12 +637,17 @@ impl App {
         for ((message, sender), outcome) in batch.into_iter().zip(outcomes) {
             let outcome = match outcome {
                 SubmitOutcome::Accepted { carrier_message_id } => Outcome::Sent {
-                    cost: message_cost(
-                        &self.settings.prices,
-                        &message.to,
-                        message.num_segments,
-                        message.num_media > 0,
-                    ),
+                    // A sandbox's sends are free: they never left the building.
+                    cost: if sandboxes.contains(&message.account_sid) {
+                        Some(0)
+                    } else {
+                        message_cost(
+                            &self.settings.prices,
+                            &message.to,
+                            message.num_segments,
+                            message.num_media > 0,
+                        )
+                    },
                     category: crate::domain::usage::message_category(
                         message.num_media > 0,
                         false,
@@ -950,19 +961,41 @@ impl App {
             } else {
                 HashMap::new()
             };
+            // Sandbox accounts' messages go to the simulator whatever the routes.
+            let mut sandboxes = std::collections::HashSet::new();
+            let mut accounts: Vec<&str> =
+                ready.iter().map(|(m, _)| m.account_sid.as_str()).collect();
+            accounts.sort_unstable();
+            accounts.dedup();
+            for account in accounts {
+                if self
+                    .cached_account(account)
+                    .await?
+                    .is_some_and(|a| a.sandbox)
+                {
+                    sandboxes.insert(account.to_string());
+                }
+            }
             let mut by_route: HashMap<String, Vec<(Message, Sender)>> = HashMap::new();
             for (message, sender) in ready {
-                let route = self.carrier.route_for(
-                    inventory.get(&sender.address).map(String::as_str),
-                    &message.to,
-                );
+                let route = if sandboxes.contains(&message.account_sid) {
+                    crate::carrier::smpp::route::SIMULATED.to_string()
+                } else {
+                    self.carrier.route_for(
+                        inventory.get(&sender.address).map(String::as_str),
+                        &message.to,
+                    )
+                };
                 by_route.entry(route).or_default().push((message, sender));
+            }
+            if !sandboxes.is_empty() {
+                tracing::info!(accounts = ?sandboxes, "sandbox accounts' messages go to the simulated carrier, free");
             }
             let mut background = 0;
             for (route, batch) in by_route {
                 if route == crate::carrier::smpp::route::SIMULATED {
                     let (outcomes, kept) = self
-                        .submit_batch(&route, batch, now, submit_deadline)
+                        .submit_batch(&route, batch, &sandboxes, now, submit_deadline)
                         .await?;
                     decided.extend(outcomes);
                     records.extend(kept);
@@ -974,9 +1007,13 @@ impl App {
                 let permit = self.carrier.batch_permit().await;
                 background += batch.len();
                 let app = self.clone();
+                // SMPP routes carry no sandbox's messages.
+                let no_sandboxes = std::collections::HashSet::new();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let recorded = match app.submit_batch(&route, batch, now, submit_deadline).await
+                    let recorded = match app
+                        .submit_batch(&route, batch, &no_sandboxes, now, submit_deadline)
+                        .await
                     {
                         Ok((outcomes, kept)) => {
                             app.store

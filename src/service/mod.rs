@@ -397,6 +397,9 @@ pub enum Operation {
     /// warbler's own: an account's test credentials (Twilio shows them in its console).
     FetchTestCredentials,
     UpdateTestCredentials,
+    /// warbler's own: whether a subaccount is a sandbox (its parent sets it).
+    FetchSandbox,
+    UpdateSandbox,
 }
 
 impl Operation {
@@ -461,7 +464,9 @@ impl Operation {
             | UpdateKey
             | DeleteKey
             | FetchTestCredentials
-            | UpdateTestCredentials => Access::ManageCredentials,
+            | UpdateTestCredentials
+            | FetchSandbox
+            | UpdateSandbox => Access::ManageCredentials,
             ImportNumberInventory
             | AssignShortCode
             | SimulateInbound

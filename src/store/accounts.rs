@@ -9,6 +9,9 @@ use sqlx::any::AnyRow;
 
 const COLUMNS: &str =
     "sid, owner_account_sid, friendly_name, status, auth_token, date_created, date_updated";
+/// What reads select: `COLUMNS` and the flags new accounts take by default.
+const READ_COLUMNS: &str =
+    "sid, owner_account_sid, friendly_name, status, auth_token, date_created, date_updated, sandbox";
 
 fn decode(row: &AnyRow) -> Result<Account> {
     let status = text(row, "status")?;
@@ -21,6 +24,7 @@ fn decode(row: &AnyRow) -> Result<Account> {
         auth_token: text(row, "auth_token")?,
         date_created: int(row, "date_created")?,
         date_updated: int(row, "date_updated")?,
+        sandbox: int(row, "sandbox")? != 0,
     })
 }
 
@@ -142,9 +146,25 @@ impl Store {
         Ok(CreateSubaccountOutcome::Created)
     }
 
+    /// Marks a subaccount sandbox or not; false if there is no such subaccount.
+    pub async fn set_sandbox(&self, sid: &str, sandbox: bool, now: i64) -> Result<bool> {
+        let done = self
+            .write(
+                sqlx::query(
+                    "UPDATE accounts SET sandbox = $1, date_updated = $2 \
+                     WHERE sid = $3 AND owner_account_sid IS NOT NULL",
+                )
+                .bind(i64::from(sandbox))
+                .bind(now)
+                .bind(sid.to_string()),
+            )
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     pub async fn account(&self, sid: &str) -> Result<Option<Account>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM accounts WHERE sid = $1"
+            "SELECT {READ_COLUMNS} FROM accounts WHERE sid = $1"
         )))
         .bind(sid.to_string())
         .fetch_optional(self.pool())
@@ -154,7 +174,7 @@ impl Store {
 
     pub async fn main_account(&self) -> Result<Option<Account>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM accounts WHERE owner_account_sid IS NULL ORDER BY date_created LIMIT 1"
+            "SELECT {READ_COLUMNS} FROM accounts WHERE owner_account_sid IS NULL ORDER BY date_created LIMIT 1"
         )))
         .fetch_optional(self.pool())
         .await?;
@@ -168,7 +188,9 @@ impl Store {
         filter: &AccountFilter,
         page: &PageRequest,
     ) -> Result<Vec<Account>> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM accounts WHERE (sid = "));
+        let mut sql = Sql::new(&format!(
+            "SELECT {READ_COLUMNS} FROM accounts WHERE (sid = "
+        ));
         sql.text(viewer)
             .push(" OR owner_account_sid = ")
             .text(viewer)

@@ -507,3 +507,123 @@ async fn oversized_bodies_are_refused() {
     );
     let _: &Value = &listed.body;
 }
+
+/// The seeds' containment story: two subaccounts send through their own Messaging Services;
+/// one is found non-compliant and its parent suspends it. Its queued messages fail with 30002
+/// at dispatch and its new ones are refused, its numbers stay its own, and the sibling's
+/// traffic goes on unchanged.
+#[tokio::test]
+async fn suspending_a_non_compliant_subaccount_contains_it_and_spares_its_sibling() {
+    let server = spawn().await;
+    server.stock().await;
+    let mut tenants = Vec::new();
+    for (name, number) in [("Falcon", "+14155550101"), ("Owl", "+14155550102")] {
+        let (sid, token) = server.subaccount(name).await;
+        let pn = server.buy(&sid, number, server.main_creds()).await;
+        let service = server
+            .post("/v1/Services", (&sid, &token), &[("FriendlyName", name)])
+            .await;
+        assert_eq!(service.status, StatusCode::CREATED, "{}", service.body);
+        let service = service.body["sid"].as_str().unwrap().to_string();
+        let added = server
+            .post(
+                &format!("/v1/Services/{service}/PhoneNumbers"),
+                (&sid, &token),
+                &[("PhoneNumberSid", pn.as_str())],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+        tenants.push((sid, token, service, pn));
+    }
+    let send = |tenant: usize| {
+        let (sid, token, service, _) = tenants[tenant].clone();
+        let server = &server;
+        async move {
+            server
+                .post(
+                    &format!("/2010-04-01/Accounts/{sid}/Messages.json"),
+                    (&sid, &token),
+                    &[
+                        ("To", "+14155550199"),
+                        ("MessagingServiceSid", service.as_str()),
+                        ("Body", "Your flight is on time"),
+                    ],
+                )
+                .await
+        }
+    };
+    let mut queued: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+    for tenant in [0, 1] {
+        for _ in 0..5 {
+            let reply = send(tenant).await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+            queued[tenant].push(reply.body["sid"].as_str().unwrap().to_string());
+        }
+    }
+    // Falcon is found non-compliant: its parent suspends it before its queue is sent.
+    let (falcon, _, _, falcon_number) = tenants[0].clone();
+    let suspended = server
+        .post(
+            &format!("/2010-04-01/Accounts/{falcon}.json"),
+            server.main_creds(),
+            &[("Status", "suspended")],
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
+    // A long code sends one segment a second: five rounds a second apart.
+    let start = warbler::domain::time::now_micros();
+    for second in 0..6 {
+        server
+            .app
+            .dispatch_once(start + second * 1_000_000)
+            .await
+            .unwrap();
+    }
+    for (tenant, sids) in queued.iter().enumerate() {
+        let account = &tenants[tenant].0;
+        for sid in sids {
+            let message = server
+                .get(
+                    &format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
+                    server.main_creds(),
+                )
+                .await
+                .body;
+            if tenant == 0 {
+                assert_eq!(message["status"], "failed", "{message}");
+                assert_eq!(message["error_code"], 30002, "{message}");
+            } else {
+                assert_eq!(
+                    message["status"], "sent",
+                    "the sibling's queue goes on: {message}"
+                );
+            }
+        }
+    }
+    // New sends: refused for Falcon (its own token, and the parent acting on it), fine for Owl.
+    send(0).await.assert_error(401, 20003);
+    let (_, _, falcon_service, _) = tenants[0].clone();
+    server
+        .post(
+            &format!("/2010-04-01/Accounts/{falcon}/Messages.json"),
+            server.main_creds(),
+            &[
+                ("To", "+14155550199"),
+                ("MessagingServiceSid", falcon_service.as_str()),
+                ("Body", "x"),
+            ],
+        )
+        .await
+        .assert_error(403, 20005);
+    let owl = send(1).await;
+    assert_eq!(owl.status, StatusCode::CREATED, "{}", owl.body);
+    // Falcon's number is still Falcon's.
+    let number = server
+        .get(
+            &format!("/2010-04-01/Accounts/{falcon}/IncomingPhoneNumbers/{falcon_number}.json"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(number.status, StatusCode::OK, "{}", number.body);
+    assert_eq!(number.body["account_sid"], falcon.as_str());
+}

@@ -56,6 +56,10 @@ fn idempotent_answer(first: Message, same_request: bool) -> Result<Message> {
     }
 }
 
+/// What a message waiting to be sent fails with when its account was suspended or closed
+/// (Twilio's 30002).
+const ACCOUNT_SUSPENDED: (i64, &str) = (30002, "Account suspended");
+
 /// Messages (and receipts) a dispatcher round takes.
 const BATCH: i64 = 500;
 
@@ -773,6 +777,19 @@ impl App {
             .into_iter()
             .filter_map(|(account, caps)| caps.max_sps.map(|rate| (account, rate.max(0.001))))
             .collect();
+        // Accounts suspended or closed (or under a parent that is) since their messages were
+        // accepted: those messages stop here (30002), so one non-compliant tenant's queue is
+        // contained while its siblings' goes on.
+        let mut inactive = std::collections::HashSet::new();
+        for account in &batch_accounts {
+            let active = match self.cached_account(account).await? {
+                Some(account) => self.ensure_active(&account).await.is_ok(),
+                None => false,
+            };
+            if !active {
+                inactive.insert(account.to_string());
+            }
+        }
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
         // Messages with a sender, waiting for their pacing slot.
         let mut paced: Vec<(Message, Sender, Option<i64>)> = Vec::new();
@@ -793,6 +810,18 @@ impl App {
                 };
             }
             if message.status.is_final() || message.status == MessageStatus::Sent {
+                continue;
+            }
+            if inactive.contains(&message.account_sid) {
+                decided.push((
+                    message,
+                    Outcome::Failed {
+                        from: None,
+                        error_code: ACCOUNT_SUSPENDED.0,
+                        error_message: ACCOUNT_SUSPENDED.1.into(),
+                        at: now,
+                    },
+                ));
                 continue;
             }
             if now > message.expires_at() {

@@ -759,7 +759,7 @@ impl App {
 
     /// A suspended or closed account's own credentials are refused, and so are a subaccount's
     /// while its parent is not active (suspending the main account suspends its subaccounts).
-    async fn ensure_active(&self, account: &Account) -> Result<()> {
+    pub(crate) async fn ensure_active(&self, account: &Account) -> Result<()> {
         if account.status != AccountStatus::Active {
             return Err(Error::Unauthenticated);
         }

@@ -1654,6 +1654,7 @@ pub fn delivery_error_message(code: i64) -> &'static str {
         30036 => "Validity Period Expired",
         21704 => "The Messaging Service contains no phone numbers",
         21610 => "Attempt to send to unsubscribed recipient",
+        30002 => "Account suspended",
         _ => "Delivery failed",
     }
 }

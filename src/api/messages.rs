@@ -10,7 +10,7 @@ use crate::domain::paging::{Cursor, PageRequest};
 use crate::domain::time::rfc2822;
 use crate::error::{Error, Result};
 use crate::service::messages::SendRequest;
-use crate::store::messages::MessageFilter;
+use crate::store::messages::{MediaFilter, MessageFilter};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -161,24 +161,6 @@ pub async fn create_message(
     Ok((StatusCode::CREATED, Json(MessageJson::of(&message))).into_response())
 }
 
-/// `DateSent` values are days: `YYYY-MM-DD`, or a `YYYY-MM-DDTHH:MM:SSZ` whose time part is
-/// ignored (the SDKs send date objects that way). Returns the first and last microsecond of
-/// that GMT day.
-fn parse_date_filter(name: &str, raw: &str) -> Result<(i64, i64)> {
-    let bad = || Error::invalid_parameter(name, raw);
-    let date = if raw.len() == 10 {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(raw, &format).map_err(|_| bad())?
-    } else {
-        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-            .map_err(|_| bad())?
-            .to_offset(time::UtcOffset::UTC)
-            .date()
-    };
-    let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
-    Ok((start, start + 86_400_000_000 - 1))
-}
-
 pub async fn list_message(
     State(state): State<ApiState>,
     Caller(caller): Caller,
@@ -202,16 +184,15 @@ pub async fn list_message(
             .map(str::to_string),
         ..MessageFilter::default()
     };
-    if let Some(raw) = params.get("DateSent") {
-        let (start, end) = parse_date_filter("DateSent", raw)?;
+    if let Some((start, end)) = params.date_day("DateSent")? {
         filter.sent_from = Some(start);
         filter.sent_until = Some(end);
     }
-    if let Some(raw) = params.get("DateSent>") {
-        filter.sent_from = Some(parse_date_filter("DateSent>", raw)?.0);
+    if let Some((start, _)) = params.date_span("DateSent>")? {
+        filter.sent_from = Some(start);
     }
-    if let Some(raw) = params.get("DateSent<") {
-        filter.sent_until = Some(parse_date_filter("DateSent<", raw)?.1);
+    if let Some((_, end)) = params.date_span("DateSent<")? {
+        filter.sent_until = Some(end);
     }
     let rows = state
         .app
@@ -295,15 +276,29 @@ pub async fn list_media(
     Query(params): Query,
 ) -> Result<Json<Value>> {
     let page = page_of(&params)?;
+    let mut filter = MediaFilter::default();
+    if let Some((start, end)) = params.date_day("DateCreated")? {
+        filter.created_from = Some(start);
+        filter.created_until = Some(end);
+    }
+    if let Some((start, _)) = params.date_span("DateCreated>")? {
+        filter.created_from = Some(start);
+    }
+    if let Some((_, end)) = params.date_span("DateCreated<")? {
+        filter.created_until = Some(end);
+    }
     let rows = state
         .app
-        .list_media(&caller, &account_sid, &message_sid, &page, &path)
+        .list_media(&caller, &account_sid, &message_sid, &filter, &page, &path)
         .await?;
     let list_path = format!("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media.json");
     let list = ListPage {
         path: &list_path,
         key: "media_list",
-        filters: Vec::new(),
+        filters: ["DateCreated", "DateCreated<", "DateCreated>"]
+            .into_iter()
+            .filter_map(|name| params.get(name).map(|value| (name, value.to_string())))
+            .collect(),
         page: &page,
     };
     Ok(Json(list.render(

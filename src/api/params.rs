@@ -3,6 +3,7 @@
 //! Twilio error rather than a framework rejection.
 
 use super::{ApiState, RequestPath};
+use crate::domain::time::{filter_day, filter_span, Micros};
 use crate::error::{Error, Result};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -48,6 +49,18 @@ impl Params {
                 .map(Some)
                 .ok_or_else(|| Error::invalid_parameter(name, raw)),
         }
+    }
+
+    /// A date filter bound's span (`DateSent<`, `StartDate`…): a bare date is the whole GMT
+    /// day, a date-time that one second; see [`filter_span`].
+    pub fn date_span(&self, name: &str) -> Result<Option<(Micros, Micros)>> {
+        self.parsed(name, filter_span)
+    }
+
+    /// An equality date filter's day (`DateSent=`), given as a date or a date-time; see
+    /// [`filter_day`].
+    pub fn date_day(&self, name: &str) -> Result<Option<(Micros, Micros)>> {
+        self.parsed(name, filter_day)
     }
 
     /// A Twilio boolean: `true` or `false` (any case).

@@ -20,7 +20,7 @@ use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
 use crate::store::carrier::CarrierRecords;
-use crate::store::messages::{Claimed, MessageFilter, Outcome};
+use crate::store::messages::{Claimed, MediaFilter, MessageFilter, Outcome};
 use std::collections::HashMap;
 
 /// A `CreateMessage` request as sent.
@@ -476,6 +476,7 @@ impl App {
         principal: &Principal,
         account_sid: &str,
         message_sid: &str,
+        filter: &MediaFilter,
         page: &PageRequest,
         path: &str,
     ) -> Result<Vec<Media>> {
@@ -486,7 +487,9 @@ impl App {
             .message(&account.sid, message_sid)
             .await?
             .ok_or_else(|| Error::not_found(path))?;
-        self.store.list_media(&account.sid, message_sid, page).await
+        self.store
+            .list_media(&account.sid, message_sid, filter, page)
+            .await
     }
 
     /// `FetchMedia`.

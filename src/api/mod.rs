@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod iam;
 mod keys;
 mod messages;
 mod messaging;
@@ -194,6 +195,16 @@ fn routes() -> Router<ApiState> {
         .route(
             "/admin/accounts/{AccountSid}/Caps",
             get(usage::fetch_account_caps).post(usage::update_account_caps),
+        )
+        .route(
+            "/v1/Keys",
+            get(iam::list_get_keys).post(iam::create_new_key),
+        )
+        .route(
+            "/v1/Keys/{Sid}",
+            get(iam::fetch_key)
+                .post(iam::update_key)
+                .delete(iam::delete_key),
         )
         .route("/v1/Alerts", get(monitor::list_alert))
         .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))

@@ -68,6 +68,10 @@ pub async fn list_alert(
     let list = V1Page {
         url: format!("{base}/v1/Alerts"),
         key: "alerts",
+        filters: ["LogLevel", "StartDate", "EndDate"]
+            .into_iter()
+            .filter_map(|name| params.get(name).map(|value| (name, value.to_string())))
+            .collect(),
         page: &page,
     };
     Ok(Json(list.render(

@@ -54,6 +54,18 @@ def run_as_readme(blocks: list[tuple[int, str]], server) -> dict:
     return namespace
 
 
+def banner_snippet(log: str, header: str) -> str:
+    """The indented code printed after the banner line starting with ``header``."""
+    lines = log.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header)) + 1
+    code = []
+    for line in lines[start:]:
+        if line and not line.startswith("    "):
+            break
+        code.append(line[4:])
+    return "\n".join(code).strip("\n") + "\n"
+
+
 def test_the_readme_has_python_blocks():
     blocks = code_blocks(README.read_text(), "python")
     assert len(blocks) >= 2, "the README's Python setup and walkthrough blocks were not found"
@@ -66,3 +78,21 @@ def test_every_readme_python_block_runs(fresh_server):
     falcon, msg = namespace["falcon"], namespace["msg"]
     assert msg.status == "accepted"
     assert falcon.messages(msg.sid).fetch().to == "+14155550199"
+
+
+def test_the_banner_prints_the_readme_snippet_and_it_reaches_every_domain(fresh_server, monkeypatch):
+    printed = banner_snippet(fresh_server.log_tail(400), "Point twilio-python")
+    first_block = code_blocks(README.read_text(), "python")[0][1]
+    assert printed == with_server(first_block, fresh_server)
+    # TWILIO_REGION / TWILIO_EDGE turn api.twilio.com into api.dublin.ie1.twilio.com: still
+    # *.twilio.com, still rewritten.
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    monkeypatch.setenv("TWILIO_EDGE", "dublin")
+    namespace: dict = {"__name__": "banner"}
+    exec(compile(printed, "banner", "exec"), namespace)  # noqa: S102 - warbler's own output
+    client = namespace["client"]
+    sid = fresh_server.account_sid
+    assert client.api.v2010.accounts(sid).fetch().sid == sid
+    assert isinstance(client.messaging.v1.services.list(limit=1), list)
+    assert client.monitor.v1.alerts.list(limit=1) == []
+    assert client.iam.v1.get_api_keys.list(account_sid=sid) == []

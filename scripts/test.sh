@@ -262,7 +262,7 @@ conformance_node() { # database (sqlite | postgres server URL)
     read -r -a extra <<<"${CONFORMANCE_NODE_ARGS:-}"
     (
         cd "$ROOT/conformance-node" &&
-            CONFORMANCE_DATABASE=$1 WARBLER_BIN="$ROOT/target/debug/warbler" node run.mjs "${extra[@]}"
+            CONFORMANCE_DATABASE=$1 WARBLER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/warbler" node run.mjs "${extra[@]}"
     )
 }
 
@@ -271,7 +271,7 @@ conformance() { # database (sqlite | postgres server URL) label
     read -r -a extra <<<"${CONFORMANCE_ARGS:-}"
     (
         cd "$ROOT/conformance" &&
-            PYTHONDONTWRITEBYTECODE=1 CONFORMANCE_DATABASE=$1 WARBLER_BIN="$ROOT/target/debug/warbler" \
+            PYTHONDONTWRITEBYTECODE=1 CONFORMANCE_DATABASE=$1 WARBLER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/warbler" \
                 "$VENV/bin/python" -m pytest --junitxml="$LOG_DIR/conformance-$2.xml" "${extra[@]}"
     )
 }

@@ -78,6 +78,7 @@ def test_every_readme_python_block_runs(fresh_server):
     falcon, msg = namespace["falcon"], namespace["msg"]
     assert msg.status == "accepted"
     assert falcon.messages(msg.sid).fetch().to == "+14155550199"
+    assert namespace["update"].body == "Hi traveller, flight FF 17 is on time."
 
 
 def test_the_banner_prints_the_readme_snippet_and_it_reaches_every_domain(fresh_server, monkeypatch):

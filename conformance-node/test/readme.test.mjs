@@ -54,7 +54,7 @@ test("every README js block runs as printed", async () => {
   const blocks = codeBlocks(readFileSync(README, "utf8"), "js");
   assert.ok(blocks.length >= 2, "the README's Node setup and walkthrough blocks were not found");
   const { stdout } = await runModule(withServer(blocks.join("\n"), server), "readme");
-  assert.match(stdout, /^AC[0-9a-f]{32}\naccepted\n$/);
+  assert.match(stdout, /^AC[0-9a-f]{32}\naccepted\nHi traveller, flight FF 17 is on time\.\n$/);
 });
 
 test("the banner prints the README's Node snippet, and it reaches every domain", async () => {

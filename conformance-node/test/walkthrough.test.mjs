@@ -104,3 +104,31 @@ test("errors come back as RestException with Twilio's codes", async () => {
   const error = await twilioError(stranger.messages.list({ limit: 1 }), 401, 20003);
   assert.equal(error.moreInfo, "https://www.twilio.com/docs/errors/20003");
 });
+
+test("Content templates: create, send with contentSid + contentVariables, delete", async () => {
+  const template = await client.content.v1.contents.create({
+    friendlyName: "flight_update",
+    language: "en",
+    variables: { 1: "traveller" },
+    types: { "twilio/text": { body: "Hi {{1}}, flight {{2}} is on time." } },
+  });
+  assert.match(template.sid, /^HX[0-9a-f]{32}$/);
+  const listed = await client.content.v1.contents.list();
+  assert.ok(listed.some((c) => c.sid === template.sid));
+  const number = await buyFreshNumber(server, client);
+  const message = await client.messages.create({
+    to: randomHandset(),
+    from: number.phoneNumber,
+    contentSid: template.sid,
+    contentVariables: JSON.stringify({ 2: "FF 17" }),
+  });
+  assert.equal(message.body, "Hi traveller, flight FF 17 is on time.");
+  await twilioError(client.messages.create({ to: randomHandset(), from: number.phoneNumber, contentSid: template.sid }), 400, 21656);
+  await client.content.v1.contents(template.sid).remove();
+  await twilioError(client.content.v1.contents(template.sid).fetch(), 404, 20404);
+  await twilioError(
+    client.messages.create({ to: randomHandset(), from: number.phoneNumber, contentSid: template.sid, contentVariables: "{}" }),
+    400,
+    21655,
+  );
+});

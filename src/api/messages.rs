@@ -140,6 +140,8 @@ pub async fn create_message(
         messaging_service_sid: params.get("MessagingServiceSid"),
         body: params.get("Body"),
         media_urls: params.all("MediaUrl"),
+        content_sid: params.get("ContentSid"),
+        content_variables: params.get("ContentVariables"),
         status_callback: params.get("StatusCallback").filter(|v| !v.is_empty()),
         validity_period: params.get("ValidityPeriod"),
         smart_encoded: params.bool("SmartEncoded")?,

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod content;
 mod iam;
 mod keys;
 mod messages;
@@ -205,6 +206,14 @@ fn routes() -> Router<ApiState> {
             get(iam::fetch_key)
                 .post(iam::update_key)
                 .delete(iam::delete_key),
+        )
+        .route(
+            "/v1/Content",
+            get(content::list_content).post(content::create_content),
+        )
+        .route(
+            "/v1/Content/{Sid}",
+            get(content::fetch_content).delete(content::delete_content),
         )
         .route("/v1/Alerts", get(monitor::list_alert))
         .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))

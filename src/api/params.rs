@@ -133,6 +133,25 @@ async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes> 
         .map_err(|_| Error::PayloadTooLarge { limit })
 }
 
+/// A JSON object body (the Content API's create, which the SDKs send as JSON), read up to the
+/// configured size limit; anything else is refused with 400 / 20001.
+pub struct JsonBody(pub serde_json::Map<String, serde_json::Value>);
+
+impl FromRequest<ApiState> for JsonBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self> {
+        let body = read_body(request, state.max_body_bytes).await?;
+        match serde_json::from_slice(&body) {
+            Ok(serde_json::Value::Object(object)) => Ok(JsonBody(object)),
+            _ => Err(Error::invalid(
+                20001,
+                "The request body must be a JSON object",
+            )),
+        }
+    }
+}
+
 /// The raw body (e.g. an inventory CSV), read up to the configured size limit.
 pub struct RawBody(pub axum::body::Bytes);
 

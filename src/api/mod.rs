@@ -11,6 +11,7 @@ mod messages;
 mod messaging;
 mod monitor;
 mod numbers;
+pub mod openapi;
 mod opt_outs;
 mod params;
 mod render;
@@ -81,6 +82,7 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
 fn routes() -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi", get(openapi::fetch_open_api))
         .route(
             "/2010-04-01/Accounts",
             get(accounts::list_account).post(accounts::create_account),

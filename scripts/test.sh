@@ -77,7 +77,7 @@ summary() {
     echo
     echo "==================== warbler test summary ===================="
     for i in "${!STEP_NAMES[@]}"; do
-        printf '  %-6s %-22s %5ss  %s\n' "${STEP_RESULTS[$i]}" "${STEP_NAMES[$i]}" "${STEP_SECONDS[$i]}" "${STEP_NOTES[$i]}"
+        printf '  %-6s %-25s %5ss  %s\n' "${STEP_RESULTS[$i]}" "${STEP_NAMES[$i]}" "${STEP_SECONDS[$i]}" "${STEP_NOTES[$i]}"
         [ "${STEP_RESULTS[$i]}" = FAIL ] && failed=$((failed + 1))
     done
     echo "  total $((SECONDS - START_ALL))s; logs in ${LOG_DIR#"$ROOT"/}/"

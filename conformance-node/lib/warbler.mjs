@@ -3,7 +3,7 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -106,6 +106,7 @@ export async function startWarbler({ label = "node" } = {}) {
         if (exited === null) child.kill("SIGKILL");
       }
       database.drop();
+      rmSync(workdir, { recursive: true, force: true });
     },
   };
   const deadline = Date.now() + 60_000;

@@ -74,8 +74,11 @@ pub fn filter_day(raw: &str) -> Option<(Micros, Micros)> {
     if raw.len() == 10 {
         return parse_day(raw).map(whole_day);
     }
+    // Checked: a time late on 9999-12-31 with a negative offset is past the last UTC day.
     Some(whole_day(
-        parse_instant(raw)?.to_offset(time::UtcOffset::UTC).date(),
+        parse_instant(raw)?
+            .checked_to_offset(time::UtcOffset::UTC)?
+            .date(),
     ))
 }
 
@@ -148,6 +151,9 @@ mod tests {
         assert_eq!(filter_day("2015-07-30T00:00:00Z"), whole_day);
         assert_eq!(filter_day("2015-07-30T20:12:31Z"), whole_day);
         assert_eq!(filter_day("2015-07-31T01:00:00+02:00"), whole_day);
+        // Past the last representable UTC day: refused, not a panic.
+        assert_eq!(filter_day("9999-12-31T23:59:59-01:00"), None);
+        assert!(filter_span("9999-12-31T23:59:59-01:00").is_some());
     }
 
     #[test]

@@ -330,7 +330,11 @@ pub fn parse_usage_date(name: &str, raw: &str, today: Date) -> Result<Date> {
     if let Ok(instant) =
         time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
     {
-        return Ok(instant.to_offset(time::UtcOffset::UTC).date());
+        // Checked: late on 9999-12-31 with a negative offset is past the last UTC day.
+        return instant
+            .checked_to_offset(time::UtcOffset::UTC)
+            .map(|utc| utc.date())
+            .ok_or_else(bad);
     }
     Date::parse(raw, &format).map_err(|_| bad())
 }
@@ -466,5 +470,6 @@ mod tests {
             parse_usage_date("EndDate", "2026-12-01T23:30:00-02:00", today).unwrap(),
             Date::from_calendar_date(2026, Month::December, 2).unwrap()
         );
+        assert!(parse_usage_date("EndDate", "9999-12-31T23:59:59-01:00", today).is_err());
     }
 }

@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BINARY = REPO_ROOT / "target" / "debug" / "warbler"
 
 # Every domain the SDK may call; all are pointed at the server under test.
-SDK_DOMAINS = ("api", "messaging", "monitor", "iam")
+SDK_DOMAINS = ("api", "messaging", "monitor", "iam", "content")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ SPEC_FILES = (
     "twilio_messaging_v1.json",
     "twilio_monitor_v1.json",
     "twilio_iam_v1.json",
+    "twilio_content_v1.json",
 )
 
 # twilio.base.page.Page.META_KEYS (twilio-python 9.x)

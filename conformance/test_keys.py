@@ -146,3 +146,43 @@ def test_unknown_key_is_not_found(client):
         client.keys("SK" + "0" * 32).fetch()
     with twilio_error(404, 20404):
         client.keys("SK" + "0" * 32).update(friendly_name="nobody")
+
+
+def test_iam_v1_keys_are_the_same_keys(client, client_for, main_sid):
+    # Twilio's current key docs: client.iam.v1.new_api_key.create(account_sid=…, friendly_name=…).
+    key = client.iam.v1.new_api_key.create(account_sid=main_sid, friendly_name="iam-bot")
+    assert KEY_SID.match(key.sid)
+    assert isinstance(key.secret, str) and len(key.secret) >= 32
+    assert key.policy is None
+    assert_recent(key.date_created)
+
+    # The same key as the 2010 resource's, and it authenticates as its account.
+    assert client.keys(key.sid).fetch().friendly_name == "iam-bot"
+    as_key = client_for(key.sid, key.secret, account_sid=main_sid)
+    assert as_key.messaging.v1.services.list(limit=1) is not None
+
+    listed = client.iam.v1.get_api_keys.list(account_sid=main_sid)
+    assert key.sid in [k.sid for k in listed]
+    assert all("secret" not in item for item in client.iam.v1.get_api_keys.page(account_sid=main_sid)._payload["keys"])
+    # Paging follows meta.next_page_url, which keeps the AccountSid filter.
+    client.iam.v1.new_api_key.create(account_sid=main_sid, friendly_name="iam-bot-2")
+    assert len(list(client.iam.v1.get_api_keys.stream(account_sid=main_sid, page_size=1))) >= 2
+
+    fetched = client.iam.v1.api_key(key.sid).fetch()
+    assert (fetched.sid, fetched.friendly_name) == (key.sid, "iam-bot")
+    assert client.iam.v1.api_key(key.sid).update(friendly_name="renamed").friendly_name == "renamed"
+    assert client.keys(key.sid).fetch().friendly_name == "renamed"
+
+    # A standard key cannot manage keys; restricted keys are not supported.
+    with twilio_error(401, 20003):
+        as_key.iam.v1.api_key(key.sid).fetch()
+    with twilio_error(400, 20001):
+        client.iam.v1.new_api_key.create(
+            account_sid=main_sid, key_type="restricted", policy={"allow": ["/twilio/messaging/messages/read"]}
+        )
+
+    assert client.iam.v1.api_key(key.sid).delete() is True
+    with twilio_error(404, 20404):
+        client.iam.v1.api_key(key.sid).fetch()
+    with twilio_error(401, 20003):
+        as_key.messaging.v1.services.list(limit=1)

@@ -232,6 +232,22 @@ def test_list_by_the_day_sent_with_a_date_object(client, server):
     assert [m.sid for m in client.messages.list(to=handset, date_sent=midnight)] == [message.sid]
 
 
+def test_date_sent_bounds_honour_the_time_of_day(client, server):
+    # twilio-node and twilio-python send a datetime bound as DateSent<=2026-12-01T21:24:33Z: it
+    # bounds to the second ("messages since my last poll" must not return older ones again).
+    sender = buy_fresh_number(server, client).phone_number
+    handset = random_handset()
+    message = client.messages.create(to=handset, from_=sender, body="what time is it")
+    sent = wait_for_status(client.messages(message.sid).fetch, ["delivered"]).date_sent
+    second = timedelta(seconds=1)
+    listed = lambda **bounds: [m.sid for m in client.messages.list(to=handset, **bounds)]  # noqa: E731
+    assert listed(date_sent_before=sent) == [message.sid]
+    assert listed(date_sent_before=sent - second) == []
+    assert listed(date_sent_after=sent) == [message.sid]
+    assert listed(date_sent_after=sent + second) == []
+    assert listed(date_sent_after=sent - second, date_sent_before=sent + second) == [message.sid]
+
+
 def test_redact_and_delete_after_delivery(client, server):
     sender = buy_fresh_number(server, client).phone_number
     handset = random_handset()

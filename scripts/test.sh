@@ -8,8 +8,9 @@
 #      installed, else cargo test)
 #   4. a fuzz smoke (scripts/fuzz-smoke.sh: cargo-fuzz, 10 s each for the SMPP PDU decoder,
 #      the parameter parser, the TwiML parser and the numbers inventory CSV importer)
-#   5. the official-SDK conformance suite (conformance/, pytest + twilio-python in a cached venv
-#      at target/conformance-venv) twice: against SQLite and against PostgreSQL
+#   5. the official-SDK conformance suites twice, against SQLite and against PostgreSQL:
+#      conformance/ (pytest + twilio-python in a cached venv at target/conformance-venv) and
+#      conformance-node/ (node --test + npm `twilio`, installed by npm ci into its node_modules)
 #   6. a summary; the exit status is non-zero if any step failed
 #
 # Works on a fresh Debian machine as root (or with sudo); re-runs reuse target/ and the venv.
@@ -18,13 +19,14 @@
 #   --only-postgres-smoke  start the private PostgreSQL server, smoke-test it, stop it
 #   --skip-lint            no fmt / clippy
 #   --skip-rust-tests      no cargo tests
-#   --skip-conformance     no SDK conformance suite
+#   --skip-conformance     no SDK conformance suites (Python and Node)
 #   --skip-fuzz            no fuzz smoke
 #   --sqlite-only          no PostgreSQL at all
 #   --fail-fast            stop at the first failing step
 #   -h, --help
 # Environment: PG_PORT (first port to try, default 55432), PYTHON (default python3),
-#   CONFORMANCE_ARGS (extra pytest arguments, e.g. "-k keys -x").
+#   CONFORMANCE_ARGS (extra pytest arguments, e.g. "-k keys -x"),
+#   CONFORMANCE_NODE_ARGS (extra `node --test` arguments, e.g. "--test-name-pattern=paging").
 
 set -uo pipefail
 
@@ -76,7 +78,7 @@ summary() {
     echo
     echo "==================== warbler test summary ===================="
     for i in "${!STEP_NAMES[@]}"; do
-        printf '  %-6s %-22s %5ss  %s\n' "${STEP_RESULTS[$i]}" "${STEP_NAMES[$i]}" "${STEP_SECONDS[$i]}" "${STEP_NOTES[$i]}"
+        printf '  %-6s %-25s %5ss  %s\n' "${STEP_RESULTS[$i]}" "${STEP_NAMES[$i]}" "${STEP_SECONDS[$i]}" "${STEP_NOTES[$i]}"
         [ "${STEP_RESULTS[$i]}" = FAIL ] && failed=$((failed + 1))
     done
     echo "  total $((SECONDS - START_ALL))s; logs in ${LOG_DIR#"$ROOT"/}/"
@@ -106,7 +108,7 @@ record() { # name result seconds [note]
 # The test runners' own one-line results (pytest, nextest, cargo test), for the summary.
 result_note() { # log file
     local line
-    line=$(grep -E '^=+ .*[0-9]+ (passed|failed|error)|Summary \[.*tests? run|^fuzz-smoke: .* OK:' "$1" 2>/dev/null | tail -n 1 |
+    line=$(grep -E '^=+ .*[0-9]+ (passed|failed|error)|Summary \[.*tests? run|^fuzz-smoke: .* OK:|^conformance-node: [0-9]+ passed' "$1" 2>/dev/null | tail -n 1 |
         sed -E 's/\x1b\[[0-9;]*m//g; s/^=+ //; s/ =+$//; s/^ *Summary \[ *[0-9.]+s\] *//')
     if [ -z "$line" ] && grep -q '^test result:' "$1" 2>/dev/null; then
         # cargo test prints one line per test binary: add them up.
@@ -221,13 +223,17 @@ ensure_venv() {
 }
 
 # npm `smpp` for the SMPP interoperability tests (tests/smpp_interop.rs), in interop/node_modules.
-ensure_interop() {
-    local lock="$ROOT/interop/package-lock.json" want have=""
+ensure_node() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         _pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
         _pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm || return 1
     fi
     node --version
+}
+
+ensure_interop() {
+    local lock="$ROOT/interop/package-lock.json" want have=""
+    ensure_node || return 1
     want=$(sha256sum "$lock" | cut -c1-64)
     [ -f "$ROOT/interop/node_modules/.lock.sha256" ] && have=$(cat "$ROOT/interop/node_modules/.lock.sha256")
     if [ "$want" = "$have" ] && [ -d "$ROOT/interop/node_modules/smpp" ]; then
@@ -238,12 +244,35 @@ ensure_interop() {
     echo "$want" >"$ROOT/interop/node_modules/.lock.sha256"
 }
 
+# npm `twilio` for the Node conformance suite, in conformance-node/node_modules.
+ensure_conformance_node() {
+    local lock="$ROOT/conformance-node/package-lock.json" want have=""
+    ensure_node || return 1
+    want=$(sha256sum "$lock" | cut -c1-64)
+    [ -f "$ROOT/conformance-node/node_modules/.lock.sha256" ] && have=$(cat "$ROOT/conformance-node/node_modules/.lock.sha256")
+    if [ "$want" = "$have" ] && [ -d "$ROOT/conformance-node/node_modules/twilio" ]; then
+        echo "conformance-node/node_modules up to date"
+        return 0
+    fi
+    npm ci --prefix "$ROOT/conformance-node" --no-audit --no-fund || return 1
+    echo "$want" >"$ROOT/conformance-node/node_modules/.lock.sha256"
+}
+
+conformance_node() { # database (sqlite | postgres server URL)
+    local extra=()
+    read -r -a extra <<<"${CONFORMANCE_NODE_ARGS:-}"
+    (
+        cd "$ROOT/conformance-node" &&
+            CONFORMANCE_DATABASE=$1 WARBLER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/warbler" node run.mjs "${extra[@]}"
+    )
+}
+
 conformance() { # database (sqlite | postgres server URL) label
     local extra=()
     read -r -a extra <<<"${CONFORMANCE_ARGS:-}"
     (
         cd "$ROOT/conformance" &&
-            PYTHONDONTWRITEBYTECODE=1 CONFORMANCE_DATABASE=$1 WARBLER_BIN="$ROOT/target/debug/warbler" \
+            PYTHONDONTWRITEBYTECODE=1 CONFORMANCE_DATABASE=$1 WARBLER_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/warbler" \
                 "$VENV/bin/python" -m pytest --junitxml="$LOG_DIR/conformance-$2.xml" "${extra[@]}"
     )
 }
@@ -303,14 +332,26 @@ if [ "$CONFORMANCE" = 0 ]; then
 elif [ "$BUILD_OK" = 0 ]; then
     skip_step conformance-sqlite "build failed"
     skip_step conformance-postgres "build failed"
-elif run_step conformance-venv ensure_venv; then
-    run_step conformance-sqlite conformance sqlite sqlite
-    if [ "$POSTGRES" = 0 ]; then
-        skip_step conformance-postgres "--sqlite-only"
-    elif [ "$PG_OK" = 1 ]; then
-        run_step conformance-postgres conformance "$TEST_POSTGRES_URL" postgres
-    else
-        fail_step conformance-postgres "PostgreSQL did not start"
+else
+    if run_step conformance-venv ensure_venv; then
+        run_step conformance-sqlite conformance sqlite sqlite
+        if [ "$POSTGRES" = 0 ]; then
+            skip_step conformance-postgres "--sqlite-only"
+        elif [ "$PG_OK" = 1 ]; then
+            run_step conformance-postgres conformance "$TEST_POSTGRES_URL" postgres
+        else
+            fail_step conformance-postgres "PostgreSQL did not start"
+        fi
+    fi
+    if run_step conformance-node-npm ensure_conformance_node; then
+        run_step conformance-node-sqlite conformance_node sqlite
+        if [ "$POSTGRES" = 0 ]; then
+            skip_step conformance-node-postgres "--sqlite-only"
+        elif [ "$PG_OK" = 1 ]; then
+            run_step conformance-node-postgres conformance_node "$TEST_POSTGRES_URL"
+        else
+            fail_step conformance-node-postgres "PostgreSQL did not start"
+        fi
     fi
 fi
 

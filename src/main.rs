@@ -574,17 +574,62 @@ fn print_banner(base_url: &str, main: &warbler::service::accounts::MainAccount) 
         let token = &main.account.auth_token;
         println!("Auth token:       {token}   (shown once: keep it safe)");
         println!();
-        println!("Point twilio-python at it:");
-        println!("    from twilio.rest import Client");
-        println!("    client = Client(\"{sid}\", \"{token}\")");
-        println!("    client.api.base_url = \"{base_url}\"");
-        println!("    client.messaging.base_url = \"{base_url}\"");
-        println!(
-            "    print(client.api.v2010.accounts.create(friendly_name=\"FalconFlights\").sid)"
-        );
+        // The README shows the same snippets; conformance/test_readme.py and
+        // conformance-node/test/readme.test.mjs check that they match and run.
+        println!("Point twilio-python (9.x) at it (every *.twilio.com domain goes to warbler):");
+        print_indented(&python_snippet(base_url, sid, token));
+        println!();
+        println!("Point twilio-node (6.x) at it (an ES module, .mjs):");
+        print_indented(&node_snippet(base_url, sid, token));
     } else {
         println!("Auth token: as printed at first start (or WARBLER_AUTH_TOKEN)");
     }
+}
+
+fn print_indented(code: &str) {
+    for line in code.lines() {
+        if line.is_empty() {
+            println!();
+        } else {
+            println!("    {line}");
+        }
+    }
+}
+
+fn python_snippet(base_url: &str, sid: &str, token: &str) -> String {
+    format!(
+        r#"import re
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+class Warbler(TwilioHttpClient):
+    """Sends every request for https://*.twilio.com to warbler."""
+    def request(self, method, url, *args, **kwargs):
+        url = re.sub(r"^https://[^/]+\.twilio\.com", "{base_url}", url)
+        return super().request(method, url, *args, **kwargs)
+
+client = Client("{sid}", "{token}", http_client=Warbler())
+print(client.api.v2010.accounts.create(friendly_name="FalconFlights").sid)
+"#
+    )
+}
+
+fn node_snippet(base_url: &str, sid: &str, token: &str) -> String {
+    format!(
+        r#"import twilio from "twilio";
+
+// Sends every request for https://*.twilio.com to warbler.
+class Warbler extends twilio.RequestClient {{
+  request(opts) {{
+    const uri = opts.uri.replace(/^https:\/\/[^/]+\.twilio\.com/, "{base_url}");
+    return super.request({{ ...opts, uri }});
+  }}
+}}
+// region and edge "" ignore TWILIO_REGION / TWILIO_EDGE from the environment.
+const client = twilio("{sid}", "{token}", {{ httpClient: new Warbler(), region: "", edge: "" }});
+console.log((await client.api.v2010.accounts.create({{ friendlyName: "FalconFlights" }})).sid);
+"#
+    )
 }
 
 async fn shutdown_signal() {

@@ -360,3 +360,148 @@ async fn keys_and_services_per_account_are_bounded() {
     let again = services("three").await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
 }
+
+/// IAM v1 (`iam.twilio.com/v1/Keys`, `client.iam.v1.newApiKey` in the current docs) serves the
+/// same keys as the 2010 resource: named by `AccountSid` on create and list, by SID otherwise.
+#[tokio::test]
+async fn iam_v1_keys_are_the_2010_keys() {
+    let server = spawn().await;
+    let created = server
+        .post(
+            "/v1/Keys",
+            server.main_creds(),
+            &[("AccountSid", MAIN_SID), ("FriendlyName", "from-iam")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let sid = created.body["sid"].as_str().unwrap().to_string();
+    let secret = created.body["secret"].as_str().unwrap().to_string();
+    assert_eq!(created.body["policy"], serde_json::Value::Null);
+    assert!(created.body["date_created"]
+        .as_str()
+        .unwrap()
+        .ends_with("+0000"));
+    // It authenticates, and the 2010 resource sees it.
+    let services = server.get("/v1/Services", (&sid, &secret)).await;
+    assert_eq!(services.status, StatusCode::OK);
+    let v2010 = format!("/2010-04-01/Accounts/{MAIN_SID}/Keys/{sid}.json");
+    assert_eq!(
+        server.get(&v2010, server.main_creds()).await.body["friendly_name"],
+        "from-iam"
+    );
+
+    // List: the v1 envelope, paging URLs keep the AccountSid filter.
+    for name in ["second", "third"] {
+        server
+            .post(
+                "/v1/Keys",
+                server.main_creds(),
+                &[("AccountSid", MAIN_SID), ("FriendlyName", name)],
+            )
+            .await;
+    }
+    let listed = server
+        .get(
+            &format!("/v1/Keys?AccountSid={MAIN_SID}&PageSize=2"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(listed.body["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(listed.body["keys"][0]["flags"], serde_json::json!([]));
+    assert!(listed.body["keys"][0].get("secret").is_none());
+    let next = listed.body["meta"]["next_page_url"].as_str().unwrap();
+    assert!(next.contains(&format!("AccountSid={MAIN_SID}")), "{next}");
+    let second_page = server
+        .get(
+            next.strip_prefix(common::PUBLIC_URL).unwrap(),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(second_page.body["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        second_page.body["meta"]["next_page_url"],
+        serde_json::Value::Null
+    );
+
+    // Fetch, rename, delete by SID alone.
+    let one = format!("/v1/Keys/{sid}");
+    assert_eq!(
+        server.get(&one, server.main_creds()).await.body["friendly_name"],
+        "from-iam"
+    );
+    let renamed = server
+        .post(&one, server.main_creds(), &[("FriendlyName", "renamed")])
+        .await;
+    assert_eq!(renamed.body["friendly_name"], "renamed");
+    assert_eq!(
+        server.get(&v2010, server.main_creds()).await.body["friendly_name"],
+        "renamed"
+    );
+
+    // A subaccount's key: its parent's auth token reaches it, another subaccount does not.
+    let (sub, sub_token) = server.subaccount("falcon").await;
+    let sub_key = server
+        .post(
+            "/v1/Keys",
+            server.main_creds(),
+            &[("AccountSid", sub.as_str())],
+        )
+        .await;
+    assert_eq!(sub_key.status, StatusCode::CREATED, "{}", sub_key.body);
+    let sub_key_path = format!("/v1/Keys/{}", sub_key.body["sid"].as_str().unwrap());
+    assert_eq!(
+        server.get(&sub_key_path, (&sub, &sub_token)).await.status,
+        StatusCode::OK
+    );
+    let (other, other_token) = server.subaccount("other").await;
+    server
+        .get(&sub_key_path, (&other, &other_token))
+        .await
+        .assert_error(404, 20404);
+    server
+        .get(
+            &format!("/v1/Keys?AccountSid={sub}"),
+            (&other, &other_token),
+        )
+        .await
+        .assert_error(401, 20003);
+
+    // Errors: the account is required, restricted keys are refused, a key cannot manage keys.
+    server
+        .post("/v1/Keys", server.main_creds(), &[("FriendlyName", "x")])
+        .await
+        .assert_error(400, 20001);
+    server
+        .get("/v1/Keys", server.main_creds())
+        .await
+        .assert_error(400, 20001);
+    server
+        .post(
+            "/v1/Keys",
+            server.main_creds(),
+            &[
+                ("AccountSid", MAIN_SID),
+                ("KeyType", "restricted"),
+                ("Policy", r#"{"allow":["/twilio/messaging/messages/read"]}"#),
+            ],
+        )
+        .await
+        .assert_error(400, 20001);
+    server
+        .get(&one, (&sid, &secret))
+        .await
+        .assert_error(401, 20003);
+
+    assert_eq!(
+        server.delete(&one, server.main_creds()).await.status,
+        StatusCode::NO_CONTENT
+    );
+    server
+        .get(&one, server.main_creds())
+        .await
+        .assert_error(404, 20404);
+    server
+        .get("/v1/Services", (&sid, &secret))
+        .await
+        .assert_error(401, 20003);
+}

@@ -680,19 +680,28 @@ async fn lists_filter_and_page_newest_first() {
         )
         .await
         .assert_error(400, 20001);
-    // In UTC this is past the last day `time` represents: the conversion panicked.
-    for name in ["DateSent", "DateSent%3E", "DateSent%3C"] {
-        server
-            .get(
-                &format!(
-                    "{}?{name}=9999-12-31T23:59:59-01:00",
-                    messages_path(MAIN_SID)
-                ),
-                server.main_creds(),
-            )
-            .await
-            .assert_error(400, 20001);
-    }
+    // In UTC this is past the last day `time` represents: the conversion to a day panicked.
+    // As a day (`DateSent=`) it is refused; as a bound it is an instant like any other.
+    let far = |name: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .get(
+                    &format!(
+                        "{}?{name}=9999-12-31T23:59:59-01:00",
+                        messages_path(MAIN_SID)
+                    ),
+                    server.main_creds(),
+                )
+                .await
+        }
+    };
+    far("DateSent").await.assert_error(400, 20001);
+    let after = far("DateSent%3E").await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    assert_eq!(after.body["messages"].as_array().unwrap().len(), 0);
+    let before = far("DateSent%3C").await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.body);
 }
 
 #[tokio::test]
@@ -924,6 +933,108 @@ async fn a_nul_character_is_refused_and_fails_no_other_send() {
             server.main_creds(),
             &[("FriendlyName", "nul\0name")],
         )
+        .await
+        .assert_error(400, 20001);
+}
+
+/// The instant an RFC 2822 date (as the 2010 API renders them) names, shifted by `seconds`, as
+/// an SDK sends a date-time filter (`2026-12-01T21:24:33Z`); and its day (`2026-12-01`).
+fn filter_values(rendered: &Value, seconds: i64) -> (String, String) {
+    let instant = time::OffsetDateTime::parse(
+        rendered.as_str().unwrap(),
+        &time::format_description::well_known::Rfc2822,
+    )
+    .unwrap()
+        + time::Duration::seconds(seconds);
+    let date_time = instant
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+        .unwrap();
+    (date_time.clone(), date_time[..10].to_string())
+}
+
+#[tokio::test]
+async fn date_filters_bound_a_date_time_to_its_second_and_a_date_to_its_day() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("MediaUrl", "https://x.example.com/a.jpg"),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap().to_string();
+    server.app.dispatch_once(now_micros()).await.unwrap();
+    let sent = fetch(&server, &sid).await;
+    let count = |query: String| {
+        let server = &server;
+        async move {
+            let reply = server.get(&query, server.main_creds()).await;
+            assert_eq!(reply.status, StatusCode::OK, "{query}: {}", reply.body);
+            let list = reply.body["messages"]
+                .as_array()
+                .or_else(|| reply.body["media_list"].as_array())
+                .unwrap()
+                .len();
+            list
+        }
+    };
+    let messages = messages_path(MAIN_SID);
+    let (at, day) = filter_values(&sent["date_sent"], 0);
+    let (before, _) = filter_values(&sent["date_sent"], -1);
+    let (after, _) = filter_values(&sent["date_sent"], 1);
+    let (_, day_before) = filter_values(&sent["date_sent"], -86_400);
+    for (filter, expected) in [
+        // Equality selects a day, whether given as a date or a date-time.
+        (format!("DateSent={at}"), 1),
+        (format!("DateSent={day}"), 1),
+        (format!("DateSent={day}T00:00:00Z"), 1),
+        (format!("DateSent={day}T23:59:59Z"), 1),
+        (format!("DateSent={day_before}T12:00:00Z"), 0),
+        (format!("DateSent={day_before}"), 0),
+        // Bounds honour the time of day, to the second.
+        (format!("DateSent%3C={at}"), 1),
+        (format!("DateSent%3C={before}"), 0),
+        (format!("DateSent%3E={at}"), 1),
+        (format!("DateSent%3E={after}"), 0),
+        (format!("DateSent%3E={day}"), 1),
+        (format!("DateSent%3E={before}&DateSent%3C={after}"), 1),
+    ] {
+        assert_eq!(
+            count(format!("{messages}?{filter}")).await,
+            expected,
+            "{filter}"
+        );
+    }
+
+    let media = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages/{sid}/Media.json");
+    let item = &server.get(&media, server.main_creds()).await.body["media_list"][0];
+    let (at, day) = filter_values(&item["date_created"], 0);
+    let (before, _) = filter_values(&item["date_created"], -1);
+    let (after, _) = filter_values(&item["date_created"], 1);
+    for (filter, expected) in [
+        (format!("DateCreated={at}"), 1),
+        (format!("DateCreated={day}"), 1),
+        (format!("DateCreated%3C={before}"), 0),
+        (format!("DateCreated%3C={at}"), 1),
+        (format!("DateCreated%3E={after}"), 0),
+        (format!("DateCreated%3E={day}"), 1),
+    ] {
+        assert_eq!(
+            count(format!("{media}?{filter}")).await,
+            expected,
+            "{filter}"
+        );
+    }
+    server
+        .get(&format!("{media}?DateCreated%3E=soon"), server.main_creds())
         .await
         .assert_error(400, 20001);
 }

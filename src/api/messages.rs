@@ -10,7 +10,7 @@ use crate::domain::paging::{Cursor, PageRequest};
 use crate::domain::time::rfc2822;
 use crate::error::{Error, Result};
 use crate::service::messages::SendRequest;
-use crate::store::messages::MessageFilter;
+use crate::store::messages::{MediaFilter, MessageFilter};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -140,6 +140,8 @@ pub async fn create_message(
         messaging_service_sid: params.get("MessagingServiceSid"),
         body: params.get("Body"),
         media_urls: params.all("MediaUrl"),
+        content_sid: params.get("ContentSid"),
+        content_variables: params.get("ContentVariables"),
         status_callback: params.get("StatusCallback").filter(|v| !v.is_empty()),
         validity_period: params.get("ValidityPeriod"),
         smart_encoded: params.bool("SmartEncoded")?,
@@ -184,14 +186,14 @@ pub async fn list_message(
             .map(str::to_string),
         ..MessageFilter::default()
     };
-    if let Some((start, end)) = params.day("DateSent")? {
+    if let Some((start, end)) = params.date_day("DateSent")? {
         filter.sent_from = Some(start);
         filter.sent_until = Some(end);
     }
-    if let Some((start, _)) = params.day("DateSent>")? {
+    if let Some((start, _)) = params.date_span("DateSent>")? {
         filter.sent_from = Some(start);
     }
-    if let Some((_, end)) = params.day("DateSent<")? {
+    if let Some((_, end)) = params.date_span("DateSent<")? {
         filter.sent_until = Some(end);
     }
     let rows = state
@@ -276,15 +278,29 @@ pub async fn list_media(
     Query(params): Query,
 ) -> Result<Json<Value>> {
     let page = page_of(&params)?;
+    let mut filter = MediaFilter::default();
+    if let Some((start, end)) = params.date_day("DateCreated")? {
+        filter.created_from = Some(start);
+        filter.created_until = Some(end);
+    }
+    if let Some((start, _)) = params.date_span("DateCreated>")? {
+        filter.created_from = Some(start);
+    }
+    if let Some((_, end)) = params.date_span("DateCreated<")? {
+        filter.created_until = Some(end);
+    }
     let rows = state
         .app
-        .list_media(&caller, &account_sid, &message_sid, &page, &path)
+        .list_media(&caller, &account_sid, &message_sid, &filter, &page, &path)
         .await?;
     let list_path = format!("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media.json");
     let list = ListPage {
         path: &list_path,
         key: "media_list",
-        filters: Vec::new(),
+        filters: ["DateCreated", "DateCreated<", "DateCreated>"]
+            .into_iter()
+            .filter_map(|name| params.get(name).map(|value| (name, value.to_string())))
+            .collect(),
         page: &page,
     };
     Ok(Json(list.render(

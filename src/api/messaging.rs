@@ -92,6 +92,7 @@ pub async fn list_service(
     let list = V1Page {
         url: format!("{}/v1/Services", state.public_url),
         key: "services",
+        filters: Vec::new(),
         page: &page,
     };
     Ok(Json(list.render(
@@ -208,6 +209,7 @@ pub async fn list_pool(
                 } else {
                     "phone_numbers"
                 },
+                filters: Vec::new(),
                 page: &page,
             };
             Ok(Json(list.render(
@@ -227,6 +229,7 @@ pub async fn list_pool(
             let list = V1Page {
                 url,
                 key: "alpha_senders",
+                filters: Vec::new(),
                 page: &page,
             };
             Ok(Json(list.render(

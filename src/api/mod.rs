@@ -4,12 +4,15 @@
 
 mod accounts;
 mod auth;
+mod content;
+mod iam;
 mod keys;
 mod limits;
 mod messages;
 mod messaging;
 mod monitor;
 mod numbers;
+pub mod openapi;
 mod opt_outs;
 pub mod params;
 mod render;
@@ -80,6 +83,7 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
 fn routes() -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi", get(openapi::fetch_open_api))
         .route(
             "/2010-04-01/Accounts",
             get(accounts::list_account).post(accounts::create_account),
@@ -195,6 +199,24 @@ fn routes() -> Router<ApiState> {
         .route(
             "/admin/accounts/{AccountSid}/Caps",
             get(usage::fetch_account_caps).post(usage::update_account_caps),
+        )
+        .route(
+            "/v1/Keys",
+            get(iam::list_get_keys).post(iam::create_new_key),
+        )
+        .route(
+            "/v1/Keys/{Sid}",
+            get(iam::fetch_key)
+                .post(iam::update_key)
+                .delete(iam::delete_key),
+        )
+        .route(
+            "/v1/Content",
+            get(content::list_content).post(content::create_content),
+        )
+        .route(
+            "/v1/Content/{Sid}",
+            get(content::fetch_content).delete(content::delete_content),
         )
         .route("/v1/Alerts", get(monitor::list_alert))
         .route("/v1/Alerts/{Sid}", get(monitor::fetch_alert))

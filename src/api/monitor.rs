@@ -14,22 +14,6 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-/// `StartDate` / `EndDate`: a day (`YYYY-MM-DD`, the whole day) or an instant
-/// (`YYYY-MM-DDThh:mm:ssZ`). Returns the first and last microsecond covered.
-fn parse_bound(name: &str, raw: &str) -> Result<(i64, i64)> {
-    let bad = || Error::invalid_parameter(name, raw);
-    if raw.len() == 10 {
-        let format = time::macros::format_description!("[year]-[month]-[day]");
-        let date = time::Date::parse(raw, &format).map_err(|_| bad())?;
-        let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
-        return Ok((start, start + 86_400_000_000 - 1));
-    }
-    let instant = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad())?;
-    let micros = (instant.unix_timestamp_nanos() / 1000) as i64;
-    Ok((micros, micros))
-}
-
 fn alert_json(base: &str, a: &Alert, full: bool) -> Value {
     let mut value = json!({
         "account_sid": a.account_sid,
@@ -76,20 +60,18 @@ pub async fn list_alert(
     };
     let filter = AlertFilter {
         log_level,
-        start: params
-            .get("StartDate")
-            .map(|raw| parse_bound("StartDate", raw).map(|(start, _)| start))
-            .transpose()?,
-        end: params
-            .get("EndDate")
-            .map(|raw| parse_bound("EndDate", raw).map(|(_, end)| end))
-            .transpose()?,
+        start: params.date_span("StartDate")?.map(|(start, _)| start),
+        end: params.date_span("EndDate")?.map(|(_, end)| end),
     };
     let alerts = state.app.list_alerts(&caller, &filter, &page).await?;
     let base = state.public_url.clone();
     let list = V1Page {
         url: format!("{base}/v1/Alerts"),
         key: "alerts",
+        filters: ["LogLevel", "StartDate", "EndDate"]
+            .into_iter()
+            .filter_map(|name| params.get(name).map(|value| (name, value.to_string())))
+            .collect(),
         page: &page,
     };
     Ok(Json(list.render(

@@ -53,6 +53,7 @@ pub async fn list_opt_out(
             state.public_url
         ),
         key: "opt_outs",
+        filters: Vec::new(),
         page: &page,
     };
     Ok(Json(list.render(

@@ -3,6 +3,7 @@
 //! Twilio error rather than a framework rejection.
 
 use super::{ApiState, RequestPath};
+use crate::domain::time::{filter_day, filter_span, Micros};
 use crate::error::{Error, Result};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -50,25 +51,16 @@ impl Params {
         }
     }
 
-    /// A day filter (`DateSent`, `DateSent>`…): `YYYY-MM-DD`, or a `YYYY-MM-DDTHH:MM:SSZ` whose
-    /// time part is ignored (the SDKs send date objects that way). Returns the first and last
-    /// microsecond of that GMT day.
-    pub fn day(&self, name: &str) -> Result<Option<(i64, i64)>> {
-        self.parsed(name, |raw| {
-            let date = if raw.len() == 10 {
-                let format = time::macros::format_description!("[year]-[month]-[day]");
-                time::Date::parse(raw, &format).ok()?
-            } else {
-                // The checked conversion: a time near the end of year 9999 with a negative
-                // offset is past the last representable UTC day.
-                time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
-                    .ok()?
-                    .checked_to_offset(time::UtcOffset::UTC)?
-                    .date()
-            };
-            let start = date.midnight().assume_utc().unix_timestamp() * 1_000_000;
-            Some((start, start + 86_400_000_000 - 1))
-        })
+    /// A date filter bound's span (`DateSent<`, `StartDate`…): a bare date is the whole GMT
+    /// day, a date-time that one second; see [`filter_span`].
+    pub fn date_span(&self, name: &str) -> Result<Option<(Micros, Micros)>> {
+        self.parsed(name, filter_span)
+    }
+
+    /// An equality date filter's day (`DateSent=`), given as a date or a date-time; see
+    /// [`filter_day`].
+    pub fn date_day(&self, name: &str) -> Result<Option<(Micros, Micros)>> {
+        self.parsed(name, filter_day)
     }
 
     /// A Twilio boolean: `true` or `false` (any case).
@@ -151,6 +143,25 @@ async fn read_body(request: Request, limit: usize) -> Result<axum::body::Bytes> 
         .map_err(|_| Error::PayloadTooLarge { limit })
 }
 
+/// A JSON object body (the Content API's create, which the SDKs send as JSON), read up to the
+/// configured size limit; anything else is refused with 400 / 20001.
+pub struct JsonBody(pub serde_json::Map<String, serde_json::Value>);
+
+impl FromRequest<ApiState> for JsonBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &ApiState) -> Result<Self> {
+        let body = read_body(request, state.max_body_bytes).await?;
+        match serde_json::from_slice(&body) {
+            Ok(serde_json::Value::Object(object)) => Ok(JsonBody(object)),
+            _ => Err(Error::invalid(
+                20001,
+                "The request body must be a JSON object",
+            )),
+        }
+    }
+}
+
 /// The raw body (e.g. an inventory CSV), read up to the configured size limit.
 pub struct RawBody(pub axum::body::Bytes);
 
@@ -219,16 +230,16 @@ mod tests {
         let params = Params::from_pairs(parse_pairs(
             b"A=9999-12-31T23:59:59-01:00&B=2024-02-01T10:00:00Z&C=2024-02-01&D=2024-13-01",
         ));
-        assert_eq!(params.day("A").unwrap_err().code(), 20001);
-        let day = params.day("B").unwrap().unwrap();
+        assert_eq!(params.date_day("A").unwrap_err().code(), 20001);
+        let day = params.date_day("B").unwrap().unwrap();
         assert_eq!(
             day,
-            params.day("C").unwrap().unwrap(),
+            params.date_day("C").unwrap().unwrap(),
             "the time part is ignored"
         );
         assert_eq!(day.1 - day.0, 86_400_000_000 - 1);
-        assert_eq!(params.day("D").unwrap_err().code(), 20001);
-        assert_eq!(params.day("E").unwrap(), None);
+        assert_eq!(params.date_day("D").unwrap_err().code(), 20001);
+        assert_eq!(params.date_day("E").unwrap(), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub struct V1Page<'a> {
     /// Absolute URL of the list, e.g. `https://host/v1/Services`.
     pub url: String,
     pub key: &'a str,
+    /// The list's filters, repeated in its page URLs (`AccountSid`, `LogLevel`…).
+    pub filters: Vec<(&'a str, String)>,
     pub page: &'a PageRequest,
 }
 
@@ -59,6 +61,9 @@ impl V1Page<'_> {
 
     fn page_url(&self, page: u32, token: Option<&str>) -> String {
         let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.filters {
+            query.append_pair(name, value);
+        }
         query.append_pair("PageSize", &self.page.page_size.to_string());
         query.append_pair("Page", &page.to_string());
         if let Some(token) = token {

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod alert;
+pub mod content;
 pub mod credential;
 pub mod encoding;
 pub mod message;

@@ -18,6 +18,7 @@ pub enum SidKind {
     Alert,
     OptOut,
     UsageTrigger,
+    Content,
 }
 
 impl SidKind {
@@ -35,6 +36,7 @@ impl SidKind {
             SidKind::Alert => "NO",
             SidKind::OptOut => "OO",
             SidKind::UsageTrigger => "UT",
+            SidKind::Content => "HX",
         }
     }
 }

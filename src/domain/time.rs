@@ -39,6 +39,49 @@ pub fn iso8601(micros: Micros) -> String {
     )
 }
 
+const SECOND: Micros = 1_000_000;
+
+fn parse_day(raw: &str) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, &format).ok()
+}
+
+fn parse_instant(raw: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn whole_day(date: time::Date) -> (Micros, Micros) {
+    let start = date.midnight().assume_utc().unix_timestamp() * SECOND;
+    (start, start + 86_400 * SECOND - 1)
+}
+
+/// The span a date filter's bound (`DateSent<`, `StartDate`…) covers, in microseconds, both
+/// ends inclusive: a bare date (`2026-12-01`) is that whole UTC day; a date-time
+/// (`2026-12-01T21:24:33Z`, any RFC 3339 offset) is that one second, as Twilio renders dates
+/// to the second. `None` if neither parses.
+pub fn filter_span(raw: &str) -> Option<(Micros, Micros)> {
+    if raw.len() == 10 {
+        return parse_day(raw).map(whole_day);
+    }
+    let start = parse_instant(raw)?.unix_timestamp() * SECOND;
+    Some((start, start + SECOND - 1))
+}
+
+/// The UTC day an equality date filter (`DateSent=`) selects, given as a date or a date-time:
+/// Twilio documents these filters as days, and twilio-python sends a date object as
+/// `YYYY-MM-DDT00:00:00Z`.
+pub fn filter_day(raw: &str) -> Option<(Micros, Micros)> {
+    if raw.len() == 10 {
+        return parse_day(raw).map(whole_day);
+    }
+    // Checked: a time late on 9999-12-31 with a negative offset is past the last UTC day.
+    Some(whole_day(
+        parse_instant(raw)?
+            .checked_to_offset(time::UtcOffset::UTC)?
+            .date(),
+    ))
+}
+
 /// `2021-02-17 03:12 PM`, used in the default name of a subaccount.
 pub fn minute_with_meridian(micros: Micros) -> String {
     let d = to_datetime(micros);
@@ -76,6 +119,41 @@ mod tests {
     #[test]
     fn iso8601_has_no_fraction_and_a_z() {
         assert_eq!(iso8601(JUL_30_2015_201231), "2015-07-30T20:12:31Z");
+    }
+
+    #[test]
+    fn a_date_filter_covers_its_day_and_a_date_time_its_second() {
+        let day_start = 1_438_214_400_000_000; // 2015-07-30T00:00:00Z
+        assert_eq!(
+            filter_span("2015-07-30"),
+            Some((day_start, day_start + 86_400_000_000 - 1))
+        );
+        let second = 1_438_287_151_000_000;
+        assert_eq!(
+            filter_span("2015-07-30T20:12:31Z"),
+            Some((second, second + 999_999))
+        );
+        assert_eq!(
+            filter_span("2015-07-30T22:12:31+02:00"),
+            Some((second, second + 999_999))
+        );
+        // A fraction does not widen or shift the second it falls in.
+        assert_eq!(
+            filter_span("2015-07-30T20:12:31.250Z"),
+            Some((second, second + 999_999))
+        );
+        for bad in ["yesterday", "2015-13-01", "2015-07-30T20:12:31", ""] {
+            assert_eq!(filter_span(bad), None, "{bad}");
+            assert_eq!(filter_day(bad), None, "{bad}");
+        }
+        let whole_day = Some((day_start, day_start + 86_400_000_000 - 1));
+        assert_eq!(filter_day("2015-07-30"), whole_day);
+        assert_eq!(filter_day("2015-07-30T00:00:00Z"), whole_day);
+        assert_eq!(filter_day("2015-07-30T20:12:31Z"), whole_day);
+        assert_eq!(filter_day("2015-07-31T01:00:00+02:00"), whole_day);
+        // Past the last representable UTC day: refused, not a panic.
+        assert_eq!(filter_day("9999-12-31T23:59:59-01:00"), None);
+        assert!(filter_span("9999-12-31T23:59:59-01:00").is_some());
     }
 
     #[test]

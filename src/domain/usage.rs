@@ -315,7 +315,8 @@ fn last_of_month(day: Date) -> Date {
 }
 
 /// Parses `StartDate` / `EndDate`: `YYYY-MM-DD`, or an offset from today such as `-30days`
-/// or `+1days`.
+/// or `+1days`. Records are daily sums, so a date-time (`2026-12-01T21:24:33Z`, as an SDK may
+/// send a date object) selects the UTC day it falls in.
 pub fn parse_usage_date(name: &str, raw: &str, today: Date) -> Result<Date> {
     let bad = || Error::invalid_parameter(name, raw);
     if let Some(days) = raw.strip_suffix("days") {
@@ -326,6 +327,15 @@ pub fn parse_usage_date(name: &str, raw: &str, today: Date) -> Result<Date> {
         return today.checked_add(Duration::days(offset)).ok_or_else(bad);
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(instant) =
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+    {
+        // Checked: late on 9999-12-31 with a negative offset is past the last UTC day.
+        return instant
+            .checked_to_offset(time::UtcOffset::UTC)
+            .map(|utc| utc.date())
+            .ok_or_else(bad);
+    }
     Date::parse(raw, &format).map_err(|_| bad())
 }
 
@@ -456,5 +466,10 @@ mod tests {
             date!(2026 - 10 - 27)
         );
         assert!(parse_usage_date("StartDate", "yesterday", today).is_err());
+        assert_eq!(
+            parse_usage_date("EndDate", "2026-12-01T23:30:00-02:00", today).unwrap(),
+            Date::from_calendar_date(2026, Month::December, 2).unwrap()
+        );
+        assert!(parse_usage_date("EndDate", "9999-12-31T23:59:59-01:00", today).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! API key use cases. The secret is returned once, at creation; only its hash is stored.
 
-use super::{App, Operation, Principal};
+use super::{check_credential, App, Operation, Principal};
 use crate::domain::credential::{generate_key_secret, hash_key_secret, ApiKey};
 use crate::domain::paging::PageRequest;
 use crate::domain::sid::{self, SidKind};
@@ -98,6 +98,32 @@ impl App {
             .rename_key(&account.sid, key_sid, name, now_micros())
             .await?
             .ok_or_else(|| Error::not_found(path))
+    }
+
+    /// The account owning `key_sid`, for the IAM v1 routes that name a key by its SID alone
+    /// (`/v1/Keys/{Sid}`): the caller's own keys or, with a main account's auth token, its
+    /// subaccounts'. Another account's key is not found, like one that does not exist.
+    pub async fn key_account(
+        &self,
+        principal: &Principal,
+        key_sid: &str,
+        operation: Operation,
+        path: &str,
+    ) -> Result<String> {
+        check_credential(principal, operation)?;
+        let key = self
+            .store
+            .key(key_sid)
+            .await?
+            .ok_or_else(|| Error::not_found(path))?;
+        match self
+            .authorize(principal, &key.account_sid, operation, path)
+            .await
+        {
+            Ok(account) => Ok(account.sid),
+            Err(Error::Unauthenticated) => Err(Error::not_found(path)),
+            Err(other) => Err(other),
+        }
     }
 
     /// `DeleteKey`: the key stops authenticating at once on this node, and within the key

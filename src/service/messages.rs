@@ -20,7 +20,7 @@ use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
 use crate::store::carrier::CarrierRecords;
-use crate::store::messages::{Claimed, MessageFilter, Outcome};
+use crate::store::messages::{Claimed, MediaFilter, MessageFilter, Outcome};
 use std::collections::HashMap;
 
 /// A `CreateMessage` request as sent.
@@ -31,6 +31,10 @@ pub struct SendRequest<'a> {
     pub messaging_service_sid: Option<&'a str>,
     pub body: Option<&'a str>,
     pub media_urls: Vec<&'a str>,
+    /// A Content template (`HX…`) whose rendering replaces `body` and `media_urls`.
+    pub content_sid: Option<&'a str>,
+    /// The template's placeholder values, a JSON object.
+    pub content_variables: Option<&'a str>,
     pub status_callback: Option<&'a str>,
     pub validity_period: Option<&'a str>,
     pub smart_encoded: Option<bool>,
@@ -163,8 +167,19 @@ impl App {
             Some((service, size)) => (Some(service), size),
             None => (None, 0),
         };
-        let body_raw = request.body.unwrap_or("");
-        check_content(body_raw, &request.media_urls, service.is_some())?;
+        // A template, rendered now, decides the content: Body and MediaUrl are then ignored.
+        let rendered = match request.content_sid.filter(|s| !s.is_empty()) {
+            Some(content_sid) => Some(
+                self.render_content(&account.sid, content_sid, request.content_variables)
+                    .await?,
+            ),
+            None => None,
+        };
+        let (body_raw, media_urls): (&str, Vec<&str>) = match &rendered {
+            Some(r) => (&r.body, r.media.iter().map(String::as_str).collect()),
+            None => (request.body.unwrap_or(""), request.media_urls.clone()),
+        };
+        check_content(body_raw, &media_urls, service.is_some())?;
         let validity_period = match request.validity_period {
             Some(raw) => parse_validity_period(raw)?,
             None => service
@@ -249,14 +264,13 @@ impl App {
             (Some(_), None) => MessageStatus::Accepted,
             (None, _) => MessageStatus::Queued,
         };
-        let is_mms = !request.media_urls.is_empty();
+        let is_mms = !media_urls.is_empty();
         let message_sid = sid::generate(if is_mms {
             SidKind::MmsMessage
         } else {
             SidKind::Message
         });
-        let media: Vec<Media> = request
-            .media_urls
+        let media: Vec<Media> = media_urls
             .iter()
             .map(|url| Media {
                 sid: sid::generate(SidKind::Media),
@@ -488,6 +502,7 @@ impl App {
         principal: &Principal,
         account_sid: &str,
         message_sid: &str,
+        filter: &MediaFilter,
         page: &PageRequest,
         path: &str,
     ) -> Result<Vec<Media>> {
@@ -498,7 +513,9 @@ impl App {
             .message(&account.sid, message_sid)
             .await?
             .ok_or_else(|| Error::not_found(path))?;
-        self.store.list_media(&account.sid, message_sid, page).await
+        self.store
+            .list_media(&account.sid, message_sid, filter, page)
+            .await
     }
 
     /// `FetchMedia`.

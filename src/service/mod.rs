@@ -3,6 +3,7 @@
 //! the store and apply the domain rules. Knows nothing of HTTP.
 
 pub mod accounts;
+pub mod content;
 pub mod export;
 pub mod inbound;
 pub mod keys;
@@ -382,6 +383,11 @@ pub enum Operation {
     /// <https://www.twilio.com/docs/usage/monitor-alert>
     ListAlert,
     FetchAlert,
+    /// <https://www.twilio.com/docs/content/content-api-resources>
+    CreateContent,
+    ListContent,
+    FetchContent,
+    DeleteContent,
     /// warbler's own: an account's opt-out list and a service's Advanced Opt-Out.
     ListOptOut,
     ImportOptOut,
@@ -453,7 +459,11 @@ impl Operation {
             | ImportOptOut
             | DeleteOptOut
             | FetchOptOutSettings
-            | UpdateOptOutSettings => Access::Resources,
+            | UpdateOptOutSettings
+            | CreateContent
+            | ListContent
+            | FetchContent
+            | DeleteContent => Access::Resources,
             CreateAccount
             | ListAccount
             | FetchAccount

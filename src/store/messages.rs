@@ -518,6 +518,13 @@ pub struct MessageFilter {
     pub sent_until: Option<i64>,
 }
 
+/// List filters of `ListMedia` (`DateCreated`, `<`, `>`; microseconds, bounds inclusive).
+#[derive(Debug, Default, Clone)]
+pub struct MediaFilter {
+    pub created_from: Option<i64>,
+    pub created_until: Option<i64>,
+}
+
 /// What the group commit did with one new message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -911,13 +918,20 @@ impl Store {
         &self,
         account_sid: &str,
         message_sid: &str,
+        filter: &MediaFilter,
         page: &PageRequest,
     ) -> Result<Vec<Media>> {
         let mut sql = Sql::new("SELECT sid, message_sid, account_sid, url, content_type, date_created, date_updated FROM message_media WHERE account_sid = ");
         sql.text(account_sid)
             .push(" AND message_sid = ")
-            .text(message_sid)
-            .page(page);
+            .text(message_sid);
+        if let Some(t) = filter.created_from {
+            sql.push(" AND date_created >= ").int(t);
+        }
+        if let Some(t) = filter.created_until {
+            sql.push(" AND date_created <= ").int(t);
+        }
+        sql.page(page);
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter().map(decode_media).collect()
     }

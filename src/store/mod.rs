@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod caps;
 pub mod carrier;
+pub mod content;
 pub mod database_url;
 mod durability;
 pub mod inbound;

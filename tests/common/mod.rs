@@ -263,6 +263,18 @@ impl TestServer {
         self.raw(request).await
     }
 
+    /// A POST with a JSON body (the Content API's create).
+    pub async fn post_json(&self, path: &str, creds: (&str, &str), body: &Value) -> Reply {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("Authorization", basic(creds.0, creds.1))
+            .header("Content-Type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.raw(request).await
+    }
+
     pub fn main_creds(&self) -> (&str, &str) {
         (&self.main.0, &self.main.1)
     }

@@ -105,6 +105,17 @@ pub struct Config {
     pub smpp_routes: Vec<crate::carrier::smpp::route::SmppRouteConfig>,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for log collectors).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// An amount as text, written as a string or a number (`WARBLER_CREDIT_LIMIT=0` reaches the
@@ -168,6 +179,7 @@ impl Default for Config {
             credit_limit: None,
             smpp_routes: Vec::new(),
             log: "info".to_string(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -293,6 +305,18 @@ mod tests {
             jail.create_file("limit.toml", "credit_limit = \"0\"\n")?;
             let config = Config::load(Some(Path::new("limit.toml"))).map_err(|e| *e)?;
             assert_eq!(config.credit_limit.as_deref(), Some("0"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_is_asked_for() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARBLER_LOG_FORMAT", "json");
+            assert_eq!(Config::load(None).map_err(|e| *e)?.log_format, LogFormat::Json);
+            jail.set_env("WARBLER_LOG_FORMAT", "xml");
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

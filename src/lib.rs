@@ -13,4 +13,5 @@ pub mod error;
 pub mod service;
 pub mod smsc;
 pub mod store;
+pub mod telemetry;
 pub mod webhook;

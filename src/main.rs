@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use warbler::api::{self, HttpSettings};
-use warbler::config::Config;
+use warbler::config::{Config, LogFormat};
 use warbler::service::{App, Settings};
 use warbler::store::Store;
 
@@ -18,7 +18,7 @@ use warbler::store::Store;
 /// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
 /// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
-/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML file), then the flags below.
+/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG, WARBLER_LOG_FORMAT; prices only in the TOML file), then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -200,14 +200,24 @@ fn main() -> anyhow::Result<()> {
     if let Some(url) = cli.public_url {
         config.public_url = Some(url);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Event fields at the top level, so a collector finds `request_id` where it looks.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),

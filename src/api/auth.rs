@@ -95,6 +95,9 @@ impl FromRequestParts<ApiState> for Caller {
             limits.check(&username, state.app.node.live_nodes())?;
         }
         let principal = state.app.authenticate(&username, &password).await?;
+        if let Some(slot) = parts.extensions.get::<super::observe::RequestAccount>() {
+            slot.set(&principal.account.sid);
+        }
         Ok(Caller(principal))
     }
 }

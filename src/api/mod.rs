@@ -9,6 +9,7 @@ mod messages;
 mod messaging;
 mod monitor;
 mod numbers;
+mod observe;
 mod opt_outs;
 mod params;
 mod render;
@@ -215,6 +216,8 @@ fn routes() -> Router<ApiState> {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // A layer of the routes (not around them) sees the matched route template.
+        .layer(axum::middleware::from_fn(observe::observe))
 }
 
 /// Twilio paths end in `.json` (the SDKs always send it) but it is optional: route on the path

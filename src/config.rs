@@ -107,6 +107,12 @@ pub struct Config {
     pub log: String,
     /// `text` (for people) or `json` (one object per line, for log collectors).
     pub log_format: LogFormat,
+    /// Address of a listener that serves `GET /metrics` without credentials (for Prometheus
+    /// inside the operator's network). Unset: none; the API port serves `/metrics` to the
+    /// main account's auth token either way.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Label message metrics by subaccount, not by main account (more series).
+    pub metrics_per_subaccount: bool,
 }
 
 /// How log lines are written.
@@ -180,6 +186,8 @@ impl Default for Config {
             smpp_routes: Vec::new(),
             log: "info".to_string(),
             log_format: LogFormat::Text,
+            metrics_listen: None,
+            metrics_per_subaccount: false,
         }
     }
 }
@@ -314,7 +322,10 @@ mod tests {
         assert_eq!(Config::default().log_format, LogFormat::Text);
         figment::Jail::expect_with(|jail| {
             jail.set_env("WARBLER_LOG_FORMAT", "json");
-            assert_eq!(Config::load(None).map_err(|e| *e)?.log_format, LogFormat::Json);
+            assert_eq!(
+                Config::load(None).map_err(|e| *e)?.log_format,
+                LogFormat::Json
+            );
             jail.set_env("WARBLER_LOG_FORMAT", "xml");
             assert!(Config::load(None).is_err());
             Ok(())

@@ -18,7 +18,7 @@ use warbler::store::Store;
 /// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
 /// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
-/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG, WARBLER_LOG_FORMAT; prices only in the TOML file), then the flags below.
+/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG, WARBLER_LOG_FORMAT, WARBLER_METRICS_LISTEN; prices only in the TOML file), then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -378,6 +378,7 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
                 .unwrap_or(i64::MAX),
             max_keys_per_account: config.max_keys_per_account,
             max_services_per_account: config.max_services_per_account,
+            metrics_per_subaccount: config.metrics_per_subaccount,
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
             rental_prices: {
@@ -519,6 +520,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             rate_limit_burst: config.rate_limit_burst,
         },
     );
+    if let Some(address) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} (metrics_listen)"))?;
+        tracing::info!(%address, "serving /metrics without credentials");
+        let router = api::metrics_router(app.clone());
+        tokio::spawn(async move { axum::serve(metrics, router).await });
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = app.spawn_workers(stopped.clone())?;
     let heartbeats = {

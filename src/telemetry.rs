@@ -13,8 +13,8 @@ pub const HTTP_REQUESTS: &str = "warbler_http_requests_total";
 pub const HTTP_DURATION: &str = "warbler_http_request_duration_seconds";
 /// Messages accepted by the API, by main account.
 pub const MESSAGES_ACCEPTED: &str = "warbler_messages_accepted_total";
-/// Messages that reached a final status (`delivered`, `undelivered`, `failed`, `read`,
-/// `canceled`), by main account (or account, see `metrics_per_subaccount`), status and error
+/// Messages that reached a final status (`delivered`, `undelivered`, `failed`, `canceled`),
+/// by main account (or account, see `metrics_per_subaccount`), status and error
 /// code (`0` without one).
 pub const MESSAGES_FINAL: &str = "warbler_messages_final_total";
 /// Segments handed to a carrier, by main account.
@@ -121,7 +121,11 @@ fn describe() {
         Unit::Seconds,
         "Time to accept a message (request to committed row)"
     );
-    describe_histogram!(ACCEPTED_TO_SENT, Unit::Seconds, "Acceptance to carrier hand-off");
+    describe_histogram!(
+        ACCEPTED_TO_SENT,
+        Unit::Seconds,
+        "Acceptance to carrier hand-off"
+    );
     describe_histogram!(
         ACCEPTED_TO_DELIVERED,
         Unit::Seconds,
@@ -140,11 +144,20 @@ fn describe() {
     describe_histogram!(WRITE_GROUP_SIZE, "New messages per group commit");
     describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit duration");
     describe_gauge!(SMPP_SESSIONS_BOUND, "SMPP sessions bound, per route");
-    describe_gauge!(SMPP_WINDOW_IN_USE, "SMPP submits awaiting a response, per route");
+    describe_gauge!(
+        SMPP_WINDOW_IN_USE,
+        "SMPP submits awaiting a response, per route"
+    );
     describe_counter!(SMPP_SUBMITS, "submit_sm sent, per route");
-    describe_counter!(SMPP_THROTTLED, "submit_sm answered ESME_RTHROTTLED, per route");
+    describe_counter!(
+        SMPP_THROTTLED,
+        "submit_sm answered ESME_RTHROTTLED, per route"
+    );
     describe_counter!(SMPP_UNANSWERED, "submit_sm never answered, per route");
-    describe_counter!(SMPP_REJECTED, "submit_sm rejected by the carrier, per route");
+    describe_counter!(
+        SMPP_REJECTED,
+        "submit_sm rejected by the carrier, per route"
+    );
     describe_counter!(SMPP_RECEIPTS, "Delivery receipts received, per route");
     describe_counter!(SMPP_RECONNECTS, "SMPP session reconnects, per route");
     describe_histogram!(
@@ -158,4 +171,56 @@ fn describe() {
 /// Seconds between two instants in microseconds (never negative).
 pub fn micros_to_seconds(from: i64, to: i64) -> f64 {
     (to - from).max(0) as f64 / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAMILIES: &[&str] = &[
+        HTTP_REQUESTS,
+        HTTP_DURATION,
+        MESSAGES_ACCEPTED,
+        MESSAGES_FINAL,
+        SEGMENTS_SENT,
+        ACCEPT_DURATION,
+        ACCEPTED_TO_SENT,
+        ACCEPTED_TO_DELIVERED,
+        QUEUE_DEPTH,
+        DISPATCH_ROUND,
+        WEBHOOK_ATTEMPTS,
+        WEBHOOK_FAILURES,
+        WEBHOOK_PENDING,
+        WEBHOOK_DURATION,
+        DB_POOL,
+        WRITE_GROUP_SIZE,
+        COMMIT_DURATION,
+        SMPP_SESSIONS_BOUND,
+        SMPP_WINDOW_IN_USE,
+        SMPP_SUBMITS,
+        SMPP_THROTTLED,
+        SMPP_UNANSWERED,
+        SMPP_REJECTED,
+        SMPP_RECEIPTS,
+        SMPP_RECONNECTS,
+        SMPP_SUBMIT_RESPONSE,
+        ALARM_FIRINGS,
+    ];
+
+    /// The shipped Grafana dashboard queries only families warbler exports.
+    #[test]
+    fn the_dashboard_uses_only_exported_families() {
+        let dashboard = include_str!("../docs/grafana-dashboard.json");
+        let mut used = 0;
+        for (start, _) in dashboard.match_indices("warbler_") {
+            let name: String = dashboard[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let family = name.strip_suffix("_bucket").unwrap_or(&name);
+            assert!(FAMILIES.contains(&family), "unknown family {name}");
+            used += 1;
+        }
+        assert!(used > 20, "the dashboard queries the metrics");
+    }
 }

@@ -68,6 +68,8 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
         max_body_bytes: http.max_body_bytes,
         public_url: Arc::from(http.public_url.trim_end_matches('/')),
     };
+    // Installed before the first request, so the first scrape sees every count.
+    crate::telemetry::prometheus();
     let inner = routes().with_state(state);
     // Routing happens inside `inner`, so the path rewrite must wrap it rather than be a layer.
     Router::new().fallback_service(
@@ -77,9 +79,18 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
     )
 }
 
+/// The router of `metrics_listen`: `GET /metrics` only, no credentials asked.
+pub fn metrics_router(app: App) -> Router {
+    crate::telemetry::prometheus();
+    Router::new()
+        .route("/metrics", get(monitor::fetch_metrics_unauthenticated))
+        .with_state(app)
+}
+
 fn routes() -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(monitor::fetch_metrics))
         .route(
             "/2010-04-01/Accounts",
             get(accounts::list_account).post(accounts::create_account),

@@ -8,6 +8,7 @@ pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod messaging;
+pub mod metrics;
 pub mod numbers;
 pub mod smpp;
 pub mod triggers;
@@ -71,6 +72,8 @@ pub struct Settings {
     pub max_keys_per_account: u32,
     /// Messaging Services one account may hold (then 400 / 20001).
     pub max_services_per_account: u32,
+    /// Label message metrics by subaccount rather than by main account.
+    pub metrics_per_subaccount: bool,
 }
 
 impl Settings {
@@ -99,6 +102,7 @@ impl Settings {
             smpp_mo_parts_max_sets: 10_000,
             max_keys_per_account: 100,
             max_services_per_account: 500,
+            metrics_per_subaccount: false,
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct App {
     pub counters: std::sync::Arc<Counters>,
     /// This node, among the nodes sharing the database.
     pub node: std::sync::Arc<Node>,
+    /// The main account of each account seen by the metrics (see `metrics_label_of`).
+    main_accounts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// This node's identity and what it knows of the others (see `App::run_heartbeats`).
@@ -336,6 +342,8 @@ pub enum Operation {
     SetAccountCaps,
     /// warbler's own: the operator reads the state of the carrier routes.
     ListCarrierRoutes,
+    /// warbler's own: the operator's Prometheus scrape (`GET /metrics`).
+    FetchMetrics,
     /// <https://www.twilio.com/docs/usage/api/usage-trigger>
     CreateUsageTrigger,
     ListUsageTrigger,
@@ -419,7 +427,8 @@ impl Operation {
             | CreditBalance
             | ExportMessages
             | SetAccountCaps
-            | ListCarrierRoutes => Access::Operator,
+            | ListCarrierRoutes
+            | FetchMetrics => Access::Operator,
         }
     }
 }
@@ -457,6 +466,7 @@ impl App {
             mo_parts_swept_at: std::sync::Arc::default(),
             counters: std::sync::Arc::default(),
             node: std::sync::Arc::new(Node::new()),
+            main_accounts: std::sync::Arc::default(),
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),

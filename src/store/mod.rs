@@ -314,6 +314,22 @@ impl Store {
         &self.pool
     }
 
+    /// Connections of each pool: (pool, in use, idle). On PostgreSQL reads and writes share
+    /// one pool, reported once.
+    pub fn pool_usage(&self) -> Vec<(&'static str, usize, usize)> {
+        let usage = |pool: &AnyPool| {
+            let idle = pool.num_idle();
+            ((pool.size() as usize).saturating_sub(idle), idle)
+        };
+        let (busy, idle) = usage(&self.pool);
+        let mut pools = vec![("main", busy, idle)];
+        if self.backend == Backend::Sqlite {
+            let (busy, idle) = usage(&self.writes);
+            pools.push(("writer", busy, idle));
+        }
+        pools
+    }
+
     /// Runs one writing statement outside `begin_write`, on the write connection (see
     /// `Store::writes`), and returns once it is durable, as `Tx::commit` does.
     pub(crate) async fn write(

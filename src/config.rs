@@ -113,6 +113,11 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Label message metrics by subaccount, not by main account (more series).
     pub metrics_per_subaccount: bool,
+    /// SMTP relay for alarm e-mails: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`. Unset: alarms notify by webhook only.
+    pub smtp_url: Option<String>,
+    /// The sender address of alarm e-mails.
+    pub smtp_from: String,
 }
 
 /// How log lines are written.
@@ -188,6 +193,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             metrics_listen: None,
             metrics_per_subaccount: false,
+            smtp_url: None,
+            smtp_from: "warbler <warbler@localhost>".to_string(),
         }
     }
 }

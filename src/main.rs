@@ -18,7 +18,7 @@ use warbler::store::Store;
 /// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT, WARBLER_PACING__LONG_CODE
 /// (and __TOLL_FREE, __SHORT_CODE, __ALPHA), WARBLER_SIMULATED_LATENCY_MS,
-/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG, WARBLER_LOG_FORMAT, WARBLER_METRICS_LISTEN; prices only in the TOML file), then the flags below.
+/// WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG, WARBLER_LOG_FORMAT, WARBLER_METRICS_LISTEN, WARBLER_SMTP_URL, WARBLER_SMTP_FROM; prices only in the TOML file), then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -379,6 +379,13 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
             max_keys_per_account: config.max_keys_per_account,
             max_services_per_account: config.max_services_per_account,
             metrics_per_subaccount: config.metrics_per_subaccount,
+            mailer: match &config.smtp_url {
+                Some(url) if !url.is_empty() => Some(
+                    warbler::mail::Mailer::new(url, &config.smtp_from)
+                        .map_err(|err| anyhow::anyhow!("configuration: {err}"))?,
+                ),
+                _ => None,
+            },
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
             rental_prices: {

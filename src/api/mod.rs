@@ -3,6 +3,7 @@
 //! service, render.
 
 mod accounts;
+mod alarms;
 mod auth;
 mod keys;
 mod messages;
@@ -224,6 +225,20 @@ fn routes() -> Router<ApiState> {
         .route(
             "/warbler/v1/Services/{Sid}/OptOutSettings",
             get(opt_outs::fetch_opt_out_settings).post(opt_outs::update_opt_out_settings),
+        )
+        .route(
+            "/warbler/v1/Alarms",
+            get(alarms::list_alarm).post(alarms::create_alarm),
+        )
+        .route(
+            "/warbler/v1/Alarms/{Sid}",
+            get(alarms::fetch_alarm)
+                .post(alarms::update_alarm)
+                .delete(alarms::delete_alarm),
+        )
+        .route(
+            "/warbler/v1/Alarms/{Sid}/Firings",
+            get(alarms::list_alarm_firing),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -18,6 +18,9 @@ pub enum SidKind {
     Alert,
     OptOut,
     UsageTrigger,
+    /// warbler's own: an alarm and its firings.
+    Alarm,
+    AlarmFiring,
 }
 
 impl SidKind {
@@ -35,6 +38,8 @@ impl SidKind {
             SidKind::Alert => "NO",
             SidKind::OptOut => "OO",
             SidKind::UsageTrigger => "UT",
+            SidKind::Alarm => "AL",
+            SidKind::AlarmFiring => "AF",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the store and apply the domain rules. Knows nothing of HTTP.
 
 pub mod accounts;
+pub mod alarms;
 pub mod export;
 pub mod inbound;
 pub mod keys;
@@ -74,6 +75,8 @@ pub struct Settings {
     pub max_services_per_account: u32,
     /// Label message metrics by subaccount rather than by main account.
     pub metrics_per_subaccount: bool,
+    /// The SMTP relay alarm e-mails go through (none: alarms cannot notify by e-mail).
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl Settings {
@@ -103,6 +106,7 @@ impl Settings {
             max_keys_per_account: 100,
             max_services_per_account: 500,
             metrics_per_subaccount: false,
+            mailer: None,
         }
     }
 }
@@ -193,6 +197,8 @@ pub struct App {
     pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
     /// When the usage triggers were last evaluated (microseconds).
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// When the alarms were last evaluated (microseconds).
+    alarms_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// When incomplete inbound SMPP parts were last looked at (microseconds).
     mo_parts_swept_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// What this node counted since it started.
@@ -344,6 +350,13 @@ pub enum Operation {
     ListCarrierRoutes,
     /// warbler's own: the operator's Prometheus scrape (`GET /metrics`).
     FetchMetrics,
+    /// warbler's own: alarms on an account's delivery errors, and their firings.
+    CreateAlarm,
+    ListAlarm,
+    FetchAlarm,
+    UpdateAlarm,
+    DeleteAlarm,
+    ListAlarmFiring,
     /// <https://www.twilio.com/docs/usage/api/usage-trigger>
     CreateUsageTrigger,
     ListUsageTrigger,
@@ -418,7 +431,13 @@ impl Operation {
             | ImportOptOut
             | DeleteOptOut
             | FetchOptOutSettings
-            | UpdateOptOutSettings => Access::Resources,
+            | UpdateOptOutSettings
+            | CreateAlarm
+            | ListAlarm
+            | FetchAlarm
+            | UpdateAlarm
+            | DeleteAlarm
+            | ListAlarmFiring => Access::Resources,
             CreateAccount | ListAccount | FetchAccount | UpdateAccount | CreateNewKey | ListKey
             | FetchKey | UpdateKey | DeleteKey => Access::ManageCredentials,
             ImportNumberInventory
@@ -463,6 +482,7 @@ impl App {
             accounts: std::sync::Arc::default(),
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
+            alarms_evaluated_at: std::sync::Arc::default(),
             mo_parts_swept_at: std::sync::Arc::default(),
             counters: std::sync::Arc::default(),
             node: std::sync::Arc::new(Node::new()),
@@ -512,6 +532,15 @@ impl App {
             let forget_before = now - crate::domain::message::IDEMPOTENCY_KEYS_KEPT;
             if let Err(err) = self.store.expire_idempotency_keys(forget_before).await {
                 tracing::warn!(%err, "expiring idempotency keys failed");
+            }
+            // Counters are per minute: once a minute is enough to forget old ones.
+            let minute = crate::domain::alarm::bucket_of(now);
+            let beat = HEARTBEAT_EVERY.as_micros() as i64;
+            if minute != crate::domain::alarm::bucket_of(now - beat) {
+                let counts_before = now - crate::store::alarms::OUTCOME_COUNTS_KEPT;
+                if let Err(err) = self.store.expire_outcome_counts(counts_before).await {
+                    tracing::warn!(%err, "expiring outcome counters failed");
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}

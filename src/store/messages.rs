@@ -1367,6 +1367,7 @@ impl Store {
             sql.query().execute(&mut *tx).await?;
         }
         super::carrier::insert_carrier_records(&mut tx, &carrier).await?;
+        super::alarms::count_outcomes(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(Recorded { count, changes })
     }
@@ -1562,6 +1563,7 @@ impl Store {
             .collect();
         insert_events_to(&mut tx, &events, Some(&targets)).await?;
         consume_receipts(&mut tx, &part_ids).await?;
+        super::alarms::count_outcomes(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(changes)
     }

@@ -4,6 +4,7 @@
 //! Imports `domain` and `error`; knows nothing of HTTP.
 
 pub mod accounts;
+pub mod alarms;
 pub mod caps;
 pub mod carrier;
 pub mod database_url;

@@ -1,6 +1,7 @@
 //! What every request leaves behind: a `Twilio-Request-Id` header (`RQ` + 32 hex), one log
-//! line (method, path, status, latency, account, request id) and the HTTP metrics, labelled by
-//! route template so that their number stays bounded whatever paths clients send.
+//! line (method, path, status, latency, account, request id; successes only at `debug`) and
+//! the HTTP metrics, labelled by route template so that their number stays bounded whatever
+//! paths clients send.
 
 use crate::telemetry;
 use axum::extract::{MatchedPath, Request};
@@ -60,15 +61,30 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     )
     .increment(1);
     metrics::histogram!(telemetry::HTTP_DURATION, "group" => group).record(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "warbler::http",
-        method = %method,
-        path = %path,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        account_sid = account.0.get().map(String::as_str).unwrap_or(""),
-        request_id = %request_id,
-        "request"
-    );
+    // Failures at `info` (server errors at `warn`), so an operator finds a customer's failing
+    // request by its id; successes at `debug`, so that a busy server does not write a line
+    // per accepted message unless asked (`log = "info,warbler::http=debug"`).
+    let account_sid = account.0.get().map(String::as_str).unwrap_or("");
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    macro_rules! request_line {
+        ($level:expr) => {
+            tracing::event!(
+                target: "warbler::http",
+                $level,
+                method = %method,
+                path = %path,
+                status,
+                latency_ms,
+                account_sid,
+                request_id = %request_id,
+                "request"
+            )
+        };
+    }
+    match status {
+        500.. => request_line!(tracing::Level::WARN),
+        400..=499 => request_line!(tracing::Level::INFO),
+        _ => request_line!(tracing::Level::DEBUG),
+    }
     response
 }

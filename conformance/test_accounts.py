@@ -32,6 +32,20 @@ def test_main_account_is_its_own_owner(client, main_sid):
     assert client.api.v2010.account.fetch().sid == main_sid
 
 
+REQUEST_ID = re.compile(r"^RQ[0-9a-f]{32}$")
+
+
+def test_every_response_carries_a_request_id(client, server, main_sid):
+    # `Client.request` is the SDK's own low-level call; it hands back the headers.
+    base = f"{server.url}/2010-04-01/Accounts/{main_sid}"
+    found = client.request("GET", f"{base}.json")
+    missing = client.request("GET", f"{base}/Messages/SM{'0' * 32}.json")
+
+    assert (found.status_code, missing.status_code) == (200, 404)
+    ids = [r.headers["Twilio-Request-Id"] for r in (found, missing)]
+    assert all(REQUEST_ID.match(i) for i in ids) and ids[0] != ids[1]
+
+
 def test_falcon_flights_walkthrough(client, client_for, main_sid):
     # Owlie Notifications creates a subaccount for its customer Falcon Flights.
     falcon = client.api.v2010.accounts.create(friendly_name="FalconFlights")

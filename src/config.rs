@@ -109,6 +109,28 @@ pub struct Config {
     pub smpp_routes: Vec<crate::carrier::smpp::route::SmppRouteConfig>,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
+    /// `text` (for people) or `json` (one object per line, for log collectors).
+    pub log_format: LogFormat,
+    /// Address of a listener that serves `GET /metrics` without credentials (for Prometheus
+    /// inside the operator's network). Unset: none; the API port serves `/metrics` to the
+    /// main account's auth token either way.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Label message metrics by subaccount, not by main account (more series).
+    pub metrics_per_subaccount: bool,
+    /// SMTP relay for alarm e-mails: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`. Unset: alarms notify by webhook only.
+    pub smtp_url: Option<String>,
+    /// The sender address of alarm e-mails.
+    pub smtp_from: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// An amount as text, written as a string or a number (`WARBLER_CREDIT_LIMIT=0` reaches the
@@ -173,6 +195,11 @@ impl Default for Config {
             credit_limit: None,
             smpp_routes: Vec::new(),
             log: "info".to_string(),
+            log_format: LogFormat::Text,
+            metrics_listen: None,
+            metrics_per_subaccount: false,
+            smtp_url: None,
+            smtp_from: "warbler <warbler@localhost>".to_string(),
         }
     }
 }
@@ -298,6 +325,21 @@ mod tests {
             jail.create_file("limit.toml", "credit_limit = \"0\"\n")?;
             let config = Config::load(Some(Path::new("limit.toml"))).map_err(|e| *e)?;
             assert_eq!(config.credit_limit.as_deref(), Some("0"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_json_is_asked_for() {
+        assert_eq!(Config::default().log_format, LogFormat::Text);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("WARBLER_LOG_FORMAT", "json");
+            assert_eq!(
+                Config::load(None).map_err(|e| *e)?.log_format,
+                LogFormat::Json
+            );
+            jail.set_env("WARBLER_LOG_FORMAT", "xml");
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

@@ -2,15 +2,18 @@
 //!
 //! Layers, from the outside in (imports only point inward):
 //! `api` (HTTP, Twilio's wire contract) → `service` (use cases, authorization) → `store`
-//! (SQLite / PostgreSQL) → `domain` (pure rules). `webhook` and `carrier` are driven by
-//! `service`. `config` is read by the binary; `error` is shared by all.
+//! (SQLite / PostgreSQL) → `domain` (pure rules). `webhook`, `mail` and `carrier` are driven
+//! by `service`. `config` is read by the binary; `error` and `telemetry` (metrics) are shared
+//! by all.
 
 pub mod api;
 pub mod carrier;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod mail;
 pub mod service;
 pub mod smsc;
 pub mod store;
+pub mod telemetry;
 pub mod webhook;

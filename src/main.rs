@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use warbler::api::{self, HttpSettings};
-use warbler::config::Config;
+use warbler::config::{Config, LogFormat};
 use warbler::service::{App, Settings};
 use warbler::store::Store;
 
@@ -18,8 +18,9 @@ use warbler::store::Store;
 /// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_FAILED_AUTH_LIMIT, WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT,
 /// WARBLER_PACING__LONG_CODE (and __TOLL_FREE, __SHORT_CODE, __ALPHA),
-/// WARBLER_SIMULATED_LATENCY_MS, WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG; prices only in the TOML
-/// file), then the flags below.
+/// WARBLER_SIMULATED_LATENCY_MS, WARBLER_DISPATCH_LEASE_MS, WARBLER_LOG, WARBLER_LOG_FORMAT,
+/// WARBLER_METRICS_LISTEN, WARBLER_SMTP_URL, WARBLER_SMTP_FROM; prices only in the TOML file),
+/// then the flags below.
 #[derive(Parser, Debug)]
 #[command(name = "warbler", version, about, long_about)]
 struct Cli {
@@ -201,14 +202,24 @@ fn main() -> anyhow::Result<()> {
     if let Some(url) = cli.public_url {
         config.public_url = Some(url);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&config.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Event fields at the top level, so a collector finds `request_id` where it looks.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve(config)),
@@ -369,6 +380,14 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
                 .unwrap_or(i64::MAX),
             max_keys_per_account: config.max_keys_per_account,
             max_services_per_account: config.max_services_per_account,
+            metrics_per_subaccount: config.metrics_per_subaccount,
+            mailer: match &config.smtp_url {
+                Some(url) if !url.is_empty() => Some(
+                    warbler::mail::Mailer::new(url, &config.smtp_from)
+                        .map_err(|err| anyhow::anyhow!("configuration: {err}"))?,
+                ),
+                _ => None,
+            },
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
             rental_prices: {
@@ -511,6 +530,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             failed_auth_limit: config.failed_auth_limit,
         },
     );
+    if let Some(address) = config.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address} (metrics_listen)"))?;
+        tracing::info!(%address, "serving /metrics without credentials");
+        let router = api::metrics_router(app.clone());
+        tokio::spawn(async move { axum::serve(metrics, router).await });
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = app.spawn_workers(stopped.clone())?;
     let heartbeats = {

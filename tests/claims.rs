@@ -83,7 +83,7 @@ async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
         )
         .await
         .unwrap();
-    assert_eq!(stale, 0, "the paused node's record is refused");
+    assert_eq!(stale.count, 0, "the paused node's record is refused");
     let stored = store
         .message(common::MAIN_SID, &sid)
         .await
@@ -102,7 +102,7 @@ async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
         )
         .await
         .unwrap();
-    assert_eq!(kept, 1);
+    assert_eq!(kept.count, 1);
     let stored = store
         .message(common::MAIN_SID, &sid)
         .await

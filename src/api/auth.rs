@@ -38,6 +38,9 @@ impl FromRequestParts<ApiState> for Caller {
                 if let Some(failed_auth) = failed_auth {
                     failed_auth.by_username.forgive(&username);
                 }
+                if let Some(slot) = parts.extensions.get::<super::observe::RequestAccount>() {
+                    slot.set(&principal.account.sid);
+                }
                 if let Some(budget) = &state.limits.budget {
                     budget.charge(&principal.account.sid, state.app.node.live_nodes())?;
                 }

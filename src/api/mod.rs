@@ -3,6 +3,7 @@
 //! service, render.
 
 mod accounts;
+mod alarms;
 mod auth;
 mod content;
 mod iam;
@@ -12,6 +13,7 @@ mod messages;
 mod messaging;
 mod monitor;
 mod numbers;
+mod observe;
 pub mod openapi;
 mod opt_outs;
 pub mod params;
@@ -71,6 +73,8 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
         max_body_bytes: http.max_body_bytes,
         public_url: Arc::from(http.public_url.trim_end_matches('/')),
     };
+    // Installed before the first request, so the first scrape sees every count.
+    crate::telemetry::prometheus();
     let inner = routes().with_state(state);
     // Routing happens inside `inner`, so the path rewrite must wrap it rather than be a layer.
     Router::new().fallback_service(
@@ -80,10 +84,19 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
     )
 }
 
+/// The router of `metrics_listen`: `GET /metrics` only, no credentials asked.
+pub fn metrics_router(app: App) -> Router {
+    crate::telemetry::prometheus();
+    Router::new()
+        .route("/metrics", get(monitor::fetch_metrics_unauthenticated))
+        .with_state(app)
+}
+
 fn routes() -> Router<ApiState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi", get(openapi::fetch_open_api))
+        .route("/metrics", get(monitor::fetch_metrics))
         .route(
             "/2010-04-01/Accounts",
             get(accounts::list_account).post(accounts::create_account),
@@ -244,8 +257,24 @@ fn routes() -> Router<ApiState> {
             "/warbler/v1/Services/{Sid}/OptOutSettings",
             get(opt_outs::fetch_opt_out_settings).post(opt_outs::update_opt_out_settings),
         )
+        .route(
+            "/warbler/v1/Alarms",
+            get(alarms::list_alarm).post(alarms::create_alarm),
+        )
+        .route(
+            "/warbler/v1/Alarms/{Sid}",
+            get(alarms::fetch_alarm)
+                .post(alarms::update_alarm)
+                .delete(alarms::delete_alarm),
+        )
+        .route(
+            "/warbler/v1/Alarms/{Sid}/Firings",
+            get(alarms::list_alarm_firing),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // A layer of the routes (not around them) sees the matched route template.
+        .layer(axum::middleware::from_fn(observe::observe))
 }
 
 /// Twilio paths end in `.json` (the SDKs always send it) but it is optional: route on the path

@@ -103,3 +103,27 @@ pub async fn list_carrier_routes(
     let routes = state.app.carrier_routes(&caller)?;
     Ok(Json(json!({ "routes": routes })))
 }
+
+/// Prometheus's text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn prometheus_text(body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], body).into_response()
+}
+
+/// `GET /metrics` on the API port (warbler's own, main auth token): Prometheus text.
+pub async fn fetch_metrics(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<axum::response::Response> {
+    Ok(prometheus_text(state.app.metrics_for(&caller).await?))
+}
+
+/// `GET /metrics` on `metrics_listen`: the same, without credentials (that address is the
+/// operator's to protect).
+pub async fn fetch_metrics_unauthenticated(
+    State(app): State<crate::service::App>,
+) -> Result<axum::response::Response> {
+    Ok(prometheus_text(app.render_metrics().await?))
+}

@@ -3,6 +3,7 @@
 //! Imports nothing of ours but the leaf `error` module; knows neither HTTP nor SQL.
 
 pub mod account;
+pub mod alarm;
 pub mod alert;
 pub mod content;
 pub mod credential;

@@ -19,6 +19,9 @@ pub enum SidKind {
     OptOut,
     UsageTrigger,
     Content,
+    /// warbler's own: an alarm and its firings.
+    Alarm,
+    AlarmFiring,
 }
 
 impl SidKind {
@@ -37,6 +40,8 @@ impl SidKind {
             SidKind::OptOut => "OO",
             SidKind::UsageTrigger => "UT",
             SidKind::Content => "HX",
+            SidKind::Alarm => "AL",
+            SidKind::AlarmFiring => "AF",
         }
     }
 }

@@ -104,9 +104,11 @@ impl App {
         if let Some(test_sid) = principal.test_sid() {
             return self.create_test_message(test_sid, account_sid, &request);
         }
+        let started = std::time::Instant::now();
         let account = self
             .authorize(principal, account_sid, Operation::CreateMessage, path)
             .await?;
+        let metrics_label = self.metrics_label(&account);
         let idempotency = request.idempotency.clone();
         if let Some(key) = &idempotency {
             // A retry of a create that was committed gets its message, whatever changed since.
@@ -339,6 +341,10 @@ impl App {
         {
             Written::New => {
                 self.work.notify_one();
+                metrics::counter!(crate::telemetry::MESSAGES_ACCEPTED, "account" => metrics_label)
+                    .increment(1);
+                metrics::histogram!(crate::telemetry::ACCEPT_DURATION)
+                    .record(started.elapsed().as_secs_f64());
                 Ok(message)
             }
             // Another request with the same key was written first (a retry sent before the
@@ -1069,7 +1075,10 @@ impl App {
                         Err(err) => Err(err),
                     };
                     match recorded {
-                        Ok(_) => app.webhook_work.notify_one(),
+                        Ok(recorded) => {
+                            app.observe_changes(&recorded.changes).await;
+                            app.webhook_work.notify_one()
+                        }
                         Err(err) => {
                             tracing::error!(%err, %route, "recording an SMPP batch failed; its messages are retried after their lease")
                         }
@@ -1078,22 +1087,33 @@ impl App {
             }
             let count = decided.len() + background;
             let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
-            self.store
+            let recorded = self
+                .store
                 .record_outcomes(&decided, &pacing, &records, now, token)
                 .await?;
+            self.observe_changes(&recorded.changes).await;
             return Ok(count);
         }
         let count = decided.len();
         let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
-        self.store
+        let recorded = self
+            .store
             .record_outcomes(&decided, &pacing, &records, now, token)
             .await?;
+        self.observe_changes(&recorded.changes).await;
         Ok(count)
     }
 
     /// Applies the delivery receipts due at `now`. Returns how many changed a message.
     pub async fn apply_receipts(&self, now: i64) -> Result<usize> {
-        self.store.apply_due_receipts(now, BATCH).await
+        self.apply_receipts_limited(now, BATCH).await
+    }
+
+    /// `apply_receipts`, at most `limit` of them.
+    async fn apply_receipts_limited(&self, now: i64, limit: i64) -> Result<usize> {
+        let changes = self.store.apply_due_receipts(now, limit).await?;
+        self.observe_changes(&changes).await;
+        Ok(changes.len())
     }
 
     /// Starts `run_workers`; the receiver resolves when they stop. On SQLite they get a thread
@@ -1163,13 +1183,17 @@ impl App {
                 BATCH_UNDER_LOAD
             };
             let now = now_micros();
+            let round = std::time::Instant::now();
             let dispatched = self.dispatch_round(now, limit).await.unwrap_or_else(|err| {
                 tracing::error!(%err, "dispatch round failed");
                 0
             });
+            if dispatched > 0 {
+                metrics::histogram!(crate::telemetry::DISPATCH_ROUND)
+                    .record(round.elapsed().as_secs_f64());
+            }
             let delivered = self
-                .store
-                .apply_due_receipts(now, limit)
+                .apply_receipts_limited(now, limit)
                 .await
                 .unwrap_or_else(|err| {
                     tracing::error!(%err, "receipt round failed");

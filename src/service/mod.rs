@@ -3,12 +3,14 @@
 //! the store and apply the domain rules. Knows nothing of HTTP.
 
 pub mod accounts;
+pub mod alarms;
 pub mod content;
 pub mod export;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
 pub mod messaging;
+pub mod metrics;
 pub mod numbers;
 pub mod smpp;
 pub mod test_credentials;
@@ -73,6 +75,10 @@ pub struct Settings {
     pub max_keys_per_account: u32,
     /// Messaging Services one account may hold (then 400 / 20001).
     pub max_services_per_account: u32,
+    /// Label message metrics by subaccount rather than by main account.
+    pub metrics_per_subaccount: bool,
+    /// The SMTP relay alarm e-mails go through (none: alarms cannot notify by e-mail).
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl Settings {
@@ -101,6 +107,8 @@ impl Settings {
             smpp_mo_parts_max_sets: 10_000,
             max_keys_per_account: 100,
             max_services_per_account: 500,
+            metrics_per_subaccount: false,
+            mailer: None,
         }
     }
 }
@@ -212,12 +220,16 @@ pub struct App {
     pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
     /// When the usage triggers were last evaluated (microseconds).
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// When the alarms were last evaluated (microseconds).
+    alarms_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// When incomplete inbound SMPP parts were last looked at (microseconds).
     mo_parts_swept_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// What this node counted since it started.
     pub counters: std::sync::Arc<Counters>,
     /// This node, among the nodes sharing the database.
     pub node: std::sync::Arc<Node>,
+    /// The main account of each account seen by the metrics (see `metrics_label_of`).
+    main_accounts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// This node's identity and what it knows of the others (see `App::run_heartbeats`).
@@ -374,6 +386,15 @@ pub enum Operation {
     SetAccountCaps,
     /// warbler's own: the operator reads the state of the carrier routes.
     ListCarrierRoutes,
+    /// warbler's own: the operator's Prometheus scrape (`GET /metrics`).
+    FetchMetrics,
+    /// warbler's own: alarms on an account's delivery errors, and their firings.
+    CreateAlarm,
+    ListAlarm,
+    FetchAlarm,
+    UpdateAlarm,
+    DeleteAlarm,
+    ListAlarmFiring,
     /// <https://www.twilio.com/docs/usage/api/usage-trigger>
     CreateUsageTrigger,
     ListUsageTrigger,
@@ -463,7 +484,13 @@ impl Operation {
             | CreateContent
             | ListContent
             | FetchContent
-            | DeleteContent => Access::Resources,
+            | DeleteContent
+            | CreateAlarm
+            | ListAlarm
+            | FetchAlarm
+            | UpdateAlarm
+            | DeleteAlarm
+            | ListAlarmFiring => Access::Resources,
             CreateAccount
             | ListAccount
             | FetchAccount
@@ -483,7 +510,8 @@ impl Operation {
             | CreditBalance
             | ExportMessages
             | SetAccountCaps
-            | ListCarrierRoutes => Access::Operator,
+            | ListCarrierRoutes
+            | FetchMetrics => Access::Operator,
         }
     }
 }
@@ -521,9 +549,11 @@ impl App {
             unknown_sids: std::sync::Arc::new(TtlCache::with_ttl(UNKNOWN_SID_TTL)),
             services: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
+            alarms_evaluated_at: std::sync::Arc::default(),
             mo_parts_swept_at: std::sync::Arc::default(),
             counters: std::sync::Arc::default(),
             node: std::sync::Arc::new(Node::new()),
+            main_accounts: std::sync::Arc::default(),
             writer: writer::MessageWriter::start(store.clone()),
             store,
             settings: std::sync::Arc::new(settings),
@@ -569,6 +599,15 @@ impl App {
             let forget_before = now - crate::domain::message::IDEMPOTENCY_KEYS_KEPT;
             if let Err(err) = self.store.expire_idempotency_keys(forget_before).await {
                 tracing::warn!(%err, "expiring idempotency keys failed");
+            }
+            // Counters are per minute: once a minute is enough to forget old ones.
+            let minute = crate::domain::alarm::bucket_of(now);
+            let beat = HEARTBEAT_EVERY.as_micros() as i64;
+            if minute != crate::domain::alarm::bucket_of(now - beat) {
+                let counts_before = now - crate::store::alarms::OUTCOME_COUNTS_KEPT;
+                if let Err(err) = self.store.expire_outcome_counts(counts_before).await {
+                    tracing::warn!(%err, "expiring outcome counters failed");
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}

@@ -102,6 +102,12 @@ impl App {
                 .unwrap_or_default();
             match classify(&delivery.command, &delivery.skipped_tlvs, packed) {
                 Incoming::Receipt(report) => {
+                    if let Some(route) = self.carrier.smpp_route(&delivery.route) {
+                        route
+                            .stats
+                            .receipts
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     let Some((status, error_code)) = report.state.outcome() else {
                         delivery.responder.respond(CommandStatus::EsmeRok).await;
                         continue;

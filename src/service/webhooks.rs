@@ -276,7 +276,7 @@ impl App {
                         }
                     }
                 }
-                WebhookKind::Inbound | WebhookKind::Trigger => {
+                WebhookKind::Inbound | WebhookKind::Trigger | WebhookKind::Alarm => {
                     form_urlencoded::parse(webhook.payload.as_deref().unwrap_or("").as_bytes())
                         .into_owned()
                         .collect()
@@ -294,7 +294,7 @@ impl App {
             tasks.spawn(async move {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
-                    WebhookKind::Status | WebhookKind::Trigger => {
+                    WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
                         let response = client.send(&request).await;
                         Delivery {
                             failure: describe_failure(&response),
@@ -366,7 +366,7 @@ impl App {
             out.settled.push(match webhook.kind {
                 WebhookKind::Inbound if webhook.fallback_url.is_some() => Settled::Fallback { id },
                 WebhookKind::Inbound => Settled::Done { id },
-                WebhookKind::Status | WebhookKind::Trigger => {
+                WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
                     let due_at = now + self.backoff(webhook.attempts + 1);
                     if due_at <= webhook.created_at + self.settings.webhook_retry_window {
                         Settled::Retry { id, due_at }
@@ -582,9 +582,10 @@ impl App {
             if *shutdown.borrow() {
                 break;
             }
-            // Triggers are evaluated here, beside the webhooks they queue, so a slow
+            // Triggers and alarms are evaluated here, beside the webhooks they queue, so a slow
             // evaluation never holds up dispatching.
             self.evaluate_triggers_if_due(now_micros()).await;
+            self.evaluate_alarms_if_due(now_micros()).await;
             let sent = self
                 .deliver_webhooks_once(now_micros())
                 .await

@@ -225,8 +225,14 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
             });
             waiters.push(done);
         }
+        metrics::histogram!(crate::telemetry::WRITE_GROUP_SIZE).record(batch.len() as f64);
+        let started = std::time::Instant::now();
         let result = match write_group(&store, &mut session, &batch, &estimates, &keys).await {
-            Ok(written) => GroupResult::Whole(written),
+            Ok(written) => {
+                metrics::histogram!(crate::telemetry::COMMIT_DURATION)
+                    .record(started.elapsed().as_secs_f64());
+                GroupResult::Whole(written)
+            }
             Err(err) => {
                 // One bad message (or one conflict too many) must not fail the requests of
                 // others, maybe other tenants', that were grouped with it: each is tried alone.

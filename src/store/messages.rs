@@ -592,6 +592,41 @@ pub enum Outcome {
     },
 }
 
+/// What `record_outcomes` recorded: how many messages, and the status changes among them.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub count: usize,
+    pub changes: Vec<StatusChange>,
+}
+
+/// A message's move to `sent` or to a final status, as metrics and alarms count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub account_sid: String,
+    pub service_sid: Option<String>,
+    pub status: MessageStatus,
+    pub error_code: Option<i64>,
+    /// When the message was accepted (its `date_created`), microseconds.
+    pub accepted_at: i64,
+    /// When it changed, microseconds.
+    pub at: i64,
+    pub segments: i64,
+}
+
+impl StatusChange {
+    fn of(m: &Message, status: MessageStatus, error_code: Option<i64>, at: i64) -> StatusChange {
+        StatusChange {
+            account_sid: m.account_sid.clone(),
+            service_sid: m.messaging_service_sid.clone(),
+            status,
+            error_code,
+            accepted_at: m.date_created,
+            at,
+            segments: m.num_segments.max(1),
+        }
+    }
+}
+
 impl Store {
     /// Inserts messages (with their media and first event) in one transaction, with
     /// multi-row statements: the API's group commit writes many requests' messages at once.
@@ -1084,7 +1119,7 @@ impl Store {
         carrier: &super::carrier::CarrierRecords,
         now: i64,
         token: i64,
-    ) -> Result<usize> {
+    ) -> Result<Recorded> {
         super::retry_transient(|| self.record_outcomes_once(outcomes, pacing, carrier, now, token))
             .await
     }
@@ -1096,7 +1131,7 @@ impl Store {
         carrier: &super::carrier::CarrierRecords,
         now: i64,
         token: i64,
-    ) -> Result<usize> {
+    ) -> Result<Recorded> {
         // Read before the write transaction, so that it holds the write connection less long.
         let reported: Vec<(&str, Option<&str>)> = outcomes
             .iter()
@@ -1131,7 +1166,8 @@ impl Store {
             .filter(|(m, _)| held.contains(m.sid.as_str()))
             .collect();
         let carrier = carrier.of_messages(&held);
-        let recorded = outcomes.len();
+        let count = outcomes.len();
+        let mut changes = Vec::new();
         let mut later = Vec::new();
         let mut sent = Vec::new();
         let mut usage = Vec::new();
@@ -1194,6 +1230,7 @@ impl Store {
                     if let Some(service) = &m.messaging_service_sid {
                         sticky.insert((service.clone(), m.to.clone()), (from.clone(), *at));
                     }
+                    changes.push(StatusChange::of(m, MessageStatus::Sent, None, *at));
                 }
                 Outcome::Failed {
                     from,
@@ -1210,6 +1247,12 @@ impl Store {
                     ));
                     events.push(Event::change(
                         &m.sid,
+                        MessageStatus::Failed,
+                        Some(*error_code),
+                        *at,
+                    ));
+                    changes.push(StatusChange::of(
+                        m,
                         MessageStatus::Failed,
                         Some(*error_code),
                         *at,
@@ -1338,8 +1381,9 @@ impl Store {
             sql.query().execute(&mut *tx).await?;
         }
         super::carrier::insert_carrier_records(&mut tx, &carrier).await?;
+        super::alarms::count_outcomes(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(recorded)
+        Ok(Recorded { count, changes })
     }
 
     /// The sticky senders of a service for several recipients.
@@ -1391,6 +1435,25 @@ impl Store {
         Ok(found)
     }
 
+    /// Messages waiting at `now`: (due now, scheduled for later, held back by pacing). For
+    /// `/metrics`, at scrape time: it reads the rows that have a send time, the backlog.
+    pub async fn queue_depth(&self, now: i64) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(CASE WHEN due_at <= $1 THEN 1 END) AS due, \
+             COUNT(CASE WHEN due_at > $1 AND status = 'scheduled' THEN 1 END) AS scheduled, \
+             COUNT(CASE WHEN due_at > $1 AND status <> 'scheduled' THEN 1 END) AS pacing \
+             FROM messages WHERE due_at IS NOT NULL",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((
+            int(&row, "due")?,
+            int(&row, "scheduled")?,
+            int(&row, "pacing")?,
+        ))
+    }
+
     /// Stores delivery receipts as a carrier reports them.
     pub async fn insert_receipts(&self, receipts: &[Receipt]) -> Result<()> {
         let mut tx = self.begin_write().await?;
@@ -1400,8 +1463,9 @@ impl Store {
     }
 
     /// Applies due receipts to their messages. A receipt whose message does not carry its
-    /// carrier id yet (the submit is still being recorded) waits for the next round.
-    pub async fn apply_due_receipts(&self, now: i64, limit: i64) -> Result<usize> {
+    /// carrier id yet (the submit is still being recorded) waits for the next round. Returns
+    /// the messages it changed.
+    pub async fn apply_due_receipts(&self, now: i64, limit: i64) -> Result<Vec<StatusChange>> {
         // Read on a read connection, with where each message's callbacks go, so that the write
         // transaction only writes.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1464,6 +1528,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         updates.extend(part_updates);
+        let mut changes = Vec::with_capacity(updates.len());
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
                 "UPDATE messages SET status = v.column2, error_code = CAST(v.column3 AS BIGINT), \
@@ -1485,8 +1550,23 @@ impl Store {
                 };
                 sql.push(")");
             }
-            sql.push(") AS v WHERE messages.sid = v.column1");
-            sql.query().execute(&mut *tx).await?;
+            sql.push(
+                ") AS v WHERE messages.sid = v.column1 RETURNING messages.account_sid, \
+                 messages.messaging_service_sid, messages.status, messages.error_code, \
+                 messages.date_created, messages.num_segments",
+            );
+            for row in sql.query().fetch_all(&mut *tx).await? {
+                changes.push(StatusChange {
+                    account_sid: text(&row, "account_sid")?,
+                    service_sid: opt_text(&row, "messaging_service_sid")?,
+                    status: MessageStatus::parse(&text(&row, "status")?)
+                        .ok_or_else(|| Error::internal("bad message status"))?,
+                    error_code: opt_int(&row, "error_code")?,
+                    accepted_at: int(&row, "date_created")?,
+                    at: now,
+                    segments: int(&row, "num_segments")?,
+                });
+            }
         }
         let events: Vec<Event> = updates
             .iter()
@@ -1497,9 +1577,9 @@ impl Store {
             .collect();
         insert_events_to(&mut tx, &events, Some(&targets)).await?;
         consume_receipts(&mut tx, &part_ids).await?;
-        let applied = updates.len();
+        super::alarms::count_outcomes(&mut tx, &changes).await?;
         tx.commit().await?;
-        Ok(applied)
+        Ok(changes)
     }
 }
 

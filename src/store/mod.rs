@@ -4,6 +4,7 @@
 //! Imports `domain` and `error`; knows nothing of HTTP.
 
 pub mod accounts;
+pub mod alarms;
 pub mod caps;
 pub mod carrier;
 pub mod content;
@@ -314,6 +315,22 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Connections of each pool: (pool, in use, idle). On PostgreSQL reads and writes share
+    /// one pool, reported once.
+    pub fn pool_usage(&self) -> Vec<(&'static str, usize, usize)> {
+        let usage = |pool: &AnyPool| {
+            let idle = pool.num_idle();
+            ((pool.size() as usize).saturating_sub(idle), idle)
+        };
+        let (busy, idle) = usage(&self.pool);
+        let mut pools = vec![("main", busy, idle)];
+        if self.backend == Backend::Sqlite {
+            let (busy, idle) = usage(&self.writes);
+            pools.push(("writer", busy, idle));
+        }
+        pools
     }
 
     /// Runs one writing statement outside `begin_write`, on the write connection (see

@@ -20,6 +20,8 @@ pub enum WebhookKind {
     Inbound,
     /// A Usage Trigger that fired.
     Trigger,
+    /// An alarm that fired or cleared.
+    Alarm,
 }
 
 impl WebhookKind {
@@ -28,6 +30,7 @@ impl WebhookKind {
             WebhookKind::Status => "status",
             WebhookKind::Inbound => "inbound",
             WebhookKind::Trigger => "trigger",
+            WebhookKind::Alarm => "alarm",
         }
     }
 }
@@ -378,6 +381,7 @@ fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
         kind: match text(row, "kind")?.as_str() {
             "inbound" => WebhookKind::Inbound,
             "trigger" => WebhookKind::Trigger,
+            "alarm" => WebhookKind::Alarm,
             _ => WebhookKind::Status,
         },
         account_sid: text(row, "account_sid")?,

@@ -93,6 +93,18 @@ impl WebhookClient {
 
     /// Sends one webhook. Never fails: every problem is described in the `Response`.
     pub async fn send(&self, request: &Request) -> Response {
+        let started = std::time::Instant::now();
+        let response = self.send_once(request).await;
+        metrics::counter!(crate::telemetry::WEBHOOK_ATTEMPTS).increment(1);
+        metrics::histogram!(crate::telemetry::WEBHOOK_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        if let Some(cause) = failure_cause(&response) {
+            metrics::counter!(crate::telemetry::WEBHOOK_FAILURES, "cause" => cause).increment(1);
+        }
+        response
+    }
+
+    async fn send_once(&self, request: &Request) -> Response {
         let mut url = request.url.clone();
         let borrowed: Vec<(&str, &str)> = request
             .params
@@ -211,6 +223,20 @@ fn failed(url: String, request_headers: Vec<(String, String)>, reason: String) -
         url,
         request_headers,
         result: Err(reason),
+    }
+}
+
+/// Why a webhook failed, as a metric label (a few fixed values); `None` for a 2xx/3xx answer.
+fn failure_cause(response: &Response) -> Option<&'static str> {
+    match &response.result {
+        Ok(answer) if answer.status < 400 => None,
+        Ok(answer) if answer.status < 500 => Some("http_4xx"),
+        Ok(_) => Some("http_5xx"),
+        Err(reason) if reason.starts_with("timeout") => Some("timeout"),
+        Err(reason) if reason.starts_with("connection failed") => Some("connect"),
+        Err(reason) if reason.starts_with("request failed") => Some("request"),
+        // Refused before any request: bad URL, scheme or a private address.
+        Err(_) => Some("refused"),
     }
 }
 

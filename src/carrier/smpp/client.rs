@@ -29,6 +29,10 @@ pub struct RouteStats {
     /// Submits written whose session closed before their response: each is submitted again,
     /// and so may reach the handset twice.
     pub unanswered_at_close: AtomicU64,
+    /// Delivery receipts the SMSC sent.
+    pub receipts: AtomicU64,
+    /// Sessions opened again after one closed.
+    pub reconnects: AtomicU64,
 }
 
 /// What became of one message's submit.
@@ -131,6 +135,7 @@ async fn supervise(
                 slot.send_replace(Some(session.clone()));
                 tokio::select! {
                     _ = session.closed() => {
+                        stats.reconnects.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(route = %config.name, ?kind, "smpp: session closed, reconnecting");
                     }
                     _ = super::session::until_true(&mut shutdown) => {
@@ -281,6 +286,15 @@ impl SmppRoute {
     }
 
     /// A bound session, round robin.
+    /// Requests awaiting their response over the route's sessions (the windows in use).
+    pub fn in_flight(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.borrow().clone())
+            .map(|session| session.in_flight())
+            .sum()
+    }
+
     fn session(&self) -> Option<Arc<Session>> {
         let n = self.slots.len();
         let start = self.next_slot.fetch_add(1, Ordering::Relaxed);

@@ -431,6 +431,9 @@ impl Session {
         if not_after.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
             return Err(RequestError::TooLate);
         }
+        let pdu: Pdu = pdu.into();
+        let is_submit = matches!(pdu, Pdu::SubmitSm(_));
+        let written = std::time::Instant::now();
         let sequence = self.sequence();
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -445,7 +448,16 @@ impl Session {
         let mut closed = self.closed.clone();
         tokio::select! {
             response = tokio::time::timeout(self.response_timeout, rx) => match response {
-                Ok(Ok(response)) => Ok(response),
+                Ok(Ok(response)) => {
+                    if is_submit {
+                        metrics::histogram!(
+                            crate::telemetry::SMPP_SUBMIT_RESPONSE,
+                            "route" => self.route.to_string()
+                        )
+                        .record(written.elapsed().as_secs_f64());
+                    }
+                    Ok(response)
+                }
                 Ok(Err(_)) => Err(RequestError::ClosedInFlight),
                 Err(_) => {
                     self.take_pending(sequence);

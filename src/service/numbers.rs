@@ -24,6 +24,28 @@ pub struct Purchase<'a> {
     pub settings: Vec<(&'a str, &'a str)>,
 }
 
+impl Purchase<'_> {
+    /// The new number's configuration: the fields' defaults, then the parameters sent
+    /// (validated; an empty value unsets).
+    pub(crate) fn config(&self) -> Result<BTreeMap<&'static str, String>> {
+        let mut config = BTreeMap::new();
+        for field in NUMBER_FIELDS {
+            if let Some(default) = field.default {
+                config.insert(field.column, default.to_string());
+            }
+        }
+        for (param, raw) in &self.settings {
+            if let Some(field) = NUMBER_FIELDS.iter().find(|f| f.param == *param) {
+                match validate_field(field, raw)? {
+                    Some(value) => config.insert(field.column, value),
+                    None => config.remove(field.column),
+                };
+            }
+        }
+        Ok(config)
+    }
+}
+
 /// A small demo inventory for a fresh install, so the seeds' walkthrough works at once.
 /// NANP 555-01XX numbers are reserved for fictional use; +44 7700 900xxx is Ofcom's drama range.
 pub fn demo_inventory() -> Vec<InventoryNumber> {
@@ -233,20 +255,7 @@ impl App {
                 path,
             )
             .await?;
-        let mut config = BTreeMap::new();
-        for field in NUMBER_FIELDS {
-            if let Some(default) = field.default {
-                config.insert(field.column, default.to_string());
-            }
-        }
-        for (param, raw) in &purchase.settings {
-            if let Some(field) = NUMBER_FIELDS.iter().find(|f| f.param == *param) {
-                match validate_field(field, raw)? {
-                    Some(value) => config.insert(field.column, value),
-                    None => config.remove(field.column),
-                };
-            }
-        }
+        let config = purchase.config()?;
         let target = match (purchase.phone_number, purchase.area_code) {
             (Some(number), _) => {
                 let parsed = E164::parse(number).ok_or_else(|| {

@@ -10,14 +10,12 @@ use crate::domain::message::{
     check_content, parse_validity_period, Direction, Message, MessageStatus, MAX_VALIDITY_PERIOD,
 };
 use crate::domain::number::{
-    display_name, validate_field, Capabilities, IncomingNumber, InventoryNumber, NumberType, E164,
-    NUMBER_FIELDS,
+    display_name, Capabilities, IncomingNumber, InventoryNumber, NumberType, E164,
 };
 use crate::domain::sid::{self, SidKind};
 use crate::domain::test_credentials::{check_message, purchased_number, TestCredentials};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
 
 impl App {
     /// An account's test credentials, made when first read.
@@ -158,20 +156,7 @@ impl App {
         if account_sid != test_sid {
             return Err(Error::Unauthenticated);
         }
-        let mut config = BTreeMap::new();
-        for field in NUMBER_FIELDS {
-            if let Some(default) = field.default {
-                config.insert(field.column, default.to_string());
-            }
-        }
-        for (param, raw) in &purchase.settings {
-            if let Some(field) = NUMBER_FIELDS.iter().find(|f| f.param == *param) {
-                match validate_field(field, raw)? {
-                    Some(value) => config.insert(field.column, value),
-                    None => config.remove(field.column),
-                };
-            }
-        }
+        let mut config = purchase.config()?;
         let number = purchased_number(purchase.phone_number, purchase.area_code)?;
         config
             .entry("friendly_name")

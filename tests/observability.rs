@@ -278,6 +278,38 @@ async fn metrics_need_the_main_auth_token_or_their_own_listener() {
         200
     );
 
+    // Unknown paths and invented methods share one series: a client cannot add series.
+    for (method, path) in [
+        ("BREW", "/coffee/1"),
+        ("BREW", "/coffee/2"),
+        ("GET", "/x/y"),
+    ] {
+        let reply = server
+            .raw(
+                axum::http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(reply.status, 404);
+    }
+    let text = scrape(&server).await;
+    assert_eq!(
+        sample(
+            &text,
+            "warbler_http_requests_total",
+            &[
+                ("group", "unmatched"),
+                ("method", "other"),
+                ("status", "404")
+            ]
+        ),
+        2.0
+    );
+    assert!(!text.contains("BREW") && !text.contains("coffee"));
+
     // `metrics_listen`'s router asks for nothing.
     use tower::ServiceExt;
     let response = warbler::api::metrics_router(server.app.clone())

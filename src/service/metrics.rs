@@ -55,31 +55,49 @@ impl App {
     }
 
     /// Counts committed status changes: segments and time to `sent`, final statuses by error
-    /// code, time to `delivered`.
+    /// code, time to `delivered`. A batch's counts are added up first, so the registry is
+    /// asked once per account, status and code rather than once per message.
     pub(crate) async fn observe_changes(&self, changes: &[StatusChange]) {
+        use std::collections::HashMap;
+        let mut segments: HashMap<&str, u64> = HashMap::new();
+        let mut finals: HashMap<(&str, MessageStatus, i64), u64> = HashMap::new();
+        let to_sent = metrics::histogram!(telemetry::ACCEPTED_TO_SENT);
+        let to_delivered = metrics::histogram!(telemetry::ACCEPTED_TO_DELIVERED);
         for change in changes {
-            let account = self.metrics_label_of(&change.account_sid).await;
             let waited = telemetry::micros_to_seconds(change.accepted_at, change.at);
             match change.status {
                 MessageStatus::Sent => {
-                    metrics::counter!(telemetry::SEGMENTS_SENT, "account" => account)
-                        .increment(change.segments.max(1) as u64);
-                    metrics::histogram!(telemetry::ACCEPTED_TO_SENT).record(waited);
+                    *segments.entry(&change.account_sid).or_default() +=
+                        change.segments.max(1) as u64;
+                    to_sent.record(waited);
                 }
                 status if status.is_final() => {
                     if status == MessageStatus::Delivered {
-                        metrics::histogram!(telemetry::ACCEPTED_TO_DELIVERED).record(waited);
+                        to_delivered.record(waited);
                     }
-                    metrics::counter!(
-                        telemetry::MESSAGES_FINAL,
-                        "account" => account,
-                        "status" => status.as_str(),
-                        "error_code" => change.error_code.unwrap_or(0).to_string()
-                    )
-                    .increment(1);
+                    let key = (
+                        change.account_sid.as_str(),
+                        status,
+                        change.error_code.unwrap_or(0),
+                    );
+                    *finals.entry(key).or_default() += 1;
                 }
                 _ => {}
             }
+        }
+        for (account_sid, count) in segments {
+            let account = self.metrics_label_of(account_sid).await;
+            metrics::counter!(telemetry::SEGMENTS_SENT, "account" => account).increment(count);
+        }
+        for ((account_sid, status, code), count) in finals {
+            let account = self.metrics_label_of(account_sid).await;
+            metrics::counter!(
+                telemetry::MESSAGES_FINAL,
+                "account" => account,
+                "status" => status.as_str(),
+                "error_code" => code.to_string()
+            )
+            .increment(count);
         }
     }
 

@@ -187,6 +187,29 @@ impl TestServer {
     }
 }
 
+/// A test's SQLite file (and its WAL and shared-memory files) goes with its server: thousands
+/// of them piled up in the temp folder over runs. Unlinking files still open is harmless on
+/// Unix; the app's last tasks finish on them.
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let Some(path) = self.database_url.strip_prefix("sqlite://") else {
+            return;
+        };
+        let path = std::path::Path::new(path);
+        let ours = path.starts_with(std::env::temp_dir())
+            && path
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("warbler_test_"));
+        if ours {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.as_os_str().to_owned();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+}
+
 /// A response: status and JSON body (`Value::Null` when empty).
 #[derive(Debug)]
 pub struct Reply {

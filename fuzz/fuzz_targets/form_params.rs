@@ -24,10 +24,13 @@ fn check_readers(params: &Params) {
         if let Err(err) = params.bool(name) {
             assert_refusal(&err);
         }
-        match params.day(name) {
-            Ok(Some((start, end))) => assert!(start < end, "{name}: {start} >= {end}"),
-            Ok(None) => unreachable!("{name} is present"),
-            Err(err) => assert_refusal(&err),
+        // A day filter (`DateSent=`) and a bound (`DateSent<`): a span, or a 400.
+        for read in [Params::date_day, Params::date_span] {
+            match read(params, name) {
+                Ok(Some((start, end))) => assert!(start <= end, "{name}: {start} > {end}"),
+                Ok(None) => unreachable!("{name} is present"),
+                Err(err) => assert_refusal(&err),
+            }
         }
         if let Err(err) = params.parsed(name, AccountStatus::parse) {
             assert_refusal(&err);

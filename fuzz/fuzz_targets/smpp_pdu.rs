@@ -5,7 +5,8 @@
 //!   set to the input's length (so that mutations reach the body decoders at once);
 //! - a decoded command encodes to a frame whose `command_length` is its length, and which
 //!   decodes to an equal command (round trip);
-//! - `deliver::classify` never panics on a decoded command (GSM-7 packed or not);
+//! - `deliver::classify` never panics on a decoded command (GSM-7 packed or not), nor on what
+//!   `codec::salvage_operation` makes of a frame that does not decode;
 //! - `text::decode` (the first byte as `data_coding`) and `text::split_udh` never panic on
 //!   the raw input.
 #![no_main]
@@ -15,6 +16,12 @@ use warbler::carrier::smpp::{codec, deliver, text};
 
 fn check_frame(frame: &[u8]) {
     let Ok(command) = codec::decode_frame(frame) else {
+        // What a session does with a frame that does not decode: salvage a deliver_sm or
+        // data_sm (its mandatory body and the TLVs that decode) and read it.
+        if let Ok(Some(salvaged)) = codec::salvage_operation(frame) {
+            let _ = deliver::classify(&salvaged.command, &salvaged.skipped, false);
+            let _ = deliver::classify(&salvaged.command, &salvaged.skipped, true);
+        }
         return;
     };
     let encoded = codec::encode(&command);
@@ -42,8 +49,8 @@ fn check_frame(frame: &[u8]) {
             hex(&encoded)
         ),
     }
-    let _ = deliver::classify(&command, false);
-    let _ = deliver::classify(&command, true);
+    let _ = deliver::classify(&command, &[], false);
+    let _ = deliver::classify(&command, &[], true);
 }
 
 fn hex(bytes: &[u8]) -> String {

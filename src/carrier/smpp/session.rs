@@ -447,7 +447,7 @@ impl Session {
         }
         let mut closed = self.closed.clone();
         tokio::select! {
-            response = tokio::time::timeout(self.response_timeout, rx) => match response {
+            response = timeout_while_running(self.response_timeout, rx) => match response {
                 Ok(Ok(response)) => {
                     if is_submit {
                         metrics::histogram!(
@@ -521,8 +521,85 @@ impl Session {
     }
 }
 
+/// Lateness of a timer past which the process is taken to have been stopped (SIGSTOP, a VM
+/// pause, a long swap-in) rather than busy.
+const STALL: Duration = Duration::from_millis(200);
+/// Most the timeout of one request is stretched by stalls.
+const MOST_STALL_FORGIVEN: Duration = Duration::from_secs(60);
+
+/// `tokio::time::timeout`, counting only time the process was running. When a process stopped
+/// for a while continues, its overdue timers fire before its reader has read the responses
+/// that arrived meanwhile: a plain timeout would call an answered `submit_sm` unanswered and
+/// the message would be submitted again. A timer that fires late by more than `STALL` extends
+/// the wait by its lateness instead.
+async fn timeout_while_running<F: std::future::Future>(
+    timeout: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::pin!(future);
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    let mut forgiven = Duration::ZERO;
+    loop {
+        match tokio::time::timeout_at(deadline, &mut future).await {
+            Ok(output) => return Ok(output),
+            Err(elapsed) => {
+                let late = tokio::time::Instant::now().saturating_duration_since(deadline);
+                if late <= STALL || forgiven >= MOST_STALL_FORGIVEN {
+                    return Err(elapsed);
+                }
+                forgiven += late;
+                deadline = tokio::time::Instant::now() + late.min(timeout);
+            }
+        }
+    }
+}
+
 /// Resolves once the flag is true (or its sender is gone). The borrow it waits on is
 /// dropped here, so callers stay `Send`.
 pub async fn until_true(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|set| *set).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runtime that stops for 400 ms right after a request with a 100 ms timeout was written
+    /// (as a SIGSTOP does), and whose answer is read just after the overdue timer fired.
+    async fn answer_after_a_stall(plain: bool) -> bool {
+        let (answer, answered) = oneshot::channel::<()>();
+        let waiter = tokio::spawn(async move {
+            if plain {
+                tokio::time::timeout(Duration::from_millis(100), answered)
+                    .await
+                    .is_ok()
+            } else {
+                timeout_while_running(Duration::from_millis(100), answered)
+                    .await
+                    .is_ok()
+            }
+        });
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(400));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let _ = answer.send(());
+        waiter.await.unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stall_does_not_count_against_a_response_timeout() {
+        // The setup does reproduce the hazard: a plain timeout gives up on the answer.
+        assert!(!answer_after_a_stall(true).await);
+        assert!(answer_after_a_stall(false).await);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn silence_still_times_out() {
+        let (_answer, answered) = oneshot::channel::<()>();
+        let started = std::time::Instant::now();
+        assert!(timeout_while_running(Duration::from_millis(50), answered)
+            .await
+            .is_err());
+        assert!(started.elapsed() < Duration::from_millis(1000));
+    }
 }

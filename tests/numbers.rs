@@ -706,3 +706,36 @@ async fn numbers_are_scoped_to_their_account() {
         .await;
     assert!(phone_numbers(&main_list.body, "incoming_phone_numbers").is_empty());
 }
+
+/// A send `From` a number is checked against the account's numbers through a short-lived
+/// cache: releasing the number must take effect for the very next send on this node.
+#[tokio::test]
+async fn a_released_number_cannot_send_at_once() {
+    let server = spawn().await;
+    server.stock().await;
+    let sid = server
+        .buy(MAIN_SID, "+14155550103", server.main_creds())
+        .await;
+    let path = format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json");
+    let form = [
+        ("To", "+14155550199"),
+        ("From", "+14155550103"),
+        ("Body", "hi"),
+    ];
+    let sent = server.post(&path, server.main_creds(), &form).await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let released = server
+        .delete(&number_path(MAIN_SID, &sid), server.main_creds())
+        .await;
+    assert_eq!(released.status, StatusCode::NO_CONTENT);
+    server
+        .post(&path, server.main_creds(), &form)
+        .await
+        .assert_error(400, 21606);
+    // Bought again, it sends at once (a sender not found is never remembered).
+    server
+        .buy(MAIN_SID, "+14155550103", server.main_creds())
+        .await;
+    let again = server.post(&path, server.main_creds(), &form).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+}

@@ -68,7 +68,7 @@ const ACCOUNT_SUSPENDED: (i64, &str) = (30002, "Account suspended");
 const BATCH: i64 = 500;
 
 /// The longest a dispatcher round waits for the API's writes to pause (`MessageWriter::lull`).
-const DISPATCH_YIELDS_AT_MOST: std::time::Duration = std::time::Duration::from_millis(100);
+const DISPATCH_YIELDS_AT_MOST: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How often the WAL is checkpointed while the API is paused, the longest a checkpoint waits
 /// for such a pause, and which of them run on the write connection (see `Store::checkpoint`).
@@ -238,8 +238,7 @@ impl App {
                     ));
                 }
                 let sender = self
-                    .store
-                    .account_sender(&account.sid, from)
+                    .cached_sender(&account.sid, from)
                     .await?
                     .filter(|s| s.sms || s.mms)
                     .ok_or_else(|| {
@@ -749,6 +748,7 @@ impl App {
         )
         .await;
         let mut services: HashMap<String, (MessagingService, Vec<Sender>)> = HashMap::new();
+        let mut senders: HashMap<(String, String), Option<Sender>> = HashMap::new();
         // Sticky senders of this batch's recipients, one query per service.
         let mut recipients: HashMap<&str, Vec<&str>> = HashMap::new();
         for c in &claimed {
@@ -862,9 +862,20 @@ impl App {
             }
             let sender = match (&message.from, &message.messaging_service_sid) {
                 (Some(from), None) => {
-                    self.store
-                        .account_sender(&message.account_sid, from)
-                        .await?
+                    // Read once per round for each sender (a batch is mostly a few senders'),
+                    // exact as of this round.
+                    let key = (message.account_sid.clone(), from.clone());
+                    match senders.get(&key) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let found = self
+                                .store
+                                .account_sender(&message.account_sid, from)
+                                .await?;
+                            senders.insert(key, found.clone());
+                            found
+                        }
+                    }
                 }
                 (_, Some(service_sid)) => {
                     if !services.contains_key(service_sid) {

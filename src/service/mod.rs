@@ -183,11 +183,15 @@ impl<V: Clone> TtlCache<V> {
 }
 
 /// See `App::services_changed`.
-pub(crate) struct ServicesChanged<'a>(&'a TtlCache<(MessagingService, i64)>);
+pub(crate) struct ServicesChanged<'a> {
+    services: &'a TtlCache<(MessagingService, i64)>,
+    senders: &'a TtlCache<crate::domain::sender::Sender>,
+}
 
 impl Drop for ServicesChanged<'_> {
     fn drop(&mut self) {
-        self.0.clear();
+        self.services.clear();
+        self.senders.clear();
     }
 }
 
@@ -218,6 +222,10 @@ pub struct App {
     /// Messaging Services (with their pool sizes) recently read by `create_message`, keyed
     /// by service SID; cleared whenever this node changes a service, its pool or a number.
     pub services: std::sync::Arc<TtlCache<(MessagingService, i64)>>,
+    /// An account's senders (numbers, alphanumeric IDs) recently read by `create_message`,
+    /// keyed by account and address; only found ones, so a number just bought is seen at
+    /// once; cleared with `services`.
+    pub senders: std::sync::Arc<TtlCache<crate::domain::sender::Sender>>,
     /// When the usage triggers were last evaluated (microseconds).
     triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// When the alarms were last evaluated (microseconds).
@@ -548,6 +556,7 @@ impl App {
             test_credentials: std::sync::Arc::default(),
             unknown_sids: std::sync::Arc::new(TtlCache::with_ttl(UNKNOWN_SID_TTL)),
             services: std::sync::Arc::default(),
+            senders: std::sync::Arc::default(),
             triggers_evaluated_at: std::sync::Arc::default(),
             alarms_evaluated_at: std::sync::Arc::default(),
             mo_parts_swept_at: std::sync::Arc::default(),
@@ -803,7 +812,27 @@ impl App {
     /// Clears the service cache when the returned guard drops: a method that changes a
     /// service, a pool or a number holds it, so the cache is cleared after its write.
     pub(crate) fn services_changed(&self) -> ServicesChanged<'_> {
-        ServicesChanged(&self.services)
+        ServicesChanged {
+            services: &self.services,
+            senders: &self.senders,
+        }
+    }
+
+    /// `Store::account_sender`, from the short-lived cache when fresh there.
+    pub(crate) async fn cached_sender(
+        &self,
+        account_sid: &str,
+        address: &str,
+    ) -> Result<Option<crate::domain::sender::Sender>> {
+        let key = format!("{account_sid} {address}");
+        if let Some(found) = self.senders.get(&key) {
+            return Ok(Some(found));
+        }
+        let found = self.store.account_sender(account_sid, address).await?;
+        if let Some(found) = &found {
+            self.senders.put(&key, found.clone());
+        }
+        Ok(found)
     }
 
     /// A suspended or closed account's own credentials are refused, and so are a subaccount's

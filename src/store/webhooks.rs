@@ -560,18 +560,15 @@ impl Store {
         let mut alerts = Vec::new();
         let mut replies = Vec::new();
         let mut estimates = Vec::new();
+        let mut done: Vec<&str> = Vec::new();
         for settlement in settlements {
             if !settlement.settled.iter().all(|s| held.contains(s.id())) {
                 continue;
             }
             for settled in &settlement.settled {
                 match settled {
-                    Settled::Done { id } => {
-                        sqlx::query("DELETE FROM webhook_outbox WHERE id = $1")
-                            .bind(id.clone())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    // Deleted together below: one statement per round, not one per callback.
+                    Settled::Done { id } => done.push(id),
                     Settled::Retry { id, due_at } => {
                         sqlx::query(
                             "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = $1, \
@@ -610,6 +607,11 @@ impl Store {
             alerts.extend(settlement.alerts.iter().cloned());
             replies.extend(settlement.replies.iter().cloned());
             estimates.extend(settlement.reply_estimates.iter().copied());
+        }
+        for chunk in done.chunks(500) {
+            let mut sql = Sql::new("DELETE FROM webhook_outbox WHERE id IN ");
+            sql.text_set(chunk.iter().copied());
+            sql.query().execute(&mut *tx).await?;
         }
         if !replies.is_empty() {
             // Replies are the account's sends: counted against its monthly caps and checked

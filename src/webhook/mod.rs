@@ -5,6 +5,7 @@
 mod guard;
 pub mod signature;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// One webhook request.
@@ -59,10 +60,20 @@ impl Default for WebhookSettings {
     }
 }
 
+/// Requests in flight to one receiver (scheme, host and port) at most, and keep-alive
+/// connections kept open to it. Equal, so a busy round reuses its connections: without a
+/// bound, a round of callbacks opens one connection per request and closes most of them after
+/// (a TCP handshake and teardown on both sides for each callback).
+const CONNECTIONS_PER_RECEIVER: usize = 32;
+/// Receivers whose bound is remembered; past it the map starts over (see `receiver_slots`).
+const RECEIVERS_REMEMBERED: usize = 10_000;
+
 #[derive(Clone)]
 pub struct WebhookClient {
     http: reqwest::Client,
     allow_private_targets: bool,
+    receivers:
+        std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>>,
 }
 
 /// Installs rustls' `ring` crypto provider for the process (once; later calls do nothing).
@@ -81,14 +92,37 @@ impl WebhookClient {
             // A proxy would resolve the target itself, past the private-address guard.
             .no_proxy()
             .user_agent("TwilioProxy/1.1")
-            .pool_max_idle_per_host(8);
+            .pool_max_idle_per_host(CONNECTIONS_PER_RECEIVER);
         if !settings.allow_private_targets {
             builder = builder.dns_resolver(std::sync::Arc::new(guard::PublicOnly));
         }
         Ok(WebhookClient {
             http: builder.build()?,
             allow_private_targets: settings.allow_private_targets,
+            receivers: std::sync::Arc::default(),
         })
+    }
+
+    /// The request slots of the receiver at `url` (see `CONNECTIONS_PER_RECEIVER`).
+    fn receiver_slots(&self, url: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
+        let origin = url::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let mut receivers = self
+            .receivers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if receivers.len() >= RECEIVERS_REMEMBERED && !receivers.contains_key(&origin) {
+            // Slots in use stay valid (their holders own the semaphore); only the bound of
+            // the receivers forgotten is briefly doubled.
+            receivers.clear();
+        }
+        receivers
+            .entry(origin)
+            .or_insert_with(|| {
+                std::sync::Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_PER_RECEIVER))
+            })
+            .clone()
     }
 
     /// Sends one webhook. Never fails: every problem is described in the `Response`.
@@ -136,6 +170,10 @@ impl WebhookClient {
         if let Err(reason) = self.check_target(&url) {
             return failed(url, headers, reason);
         }
+        let slots = self.receiver_slots(&url);
+        let Ok(_slot) = slots.acquire().await else {
+            return failed(url, headers, "webhook client closed".into());
+        };
         let mut builder = if get {
             self.http.get(&url)
         } else {
@@ -252,5 +290,81 @@ fn describe(err: &reqwest::Error) -> String {
     match err.source() {
         Some(source) => format!("{kind}: {source}"),
         None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A receiver that answers after 20 ms; counts the connections opened and the most
+    /// requests it had in hand at once.
+    async fn slow_receiver() -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/status", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (busy, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (opened, peak) = (connections.clone(), most.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                opened.fetch_add(1, Ordering::SeqCst);
+                let (busy, peak) = (busy.clone(), peak.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| {
+                        let (busy, peak) = (busy.clone(), peak.clone());
+                        async move {
+                            let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                            peak.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            busy.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (url, connections, most)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_callbacks_to_one_receiver_reuses_a_bounded_set_of_connections() {
+        let (url, connections, most) = slow_receiver().await;
+        let client = WebhookClient::new(&WebhookSettings {
+            allow_private_targets: true,
+            ..WebhookSettings::default()
+        })
+        .unwrap();
+        let requests = (0..300).map(|i| {
+            let client = client.clone();
+            let request = Request {
+                url: url.clone(),
+                method: "POST".into(),
+                params: vec![("MessageSid".into(), format!("SM{i}"))],
+                auth_token: "token".into(),
+                idempotency_token: format!("id{i}"),
+            };
+            async move { client.send(&request).await }
+        });
+        let responses = futures_util::future::join_all(requests).await;
+        assert!(responses
+            .iter()
+            .all(|r| matches!(&r.result, Ok(answer) if answer.status == 200)));
+        assert!(most.load(Ordering::SeqCst) <= CONNECTIONS_PER_RECEIVER);
+        // Every request had its own connection before: 300 here.
+        let opened = connections.load(Ordering::SeqCst);
+        assert!(
+            opened <= CONNECTIONS_PER_RECEIVER,
+            "{opened} connections for 300 requests"
+        );
     }
 }

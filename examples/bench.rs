@@ -99,15 +99,6 @@ impl LeanConnection {
     }
 }
 
-/// User plus system CPU time a process has used, from /proc (clock ticks of 10 ms).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -175,7 +166,10 @@ async fn main() -> anyhow::Result<()> {
     let path = format!("/2010-04-01/Accounts/{SID}/Messages.json");
     let lean = std::env::var("BENCH_CLIENT").as_deref() != Ok("reqwest");
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let cpu_before = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
+    let cpu_before = (
+        support::cpu_seconds(server.id()),
+        support::cpu_seconds(std::process::id()),
+    );
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..connections {
@@ -224,7 +218,10 @@ async fn main() -> anyhow::Result<()> {
         failures += f;
     }
     let accept_time = started.elapsed();
-    let cpu_after = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
+    let cpu_after = (
+        support::cpu_seconds(server.id()),
+        support::cpu_seconds(std::process::id()),
+    );
     latencies.sort();
 
     println!(

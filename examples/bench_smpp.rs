@@ -311,6 +311,7 @@ async fn run(options: Options, dir: &Path, children: &mut Vec<Child>) -> anyhow:
     let url = Arc::new(format!("{base}/2010-04-01/Accounts/{SID}/Messages.json"));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
+    let cpu_before = support::cpu_seconds(server_pid);
     let (stop_sampling, mut sampling_stopped) = tokio::sync::watch::channel(false);
     let sampler = {
         let stats = stats.clone();
@@ -425,6 +426,10 @@ async fn run(options: Options, dir: &Path, children: &mut Vec<Child>) -> anyhow:
     let delivered = receiver.delivered.load(Ordering::Acquire);
     let callbacks = receiver.requests.load(Ordering::Relaxed);
     let server_rss = peak_rss_kib(server_pid);
+    // The whole pipeline's CPU: accepting, submitting, receipts and every callback.
+    let cpu_used = support::cpu_seconds(server_pid)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let smsc_rss = peak_rss_kib(smsc_pid);
     let final_stats = stats().await.ok();
 
@@ -499,6 +504,17 @@ async fn run(options: Options, dir: &Path, children: &mut Vec<Child>) -> anyhow:
         .collect::<Vec<_>>()
         .join(", ");
     println!("  callbacks:         {callbacks} requests received in all ({by_status})");
+    println!(
+        "  callbacks/s:       {:.0} (all callbacks over the time until the last `delivered`)",
+        callbacks as f64 / waited.as_secs_f64()
+    );
+    match cpu_used {
+        Some(cpu) => println!(
+            "  server CPU:        {cpu:.1} s from the first send to the last callback ({:.0} µs per message)",
+            cpu / total as f64 * 1e6
+        ),
+        None => println!("  server CPU:        unavailable"),
+    }
     print_rss("server", server_rss);
     print_rss("smsc", smsc_rss);
     receiver_task.abort();

@@ -104,10 +104,8 @@ impl WebhookClient {
     }
 
     /// The request slots of the receiver at `url` (see `CONNECTIONS_PER_RECEIVER`).
-    fn receiver_slots(&self, url: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
-        let origin = url::Url::parse(url)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default();
+    fn receiver_slots(&self, url: &url::Url) -> std::sync::Arc<tokio::sync::Semaphore> {
+        let origin = url.origin().ascii_serialization();
         let mut receivers = self
             .receivers
             .lock()
@@ -167,10 +165,11 @@ impl WebhookClient {
             ("Accept".to_string(), "*/*".to_string()),
             ("Cache-Control".to_string(), "max-age=259200".to_string()),
         ];
-        if let Err(reason) = self.check_target(&url) {
-            return failed(url, headers, reason);
-        }
-        let slots = self.receiver_slots(&url);
+        let target = match self.check_target(&url) {
+            Ok(target) => target,
+            Err(reason) => return failed(url, headers, reason),
+        };
+        let slots = self.receiver_slots(&target);
         let Ok(_slot) = slots.acquire().await else {
             return failed(url, headers, "webhook client closed".into());
         };
@@ -234,13 +233,14 @@ impl WebhookClient {
 
     /// Only http(s) URLs, and no private IP literal unless allowed (host names are checked
     /// by the resolver).
-    fn check_target(&self, url: &str) -> std::result::Result<(), String> {
+    /// Returns the parsed URL.
+    fn check_target(&self, url: &str) -> std::result::Result<url::Url, String> {
         let parsed = url::Url::parse(url).map_err(|err| format!("invalid URL: {err}"))?;
         if parsed.scheme() != "http" && parsed.scheme() != "https" {
             return Err(format!("unsupported scheme {}", parsed.scheme()));
         }
         if self.allow_private_targets {
-            return Ok(());
+            return Ok(parsed);
         }
         let ip = match parsed.host() {
             Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
@@ -251,7 +251,7 @@ impl WebhookClient {
             Some(ip) if !guard::is_public(ip) => Err(format!(
                 "{ip} is a private address (allow_private_targets is off)"
             )),
-            _ => Ok(()),
+            _ => Ok(parsed),
         }
     }
 }

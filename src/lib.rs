@@ -9,6 +9,7 @@
 pub mod api;
 pub mod carrier;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod mail;

@@ -106,6 +106,41 @@ fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
     Some((user.to_string(), pass.to_string()))
 }
 
+/// The console's login form, counted in the same backoff windows as the API's Basic
+/// credentials (one allowance in all, whichever door is knocked on).
+pub(super) struct ConsoleLogins(pub std::sync::Arc<super::limits::Limits>);
+
+impl crate::console::LoginLimiter for ConsoleLogins {
+    fn blocked(&self, address: Option<IpAddr>, username: &str) -> bool {
+        let Some(failed_auth) = &self.0.failed_auth else {
+            return false;
+        };
+        let now = Instant::now();
+        address.is_some_and(|a| failed_auth.by_address.blocked(&address_key(a), now))
+            || (is_credential_sid(username)
+                && failed_auth.by_username.blocked(&username.to_string(), now))
+    }
+
+    fn failed(&self, address: Option<IpAddr>, username: &str) {
+        let Some(failed_auth) = &self.0.failed_auth else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(address) = address {
+            failed_auth.by_address.fail(&address_key(address), now);
+        }
+        if is_credential_sid(username) {
+            failed_auth.by_username.fail(&username.to_string(), now);
+        }
+    }
+
+    fn succeeded(&self, username: &str) {
+        if let Some(failed_auth) = &self.0.failed_auth {
+            failed_auth.by_username.forgive(&username.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

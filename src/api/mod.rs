@@ -67,6 +67,12 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
             .then(|| FailedAuthLimits::new(http.failed_auth_limit)),
     });
     limits.spawn_cleanup();
+    // The web console shares the server, and the failed-login backoff with the API.
+    let console = crate::console::router(
+        app.clone(),
+        Some(Arc::new(auth::ConsoleLogins(limits.clone()))),
+        http.public_url.starts_with("https://"),
+    );
     let state = ApiState {
         app,
         limits,
@@ -75,7 +81,7 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
     };
     // Installed before the first request, so the first scrape sees every count.
     crate::telemetry::prometheus();
-    let inner = routes().with_state(state);
+    let inner = routes().nest_service("/console", console).with_state(state);
     // Routing happens inside `inner`, so the path rewrite must wrap it rather than be a layer.
     Router::new().fallback_service(
         tower::ServiceBuilder::new()

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod alarms;
+pub mod console;
 pub mod content;
 pub mod export;
 pub mod inbound;

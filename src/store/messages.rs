@@ -9,11 +9,12 @@ use crate::error::{Error, Result};
 use sqlx::any::AnyRow;
 use std::collections::HashSet;
 
-const COLUMNS: &str = "sid, account_sid, messaging_service_sid, direction, from_address, \
+pub(crate) const COLUMNS: &str =
+    "sid, account_sid, messaging_service_sid, direction, from_address, \
     to_address, body, encoding, num_segments, num_media, status, error_code, error_message, price, \
     price_unit, status_callback, validity_period, send_at, date_created, date_updated, date_sent";
 
-fn decode(row: &AnyRow) -> Result<Message> {
+pub(crate) fn decode(row: &AnyRow) -> Result<Message> {
     let status = text(row, "status")?;
     let direction = text(row, "direction")?;
     Ok(Message {

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod alarms;
 pub mod caps;
 pub mod carrier;
+pub mod console;
 pub mod content;
 pub mod database_url;
 mod durability;

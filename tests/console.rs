@@ -1,0 +1,418 @@
+//! The web console over plain HTTP (no browser): logging in and out, the session cookie's
+//! flags, CSRF refusals, account scoping by URL, escaping, and sessions shared by nodes.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use common::{spawn, spawn_with, Options, TestServer, MAIN_SID, MAIN_TOKEN};
+
+/// A browser's state for the console: its session cookie and the page's CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn html(reply: &common::Reply) -> String {
+    match &reply.body {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The `value` of the hidden `csrf` field of a page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find(r#"name="csrf" value=""#).expect("a csrf field") + 19;
+    page[at..at + 64].to_string()
+}
+
+fn set_cookie(reply: &common::Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+async fn request(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> common::Reply {
+    let mut builder = Request::builder().method(method.clone()).uri(path);
+    if let Some(cookie) = cookie {
+        builder = builder.header(header::COOKIE, cookie);
+    }
+    let body = if method == Method::POST {
+        builder = builder.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        serde_urlencoded::to_string(form).unwrap()
+    } else {
+        String::new()
+    };
+    server.raw(builder.body(Body::from(body)).unwrap()).await
+}
+
+/// Submits the login form as a browser does (its own CSRF cookie and field).
+async fn try_login(server: &TestServer, username: &str, password: &str) -> common::Reply {
+    let form = request(server, Method::GET, "/console/login", None, &[]).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let login_cookie = set_cookie(&form, "warbler_login").expect("login cookie");
+    let pair = login_cookie.split(';').next().unwrap().to_string();
+    let csrf = csrf_of(&html(&form));
+    request(
+        server,
+        Method::POST,
+        "/console/login",
+        Some(&pair),
+        &[
+            ("csrf", &csrf),
+            ("username", username),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+async fn login(server: &TestServer, username: &str, password: &str) -> Browser {
+    let reply = try_login(server, username, password).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", html(&reply));
+    let cookie = set_cookie(&reply, "warbler_session").expect("session cookie");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let location = reply.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = request(server, Method::GET, &location, Some(&cookie), &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", html(&page));
+    Browser {
+        csrf: csrf_of(&html(&page)),
+        cookie,
+    }
+}
+
+impl Browser {
+    async fn get(&self, server: &TestServer, path: &str) -> common::Reply {
+        request(server, Method::GET, path, Some(&self.cookie), &[]).await
+    }
+
+    async fn post(&self, server: &TestServer, path: &str, form: &[(&str, &str)]) -> common::Reply {
+        let mut form = form.to_vec();
+        form.push(("csrf", &self.csrf));
+        request(server, Method::POST, path, Some(&self.cookie), &form).await
+    }
+}
+
+#[tokio::test]
+async fn logging_in_sets_a_strict_http_only_cookie_and_pages_carry_security_headers() {
+    let server = spawn().await;
+    let reply = try_login(&server, MAIN_SID, MAIN_TOKEN).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        reply.headers[header::LOCATION],
+        format!("/console/{MAIN_SID}")
+    );
+    let cookie = set_cookie(&reply, "warbler_session").unwrap();
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=28800",
+    ] {
+        assert!(cookie.contains(flag), "{cookie} lacks {flag}");
+    }
+    // The test server's public URL is https.
+    assert!(cookie.contains("Secure"), "{cookie}");
+
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let page = browser.get(&server, &format!("/console/{MAIN_SID}")).await;
+    assert_eq!(page.headers[header::X_FRAME_OPTIONS], "DENY");
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    let text = html(&page);
+    assert!(text.contains("Owlie Notifications"), "{text}");
+    assert!(
+        text.contains("<svg"),
+        "the overview draws its charts as SVG"
+    );
+    // The auth token never appears on a page unless revealed.
+    assert!(!text.contains(MAIN_TOKEN));
+    let settings = browser
+        .get(&server, &format!("/console/{MAIN_SID}/settings"))
+        .await;
+    assert!(!html(&settings).contains(MAIN_TOKEN));
+    let revealed = browser
+        .post(
+            &server,
+            &format!("/console/{MAIN_SID}/settings/reveal"),
+            &[],
+        )
+        .await;
+    assert!(html(&revealed).contains(MAIN_TOKEN));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_and_repeated_failures_back_off() {
+    let server = spawn_with(Options {
+        failed_auth_limit: 2,
+        ..Options::default()
+    })
+    .await;
+    let wrong = try_login(&server, MAIN_SID, "00000000000000000000000000000000").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&wrong, "warbler_session").is_none());
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(try_login(&server, MAIN_SID, "0000").await.status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // While backing off even the right token is turned away.
+    let right = try_login(&server, MAIN_SID, MAIN_TOKEN).await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_login_form_or_a_post_without_its_csrf_token_is_refused() {
+    let server = spawn().await;
+    let no_cookie = request(
+        &server,
+        Method::POST,
+        "/console/login",
+        None,
+        &[("username", MAIN_SID), ("password", MAIN_TOKEN)],
+    )
+    .await;
+    assert_eq!(no_cookie.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&no_cookie, "warbler_session").is_none());
+
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let path = format!("/console/{MAIN_SID}/subaccounts");
+    let without = request(
+        &server,
+        Method::POST,
+        &path,
+        Some(&browser.cookie),
+        &[("friendly_name", "forged")],
+    )
+    .await;
+    assert_eq!(without.status, StatusCode::FORBIDDEN);
+    let wrong = request(
+        &server,
+        Method::POST,
+        &path,
+        Some(&browser.cookie),
+        &[("friendly_name", "forged"), ("csrf", &"0".repeat(64))],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let accounts = server
+        .get("/2010-04-01/Accounts.json", server.main_creds())
+        .await;
+    assert_eq!(accounts.body["accounts"].as_array().unwrap().len(), 1);
+
+    let with = browser
+        .post(&server, &path, &[("friendly_name", "real")])
+        .await;
+    assert_eq!(with.status, StatusCode::SEE_OTHER);
+    let accounts = server
+        .get("/2010-04-01/Accounts.json", server.main_creds())
+        .await;
+    assert_eq!(accounts.body["accounts"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_subaccount_cannot_reach_a_siblings_pages_by_url() {
+    let server = spawn().await;
+    let (alpha, alpha_token) = server.subaccount("Alpha").await;
+    let (beta, _) = server.subaccount("Beta").await;
+    let browser = login(&server, &alpha, &alpha_token).await;
+    assert_eq!(
+        browser
+            .get(&server, &format!("/console/{alpha}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for page in [
+        "",
+        "/messages",
+        "/numbers",
+        "/services",
+        "/keys",
+        "/settings",
+    ] {
+        let reply = browser
+            .get(&server, &format!("/console/{beta}{page}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{beta}{page}");
+        assert!(
+            !html(&reply).contains("Beta"),
+            "nothing of the sibling shows"
+        );
+    }
+    for page in ["", "/messages"] {
+        let reply = browser
+            .get(&server, &format!("/console/{MAIN_SID}{page}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "the parent's {page}");
+    }
+    let rename = browser
+        .post(
+            &server,
+            &format!("/console/{beta}/settings/rename"),
+            &[("friendly_name", "Pwned")],
+        )
+        .await;
+    assert_eq!(rename.status, StatusCode::NOT_FOUND);
+    let fetched = server
+        .get(
+            &format!("/2010-04-01/Accounts/{beta}.json"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(fetched.body["friendly_name"], "Beta");
+    // The main account sees both.
+    let main = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let overview = html(&main.get(&server, &format!("/console/{MAIN_SID}")).await);
+    assert!(overview.contains("Alpha") && overview.contains("Beta"));
+    assert_eq!(
+        main.get(&server, &format!("/console/{beta}/messages"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_main_account_api_key_sees_only_its_own_account() {
+    let server = spawn().await;
+    let (sub, _) = server.subaccount("Sub").await;
+    let key = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json"),
+            server.main_creds(),
+            &[],
+        )
+        .await;
+    let (key_sid, secret) = (
+        key.body["sid"].as_str().unwrap().to_string(),
+        key.body["secret"].as_str().unwrap().to_string(),
+    );
+    let browser = login(&server, &key_sid, &secret).await;
+    assert_eq!(
+        browser
+            .get(&server, &format!("/console/{MAIN_SID}/messages"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        browser
+            .get(&server, &format!("/console/{sub}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // Keys and account settings are the auth token's.
+    assert_ne!(
+        browser
+            .get(&server, &format!("/console/{MAIN_SID}/keys"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Deleting the key ends its sessions.
+    server
+        .delete(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Keys/{key_sid}.json"),
+            server.main_creds(),
+        )
+        .await;
+    let after = browser.get(&server, &format!("/console/{MAIN_SID}")).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn user_supplied_strings_are_escaped() {
+    let server = spawn().await;
+    server.stock().await;
+    let evil = "<script>alert('x')</script>";
+    let (sub, _) = server.subaccount(evil).await;
+    let number = "+14155550100";
+    server.buy(MAIN_SID, number, server.main_creds()).await;
+    let sent = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json"),
+            server.main_creds(),
+            &[
+                ("From", number),
+                ("To", "+14155550199"),
+                ("Body", "<img src=x onerror=alert(1)>"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::CREATED, "{}", sent.body);
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let overview = html(&browser.get(&server, &format!("/console/{MAIN_SID}")).await);
+    assert!(!overview.contains(evil), "raw name on the page");
+    assert!(
+        overview.contains("&lt;script&gt;alert('x')&lt;/script&gt;")
+            || overview.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;")
+            || overview.contains("&lt;script&gt;"),
+        "{overview}"
+    );
+    let log = html(
+        &browser
+            .get(&server, &format!("/console/{MAIN_SID}/messages"))
+            .await,
+    );
+    assert!(!log.contains("<img src=x"), "raw body on the page");
+    assert!(log.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    let settings = html(
+        &browser
+            .get(&server, &format!("/console/{sub}/settings"))
+            .await,
+    );
+    assert!(!settings.contains(evil));
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_session_and_a_second_node_shares_sessions() {
+    let server = spawn().await;
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    // Another node on the same database knows the session.
+    let store = warbler::store::Store::connect(&server.database_url)
+        .await
+        .unwrap();
+    let other = TestServer::from_app(warbler::service::App::new(
+        store,
+        warbler::service::Settings::new(1000, "test-pepper".into()),
+    ));
+    let there = browser
+        .get(&other, &format!("/console/{MAIN_SID}/messages"))
+        .await;
+    assert_eq!(there.status, StatusCode::OK);
+
+    let out = browser.post(&server, "/console/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let cleared = set_cookie(&out, "warbler_session").unwrap();
+    assert!(cleared.contains("Max-Age=0"));
+    // The old cookie no longer works, on either node.
+    for node in [&server, &other] {
+        let page = browser.get(node, &format!("/console/{MAIN_SID}")).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert_eq!(page.headers[header::LOCATION], "/console/login");
+    }
+}

@@ -416,3 +416,69 @@ async fn logging_out_ends_the_session_and_a_second_node_shares_sessions() {
         assert_eq!(page.headers[header::LOCATION], "/console/login");
     }
 }
+
+#[tokio::test]
+async fn the_usage_page_creates_and_deletes_a_trigger_and_the_other_pages_open() {
+    let server = spawn().await;
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    for page in [
+        "/opt-outs",
+        "/alerts",
+        "/usage",
+        "/numbers",
+        "/services",
+        "/keys",
+        "/subaccounts",
+    ] {
+        let reply = browser
+            .get(&server, &format!("/console/{MAIN_SID}{page}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{page}: {}", html(&reply));
+    }
+    let created = browser
+        .post(
+            &server,
+            &format!("/console/{MAIN_SID}/usage/triggers"),
+            &[
+                ("friendly_name", "Big month"),
+                ("usage_category", "sms"),
+                ("trigger_value", "1000"),
+                ("trigger_by", "count"),
+                ("recurring", "monthly"),
+                ("callback_url", "https://example.com/usage"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", html(&created));
+    let listed = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Usage/Triggers.json"),
+            server.main_creds(),
+        )
+        .await;
+    let triggers = listed.body["usage_triggers"].as_array().unwrap().clone();
+    assert_eq!(triggers.len(), 1, "{}", listed.body);
+    assert_eq!(triggers[0]["friendly_name"], "Big month");
+    let sid = triggers[0]["sid"].as_str().unwrap();
+    assert!(html(
+        &browser
+            .get(&server, &format!("/console/{MAIN_SID}/usage"))
+            .await
+    )
+    .contains("Big month"));
+    let deleted = browser
+        .post(
+            &server,
+            &format!("/console/{MAIN_SID}/usage/triggers/{sid}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    let listed = server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Usage/Triggers.json"),
+            server.main_creds(),
+        )
+        .await;
+    assert_eq!(listed.body["usage_triggers"].as_array().unwrap().len(), 0);
+}

@@ -365,6 +365,14 @@ async fn the_console_end_to_end_in_chromium() {
         "latency chart: {page}"
     );
     shots.take(&client, "overview-subaccount").await;
+    for page in ["usage", "keys", "settings"] {
+        client
+            .goto(&format!("{base}/console/{MAIN_SID}/{page}"))
+            .await
+            .unwrap();
+        assert!(source(&client).await.contains("<h1>"), "{page}");
+        shots.take(&client, page).await;
+    }
 
     // The subaccount logs in; a sibling's pages are not found, by URL too.
     let sibling: serde_json::Value = http

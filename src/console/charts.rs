@@ -125,7 +125,7 @@ fn lines(
             .unwrap_or(0)
             .max(4);
         let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 16))
+            .caption(caption, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(48)
@@ -136,13 +136,16 @@ fn lines(
             .y_labels(6)
             .x_label_formatter(&|index| hour_label(since, *index))
             .y_desc(unit)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 14))
             .light_line_style(RGBColor(240, 240, 240))
             .draw()?;
+        let labelled = !series.is_empty();
         if series.is_empty() {
             chart.draw_series(std::iter::once(Text::new(
                 "No errors in this period",
                 ((hours - 1) / 3, top / 2),
-                ("sans-serif", 15),
+                ("sans-serif", 18),
             )))?;
         }
         for (name, colour, values) in series {
@@ -154,12 +157,15 @@ fn lines(
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()?;
+        if labelled {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .label_font(("sans-serif", 14))
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(200, 200, 200))
+                .draw()?;
+        }
         root.present()?;
         Ok(())
     })
@@ -191,7 +197,7 @@ pub fn latency_percentiles(data: &ChartData) -> String {
             sorted.len()
         );
         let mut chart = ChartBuilder::on(&root)
-            .caption(caption, ("sans-serif", 16))
+            .caption(caption, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(48)
@@ -207,13 +213,15 @@ pub fn latency_percentiles(data: &ChartData) -> String {
                     .unwrap_or_default()
             })
             .y_desc("seconds")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 14))
             .light_line_style(RGBColor(240, 240, 240))
             .draw()?;
         if points.is_empty() {
             chart.draw_series(std::iter::once(Text::new(
                 "No delivered messages in this period",
                 (1, top / 2.0),
-                ("sans-serif", 15),
+                ("sans-serif", 18),
             )))?;
         }
         let colour = RGBColor(46, 139, 87);
@@ -224,8 +232,8 @@ pub fn latency_percentiles(data: &ChartData) -> String {
         chart.draw_series(points.iter().enumerate().map(|(i, (_, seconds))| {
             Text::new(
                 format!("{seconds:.2} s"),
-                (i as i64, *seconds + top * 0.04),
-                ("sans-serif", 13),
+                (i as i64, *seconds + top * 0.06),
+                ("sans-serif", 15),
             )
         }))?;
         root.present()?;

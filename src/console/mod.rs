@@ -106,6 +106,15 @@ pub fn router(app: App, failed_auth: FailedAuth, secure_cookies: bool) -> Router
             "/{account}/messages/{message}/cancel",
             post(messages::cancel),
         )
+        .route("/{account}/opt-outs", get(monitor::opt_outs))
+        .route("/{account}/alerts", get(monitor::alerts))
+        .route("/{account}/alerts/{alert}", get(monitor::alert))
+        .route("/{account}/usage", get(monitor::usage))
+        .route("/{account}/usage/triggers", post(monitor::create_trigger))
+        .route(
+            "/{account}/usage/triggers/{trigger}/delete",
+            post(monitor::delete_trigger),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
@@ -254,6 +263,9 @@ fn nav(ctx: &Ctx, account: &str) -> Markup {
                 (link("/messages", "Messages"))
                 (link("/numbers", "Phone numbers"))
                 (link("/services", "Messaging Services"))
+                (link("/opt-outs", "Opt-outs"))
+                (link("/alerts", "Alerts"))
+                (link("/usage", "Usage"))
                 @if !principal.via_api_key() {
                     (link("/keys", "API keys"))
                     (link("/settings", "Account settings"))

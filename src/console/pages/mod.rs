@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod keys;
 pub mod login;
 pub mod messages;
+pub mod monitor;
 pub mod numbers;
 pub mod overview;
 pub mod services;

@@ -85,10 +85,19 @@ pub async fn overview(
         Err(crate::error::Error::Forbidden { .. }) => None,
         Err(err) => return Err(fail(err)),
     };
-    let data = app
-        .console_chart_data(principal, &account, 24, &path)
-        .await
-        .map_err(fail)?;
+    // The main account's charts add up every account of its table.
+    let mut data = crate::service::console::ChartData::default();
+    for sid in &sids {
+        let one = app
+            .console_chart_data(principal, sid, 24, &path)
+            .await
+            .map_err(fail)?;
+        data.since = one.since;
+        data.until = one.until;
+        data.hourly_by_status.extend(one.hourly_by_status);
+        data.hourly_by_error.extend(one.hourly_by_error);
+        data.latencies.extend(one.latencies);
+    }
     let name = rows
         .iter()
         .find(|r| r.account.sid == account)
@@ -107,7 +116,7 @@ pub async fn overview(
             } }
             tbody { @for stats in &rows { (row(stats, &account)) } }
         }
-        h2 { "Last 24 hours" }
+        h2 { "Last 24 hours" @if sids.len() > 1 { span.muted { " · all " (sids.len()) " accounts" } } }
         div.charts {
             figure.chart { (PreEscaped(charts::messages_per_hour(&data))) }
             figure.chart { (PreEscaped(charts::latency_percentiles(&data))) }

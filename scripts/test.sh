@@ -3,7 +3,8 @@
 #
 #   1. cargo fmt --check, cargo clippy --all-targets -D warnings, cargo build --all-targets
 #   2. a private PostgreSQL server (scripts/pg.sh; installed from apt if missing)
-#   3. npm `smpp` in interop/ (for the SMPP interoperability tests), then the Rust tests twice:
+#   3. npm `smpp` in interop/ (for the SMPP interoperability tests) and Debian's chromium +
+#      chromium-driver (for the console's browser test, tests/console_browser.rs), then the Rust tests twice:
 #      TEST_DATABASE_URL=sqlite::memory: and =the PostgreSQL server (cargo nextest if
 #      installed, else cargo test)
 #   4. a fuzz smoke (scripts/fuzz-smoke.sh: cargo-fuzz, 10 s each for the SMPP PDU decoder,
@@ -222,6 +223,23 @@ ensure_venv() {
     echo "$want" >"$VENV/.requirements.sha256"
 }
 
+# Debian's Chromium and ChromeDriver for the console's browser test (tests/console_browser.rs).
+# Without apt (not root, no sudo) the test is skipped, and says so.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        /usr/bin/chromedriver --version
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null || { [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; }; then
+        echo "apt-get unavailable: the console browser test will be skipped (WARBLER_SKIP_BROWSER_TESTS=1)"
+        export WARBLER_SKIP_BROWSER_TESTS=1
+        return 0
+    fi
+    _pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+    _pg_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver || return 1
+    /usr/bin/chromedriver --version
+}
+
 # npm `smpp` for the SMPP interoperability tests (tests/smpp_interop.rs), in interop/node_modules.
 ensure_node() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -308,6 +326,8 @@ elif [ "$BUILD_OK" = 0 ]; then
     skip_step rust-tests-postgres "build failed"
 else
     run_step interop-npm ensure_interop
+    # In this shell, not a subshell: its skip export must reach the test runs.
+    run_step chromium ensure_chromium
     run_step rust-tests-sqlite rust_tests "sqlite::memory:"
     run_step doc-tests doc_tests
     if [ "$POSTGRES" = 0 ]; then

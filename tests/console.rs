@@ -482,3 +482,80 @@ async fn the_usage_page_creates_and_deletes_a_trigger_and_the_other_pages_open()
         .await;
     assert_eq!(listed.body["usage_triggers"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn the_message_log_pages_by_keyset_and_filters() {
+    let server = spawn().await;
+    let now = warbler::domain::time::now_micros();
+    // 120 queued messages a millisecond apart, the newest last; every third to another number.
+    let batch: Vec<_> = (0..120)
+        .map(|i| {
+            let mut m = common::queued_message(
+                warbler::domain::sid::generate(warbler::domain::sid::SidKind::Message),
+                MAIN_SID,
+                &format!("message {i}"),
+                now - (120 - i) * 1_000,
+            );
+            if i % 3 == 0 {
+                m.to = "+14155550111".into();
+            }
+            (m, Vec::new())
+        })
+        .collect();
+    server
+        .app
+        .store
+        .insert_messages(&batch, now + 3_600_000_000)
+        .await
+        .unwrap();
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let base = format!("/console/{MAIN_SID}/messages");
+    let mut seen = Vec::new();
+    let mut next = Some(base.clone());
+    while let Some(path) = next.take() {
+        let page = html(&browser.get(&server, &path).await);
+        let bodies: Vec<String> = page
+            .match_indices("message ")
+            .filter_map(|(at, _)| {
+                let rest = &page[at + 8..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                (!digits.is_empty()).then(|| digits)
+            })
+            .collect();
+        assert!(bodies.len() <= 50, "{} rows on a page", bodies.len());
+        seen.extend(bodies);
+        next = page.find("?after=").map(|at| {
+            let end = at + page[at..].find('"').unwrap();
+            format!("{base}{}", page[at..end].replace("&amp;", "&"))
+        });
+    }
+    let expected: Vec<String> = (0..120).rev().map(|i| i.to_string()).collect();
+    assert_eq!(seen, expected, "newest first, each once");
+
+    let to = html(
+        &browser
+            .get(&server, &format!("{base}?to=%2B14155550111"))
+            .await,
+    );
+    assert_eq!(to.matches("<td>+14155550111</td>").count(), 40);
+    let queued = html(&browser.get(&server, &format!("{base}?status=queued")).await);
+    assert_eq!(queued.matches(">queued</span>").count(), 50);
+    let failed = html(&browser.get(&server, &format!("{base}?status=failed")).await);
+    assert!(failed.contains("No messages match."));
+    let bad = browser
+        .get(&server, &format!("{base}?error_code=abc"))
+        .await;
+    assert_eq!(bad.status, StatusCode::OK);
+    assert!(html(&bad).contains("is not a number"));
+    let other = browser
+        .get(
+            &server,
+            &format!("{base}?after=garbage&date_from=2026-13-45"),
+        )
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "nonsense parameters are no error page"
+    );
+}

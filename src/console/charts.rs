@@ -2,7 +2,7 @@
 //! and nothing in them comes from users (statuses, error codes and numbers only).
 
 use crate::service::console::ChartData;
-use crate::store::console::HOUR;
+use crate::store::console::{HOUR, LATENCY_BUCKETS};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
@@ -171,31 +171,50 @@ fn lines(
     })
 }
 
-/// The `p`th percentile (0–100) of sorted values, nearest rank.
-pub fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
-    if sorted.is_empty() {
+/// The `p`th percentile (0–100), in microseconds, of a latency histogram (bucket index,
+/// count): the nearest rank, placed linearly within its bucket. The open last bucket answers
+/// its lower bound.
+pub fn percentile(histogram: &[(i64, i64)], p: u32) -> Option<i64> {
+    let mut buckets: Vec<(i64, i64)> = histogram.iter().filter(|(_, n)| *n > 0).copied().collect();
+    buckets.sort_unstable();
+    let total: i64 = buckets.iter().map(|(_, n)| n).sum();
+    if total == 0 {
         return None;
     }
-    let rank = (u64::from(p) * sorted.len() as u64).div_ceil(100).max(1) as usize;
-    sorted.get(rank.min(sorted.len()) - 1).copied()
+    let rank = ((i64::from(p) * total + 99) / 100).max(1);
+    let mut before = 0;
+    for (bucket, n) in buckets {
+        if before + n >= rank {
+            let index = usize::try_from(bucket).unwrap_or(0);
+            let low = index
+                .checked_sub(1)
+                .and_then(|i| LATENCY_BUCKETS.get(i))
+                .copied()
+                .unwrap_or(0);
+            let Some(high) = LATENCY_BUCKETS.get(index).copied() else {
+                return Some(low);
+            };
+            let within = (rank - before) as f64 / n as f64;
+            return Some(low + ((high - low) as f64 * within) as i64);
+        }
+        before += n;
+    }
+    None
 }
 
 /// Bars of the accepted → delivered latency percentiles, in seconds.
 pub fn latency_percentiles(data: &ChartData) -> String {
-    let mut sorted = data.latencies.clone();
-    sorted.sort_unstable();
+    let delivered: i64 = data.latency_histogram.iter().map(|(_, n)| n).sum();
     let points: Vec<(&str, f64)> = [("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99)]
         .into_iter()
-        .filter_map(|(name, p)| Some((name, percentile(&sorted, p)? as f64 / 1e6)))
+        .filter_map(|(name, p)| Some((name, percentile(&data.latency_histogram, p)? as f64 / 1e6)))
         .collect();
     render(|svg| {
         let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let top = points.iter().map(|(_, s)| *s).fold(1.0f64, f64::max);
-        let caption = format!(
-            "Delivery latency, accepted → delivered ({} delivered messages)",
-            sorted.len()
-        );
+        let caption =
+            format!("Delivery latency, accepted → delivered ({delivered} delivered messages)");
         let mut chart = ChartBuilder::on(&root)
             .caption(caption, ("sans-serif", 20))
             .margin(12)
@@ -246,12 +265,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let values: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile(&values, 50), Some(50));
-        assert_eq!(percentile(&values, 99), Some(99));
-        assert_eq!(percentile(&[7], 95), Some(7));
+    fn percentiles_come_from_the_histogram_buckets() {
+        // 100 messages: 50 under 100 ms (bucket 0), 40 in 1–2 s (bucket 4), 10 past an hour.
+        let histogram = [(4, 40), (0, 50), (14, 10)];
+        assert_eq!(percentile(&histogram, 50), Some(100_000));
+        assert_eq!(percentile(&histogram, 70), Some(1_500_000));
+        assert_eq!(percentile(&histogram, 90), Some(2_000_000));
+        assert_eq!(percentile(&histogram, 99), Some(3_600_000_000));
         assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[(3, 0)], 50), None);
     }
 
     #[test]
@@ -261,7 +283,7 @@ mod tests {
             until: 3 * HOUR,
             hourly_by_status: vec![(HOUR, "delivered".into(), 5), (HOUR, "failed".into(), 1)],
             hourly_by_error: vec![(HOUR, 30003, 1)],
-            latencies: vec![1_000_000, 2_000_000],
+            latency_histogram: vec![(3, 2)],
         };
         let svg = messages_per_hour(&data);
         assert!(svg.starts_with("<svg"), "{svg}");

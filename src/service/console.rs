@@ -11,13 +11,11 @@ use crate::domain::sid::random_hex32;
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
 use crate::store::accounts::AccountFilter;
-use crate::store::console::{LogFilter, SessionRow};
+use crate::store::console::{LogFilter, LogPage, SessionRow};
 use sha2::{Digest, Sha256};
 
 /// How long a console session lasts after its login (microseconds): a working day.
 pub const SESSION_LIFETIME: i64 = 8 * 3600 * 1_000_000;
-/// Delivered messages sampled for the latency percentiles.
-const LATENCY_SAMPLE: i64 = 5_000;
 const DAY: i64 = 24 * 3600 * 1_000_000;
 
 /// A logged-in console user.
@@ -38,9 +36,9 @@ pub struct NewSession {
 #[derive(Debug, Clone)]
 pub struct AccountStats {
     pub account: Account,
-    /// Messages created since midnight UTC, by status.
+    /// Final statuses reached since midnight UTC, by status.
     pub today: Vec<(String, i64)>,
-    /// Messages created in the last 7 days, by status.
+    /// Final statuses reached in the last 7 days, by status.
     pub week: Vec<(String, i64)>,
     /// The week's most frequent error codes, with their counts.
     pub top_errors: Vec<(i64, i64)>,
@@ -78,8 +76,9 @@ pub struct ChartData {
     pub hourly_by_status: Vec<(i64, String, i64)>,
     /// (hour start, error code, messages)
     pub hourly_by_error: Vec<(i64, i64, i64)>,
-    /// Accepted → delivered, microseconds, of a sample of delivered messages.
-    pub latencies: Vec<i64>,
+    /// Delivered messages by accepted → delivered latency bucket
+    /// (`store::console::LATENCY_BUCKETS`).
+    pub latency_histogram: Vec<(i64, i64)>,
 }
 
 fn sha256_hex(value: &str) -> String {
@@ -223,13 +222,27 @@ impl App {
             .await?;
         let now = now_micros();
         let midnight = now - now.rem_euclid(DAY);
-        let week_ago = now - 7 * DAY;
-        let today = self.store.count_by_status(&account.sid, midnight).await?;
-        let week = self.store.count_by_status(&account.sid, week_ago).await?;
-        let top_errors = self
-            .store
-            .top_error_codes(&account.sid, week_ago, 3)
-            .await?;
+        let hour = crate::store::console::HOUR;
+        let week_ago = now - now.rem_euclid(hour) - 7 * DAY;
+        let by_status = |outcomes: &[(String, i64, i64)]| {
+            let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+            for (status, _, n) in outcomes {
+                *counts.entry(status.clone()).or_default() += n;
+            }
+            counts.into_iter().collect::<Vec<_>>()
+        };
+        let today = by_status(&self.store.outcomes_since(&account.sid, midnight).await?);
+        let week_outcomes = self.store.outcomes_since(&account.sid, week_ago).await?;
+        let week = by_status(&week_outcomes);
+        let mut errors: std::collections::BTreeMap<i64, i64> = Default::default();
+        for (_, code, n) in &week_outcomes {
+            if *code != 0 {
+                *errors.entry(*code).or_default() += n;
+            }
+        }
+        let mut top_errors: Vec<(i64, i64)> = errors.into_iter().collect();
+        top_errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        top_errors.truncate(3);
         let query = super::usage::UsageQuery {
             category: Some("totalprice"),
             start_date: None,
@@ -272,21 +285,21 @@ impl App {
         let until = now_micros();
         let hour = crate::store::console::HOUR;
         let since = until - until.rem_euclid(hour) - (hours - 1) * hour;
-        let hourly_by_status = self.store.hourly_by_status(&account.sid, since).await?;
-        let hourly_by_error = self.store.hourly_by_error(&account.sid, since).await?;
-        let latencies = self
-            .store
-            .delivery_latencies(&account.sid, since, LATENCY_SAMPLE)
-            .await?
-            .into_iter()
-            .map(|(created, delivered)| (delivered - created).max(0))
-            .collect();
+        let mut hourly_by_status = Vec::new();
+        let mut hourly_by_error = Vec::new();
+        for (at, status, code, n) in self.store.hourly_outcomes(&account.sid, since).await? {
+            if code != 0 {
+                hourly_by_error.push((at, code, n));
+            }
+            hourly_by_status.push((at, status, n));
+        }
+        let latency_histogram = self.store.latency_histogram(&account.sid, since).await?;
         Ok(ChartData {
             since,
             until,
             hourly_by_status,
             hourly_by_error,
-            latencies,
+            latency_histogram,
         })
     }
 
@@ -300,7 +313,7 @@ impl App {
         after: Option<(i64, String)>,
         limit: i64,
         path: &str,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<LogPage> {
         let account = self
             .authorize(principal, account_sid, Operation::ListMessage, path)
             .await?;

@@ -2,10 +2,11 @@
 //! overview and charts, and the message log with the console's filters. Every query names
 //! the account it reads; the service decides which accounts a caller may name.
 
-use super::messages::{decode, COLUMNS};
-use super::{int, opt_text, text, Sql, Store};
-use crate::domain::message::Message;
+use super::messages::{decode, StatusChange, COLUMNS};
+use super::{int, opt_text, text, Sql, Store, Tx};
+use crate::domain::message::{Message, MessageStatus};
 use crate::error::Result;
+use std::collections::BTreeMap;
 
 /// A console session as stored.
 #[derive(Debug, Clone)]
@@ -29,8 +30,108 @@ pub struct LogFilter {
     pub created_until: Option<i64>,
 }
 
+/// Rows a log page filtered on an unindexed column examines at most (see `message_log`).
+pub const LOG_SCAN_WINDOW: i64 = 20_000;
+
+/// A page of the message log.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    pub messages: Vec<Message>,
+    /// Where the next page starts (date_created, sid); `None`: no older rows.
+    pub next: Option<(i64, String)>,
+    /// The page is short because it examined `LOG_SCAN_WINDOW` rows, not because the rows
+    /// ran out: older ones may still match.
+    pub window_ended: bool,
+}
+
+fn position(message: &Message) -> (i64, String) {
+    (message.date_created, message.sid.clone())
+}
+
 /// Length of the charts' buckets: an hour, in microseconds.
 pub const HOUR: i64 = 3_600_000_000;
+
+/// Upper bounds (microseconds) of the accepted → delivered latency buckets; the last bucket
+/// holds everything slower than the last bound.
+pub const LATENCY_BUCKETS: &[i64] = &[
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
+    120_000_000,
+    300_000_000,
+    600_000_000,
+    1_800_000_000,
+    3_600_000_000,
+];
+
+/// The bucket of a latency: the index of the first bound above it.
+pub fn latency_bucket(latency: i64) -> i64 {
+    LATENCY_BUCKETS
+        .iter()
+        .position(|bound| latency < *bound)
+        .unwrap_or(LATENCY_BUCKETS.len()) as i64
+}
+
+/// Adds the final outcomes among `changes` to `console_outcomes`, inside the transaction that
+/// records them. Upserts in key order, as `alarms::count_outcomes` does, so that concurrent
+/// writers never wait on each other in a cycle.
+pub(crate) async fn count_console_outcomes(
+    tx: &mut Tx<'_>,
+    changes: &[StatusChange],
+) -> Result<()> {
+    let mut counts: BTreeMap<(&str, i64, &'static str, i64, i64), i64> = BTreeMap::new();
+    for change in changes.iter().filter(|c| c.status.is_final()) {
+        let bucket = if change.status == MessageStatus::Delivered {
+            latency_bucket(change.at - change.accepted_at)
+        } else {
+            -1
+        };
+        let key = (
+            change.account_sid.as_str(),
+            change.at - change.at.rem_euclid(HOUR),
+            change.status.as_str(),
+            change.error_code.unwrap_or(0),
+            bucket,
+        );
+        *counts.entry(key).or_default() += 1;
+    }
+    let counts: Vec<_> = counts.into_iter().collect();
+    for chunk in counts.chunks(500) {
+        let mut sql = Sql::new(
+            "INSERT INTO console_outcomes (account_sid, hour, status, error_code, latency_bucket, count) VALUES ",
+        );
+        for (i, ((account, hour, status, code, bucket), n)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(*account)
+                .push(", ")
+                .int(*hour)
+                .push(", ")
+                .text(*status)
+                .push(", ")
+                .int(*code)
+                .push(", ")
+                .int(*bucket)
+                .push(", ")
+                .int(*n)
+                .push(")");
+        }
+        sql.push(
+            " ON CONFLICT (account_sid, hour, status, error_code, latency_bucket) \
+             DO UPDATE SET count = console_outcomes.count + excluded.count",
+        );
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
 
 impl Store {
     pub async fn insert_console_session(
@@ -92,124 +193,131 @@ impl Store {
         Ok(self.write(sql.query()).await?.rows_affected())
     }
 
-    /// Messages of `account_sid` created since `since`, counted by status.
-    pub async fn count_by_status(
+    /// Final outcomes of `account_sid` reached since `since` (hour-aligned), by status and
+    /// error code (0: none).
+    pub async fn outcomes_since(
         &self,
         account_sid: &str,
         since: i64,
-    ) -> Result<Vec<(String, i64)>> {
-        let mut sql = Sql::new("SELECT status, COUNT(*) AS n FROM messages WHERE account_sid = ");
-        sql.text(account_sid)
-            .push(" AND date_created >= ")
-            .int(since)
-            .push(" GROUP BY status");
-        let rows = sql.query().fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| Ok((text(r, "status")?, int(r, "n")?)))
-            .collect()
-    }
-
-    /// The most frequent error codes of messages created since `since`.
-    pub async fn top_error_codes(
-        &self,
-        account_sid: &str,
-        since: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, i64)>> {
-        let mut sql =
-            Sql::new("SELECT error_code, COUNT(*) AS n FROM messages WHERE account_sid = ");
-        sql.text(account_sid)
-            .push(" AND date_created >= ")
-            .int(since)
-            .push(" AND error_code IS NOT NULL GROUP BY error_code ORDER BY n DESC, error_code LIMIT ")
-            .int(limit);
-        let rows = sql.query().fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| Ok((int(r, "error_code")?, int(r, "n")?)))
-            .collect()
-    }
-
-    /// Messages created since `since` by hour (bucket start) and status.
-    pub async fn hourly_by_status(
-        &self,
-        account_sid: &str,
-        since: i64,
-    ) -> Result<Vec<(i64, String, i64)>> {
-        let mut sql = Sql::new(&format!(
-            "SELECT date_created / {HOUR} AS hour, status, COUNT(*) AS n FROM messages WHERE account_sid = "
-        ));
-        sql.text(account_sid)
-            .push(" AND date_created >= ")
-            .int(since)
-            .push(" GROUP BY hour, status");
-        let rows = sql.query().fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| Ok((int(r, "hour")? * HOUR, text(r, "status")?, int(r, "n")?)))
-            .collect()
-    }
-
-    /// Messages with an error created since `since` by hour (bucket start) and error code.
-    pub async fn hourly_by_error(
-        &self,
-        account_sid: &str,
-        since: i64,
-    ) -> Result<Vec<(i64, i64, i64)>> {
-        let mut sql = Sql::new(&format!(
-            "SELECT date_created / {HOUR} AS hour, error_code, COUNT(*) AS n FROM messages WHERE account_sid = "
-        ));
-        sql.text(account_sid)
-            .push(" AND date_created >= ")
-            .int(since)
-            .push(" AND error_code IS NOT NULL GROUP BY hour, error_code");
-        let rows = sql.query().fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| Ok((int(r, "hour")? * HOUR, int(r, "error_code")?, int(r, "n")?)))
-            .collect()
-    }
-
-    /// (created, delivered) times of the newest `limit` delivered messages created since
-    /// `since`: a bounded sample for the latency percentiles.
-    pub async fn delivery_latencies(
-        &self,
-        account_sid: &str,
-        since: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, i64)>> {
+    ) -> Result<Vec<(String, i64, i64)>> {
         let mut sql = Sql::new(
-            "SELECT m.date_created AS created, e.at AS delivered FROM messages m \
-             JOIN message_events e ON e.message_sid = m.sid AND e.status = 'delivered' \
-             WHERE m.account_sid = ",
+            "SELECT status, error_code, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid = ",
         );
         sql.text(account_sid)
-            .push(" AND m.date_created >= ")
+            .push(" AND hour >= ")
             .int(since)
-            .push(" ORDER BY m.date_created DESC LIMIT ")
-            .int(limit);
+            .push(" GROUP BY status, error_code");
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
-            .map(|r| Ok((int(r, "created")?, int(r, "delivered")?)))
+            .map(|r| Ok((text(r, "status")?, int(r, "error_code")?, int(r, "n")?)))
+            .collect()
+    }
+
+    /// Final outcomes since `since` by hour, status and error code.
+    pub async fn hourly_outcomes(
+        &self,
+        account_sid: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, String, i64, i64)>> {
+        let mut sql = Sql::new(
+            "SELECT hour, status, error_code, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid = ",
+        );
+        sql.text(account_sid)
+            .push(" AND hour >= ")
+            .int(since)
+            .push(" GROUP BY hour, status, error_code");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    int(r, "hour")?,
+                    text(r, "status")?,
+                    int(r, "error_code")?,
+                    int(r, "n")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Delivered messages since `since` by latency bucket (see `LATENCY_BUCKETS`).
+    pub async fn latency_histogram(
+        &self,
+        account_sid: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, i64)>> {
+        let mut sql = Sql::new(
+            "SELECT latency_bucket, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid = ",
+        );
+        sql.text(account_sid)
+            .push(" AND hour >= ")
+            .int(since)
+            .push(" AND status = 'delivered' AND latency_bucket >= 0 GROUP BY latency_bucket");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| Ok((int(r, "latency_bucket")?, int(r, "n")?)))
             .collect()
     }
 
     /// One page of the message log, newest first, after the keyset position `after`
-    /// (date_created, sid): no OFFSET, so a deep page costs what the first one does.
+    /// (date_created, sid): no OFFSET, so a deep page costs what the first one does. To, From
+    /// and the dates have indexes; status, error code and service do not, so a page filtered
+    /// on them examines at most `LOG_SCAN_WINDOW` rows and may come back short, with where to
+    /// go on from.
     pub async fn message_log(
         &self,
         account_sid: &str,
         filter: &LogFilter,
         after: Option<(i64, String)>,
         limit: i64,
-    ) -> Result<Vec<Message>> {
+    ) -> Result<LogPage> {
+        // " WHERE …" and the order: the rows narrowed by what the indexes serve.
+        let indexed = |sql: &mut Sql| {
+            sql.push(" WHERE account_sid = ").text(account_sid);
+            if let Some(to) = &filter.to {
+                sql.push(" AND to_address = ").text(to.clone());
+            }
+            if let Some(from) = &filter.from {
+                sql.push(" AND from_address = ").text(from.clone());
+            }
+            if let Some(t) = filter.created_from {
+                sql.push(" AND date_created >= ").int(t);
+            }
+            if let Some(t) = filter.created_until {
+                sql.push(" AND date_created <= ").int(t);
+            }
+            if let Some((created, sid)) = &after {
+                sql.push(" AND (date_created < ")
+                    .int(*created)
+                    .push(" OR (date_created = ")
+                    .int(*created)
+                    .push(" AND sid < ")
+                    .text(sid.clone())
+                    .push("))");
+            }
+            sql.push(" ORDER BY date_created DESC, sid DESC");
+        };
+        let unindexed =
+            filter.status.is_some() || filter.error_code.is_some() || filter.service_sid.is_some();
+        if !unindexed {
+            let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM messages"));
+            indexed(&mut sql);
+            sql.push(" LIMIT ").int(limit + 1);
+            let rows = sql.query().fetch_all(self.pool()).await?;
+            let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+            let more = messages.len() as i64 > limit;
+            messages.truncate(limit as usize);
+            let next = more.then(|| messages.last()).flatten().map(position);
+            return Ok(LogPage {
+                messages,
+                next,
+                window_ended: false,
+            });
+        }
         let mut sql = Sql::new(&format!(
-            "SELECT {COLUMNS} FROM messages WHERE account_sid = "
+            "SELECT {COLUMNS} FROM messages WHERE sid IN (SELECT sid FROM messages"
         ));
-        sql.text(account_sid);
-        if let Some(to) = &filter.to {
-            sql.push(" AND to_address = ").text(to.clone());
-        }
-        if let Some(from) = &filter.from {
-            sql.push(" AND from_address = ").text(from.clone());
-        }
+        indexed(&mut sql);
+        sql.push(" LIMIT ").int(LOG_SCAN_WINDOW).push(")");
         if let Some(status) = &filter.status {
             sql.push(" AND status = ").text(status.clone());
         }
@@ -220,24 +328,45 @@ impl Store {
             sql.push(" AND messaging_service_sid = ")
                 .text(service.clone());
         }
-        if let Some(t) = filter.created_from {
-            sql.push(" AND date_created >= ").int(t);
-        }
-        if let Some(t) = filter.created_until {
-            sql.push(" AND date_created <= ").int(t);
-        }
-        if let Some((created, sid)) = after {
-            sql.push(" AND (date_created < ")
-                .int(created)
-                .push(" OR (date_created = ")
-                .int(created)
-                .push(" AND sid < ")
-                .text(sid)
-                .push("))");
-        }
         sql.push(" ORDER BY date_created DESC, sid DESC LIMIT ")
-            .int(limit);
+            .int(limit + 1);
         let rows = sql.query().fetch_all(self.pool()).await?;
-        rows.iter().map(decode).collect()
+        let mut messages = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        if messages.len() as i64 > limit {
+            messages.truncate(limit as usize);
+            let next = messages.last().map(position);
+            return Ok(LogPage {
+                messages,
+                next,
+                window_ended: false,
+            });
+        }
+        // Short: either the rows ran out, or the window did (then go on after its last row).
+        let mut count = Sql::new("SELECT COUNT(*) AS n FROM (SELECT sid FROM messages");
+        indexed(&mut count);
+        count.push(" LIMIT ").int(LOG_SCAN_WINDOW).push(") w");
+        let mut end =
+            Sql::new("SELECT date_created, sid FROM (SELECT date_created, sid FROM messages");
+        indexed(&mut end);
+        end.push(" LIMIT ")
+            .int(LOG_SCAN_WINDOW)
+            .push(") w ORDER BY date_created, sid LIMIT 1");
+        let examined = int(&count.query().fetch_one(self.pool()).await?, "n")?;
+        let next = if examined < LOG_SCAN_WINDOW {
+            None
+        } else {
+            end.query()
+                .fetch_optional(self.pool())
+                .await?
+                .map(|row| {
+                    Ok::<_, crate::error::Error>((int(&row, "date_created")?, text(&row, "sid")?))
+                })
+                .transpose()?
+        };
+        Ok(LogPage {
+            messages,
+            window_ended: next.is_some(),
+            next,
+        })
     }
 }

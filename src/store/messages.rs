@@ -1383,6 +1383,7 @@ impl Store {
         }
         super::carrier::insert_carrier_records(&mut tx, &carrier).await?;
         super::alarms::count_outcomes(&mut tx, &changes).await?;
+        super::console::count_console_outcomes(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(Recorded { count, changes })
     }
@@ -1579,6 +1580,7 @@ impl Store {
         insert_events_to(&mut tx, &events, Some(&targets)).await?;
         consume_receipts(&mut tx, &part_ids).await?;
         super::alarms::count_outcomes(&mut tx, &changes).await?;
+        super::console::count_console_outcomes(&mut tx, &changes).await?;
         tx.commit().await?;
         Ok(changes)
     }

@@ -131,24 +131,23 @@ pub async fn list(
         Ok(filter) => (filter, None),
         Err(problem) => (LogFilter::default(), Some(problem)),
     };
-    let mut rows = state
+    let page = state
         .app
         .console_messages(
             principal,
             &account,
             &filter,
             query.after(),
-            PAGE_ROWS + 1,
+            PAGE_ROWS,
             &path,
         )
         .await
         .map_err(|err| service_error(&ctx, err))?;
-    let more = rows.len() as i64 > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS as usize);
-    let next = more
-        .then(|| rows.last())
-        .flatten()
-        .map(|last| query.with_after(Some(&format!("{}_{}", last.date_created, last.sid))));
+    let rows = &page.messages;
+    let next = page
+        .next
+        .as_ref()
+        .map(|(created, sid)| query.with_after(Some(&format!("{created}_{sid}"))));
     let body = html! {
         h1 { "Messages" }
         form.filters method="get" action=(path) {
@@ -170,7 +169,7 @@ pub async fn list(
             thead { tr { th { "Created (UTC)" } th { "Direction" } th { "From" } th { "To" } th { "Body" } th { "Status" } th { "Error" } th { "SID" } } }
             tbody {
                 @if rows.is_empty() { tr { td colspan="8" .muted { "No messages match." } } }
-                @for m in &rows {
+                @for m in rows {
                     tr {
                         td.nowrap { (when(m.date_created)) }
                         td { (m.direction.as_str()) }
@@ -183,6 +182,9 @@ pub async fn list(
                     }
                 }
             }
+        }
+        @if page.window_ended {
+            p.muted { "Looked through the " (crate::store::console::LOG_SCAN_WINDOW) " messages before this point: older ones may match too." }
         }
         p.paging {
             @if !query.after.is_empty() { a.button.secondary href={ (path) "?" (query.with_after(None)) } { "⇤ Newest" } " " }

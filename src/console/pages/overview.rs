@@ -96,7 +96,7 @@ pub async fn overview(
         data.until = one.until;
         data.hourly_by_status.extend(one.hourly_by_status);
         data.hourly_by_error.extend(one.hourly_by_error);
-        data.latencies.extend(one.latencies);
+        data.latency_histogram.extend(one.latency_histogram);
     }
     let name = rows
         .iter()
@@ -111,7 +111,7 @@ pub async fn overview(
         }
         table.grid {
             thead { tr {
-                th { "Account" } th { "Status" } th { "Messages today" } th { "Last 7 days" }
+                th { "Account" } th { "Status" } th { "Final statuses today (UTC)" } th { "Last 7 days" }
                 th { "Delivery rate (7 days)" } th { "Top error codes" } th.num { "Spend this month" }
             } }
             tbody { @for stats in &rows { (row(stats, &account)) } }

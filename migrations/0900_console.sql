@@ -37,3 +37,24 @@ SELECT account_sid, (date_updated / 3600000000) * 3600000000, status, COALESCE(e
 FROM messages
 WHERE status IN ('delivered', 'undelivered', 'failed', 'canceled', 'received')
 GROUP BY account_sid, (date_updated / 3600000000) * 3600000000, status, COALESCE(error_code, 0);
+
+-- Every status callback attempt, for a message's page in the console: where it went, what
+-- answered and how fast. Written in the transaction that settles the attempt.
+CREATE TABLE console_callback_attempts (
+    message_sid     TEXT NOT NULL,
+    account_sid     TEXT NOT NULL,
+    -- 1 for the first try
+    attempt         BIGINT NOT NULL,
+    -- the message status the callback reported
+    reported_status TEXT,
+    url             TEXT NOT NULL,
+    method          TEXT NOT NULL,
+    -- the HTTP status answered; NULL when none came (connection failed, timed out, refused)
+    response_code   BIGINT,
+    error           TEXT,
+    latency         BIGINT NOT NULL,
+    -- delivered | retrying | given up
+    outcome         TEXT NOT NULL,
+    at              BIGINT NOT NULL
+);
+CREATE INDEX console_callback_attempts_by_message ON console_callback_attempts (message_sid, at);

@@ -134,12 +134,23 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// Goes to `url` and waits for its page's content (every console page has a `main`).
+async fn open(client: &Client, url: &str) {
+    client.goto(url).await.unwrap();
+    client
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("main"))
+        .await
+        .expect(url);
+}
+
 async fn source(client: &Client) -> String {
     client.source().await.unwrap()
 }
 
 async fn login(client: &Client, base: &str, username: &str, password: &str) {
-    client.goto(&format!("{base}/console/login")).await.unwrap();
+    open(&client, &format!("{base}/console/login")).await;
     fill(client, "input[name=username]", username).await;
     fill(client, "input[name=password]", password).await;
     click(client, "form button[type=submit]").await;
@@ -169,6 +180,12 @@ async fn the_console_end_to_end_in_chromium() {
         store,
         Settings {
             simulated_latency: 300_000,
+            // The status callback receiver is on 127.0.0.1.
+            webhooks: warbler::webhook::WebhookSettings {
+                allow_private_targets: true,
+                connect_timeout: Duration::from_secs(2),
+                timeout: Duration::from_secs(5),
+            },
             ..Settings::new(100, "test-pepper".into())
         },
     );
@@ -176,7 +193,10 @@ async fn the_console_end_to_end_in_chromium() {
         .await
         .unwrap();
     let (stop_workers, workers_stopped) = tokio::sync::watch::channel(false);
+    let webhooks_stopped = workers_stopped.clone();
     let _workers = app.spawn_workers(workers_stopped).unwrap();
+    let sender = app.clone();
+    tokio::spawn(async move { sender.run_webhooks(webhooks_stopped).await });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let router = api::router(
@@ -225,17 +245,14 @@ async fn the_console_end_to_end_in_chromium() {
     let mut shots = Shots::new();
 
     // Log in as the main account.
-    client.goto(&format!("{base}/console/login")).await.unwrap();
+    open(&client, &format!("{base}/console/login")).await;
     shots.take(&client, "login").await;
     login(&client, &base, MAIN_SID, MAIN_TOKEN).await;
     assert_eq!(path(&client).await, format!("/console/{MAIN_SID}"));
     assert!(source(&client).await.contains("Owlie Notifications"));
 
     // Create a subaccount.
-    client
-        .goto(&format!("{base}/console/{MAIN_SID}/subaccounts"))
-        .await
-        .unwrap();
+    open(&client, &format!("{base}/console/{MAIN_SID}/subaccounts")).await;
     fill(&client, "input[name=friendly_name]", "Acme Retail").await;
     click(&client, "form.card button[type=submit]").await;
     let page = source(&client).await;
@@ -253,12 +270,11 @@ async fn the_console_end_to_end_in_chromium() {
     assert!(sub.starts_with("AC") && sub.len() == 34, "{sub}");
 
     // Buy a number for the main account and move it to the subaccount.
-    client
-        .goto(&format!(
-            "{base}/console/{MAIN_SID}/numbers?search=1&country=US&area_code=415&sms=1"
-        ))
-        .await
-        .unwrap();
+    open(
+        &client,
+        &format!("{base}/console/{MAIN_SID}/numbers?search=1&country=US&area_code=415&sms=1"),
+    )
+    .await;
     shots.take(&client, "numbers-search").await;
     click(&client, "table.available form button[type=submit]").await;
     assert!(
@@ -283,10 +299,7 @@ async fn the_console_end_to_end_in_chromium() {
         .starts_with(&format!("/console/{sub}/numbers/PN")));
 
     // A Messaging Service for the subaccount, with the number in its pool.
-    client
-        .goto(&format!("{base}/console/{sub}/services"))
-        .await
-        .unwrap();
+    open(&client, &format!("{base}/console/{sub}/services")).await;
     fill(&client, "input[name=FriendlyName]", "Acme Alerts").await;
     click(&client, "form.card button[type=submit]").await;
     let service_path = path(&client).await;
@@ -311,6 +324,10 @@ async fn the_console_end_to_end_in_chromium() {
         .await
         .unwrap();
     let sub_token = account["auth_token"].as_str().unwrap().to_string();
+    // Its status callbacks: the first answer is a 500 (retried), the next ones 204.
+    let receiver = common::receiver::Receiver::start().await;
+    receiver.answer("/status", 500, "text/plain", "busy");
+    let callback = receiver.url("/status");
     let sent = http
         .post(format!("{base}/2010-04-01/Accounts/{sub}/Messages.json"))
         .basic_auth(&sub, Some(&sub_token))
@@ -318,6 +335,7 @@ async fn the_console_end_to_end_in_chromium() {
             ("MessagingServiceSid", service.as_str()),
             ("To", "+14155550199"),
             ("Body", "Your order <#1042> has shipped"),
+            ("StatusCallback", callback.as_str()),
         ])
         .send()
         .await
@@ -327,10 +345,7 @@ async fn the_console_end_to_end_in_chromium() {
     // The Messages page shows it delivered (the simulated carrier answers within a second).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        client
-            .goto(&format!("{base}/console/{sub}/messages"))
-            .await
-            .unwrap();
+        open(&client, &format!("{base}/console/{sub}/messages")).await;
         let page = source(&client).await;
         if page.contains(r#"<span class="badge ok">delivered</span>"#) {
             assert!(
@@ -343,8 +358,41 @@ async fn the_console_end_to_end_in_chromium() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     shots.take(&client, "messages").await;
-    click(&client, "table.messages td a").await;
-    let page = source(&client).await;
+    // Its page lists each status callback attempt (wait for the delivered one to be sent).
+    let message_path = client
+        .find(Locator::Css("table.messages td a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let page = loop {
+        let hits = receiver.hits("/status");
+        let reported_delivered = hits
+            .iter()
+            .any(|hit| hit.get("MessageStatus") == Some("delivered"));
+        open(&client, &format!("{base}{message_path}")).await;
+        let page = source(&client).await;
+        let rows =
+            page.matches("<td>delivered</td>").count() + page.matches("<td>retrying</td>").count();
+        if reported_delivered && rows == hits.len() {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "callback attempts not all shown: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The first attempt got a 500 and was retried; the retry and the later ones got 200.
+    assert!(page.contains(&format!("POST {callback}")), "{page}");
+    assert!(
+        page.contains("<code>500</code>") && page.contains("<td>retrying</td>"),
+        "{page}"
+    );
+    assert!(page.contains("<code>200</code>"), "{page}");
     assert!(
         page.contains("Status timeline") && page.contains(">sent<") && page.contains(">delivered<"),
         "{page}"
@@ -352,12 +400,9 @@ async fn the_console_end_to_end_in_chromium() {
     shots.take(&client, "message").await;
 
     // The overview counts it, in its row and on the latency chart.
-    client
-        .goto(&format!("{base}/console/{MAIN_SID}"))
-        .await
-        .unwrap();
+    open(&client, &format!("{base}/console/{MAIN_SID}")).await;
     shots.take(&client, "overview-main").await;
-    client.goto(&format!("{base}/console/{sub}")).await.unwrap();
+    open(&client, &format!("{base}/console/{sub}")).await;
     let page = source(&client).await;
     assert!(page.contains("100.0 %"), "delivery rate: {page}");
     assert!(
@@ -366,11 +411,9 @@ async fn the_console_end_to_end_in_chromium() {
     );
     shots.take(&client, "overview-subaccount").await;
     for page in ["usage", "keys", "settings"] {
-        client
-            .goto(&format!("{base}/console/{MAIN_SID}/{page}"))
-            .await
-            .unwrap();
-        assert!(source(&client).await.contains("<h1>"), "{page}");
+        open(&client, &format!("{base}/console/{MAIN_SID}/{page}")).await;
+        let text = source(&client).await;
+        assert!(text.contains("<h1>"), "{page}: {text}");
         shots.take(&client, page).await;
     }
 
@@ -386,20 +429,14 @@ async fn the_console_end_to_end_in_chromium() {
         .await
         .unwrap();
     let sibling = sibling["sid"].as_str().unwrap().to_string();
-    client
-        .goto(&format!("{base}/console/{MAIN_SID}"))
-        .await
-        .unwrap();
+    open(&client, &format!("{base}/console/{MAIN_SID}")).await;
     click(&client, "form.logout button").await;
     assert_eq!(path(&client).await, "/console/login");
     login(&client, &base, &sub, &sub_token).await;
     assert_eq!(path(&client).await, format!("/console/{sub}"));
     assert!(!source(&client).await.contains("Sibling Co"));
     for page in ["", "/messages", "/numbers", "/services"] {
-        client
-            .goto(&format!("{base}/console/{sibling}{page}"))
-            .await
-            .unwrap();
+        open(&client, &format!("{base}/console/{sibling}{page}")).await;
         let text = source(&client).await;
         assert!(
             text.contains("Not found.") && !text.contains("Sibling Co"),

@@ -81,6 +81,14 @@ pub struct ChartData {
     pub latency_histogram: Vec<(i64, i64)>,
 }
 
+/// A message's page: the message, its status timeline, its status callback attempts.
+#[derive(Debug, Clone)]
+pub struct ConsoleMessage {
+    pub message: Message,
+    pub events: Vec<(MessageStatus, Option<i64>, i64)>,
+    pub callbacks: Vec<crate::store::console::CallbackAttempt>,
+}
+
 fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
@@ -322,18 +330,26 @@ impl App {
             .await
     }
 
-    /// A message with every status it went through.
+    /// A message with every status it went through and every status callback attempt.
     pub async fn console_message(
         &self,
         principal: &Principal,
         account_sid: &str,
         sid: &str,
         path: &str,
-    ) -> Result<(Message, Vec<(MessageStatus, Option<i64>, i64)>)> {
+    ) -> Result<ConsoleMessage> {
         let message = self
             .fetch_message(principal, account_sid, sid, path)
             .await?;
         let events = self.store.message_events(&message.sid).await?;
-        Ok((message, events))
+        let callbacks = self
+            .store
+            .callback_attempts(&message.account_sid, &message.sid)
+            .await?;
+        Ok(ConsoleMessage {
+            message,
+            events,
+            callbacks,
+        })
     }
 }

@@ -41,6 +41,8 @@ struct Delivery {
     failure: Option<(i64, String, Option<u16>)>,
     /// The reply messages an inbound webhook's TwiML asked for.
     replies: Vec<ReplyMessage>,
+    /// Microseconds the exchanges took.
+    elapsed: i64,
 }
 
 /// The status callback's form, in the order Twilio's recorded traffic shows.
@@ -103,12 +105,43 @@ fn read_answer(response: &Response) -> std::result::Result<Vec<Verb>, String> {
     twiml::parse(&answer.body).map_err(|err| err.to_string())
 }
 
+/// The record of a status callback's attempt (its outcome is set once it is settled).
+fn callback_attempt(
+    webhook: &Webhook,
+    exchange: Option<&(Request, Response)>,
+    elapsed: i64,
+    now: i64,
+) -> crate::store::console::CallbackAttempt {
+    let (response_code, error) = match exchange.map(|(_, response)| &response.result) {
+        Some(Ok(answer)) => (Some(i64::from(answer.status)), None),
+        Some(Err(reason)) => (None, Some(reason.clone())),
+        None => (None, None),
+    };
+    crate::store::console::CallbackAttempt {
+        message_sid: webhook.message_sid.clone(),
+        account_sid: webhook.account_sid.clone(),
+        attempt: webhook.attempts + 1,
+        reported_status: webhook.message_status.clone(),
+        url: exchange.map_or_else(|| webhook.url.clone(), |(request, _)| request.url.clone()),
+        method: exchange.map_or_else(
+            || webhook.method.clone(),
+            |(request, _)| request.method.clone(),
+        ),
+        response_code,
+        error,
+        latency: elapsed,
+        outcome: String::new(),
+        at: now,
+    }
+}
+
 async fn deliver_inbound(client: WebhookClient, first: Request, webhook: Webhook) -> Delivery {
     let mut delivery = Delivery {
         webhook,
         exchanges: Vec::new(),
         failure: None,
         replies: Vec::new(),
+        elapsed: 0,
     };
     let mut request = first;
     for _ in 0..=MAX_REDIRECTS {
@@ -295,12 +328,15 @@ impl App {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
                     WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
+                        let started = std::time::Instant::now();
                         let response = client.send(&request).await;
                         Delivery {
                             failure: describe_failure(&response),
                             webhook,
                             exchanges: vec![(request, response)],
                             replies: Vec::new(),
+                            elapsed: i64::try_from(started.elapsed().as_micros())
+                                .unwrap_or(i64::MAX),
                         }
                     }
                 }
@@ -351,7 +387,11 @@ impl App {
             exchanges,
             failure,
             replies,
+            elapsed,
         } = delivery;
+        // Status callbacks leave a record of each attempt for the console's message page.
+        let mut attempt = matches!(webhook.kind, WebhookKind::Status)
+            .then(|| callback_attempt(&webhook, exchanges.last(), elapsed, now));
         if let Some((code, reason, status)) = failure {
             out.alerts.push(alert_for(
                 &webhook.account_sid,
@@ -376,11 +416,23 @@ impl App {
                     }
                 }
             });
+            if let Some(mut attempt) = attempt.take() {
+                attempt.outcome = match out.settled.last() {
+                    Some(Settled::Retry { .. }) => "retrying",
+                    _ => "given up",
+                }
+                .into();
+                out.attempts.push(attempt);
+            }
             return Ok(());
         }
         out.settled.push(Settled::Done {
             id: webhook.id.clone(),
         });
+        if let Some(mut attempt) = attempt.take() {
+            attempt.outcome = "delivered".into();
+            out.attempts.push(attempt);
+        }
         if replies.is_empty() {
             return Ok(());
         }

@@ -3,7 +3,7 @@
 //! the account it reads; the service decides which accounts a caller may name.
 
 use super::messages::{decode, StatusChange, COLUMNS};
-use super::{int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Message, MessageStatus};
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -28,6 +28,66 @@ pub struct LogFilter {
     pub service_sid: Option<String>,
     pub created_from: Option<i64>,
     pub created_until: Option<i64>,
+}
+
+/// One status callback attempt, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAttempt {
+    pub message_sid: String,
+    pub account_sid: String,
+    pub attempt: i64,
+    pub reported_status: Option<String>,
+    pub url: String,
+    pub method: String,
+    pub response_code: Option<i64>,
+    pub error: Option<String>,
+    /// Microseconds from sending the request to its answer (or failure).
+    pub latency: i64,
+    /// `delivered`, `retrying` or `given up`.
+    pub outcome: String,
+    pub at: i64,
+}
+
+/// Records status callback attempts, inside the transaction that settles them.
+pub(crate) async fn insert_callback_attempts(
+    tx: &mut Tx<'_>,
+    attempts: &[&CallbackAttempt],
+) -> Result<()> {
+    for chunk in attempts.chunks(200) {
+        let mut sql = Sql::new(
+            "INSERT INTO console_callback_attempts (message_sid, account_sid, attempt, reported_status, url, method, response_code, error, latency, outcome, at) VALUES ",
+        );
+        for (i, a) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(a.message_sid.clone())
+                .push(", ")
+                .text(a.account_sid.clone())
+                .push(", ")
+                .int(a.attempt)
+                .push(", ")
+                .opt_text(a.reported_status.clone())
+                .push(", ")
+                .text(a.url.clone())
+                .push(", ")
+                .text(a.method.clone())
+                .push(", ")
+                .opt_int(a.response_code)
+                .push(", ")
+                .opt_text(a.error.clone())
+                .push(", ")
+                .int(a.latency)
+                .push(", ")
+                .text(a.outcome.clone())
+                .push(", ")
+                .int(a.at)
+                .push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Rows a log page filtered on an unindexed column examines at most (see `message_log`).
@@ -134,6 +194,39 @@ pub(crate) async fn count_console_outcomes(
 }
 
 impl Store {
+    /// The status callback attempts of a message of `account_sid`, oldest first.
+    pub async fn callback_attempts(
+        &self,
+        account_sid: &str,
+        message_sid: &str,
+    ) -> Result<Vec<CallbackAttempt>> {
+        let mut sql = Sql::new(
+            "SELECT message_sid, account_sid, attempt, reported_status, url, method, response_code, error, latency, outcome, at FROM console_callback_attempts WHERE message_sid = ",
+        );
+        sql.text(message_sid)
+            .push(" AND account_sid = ")
+            .text(account_sid)
+            .push(" ORDER BY at, attempt");
+        let rows = sql.query().fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallbackAttempt {
+                    message_sid: text(r, "message_sid")?,
+                    account_sid: text(r, "account_sid")?,
+                    attempt: int(r, "attempt")?,
+                    reported_status: opt_text(r, "reported_status")?,
+                    url: text(r, "url")?,
+                    method: text(r, "method")?,
+                    response_code: opt_int(r, "response_code")?,
+                    error: opt_text(r, "error")?,
+                    latency: int(r, "latency")?,
+                    outcome: text(r, "outcome")?,
+                    at: int(r, "at")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn insert_console_session(
         &self,
         id_hash: &str,

@@ -901,6 +901,7 @@ impl Store {
             "message_events",
             "message_feedback",
             "idempotency_keys",
+            "console_callback_attempts",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE message_sid IN (SELECT sid FROM messages WHERE account_sid = $1 AND sid = $2)"

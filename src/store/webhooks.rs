@@ -114,6 +114,8 @@ pub struct Settlement {
     pub replies: Vec<(Message, Vec<Media>)>,
     /// What each reply will cost (for the account's spend cap), in `replies`' order.
     pub reply_estimates: Vec<crate::domain::usage::Money>,
+    /// Status callback attempts, for the console's message page.
+    pub attempts: Vec<super::console::CallbackAttempt>,
 }
 
 impl Settlement {
@@ -558,6 +560,7 @@ impl Store {
             );
         }
         let mut alerts = Vec::new();
+        let mut attempts = Vec::new();
         let mut replies = Vec::new();
         let mut estimates = Vec::new();
         let mut done: Vec<&str> = Vec::new();
@@ -605,6 +608,7 @@ impl Store {
                 }
             }
             alerts.extend(settlement.alerts.iter().cloned());
+            attempts.extend(settlement.attempts.iter());
             replies.extend(settlement.replies.iter().cloned());
             estimates.extend(settlement.reply_estimates.iter().copied());
         }
@@ -638,6 +642,7 @@ impl Store {
             }
         }
         insert_alerts(&mut tx, &alerts).await?;
+        super::console::insert_callback_attempts(&mut tx, &attempts).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -200,7 +200,11 @@ pub async fn detail(
     Path((account, sid)): Path<(String, String)>,
 ) -> PageResult {
     let path = format!("/console/{account}/messages/{sid}");
-    let (m, events) = state
+    let crate::service::console::ConsoleMessage {
+        message: m,
+        events,
+        callbacks,
+    } = state
         .app
         .console_message(&ctx.session.principal, &account, &sid, &path)
         .await
@@ -255,7 +259,31 @@ pub async fn detail(
             }
         }
         h2 { "Status callback attempts" }
-        p.muted { "warbler does not yet keep a record of each callback attempt; failed callbacks appear under Alerts in the API (/v1/Alerts)." }
+        table.grid.callbacks {
+            thead { tr { th { "Time (UTC)" } th { "Attempt" } th { "Reported status" } th { "Request" } th { "Response" } th.num { "Latency" } th { "Outcome" } } }
+            tbody {
+                @if callbacks.is_empty() {
+                    tr { td colspan="7" .muted {
+                        @if m.status_callback.is_some() || m.messaging_service_sid.is_some() { "No status callback has been attempted yet." }
+                        @else { "This message has no status callback URL." }
+                    } }
+                }
+                @for c in &callbacks {
+                    tr {
+                        td.nowrap { (when(c.at)) }
+                        td.num { (c.attempt) }
+                        td { @if let Some(s) = &c.reported_status { (status_badge(s)) } }
+                        td.url { (c.method) " " (c.url) }
+                        td {
+                            @if let Some(code) = c.response_code { code { (code) } }
+                            @if let Some(error) = &c.error { span.muted { (error) } }
+                        }
+                        td.num { (format!("{:.0} ms", c.latency as f64 / 1000.0)) }
+                        td { (c.outcome) }
+                    }
+                }
+            }
+        }
     };
     Ok(layout("Message", Some(&ctx), Some(&account), body).into_response())
 }

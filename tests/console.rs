@@ -519,7 +519,7 @@ async fn the_message_log_pages_by_keyset_and_filters() {
             .filter_map(|(at, _)| {
                 let rest = &page[at + 8..];
                 let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                (!digits.is_empty()).then(|| digits)
+                (!digits.is_empty()).then_some(digits)
             })
             .collect();
         assert!(bodies.len() <= 50, "{} rows on a page", bodies.len());

@@ -150,7 +150,7 @@ async fn source(client: &Client) -> String {
 }
 
 async fn login(client: &Client, base: &str, username: &str, password: &str) {
-    open(&client, &format!("{base}/console/login")).await;
+    open(client, &format!("{base}/console/login")).await;
     fill(client, "input[name=username]", username).await;
     fill(client, "input[name=password]", password).await;
     click(client, "form button[type=submit]").await;

@@ -6,7 +6,7 @@ use crate::store::console::{HOUR, LATENCY_BUCKETS};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
-const SIZE: (u32, u32) = (760, 280);
+const SIZE: (u32, u32) = (640, 260);
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
 /// The final statuses drawn, with their colours; everything else counts as "in progress".
@@ -220,16 +220,16 @@ pub fn latency_percentiles(data: &ChartData) -> String {
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(48)
-            .build_cartesian_2d(0i64..4i64, 0f64..top * 1.2)?;
+            .build_cartesian_2d((0u32..3u32).into_segmented(), 0f64..top * 1.2)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(4)
-            .x_label_formatter(&|i| {
-                ["p50", "p90", "p95", "p99"]
+            .x_label_formatter(&|segment| match segment {
+                SegmentValue::CenterOf(i) => ["p50", "p90", "p95", "p99"]
                     .get(*i as usize)
                     .map(|s| s.to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                _ => String::new(),
             })
             .y_desc("seconds")
             .label_style(("sans-serif", 14))
@@ -239,19 +239,26 @@ pub fn latency_percentiles(data: &ChartData) -> String {
         if points.is_empty() {
             chart.draw_series(std::iter::once(Text::new(
                 "No delivered messages in this period",
-                (1, top / 2.0),
+                (SegmentValue::Exact(0), top / 2.0),
                 ("sans-serif", 18),
             )))?;
         }
         let colour = RGBColor(46, 139, 87);
-        chart.draw_series(points.iter().enumerate().map(|(i, (_, seconds))| {
-            let x = i as i64;
-            Rectangle::new([(x, 0.0), (x + 1, *seconds)], colour.mix(0.75).filled())
-        }))?;
+        chart.draw_series(
+            Histogram::vertical(&chart)
+                .style(colour.mix(0.75).filled())
+                .margin(24)
+                .data(
+                    points
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (_, seconds))| (i as u32, *seconds)),
+                ),
+        )?;
         chart.draw_series(points.iter().enumerate().map(|(i, (_, seconds))| {
             Text::new(
                 format!("{seconds:.2} s"),
-                (i as i64, *seconds + top * 0.06),
+                (SegmentValue::CenterOf(i as u32), *seconds + top * 0.06),
                 ("sans-serif", 15),
             )
         }))?;

@@ -278,7 +278,7 @@ pub async fn detail(
                             @if let Some(code) = c.response_code { code { (code) } }
                             @if let Some(error) = &c.error { span.muted { (error) } }
                         }
-                        td.num { (format!("{:.0} ms", c.latency as f64 / 1000.0)) }
+                        td.num { (format!("{:.1} ms", c.latency as f64 / 1000.0)) }
                         td { (c.outcome) }
                     }
                 }

@@ -559,3 +559,108 @@ async fn the_message_log_pages_by_keyset_and_filters() {
         "nonsense parameters are no error page"
     );
 }
+
+#[tokio::test]
+async fn suspending_an_account_ends_its_sessions_and_a_key_must_match_the_account_given() {
+    let server = spawn().await;
+    let (sub, token) = server.subaccount("Sub").await;
+    let browser = login(&server, &sub, &token).await;
+    let suspended = server
+        .post(
+            &format!("/2010-04-01/Accounts/{sub}.json"),
+            server.main_creds(),
+            &[("Status", "suspended")],
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::OK, "{}", suspended.body);
+    let page = browser.get(&server, &format!("/console/{sub}")).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.headers[header::LOCATION], "/console/login");
+    assert_eq!(
+        try_login(&server, &sub, &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let key = server
+        .post(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json"),
+            server.main_creds(),
+            &[],
+        )
+        .await;
+    let (key_sid, secret) = (
+        key.body["sid"].as_str().unwrap().to_string(),
+        key.body["secret"].as_str().unwrap().to_string(),
+    );
+    let form = request(&server, Method::GET, "/console/login", None, &[]).await;
+    let pair = set_cookie(&form, "warbler_login").unwrap();
+    let pair = pair.split(';').next().unwrap().to_string();
+    let csrf = csrf_of(&html(&form));
+    let other_account = request(
+        &server,
+        Method::POST,
+        "/console/login",
+        Some(&pair),
+        &[
+            ("csrf", &csrf),
+            ("username", &key_sid),
+            ("password", &secret),
+            ("account_sid", &sub),
+        ],
+    )
+    .await;
+    assert_eq!(other_account.status, StatusCode::UNAUTHORIZED);
+    let own_account = request(
+        &server,
+        Method::POST,
+        "/console/login",
+        Some(&pair),
+        &[
+            ("csrf", &csrf),
+            ("username", &key_sid),
+            ("password", &secret),
+            ("account_sid", MAIN_SID),
+        ],
+    )
+    .await;
+    assert_eq!(own_account.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_service_gets_and_loses_an_alphanumeric_sender() {
+    let server = spawn().await;
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let created = browser
+        .post(
+            &server,
+            &format!("/console/{MAIN_SID}/services"),
+            &[("FriendlyName", "Alerts")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", html(&created));
+    let service_page = created.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let added = browser
+        .post(
+            &server,
+            &format!("{service_page}/alpha-senders"),
+            &[("alpha_sender", "AcmeAlerts")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", html(&added));
+    let page = html(&browser.get(&server, &service_page).await);
+    assert!(page.contains("<td>AcmeAlerts</td>"), "{page}");
+    let at = page.find("/alpha-senders/").unwrap() + 15;
+    let sender = &page[at..at + 34];
+    let removed = browser
+        .post(
+            &server,
+            &format!("{service_page}/alpha-senders/{sender}/remove"),
+            &[],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    assert!(!html(&browser.get(&server, &service_page).await).contains("<td>AcmeAlerts</td>"));
+}

@@ -96,6 +96,14 @@ pub fn router(app: App, failed_auth: FailedAuth, secure_cookies: bool) -> Router
             "/{account}/services/{service}/senders/{number}/remove",
             post(services::remove_sender),
         )
+        .route(
+            "/{account}/services/{service}/alpha-senders",
+            post(services::add_alpha_sender),
+        )
+        .route(
+            "/{account}/services/{service}/alpha-senders/{sender}/remove",
+            post(services::remove_alpha_sender),
+        )
         .route("/{account}/messages", get(messages::list))
         .route("/{account}/messages/{message}", get(messages::detail))
         .route(

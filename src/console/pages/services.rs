@@ -235,7 +235,17 @@ pub async fn detail(
                         }
                     }
                     @for a in &alpha {
-                        tr { td { (a.alpha_sender) } td { "alphanumeric" } td.nowrap { (when(a.date_created)) } td {} }
+                        tr {
+                            td { (a.alpha_sender) }
+                            td { "alphanumeric" }
+                            td.nowrap { (when(a.date_created)) }
+                            td {
+                                form.inline method="post" action={ (path) "/alpha-senders/" (a.sid) "/remove" } {
+                                    (csrf::field(&ctx))
+                                    button.danger type="submit" { "Remove" }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -249,6 +259,11 @@ pub async fn detail(
                     } }
                     button type="submit" { "Add to pool" }
                 }
+            }
+            form.inline method="post" action={ (path) "/alpha-senders" } {
+                (csrf::field(&ctx))
+                label { "Add an alphanumeric sender ID " input type="text" name="alpha_sender" maxlength="11" size="12" placeholder="e.g. AcmeAlerts"; }
+                button.secondary type="submit" { "Add sender ID" }
             }
         }
     };
@@ -311,6 +326,42 @@ pub async fn remove_sender(
     state
         .app
         .remove_from_pool(&principal, &sid, PoolKind::PhoneNumber, &number, &path)
+        .await
+        .map_err(fail)?;
+    Ok(see_other(&path))
+}
+
+pub async fn add_alpha_sender(
+    State(state): State<ConsoleState>,
+    Path((account, sid)): Path<(String, String)>,
+    post: Post,
+) -> PageResult {
+    let path = format!("/console/{account}/services/{sid}");
+    let fail = |err| service_error(&post.ctx, err);
+    let principal = acting(&state, &post.ctx, &account, &path)
+        .await
+        .map_err(fail)?;
+    state
+        .app
+        .add_alpha_sender(&principal, &sid, post.fields.get("alpha_sender"), &path)
+        .await
+        .map_err(fail)?;
+    Ok(see_other(&path))
+}
+
+pub async fn remove_alpha_sender(
+    State(state): State<ConsoleState>,
+    Path((account, sid, alpha)): Path<(String, String, String)>,
+    post: Post,
+) -> PageResult {
+    let path = format!("/console/{account}/services/{sid}");
+    let fail = |err| service_error(&post.ctx, err);
+    let principal = acting(&state, &post.ctx, &account, &path)
+        .await
+        .map_err(fail)?;
+    state
+        .app
+        .delete_alpha_sender(&principal, &sid, &alpha, &path)
         .await
         .map_err(fail)?;
     Ok(see_other(&path))

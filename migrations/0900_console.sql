@@ -38,8 +38,8 @@ FROM messages
 WHERE status IN ('delivered', 'undelivered', 'failed', 'canceled', 'received')
 GROUP BY account_sid, (date_updated / 3600000000) * 3600000000, status, COALESCE(error_code, 0);
 
--- Every status callback attempt, for a message's page in the console: where it went, what
--- answered and how fast. Written in the transaction that settles the attempt.
+-- Every status callback attempt of the last week, for a message's page in the console: where it
+-- went, what answered and how fast. Written in the transaction that settles the attempt.
 CREATE TABLE console_callback_attempts (
     message_sid     TEXT NOT NULL,
     account_sid     TEXT NOT NULL,
@@ -58,3 +58,5 @@ CREATE TABLE console_callback_attempts (
     at              BIGINT NOT NULL
 );
 CREATE INDEX console_callback_attempts_by_message ON console_callback_attempts (message_sid, at);
+-- Attempts are kept a week (store::console::CALLBACK_ATTEMPTS_KEPT); older ones are deleted.
+CREATE INDEX console_callback_attempts_by_time ON console_callback_attempts (at);

@@ -618,6 +618,10 @@ impl App {
                 if let Err(err) = self.store.expire_outcome_counts(counts_before).await {
                     tracing::warn!(%err, "expiring outcome counters failed");
                 }
+                let attempts_before = now - crate::store::console::CALLBACK_ATTEMPTS_KEPT;
+                if let Err(err) = self.store.expire_callback_attempts(attempts_before).await {
+                    tracing::warn!(%err, "expiring the console's callback attempts failed");
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}

@@ -48,6 +48,9 @@ pub struct CallbackAttempt {
     pub at: i64,
 }
 
+/// How long status callback attempts are kept (microseconds): a week.
+pub const CALLBACK_ATTEMPTS_KEPT: i64 = 7 * 24 * 3_600_000_000;
+
 /// Records status callback attempts, inside the transaction that settles them.
 pub(crate) async fn insert_callback_attempts(
     tx: &mut Tx<'_>,
@@ -277,6 +280,13 @@ impl Store {
         sql.text(id_hash);
         self.write(sql.query()).await?;
         Ok(())
+    }
+
+    /// Forgets status callback attempts made before `before`.
+    pub async fn expire_callback_attempts(&self, before: i64) -> Result<u64> {
+        let mut sql = Sql::new("DELETE FROM console_callback_attempts WHERE at < ");
+        sql.int(before);
+        Ok(self.write(sql.query()).await?.rows_affected())
     }
 
     /// Forgets sessions that ended before `now`.

@@ -258,7 +258,7 @@ pub async fn detail(
                 }
             }
         }
-        h2 { "Status callback attempts" }
+        h2 { "Status callback attempts" span.muted { " (kept for a week)" } }
         table.grid.callbacks {
             thead { tr { th { "Time (UTC)" } th { "Attempt" } th { "Reported status" } th { "Request" } th { "Response" } th.num { "Latency" } th { "Outcome" } } }
             tbody {

@@ -180,9 +180,11 @@ pub type PageResult = Result<Response, Response>;
 /// change shows the service's message.
 pub fn service_error(ctx: &Ctx, err: Error) -> Response {
     match err {
-        Error::Unauthenticated | Error::NotFound { .. } => {
-            page_error(Some(ctx), StatusCode::NOT_FOUND, "Not found.")
-        }
+        Error::Unauthenticated | Error::NotFound { .. } => page_error(
+            Some(ctx),
+            StatusCode::NOT_FOUND,
+            "Not found. This page does not exist, or your login may not see it.",
+        ),
         Error::Forbidden { .. } => page_error(
             Some(ctx),
             StatusCode::FORBIDDEN,

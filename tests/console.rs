@@ -664,3 +664,60 @@ async fn a_service_gets_and_loses_an_alphanumeric_sender() {
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     assert!(!html(&browser.get(&server, &service_page).await).contains("<td>AcmeAlerts</td>"));
 }
+
+#[tokio::test]
+async fn the_parent_suspends_reactivates_renames_and_closes_a_subaccount() {
+    let server = spawn().await;
+    let (sub, _) = server.subaccount("Sub").await;
+    let browser = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let settings = format!("/console/{sub}/settings");
+    let status = || async {
+        server
+            .get(
+                &format!("/2010-04-01/Accounts/{sub}.json"),
+                server.main_creds(),
+            )
+            .await
+            .body
+    };
+    for (to, expected) in [("suspended", "suspended"), ("active", "active")] {
+        let reply = browser
+            .post(&server, &format!("{settings}/status"), &[("status", to)])
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", html(&reply));
+        assert_eq!(status().await["status"], expected);
+    }
+    let renamed = browser
+        .post(
+            &server,
+            &format!("{settings}/rename"),
+            &[("friendly_name", "Renamed")],
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+    assert_eq!(status().await["friendly_name"], "Renamed");
+    let confirm = html(
+        &browser
+            .get(&server, &format!("{settings}/status?to=closed"))
+            .await,
+    );
+    assert!(confirm.contains("cannot be undone"));
+    browser
+        .post(
+            &server,
+            &format!("{settings}/status"),
+            &[("status", "closed")],
+        )
+        .await;
+    assert_eq!(status().await["status"], "closed");
+    // Closing is final: the service's rule, shown as the page's error.
+    let again = browser
+        .post(
+            &server,
+            &format!("{settings}/status"),
+            &[("status", "active")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert_eq!(status().await["status"], "closed");
+}

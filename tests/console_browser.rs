@@ -93,6 +93,8 @@ struct Shots {
 impl Shots {
     fn new() -> Shots {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots");
+        // Only this run's pages: numbering changes when pages are added.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Shots { dir, count: 0 }
     }
@@ -410,6 +412,17 @@ async fn the_console_end_to_end_in_chromium() {
         "latency chart: {page}"
     );
     shots.take(&client, "overview-subaccount").await;
+    open(
+        &client,
+        &format!("{base}/console/{sub}/settings/status?to=closed"),
+    )
+    .await;
+    let confirm = source(&client).await;
+    assert!(
+        confirm.contains("Close Acme Retail?") && confirm.contains("cannot be undone"),
+        "{confirm}"
+    );
+    shots.take(&client, "close-confirmation").await;
     for page in ["usage", "keys", "settings"] {
         open(&client, &format!("{base}/console/{MAIN_SID}/{page}")).await;
         let text = source(&client).await;

@@ -813,6 +813,9 @@ impl App {
                 inactive.insert(account.to_string());
             }
         }
+        // With A2P enforcement: whether each US long code of the round is in a service with a
+        // verified campaign, read once per sender.
+        let mut registered: HashMap<(String, String), bool> = HashMap::new();
         let mut decided: Vec<(Message, Outcome)> = Vec::new();
         // Messages with a sender, waiting for their pacing slot.
         let mut paced: Vec<(Message, Sender, Option<i64>)> = Vec::new();
@@ -956,6 +959,43 @@ impl App {
                     },
                 ));
                 continue;
+            }
+            if self.settings.a2p_enforcement
+                && message.direction != Direction::Inbound
+                && crate::domain::a2p::is_us_10dlc(
+                    sender.kind == SenderKind::LongCode,
+                    sender.iso_country.as_deref(),
+                    &E164::parse(&message.to)
+                        .map(|n| n.iso_country())
+                        .unwrap_or_default(),
+                )
+            {
+                let key = (message.account_sid.clone(), sender.address.clone());
+                let is_registered = match registered.get(&key) {
+                    Some(known) => *known,
+                    None => {
+                        let found = self
+                            .store
+                            .registered_numbers(&message.account_sid, &[&sender.address])
+                            .await?
+                            .contains(&sender.address);
+                        registered.insert(key, found);
+                        found
+                    }
+                };
+                if !is_registered {
+                    let (code, text) = crate::domain::a2p::UNREGISTERED_10DLC;
+                    decided.push((
+                        message,
+                        Outcome::Failed {
+                            from: Some(sender.address),
+                            error_code: code,
+                            error_message: text.into(),
+                            at: now,
+                        },
+                    ));
+                    continue;
+                }
             }
             paced.push((message, sender, pace_slot));
         }

@@ -2,6 +2,7 @@
 //! (authorization), and the operations on accounts and keys. Handlers call these; these call
 //! the store and apply the domain rules. Knows nothing of HTTP.
 
+pub mod a2p;
 pub mod accounts;
 pub mod alarms;
 pub mod content;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub opt_out_scope: crate::domain::opt_out::OptOutScope,
     /// Copy a number's opt-outs to the account it is transferred to.
     pub opt_outs_follow_number: bool,
+    /// US long codes send to US numbers only with a VERIFIED campaign (else 30034).
+    pub a2p_enforcement: bool,
     /// Monthly number rental prices by type.
     pub rental_prices: crate::domain::usage::RentalPrices,
     /// How far below zero a main account's balance may go before sends are refused; `None`
@@ -100,6 +103,7 @@ impl Settings {
             webhook_retry_base: 5_000_000,
             opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
             opt_outs_follow_number: true,
+            a2p_enforcement: false,
             rental_prices: crate::domain::usage::RentalPrices::default(),
             credit_limit: None,
             smpp_routes: Vec::new(),
@@ -435,6 +439,24 @@ pub enum Operation {
     /// warbler's own: whether a subaccount is a sandbox (its parent sets it).
     FetchSandbox,
     UpdateSandbox,
+    /// <https://www.twilio.com/docs/messaging/api/brand-registration-resource>
+    CreateBrandRegistrations,
+    ListBrandRegistrations,
+    FetchBrandRegistrations,
+    UpdateBrandRegistrations,
+    /// <https://www.twilio.com/docs/messaging/api/usapptoperson-resource>
+    CreateUsAppToPerson,
+    ListUsAppToPerson,
+    FetchUsAppToPerson,
+    UpdateUsAppToPerson,
+    DeleteUsAppToPerson,
+    FetchUsAppToPersonUsecase,
+    /// warbler's own: where an account's A2P registration events go.
+    FetchA2pEventSink,
+    UpdateA2pEventSink,
+    /// warbler's own: the operator reviews A2P registrations (in place of the registry).
+    ListA2pRegistrationReviews,
+    ReviewA2pRegistration,
 }
 
 impl Operation {
@@ -498,7 +520,19 @@ impl Operation {
             | FetchAlarm
             | UpdateAlarm
             | DeleteAlarm
-            | ListAlarmFiring => Access::Resources,
+            | ListAlarmFiring
+            | CreateBrandRegistrations
+            | ListBrandRegistrations
+            | FetchBrandRegistrations
+            | UpdateBrandRegistrations
+            | CreateUsAppToPerson
+            | ListUsAppToPerson
+            | FetchUsAppToPerson
+            | UpdateUsAppToPerson
+            | DeleteUsAppToPerson
+            | FetchUsAppToPersonUsecase
+            | FetchA2pEventSink
+            | UpdateA2pEventSink => Access::Resources,
             CreateAccount
             | ListAccount
             | FetchAccount
@@ -519,7 +553,9 @@ impl Operation {
             | ExportMessages
             | SetAccountCaps
             | ListCarrierRoutes
-            | FetchMetrics => Access::Operator,
+            | FetchMetrics
+            | ListA2pRegistrationReviews
+            | ReviewA2pRegistration => Access::Operator,
         }
     }
 }

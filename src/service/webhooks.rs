@@ -276,6 +276,7 @@ impl App {
                         }
                     }
                 }
+                WebhookKind::A2pEvent => Vec::new(),
                 WebhookKind::Inbound | WebhookKind::Trigger | WebhookKind::Alarm => {
                     form_urlencoded::parse(webhook.payload.as_deref().unwrap_or("").as_bytes())
                         .into_owned()
@@ -286,6 +287,8 @@ impl App {
                 url: webhook.url.clone(),
                 method: webhook.method.clone(),
                 params,
+                json_body: (webhook.kind == WebhookKind::A2pEvent)
+                    .then(|| webhook.payload.clone().unwrap_or_default()),
                 auth_token,
                 idempotency_token: webhook.id.clone(),
             };
@@ -294,7 +297,10 @@ impl App {
             tasks.spawn(async move {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
-                    WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
+                    WebhookKind::Status
+                    | WebhookKind::Trigger
+                    | WebhookKind::Alarm
+                    | WebhookKind::A2pEvent => {
                         let response = client.send(&request).await;
                         Delivery {
                             failure: describe_failure(&response),
@@ -366,7 +372,10 @@ impl App {
             out.settled.push(match webhook.kind {
                 WebhookKind::Inbound if webhook.fallback_url.is_some() => Settled::Fallback { id },
                 WebhookKind::Inbound => Settled::Done { id },
-                WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
+                WebhookKind::Status
+                | WebhookKind::Trigger
+                | WebhookKind::Alarm
+                | WebhookKind::A2pEvent => {
                     let due_at = now + self.backoff(webhook.attempts + 1);
                     if due_at <= webhook.created_at + self.settings.webhook_retry_window {
                         Settled::Retry { id, due_at }

@@ -1749,6 +1749,7 @@ pub fn delivery_error_message(code: i64) -> &'static str {
         21704 => "The Messaging Service contains no phone numbers",
         21610 => "Attempt to send to unsubscribed recipient",
         30002 => "Account suspended",
+        30034 => "Message from an Unregistered Number",
         _ => "Delivery failed",
     }
 }

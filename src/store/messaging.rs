@@ -298,6 +298,10 @@ impl Store {
             .bind(sid.to_string())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM a2p_campaigns WHERE messaging_service_sid = $1")
+            .bind(sid.to_string())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM alpha_senders WHERE service_sid = $1")
             .bind(sid.to_string())
             .execute(&mut *tx)

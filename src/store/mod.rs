@@ -3,6 +3,7 @@
 //! (how a write transaction starts, row locks) are decided by `Backend`.
 //! Imports `domain` and `error`; knows nothing of HTTP.
 
+pub mod a2p;
 pub mod accounts;
 pub mod alarms;
 pub mod caps;

@@ -22,6 +22,8 @@ pub enum WebhookKind {
     Trigger,
     /// An alarm that fired or cleared.
     Alarm,
+    /// An A2P registration record changed status (a CloudEvents JSON body).
+    A2pEvent,
 }
 
 impl WebhookKind {
@@ -31,6 +33,7 @@ impl WebhookKind {
             WebhookKind::Inbound => "inbound",
             WebhookKind::Trigger => "trigger",
             WebhookKind::Alarm => "alarm",
+            WebhookKind::A2pEvent => "a2p_event",
         }
     }
 }
@@ -382,6 +385,7 @@ fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
             "inbound" => WebhookKind::Inbound,
             "trigger" => WebhookKind::Trigger,
             "alarm" => WebhookKind::Alarm,
+            "a2p_event" => WebhookKind::A2pEvent,
             _ => WebhookKind::Status,
         },
         account_sid: text(row, "account_sid")?,

@@ -345,7 +345,6 @@ async fn brands_and_campaigns_move_through_the_operators_review_and_report_each_
             .unwrap()
     };
     let approved_event = event(&campaign, "campaign-approved");
-    let approved_event = &received[4];
     assert_eq!(approved_event["specversion"], "1.0");
     assert_eq!(approved_event["data"]["campaignsid"], campaign.as_str());
     assert_eq!(

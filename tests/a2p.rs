@@ -29,7 +29,7 @@ async fn create_brand(server: &TestServer, creds: (&str, &str), mock: bool) -> V
     reply.body
 }
 
-fn campaign_form<'a>(brand: &'a str) -> Vec<(&'a str, &'a str)> {
+fn campaign_form(brand: &str) -> Vec<(&str, &str)> {
     vec![
         ("BrandRegistrationSid", brand),
         ("UsAppToPersonUsecase", "ACCOUNT_NOTIFICATION"),
@@ -633,4 +633,48 @@ async fn rejecting_one_tenants_campaign_contains_it_and_spares_its_sibling() {
         2 * PER_TENANT,
         (2 * PER_TENANT) as f64 / after_secs,
     );
+}
+
+/// `warbler a2p …`, the operator's review from the command line, on the server's database.
+#[tokio::test]
+async fn the_operator_reviews_from_the_command_line() {
+    let server = spawn().await;
+    let (sid, token) = server.subaccount("Falcon").await;
+    let creds = (sid.as_str(), token.as_str());
+    let brand = create_brand(&server, creds, false).await;
+    let brand_sid = brand["sid"].as_str().unwrap().to_string();
+    let warbler = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_warbler"))
+            .args(args)
+            .args(["--database-url", &server.database_url])
+            .env_remove("WARBLER_DATABASE_URL")
+            .env_remove("WARBLER_CONFIG")
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, pending, stderr) = warbler(&["a2p", "pending"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        pending.contains(&brand_sid) && pending.contains("brand"),
+        "{pending}"
+    );
+    let (ok, out, stderr) = warbler(&["a2p", "approve", &brand_sid]);
+    assert!(ok, "{stderr}");
+    assert!(out.contains("APPROVED"), "{out}");
+    let fetched = server
+        .get(&format!("/v1/a2p/BrandRegistrations/{brand_sid}"), creds)
+        .await;
+    assert_eq!(fetched.body["status"], "APPROVED");
+    // A move the statuses do not allow fails with the reason.
+    let (ok, _, stderr) = warbler(&["a2p", "reject", &brand_sid, "--reason", "late"]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot become FAILED"), "{stderr}");
+    let (ok, _, stderr) = warbler(&["a2p", "approve", "XX123"]);
+    assert!(!ok);
+    assert!(stderr.contains("neither a brand"), "{stderr}");
 }

@@ -84,7 +84,7 @@ impl ReviewRequest<'_> {
 /// A record awaiting review (the operator's queue).
 pub enum Pending {
     Brand(Brand),
-    Campaign(Campaign),
+    Campaign(Box<Campaign>),
 }
 
 impl App {
@@ -467,7 +467,11 @@ impl App {
         Ok(brands
             .into_iter()
             .map(Pending::Brand)
-            .chain(campaigns.into_iter().map(Pending::Campaign))
+            .chain(
+                campaigns
+                    .into_iter()
+                    .map(|c| Pending::Campaign(Box::new(c))),
+            )
             .collect())
     }
 
@@ -485,7 +489,7 @@ impl App {
         } else if sid.starts_with(SidKind::UsAppToPerson.prefix()) {
             self.review_campaign(sid, request)
                 .await
-                .map(Pending::Campaign)
+                .map(|c| Pending::Campaign(Box::new(c)))
         } else {
             Err(Error::not_found(path))
         }

@@ -15,7 +15,7 @@ use crate::domain::time::now_micros;
 use crate::error::Error;
 use crate::service::inbound::Incoming as InboundMessage;
 use crate::service::App;
-use crate::store::messages::Receipt;
+use crate::store::rows::Receipt;
 use rusmpp::CommandStatus;
 use tokio::sync::mpsc;
 

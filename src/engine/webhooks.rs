@@ -28,7 +28,8 @@ use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::domain::twiml::{self, ReplyMessage, Verb};
 use crate::error::Result;
-use crate::store::webhooks::{Settled, Settlement, Webhook, WebhookKind};
+use crate::store::rows::WebhookKind;
+use crate::store::webhooks::{Settled, Settlement, Webhook};
 use crate::webhook::{Request, Response, WebhookClient};
 use std::collections::HashMap;
 

@@ -660,21 +660,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(metrics, router).await });
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = app.spawn_workers(stopped.clone())?;
-    let heartbeats = {
-        let app = app.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move { app.run_heartbeats(stopped).await })
-    };
-    let webhooks = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_webhooks(stopped).await })
-    };
+    let engine = warbler::engine::start(&app, stopped)?;
     api::server::serve(listener, router, limits, shutdown_signal()).await?;
     let _ = stop.send(true);
-    let _ = workers.await;
-    let _ = webhooks.await;
-    let _ = heartbeats.await;
+    engine.stopped().await;
     app.carrier.shutdown().await;
     tracing::info!("stopped");
     Ok(())

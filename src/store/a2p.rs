@@ -2,8 +2,9 @@
 //! the dispatcher makes: which US long codes sit in a service with a verified campaign.
 //! A status change and the event it produces commit together.
 
-use super::inbound::InboundTarget;
-use super::webhooks::{enqueue_payload, WebhookKind};
+use super::outbox::enqueue_payload;
+use super::rows::InboundTarget;
+use super::rows::WebhookKind;
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::a2p::{Brand, BrandStatus, Campaign, CampaignDetails, CampaignStatus};
 use crate::domain::paging::PageRequest;
@@ -82,7 +83,7 @@ impl Store {
     /// Inserts a brand unless its account holds `cap` already (false).
     pub async fn insert_brand_capped(&self, brand: &Brand, cap: u32) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        if !super::accounts::below_cap(&mut tx, &brand.account_sid, "a2p_brands", cap).await? {
+        if !super::caps::below_cap(&mut tx, &brand.account_sid, "a2p_brands", cap).await? {
             return Ok(false);
         }
         let mut sql = Sql::new(&format!(

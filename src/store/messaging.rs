@@ -173,8 +173,7 @@ impl Store {
         cap: u32,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        if !super::accounts::below_cap(&mut tx, &service.account_sid, "messaging_services", cap)
-            .await?
+        if !super::caps::below_cap(&mut tx, &service.account_sid, "messaging_services", cap).await?
         {
             return Ok(false);
         }

@@ -13,10 +13,14 @@ pub mod database_url;
 mod durability;
 pub mod inbound;
 pub mod keys;
+pub(crate) mod leases;
 pub mod messages;
 pub mod messaging;
 pub mod nodes;
 pub mod numbers;
+pub(crate) mod outbox;
+pub mod queue;
+pub mod rows;
 mod sql;
 pub mod test_credentials;
 pub mod triggers;
@@ -106,14 +110,14 @@ impl WriteSession {
             Vec<crate::domain::message::Media>,
         )],
         estimates: &[crate::domain::usage::Money],
-        terms: &[messages::Terms],
+        terms: &[queue::Terms],
         due_now: i64,
-    ) -> Result<(Vec<messages::Admission>, Durable)> {
+    ) -> Result<(Vec<rows::Admission>, Durable)> {
         if self.store.backend == Backend::Postgres {
             let mut tx = self.begin().await?;
-            let admissions = messages::insert_new_messages_in(
+            let admissions = queue::insert_new_messages_in(
                 &mut tx,
-                messages::Framing::InTransaction,
+                queue::Framing::InTransaction,
                 batch,
                 estimates,
                 terms,
@@ -123,9 +127,9 @@ impl WriteSession {
             return Ok((admissions, tx.commit_deferred().await?));
         }
         let connection = self.connection()?;
-        let written = messages::insert_new_messages_in(
+        let written = queue::insert_new_messages_in(
             connection,
-            messages::Framing::BeginAndCommit,
+            queue::Framing::BeginAndCommit,
             batch,
             estimates,
             terms,

@@ -1,6 +1,6 @@
 //! Outgoing webhooks: the HTTP client that sends them (signed with `X-Twilio-Signature`,
 //! with timeouts, refusing private addresses unless allowed). What to send and when (the
-//! durable outbox, retries, alerts) is decided in `service::webhooks`.
+//! durable outbox, retries, alerts) is decided in `engine::webhooks`.
 
 mod guard;
 pub mod signature;

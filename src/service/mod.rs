@@ -1,6 +1,7 @@
-//! The application's use cases: who is calling (authentication), what they may touch
-//! (authorization), and the operations on accounts and keys. Handlers call these; these call
-//! the store and apply the domain rules. Knows nothing of HTTP.
+//! The application's use cases at request time: who is calling (authentication), what they
+//! may touch (authorization, `Operation::access`), and the operations themselves. Handlers
+//! call these; these call the store and apply the domain rules. Knows nothing of HTTP, and
+//! nothing of `engine`, whose background loops are methods on the same `App`.
 
 pub mod a2p;
 pub mod accounts;

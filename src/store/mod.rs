@@ -1,7 +1,10 @@
 //! Persistence: one `Store` over SQLite or PostgreSQL, chosen by the database URL's scheme.
 //! Both run the same portable SQL through sqlx's `Any` driver; the few dialect differences
 //! (how a write transaction starts, row locks) are decided by `Backend`.
-//! Imports `domain` and `error`; knows nothing of HTTP.
+//! Imports `domain` and `error`; knows nothing of HTTP. The table modules (`messages`,
+//! `carrier`, `inbound`, `webhooks`…) share `rows` (row types), `outbox` (writes into the
+//! webhook outbox and alerts), `queue` (writes of new messages) and `leases`, and never import
+//! each other in a circle.
 
 pub mod a2p;
 pub mod accounts;

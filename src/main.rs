@@ -224,7 +224,7 @@ enum NumbersCommand {
 
 /// `warbler a2p …`: the operator's review, straight on the database.
 async fn a2p_command(config: Config, command: A2pCommand) -> anyhow::Result<()> {
-    use warbler::service::a2p::{Decision, Pending, ReviewRequest};
+    use warbler::service::a2p::{Decision, Registration, ReviewRequest};
     let app = open_app(&config).await?;
     let fail = |err: warbler::error::Error| anyhow::anyhow!("{}", err.body().message);
     let (sid, request) = match &command {
@@ -235,14 +235,14 @@ async fn a2p_command(config: Config, command: A2pCommand) -> anyhow::Result<()> 
             }
             for item in pending {
                 match item {
-                    Pending::Brand(b) => println!(
+                    Registration::Brand(b) => println!(
                         "{}  brand     account {}  {}  {}",
                         b.sid,
                         b.account_sid,
                         b.brand_type,
                         warbler::domain::time::iso8601(b.date_created)
                     ),
-                    Pending::Campaign(c) => println!(
+                    Registration::Campaign(c) => println!(
                         "{}  campaign  account {}  service {}  {}  {}",
                         c.sid,
                         c.account_sid,

@@ -12,7 +12,7 @@ use crate::domain::number::validate_url;
 use crate::domain::paging::{Cursor, PageRequest};
 use crate::domain::time::iso8601;
 use crate::error::{Error, Result};
-use crate::service::a2p::{BrandRequest, CampaignRequest, Decision, Pending, ReviewRequest};
+use crate::service::a2p::{BrandRequest, CampaignRequest, Decision, Registration, ReviewRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -391,14 +391,14 @@ pub async fn update_a2p_event_sink(
     Ok(Json(sink_json(&state, &account_sid, url)))
 }
 
-fn pending_json(base: &str, pending: &Pending) -> Value {
-    match pending {
-        Pending::Brand(b) => {
+fn registration_json(base: &str, registration: &Registration) -> Value {
+    match registration {
+        Registration::Brand(b) => {
             let mut item = brand_json(base, b);
             item["type"] = "brand".into();
             item
         }
-        Pending::Campaign(c) => {
+        Registration::Campaign(c) => {
             let mut item = campaign_json(base, c);
             item["type"] = "campaign".into();
             item
@@ -414,7 +414,7 @@ pub async fn list_a2p_registration_reviews(
     let pending = state.app.list_pending_registrations(&caller).await?;
     let items: Vec<Value> = pending
         .iter()
-        .map(|p| pending_json(&state.public_url, p))
+        .map(|p| registration_json(&state.public_url, p))
         .collect();
     Ok(Json(json!({ "reviews": items })))
 }
@@ -442,5 +442,5 @@ pub async fn review_a2p_registration(
         .app
         .review_registration(&caller, &sid, &request, &path)
         .await?;
-    Ok(Json(pending_json(&state.public_url, &reviewed)))
+    Ok(Json(registration_json(&state.public_url, &reviewed)))
 }

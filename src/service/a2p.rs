@@ -81,8 +81,8 @@ impl ReviewRequest<'_> {
     }
 }
 
-/// A record awaiting review (the operator's queue).
-pub enum Pending {
+/// A registration record: one the operator reviews (brand or campaign).
+pub enum Registration {
     Brand(Brand),
     Campaign(Box<Campaign>),
 }
@@ -462,15 +462,15 @@ impl App {
     }
 
     /// The operator's queue: brands and campaigns awaiting review, oldest first.
-    pub async fn pending_registrations(&self, limit: i64) -> Result<Vec<Pending>> {
+    pub async fn pending_registrations(&self, limit: i64) -> Result<Vec<Registration>> {
         let (brands, campaigns) = self.store.pending_registrations(limit).await?;
         Ok(brands
             .into_iter()
-            .map(Pending::Brand)
+            .map(Registration::Brand)
             .chain(
                 campaigns
                     .into_iter()
-                    .map(|c| Pending::Campaign(Box::new(c))),
+                    .map(|c| Registration::Campaign(Box::new(c))),
             )
             .collect())
     }
@@ -482,21 +482,26 @@ impl App {
         sid: &str,
         request: &ReviewRequest<'_>,
         path: &str,
-    ) -> Result<Pending> {
+    ) -> Result<Registration> {
         check_credential(principal, Operation::ReviewA2pRegistration)?;
         if sid.starts_with(SidKind::BrandRegistration.prefix()) {
-            self.review_brand(sid, request).await.map(Pending::Brand)
+            self.review_brand(sid, request)
+                .await
+                .map(Registration::Brand)
         } else if sid.starts_with(SidKind::UsAppToPerson.prefix()) {
             self.review_campaign(sid, request)
                 .await
-                .map(|c| Pending::Campaign(Box::new(c)))
+                .map(|c| Registration::Campaign(Box::new(c)))
         } else {
             Err(Error::not_found(path))
         }
     }
 
     /// The operator's queue through the API.
-    pub async fn list_pending_registrations(&self, principal: &Principal) -> Result<Vec<Pending>> {
+    pub async fn list_pending_registrations(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<Registration>> {
         check_credential(principal, Operation::ListA2pRegistrationReviews)?;
         self.pending_registrations(1000).await
     }

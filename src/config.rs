@@ -97,6 +97,9 @@ pub struct Config {
     pub opt_out_scope: crate::domain::opt_out::OptOutScope,
     /// When a number moves to another account, its opt-outs are copied there.
     pub opt_outs_follow_number: bool,
+    /// US A2P 10DLC: a US long code sends to US numbers only from a Messaging Service with a
+    /// VERIFIED campaign; other such messages fail with 30034.
+    pub a2p_enforcement: bool,
     /// Monthly number rental prices (`[rental_prices] local = "1.15"`, `mobile`, `toll_free`,
     /// `short_code`), charged at purchase and every 30 days after.
     pub rental_prices: crate::domain::usage::RentalPrices,
@@ -191,6 +194,7 @@ impl Default for Config {
             smpp_mo_parts_max_sets: 10_000,
             opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
             opt_outs_follow_number: true,
+            a2p_enforcement: false,
             rental_prices: crate::domain::usage::RentalPrices::default(),
             credit_limit: None,
             smpp_routes: Vec::new(),

@@ -2,8 +2,9 @@
 //!
 //! Layers, from the outside in (imports only point inward):
 //! `api` (HTTP, Twilio's wire contract) → `service` (use cases, authorization) → `store`
-//! (SQLite / PostgreSQL) → `domain` (pure rules). `webhook`, `mail` and `carrier` are driven
-//! by `service`. `config` is read by the binary; `error` and `telemetry` (metrics) are shared
+//! (SQLite / PostgreSQL) → `domain` (pure rules). `engine` (the background loops: dispatcher,
+//! receipts, webhook sender, evaluators, heartbeats) drives `service` beside `api`.
+//! `webhook`, `mail` and `carrier` are driven by `service` and `engine`. `config` is read by the binary; `error` and `telemetry` (metrics) are shared
 //! by all.
 
 pub mod api;
@@ -11,6 +12,7 @@ pub mod carrier;
 pub mod config;
 pub mod console;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod mail;
 pub mod service;

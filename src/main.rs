@@ -71,6 +71,38 @@ enum Command {
         #[command(subcommand)]
         command: CapsCommand,
     },
+    /// US A2P 10DLC registrations: review brands and campaigns (in place of The Campaign
+    /// Registry, which warbler cannot reach).
+    A2p {
+        #[command(subcommand)]
+        command: A2pCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum A2pCommand {
+    /// List the brands (BN…) and campaigns (QE…) awaiting review, oldest first.
+    Pending,
+    /// Approve a brand (APPROVED) or campaign (VERIFIED), or reinstate a suspended one.
+    Approve { sid: String },
+    /// Reject a pending brand or campaign (FAILED).
+    Reject {
+        sid: String,
+        /// Why, shown to the account in the record's `errors` and in the event.
+        #[arg(long)]
+        reason: String,
+        /// A Twilio error code to report with it (e.g. 30701).
+        #[arg(long)]
+        error_code: Option<i64>,
+    },
+    /// Suspend an approved brand (and its campaigns) or a verified campaign.
+    Suspend {
+        sid: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        error_code: Option<i64>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -190,6 +222,93 @@ enum NumbersCommand {
     },
 }
 
+/// `warbler a2p …`: the operator's review, straight on the database.
+async fn a2p_command(config: Config, command: A2pCommand) -> anyhow::Result<()> {
+    use warbler::service::a2p::{Decision, Registration, ReviewRequest};
+    let app = open_app(&config).await?;
+    let fail = |err: warbler::error::Error| anyhow::anyhow!("{}", err.body().message);
+    let (sid, request) = match &command {
+        A2pCommand::Pending => {
+            let pending = app.pending_registrations(1000).await.map_err(fail)?;
+            if pending.is_empty() {
+                println!("nothing awaits review");
+            }
+            for item in pending {
+                match item {
+                    Registration::Brand(b) => println!(
+                        "{}  brand     account {}  {}  {}",
+                        b.sid,
+                        b.account_sid,
+                        b.brand_type,
+                        warbler::domain::time::iso8601(b.date_created)
+                    ),
+                    Registration::Campaign(c) => println!(
+                        "{}  campaign  account {}  service {}  {}  {}",
+                        c.sid,
+                        c.account_sid,
+                        c.messaging_service_sid,
+                        c.usecase,
+                        warbler::domain::time::iso8601(c.date_created)
+                    ),
+                }
+            }
+            return Ok(());
+        }
+        A2pCommand::Approve { sid } => (
+            sid,
+            ReviewRequest {
+                decision: Decision::Approve,
+                reason: None,
+                error_code: None,
+            },
+        ),
+        A2pCommand::Reject {
+            sid,
+            reason,
+            error_code,
+        } => (
+            sid,
+            ReviewRequest {
+                decision: Decision::Reject,
+                reason: Some(reason),
+                error_code: *error_code,
+            },
+        ),
+        A2pCommand::Suspend {
+            sid,
+            reason,
+            error_code,
+        } => (
+            sid,
+            ReviewRequest {
+                decision: Decision::Suspend,
+                reason: reason.as_deref(),
+                error_code: *error_code,
+            },
+        ),
+    };
+    if sid.starts_with("BN") {
+        let brand = app.review_brand(sid, &request).await.map_err(fail)?;
+        println!(
+            "{}: {} (registry ID {})",
+            brand.sid,
+            brand.status.as_str(),
+            brand.tcr_id.as_deref().unwrap_or("none")
+        );
+    } else if sid.starts_with("QE") {
+        let campaign = app.review_campaign(sid, &request).await.map_err(fail)?;
+        println!(
+            "{}: {} (registry ID {})",
+            campaign.sid,
+            campaign.status.as_str(),
+            campaign.campaign_id.as_deref().unwrap_or("none")
+        );
+    } else {
+        anyhow::bail!("{sid} is neither a brand (BN…) nor a campaign (QE…)");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref()).context("reading configuration")?;
@@ -292,6 +411,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }),
+        Command::A2p { command } => runtime.block_on(a2p_command(config, command)),
         Command::Billing {
             command:
                 BillingCommand::Credit {
@@ -390,6 +510,7 @@ async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
             },
             opt_out_scope: config.opt_out_scope,
             opt_outs_follow_number: config.opt_outs_follow_number,
+            a2p_enforcement: config.a2p_enforcement,
             rental_prices: {
                 config
                     .rental_prices
@@ -539,21 +660,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(async move { axum::serve(metrics, router).await });
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = app.spawn_workers(stopped.clone())?;
-    let heartbeats = {
-        let app = app.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move { app.run_heartbeats(stopped).await })
-    };
-    let webhooks = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_webhooks(stopped).await })
-    };
+    let engine = warbler::engine::start(&app, stopped)?;
     api::server::serve(listener, router, limits, shutdown_signal()).await?;
     let _ = stop.send(true);
-    let _ = workers.await;
-    let _ = webhooks.await;
-    let _ = heartbeats.await;
+    engine.stopped().await;
     app.carrier.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -725,7 +725,7 @@ async fn a_receipt_that_arrives_before_its_submit_is_recorded_waits() {
     server
         .app
         .store
-        .insert_receipts(&[warbler::store::messages::Receipt {
+        .insert_receipts(&[warbler::store::rows::Receipt {
             id: "early".into(),
             carrier_message_id: "carrier-early".into(),
             status: MessageStatus::Delivered,

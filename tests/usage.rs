@@ -816,7 +816,7 @@ async fn a_failed_group_leaves_nothing_behind_and_its_session_writes_the_next() 
         .expect("the session's connection is usable after a failed group");
     durable.wait().await.unwrap();
     assert_eq!(admissions.len(), 1);
-    assert!(admissions[0] == warbler::store::messages::Admission::Accepted);
+    assert!(admissions[0] == warbler::store::rows::Admission::Accepted);
     drop(session);
     assert!(store.message(MAIN_SID, &twice.sid).await.unwrap().is_none());
     assert!(store.message(MAIN_SID, &once.sid).await.unwrap().is_some());

@@ -78,7 +78,7 @@ pub async fn create_service(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(v1::service(&state.public_url, &service)),
+        Json(v1::service(&state.public_url, &service, false)),
     ))
 }
 
@@ -89,6 +89,8 @@ pub async fn list_service(
 ) -> Result<Json<Value>> {
     let page = page_of(&params)?;
     let rows = state.app.list_services(&caller, &page).await?;
+    let sids: Vec<&str> = rows.iter().map(|s| s.sid.as_str()).collect();
+    let registered = state.app.registered_services(&sids).await?;
     let list = V1Page {
         url: format!("{}/v1/Services", state.public_url),
         key: "services",
@@ -101,7 +103,7 @@ pub async fn list_service(
             created: s.date_created,
             sid: s.sid.clone(),
         },
-        |s| v1::service(&state.public_url, s),
+        |s| v1::service(&state.public_url, s, registered.contains(&s.sid)),
     )))
 }
 
@@ -112,7 +114,8 @@ pub async fn fetch_service(
     axum::extract::Path(sid): axum::extract::Path<String>,
 ) -> Result<Json<Value>> {
     let service = state.app.fetch_service(&caller, &sid, &path).await?;
-    Ok(Json(v1::service(&state.public_url, &service)))
+    let registered = state.app.service_registered(&service.sid).await?;
+    Ok(Json(v1::service(&state.public_url, &service, registered)))
 }
 
 pub async fn update_service(
@@ -127,7 +130,8 @@ pub async fn update_service(
         .app
         .update_service(&caller, &sid, changes, &path)
         .await?;
-    Ok(Json(v1::service(&state.public_url, &service)))
+    let registered = state.app.service_registered(&service.sid).await?;
+    Ok(Json(v1::service(&state.public_url, &service, registered)))
 }
 
 pub async fn delete_service(

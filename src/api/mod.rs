@@ -2,6 +2,7 @@
 //! rendering live here; every decision is the service's. Handlers are thin: parse, call the
 //! service, render.
 
+mod a2p;
 mod accounts;
 mod alarms;
 mod auth;
@@ -183,6 +184,28 @@ fn routes() -> Router<ApiState> {
                 .delete(messaging::delete_service),
         )
         .route(
+            "/v1/Services/{ServiceSid}/Compliance/Usa2p",
+            get(a2p::list_us_app_to_person).post(a2p::create_us_app_to_person),
+        )
+        .route(
+            "/v1/Services/{ServiceSid}/Compliance/Usa2p/Usecases",
+            get(a2p::fetch_us_app_to_person_usecase),
+        )
+        .route(
+            "/v1/Services/{ServiceSid}/Compliance/Usa2p/{Sid}",
+            get(a2p::fetch_us_app_to_person)
+                .post(a2p::update_us_app_to_person)
+                .delete(a2p::delete_us_app_to_person),
+        )
+        .route(
+            "/v1/a2p/BrandRegistrations",
+            get(a2p::list_brand_registrations).post(a2p::create_brand_registrations),
+        )
+        .route(
+            "/v1/a2p/BrandRegistrations/{Sid}",
+            get(a2p::fetch_brand_registrations).post(a2p::update_brand_registrations),
+        )
+        .route(
             "/v1/Services/{ServiceSid}/{Pool}",
             get(messaging::list_pool).post(messaging::create_pool_member),
         )
@@ -262,6 +285,18 @@ fn routes() -> Router<ApiState> {
         .route(
             "/warbler/v1/Services/{Sid}/OptOutSettings",
             get(opt_outs::fetch_opt_out_settings).post(opt_outs::update_opt_out_settings),
+        )
+        .route(
+            "/warbler/v1/Accounts/{AccountSid}/A2pEventSink",
+            get(a2p::fetch_a2p_event_sink).post(a2p::update_a2p_event_sink),
+        )
+        .route(
+            "/warbler/v1/A2p/Reviews",
+            get(a2p::list_a2p_registration_reviews),
+        )
+        .route(
+            "/warbler/v1/A2p/Reviews/{Sid}",
+            post(a2p::review_a2p_registration),
         )
         .route(
             "/warbler/v1/Alarms",

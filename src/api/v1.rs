@@ -73,7 +73,8 @@ impl V1Page<'_> {
     }
 }
 
-pub fn service(base: &str, s: &MessagingService) -> Value {
+/// A service; `registered`: it has a VERIFIED A2P campaign.
+pub fn service(base: &str, s: &MessagingService, registered: bool) -> Value {
     let url = format!("{base}/v1/Services/{}", s.sid);
     json!({
         "sid": s.sid,
@@ -95,7 +96,7 @@ pub fn service(base: &str, s: &MessagingService) -> Value {
         "synchronous_validation": s.synchronous_validation,
         "validity_period": s.validity_period,
         "usecase": s.usecase,
-        "us_app_to_person_registered": false,
+        "us_app_to_person_registered": registered,
         "use_inbound_webhook_on_number": s.use_inbound_webhook_on_number,
         "links": {
             "phone_numbers": format!("{url}/PhoneNumbers"),

@@ -19,7 +19,7 @@ use super::{Submit, SubmitOutcome};
 use crate::domain::message::MessageStatus;
 use crate::domain::sid::ordered_hex32;
 use crate::store::carrier::{CarrierRecords, SimulatedSubmission};
-use crate::store::messages::Receipt;
+use crate::store::rows::Receipt;
 
 #[derive(Clone)]
 pub struct SimulatedCarrier {

@@ -2,6 +2,7 @@
 //! their transitions, credentials, dates in Twilio's formats, paging cursors.
 //! Imports nothing of ours but the leaf `error` module; knows neither HTTP nor SQL.
 
+pub mod a2p;
 pub mod account;
 pub mod alarm;
 pub mod alert;

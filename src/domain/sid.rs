@@ -22,6 +22,9 @@ pub enum SidKind {
     /// warbler's own: an alarm and its firings.
     Alarm,
     AlarmFiring,
+    /// US A2P 10DLC: a Brand registration and a service's campaign.
+    BrandRegistration,
+    UsAppToPerson,
 }
 
 impl SidKind {
@@ -42,6 +45,8 @@ impl SidKind {
             SidKind::Content => "HX",
             SidKind::Alarm => "AL",
             SidKind::AlarmFiring => "AF",
+            SidKind::BrandRegistration => "BN",
+            SidKind::UsAppToPerson => "QE",
         }
     }
 }

@@ -227,7 +227,7 @@ impl App {
                     .map(|e| e.to_string()),
             };
             if let Some(reason) = refused {
-                alerts.push(crate::store::webhooks::refused_reply_alert(
+                alerts.push(crate::store::outbox::refused_reply_alert(
                     reply,
                     &format!("Auto-reply to {} not sent: {reason}", reply.to),
                     now,

@@ -5,7 +5,7 @@ use super::{App, Operation, Principal};
 use crate::domain::account::Account;
 use crate::domain::message::MessageStatus;
 use crate::error::Result;
-use crate::store::messages::StatusChange;
+use crate::store::rows::StatusChange;
 use crate::telemetry;
 use std::sync::atomic::Ordering::Relaxed;
 

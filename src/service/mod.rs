@@ -1,9 +1,12 @@
-//! The application's use cases: who is calling (authentication), what they may touch
-//! (authorization), and the operations on accounts and keys. Handlers call these; these call
-//! the store and apply the domain rules. Knows nothing of HTTP.
+//! The application's use cases at request time: who is calling (authentication), what they
+//! may touch (authorization, `Operation::access`), and the operations themselves. Handlers
+//! call these; these call the store and apply the domain rules. Knows nothing of HTTP, and
+//! nothing of `engine`, whose background loops are methods on the same `App`.
 
+pub mod a2p;
 pub mod accounts;
 pub mod alarms;
+pub mod alerts;
 pub mod console;
 pub mod content;
 pub mod export;
@@ -17,7 +20,6 @@ pub mod smpp;
 pub mod test_credentials;
 pub mod triggers;
 pub mod usage;
-pub mod webhooks;
 pub mod writer;
 
 use crate::domain::account::{Account, AccountStatus};
@@ -59,6 +61,8 @@ pub struct Settings {
     pub opt_out_scope: crate::domain::opt_out::OptOutScope,
     /// Copy a number's opt-outs to the account it is transferred to.
     pub opt_outs_follow_number: bool,
+    /// US long codes send to US numbers only with a VERIFIED campaign (else 30034).
+    pub a2p_enforcement: bool,
     /// Monthly number rental prices by type.
     pub rental_prices: crate::domain::usage::RentalPrices,
     /// How far below zero a main account's balance may go before sends are refused; `None`
@@ -101,6 +105,7 @@ impl Settings {
             webhook_retry_base: 5_000_000,
             opt_out_scope: crate::domain::opt_out::OptOutScope::Account,
             opt_outs_follow_number: true,
+            a2p_enforcement: false,
             rental_prices: crate::domain::usage::RentalPrices::default(),
             credit_limit: None,
             smpp_routes: Vec::new(),
@@ -124,9 +129,9 @@ pub struct TtlCache<V> {
 }
 
 /// How often a node records that it is alive (see `store::nodes`).
-const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long a node's lease on an SMPP bind slot lasts (renewed every `HEARTBEAT_EVERY`).
-const BIND_LEASE: i64 = 10_000_000;
+pub(crate) const BIND_LEASE: i64 = 10_000_000;
 
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a SID that named no account or key is remembered as unknown. SIDs are random
@@ -228,17 +233,18 @@ pub struct App {
     /// once; cleared with `services`.
     pub senders: std::sync::Arc<TtlCache<crate::domain::sender::Sender>>,
     /// When the usage triggers were last evaluated (microseconds).
-    triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub(crate) triggers_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// When the alarms were last evaluated (microseconds).
-    alarms_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub(crate) alarms_evaluated_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// When incomplete inbound SMPP parts were last looked at (microseconds).
-    mo_parts_swept_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    pub(crate) mo_parts_swept_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// What this node counted since it started.
     pub counters: std::sync::Arc<Counters>,
     /// This node, among the nodes sharing the database.
     pub node: std::sync::Arc<Node>,
     /// The main account of each account seen by the metrics (see `metrics_label_of`).
-    main_accounts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+    pub(crate) main_accounts:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 /// This node's identity and what it knows of the others (see `App::run_heartbeats`).
@@ -249,7 +255,7 @@ pub struct Node {
     /// Nodes that beat their heart lately, this one included (1 until the first beat).
     pub live_nodes: std::sync::atomic::AtomicUsize,
     /// Their ids, sorted (this one alone until the first beat).
-    live_ids: std::sync::Mutex<Vec<String>>,
+    pub(crate) live_ids: std::sync::Mutex<Vec<String>>,
 }
 
 impl Node {
@@ -436,6 +442,24 @@ pub enum Operation {
     /// warbler's own: whether a subaccount is a sandbox (its parent sets it).
     FetchSandbox,
     UpdateSandbox,
+    /// <https://www.twilio.com/docs/messaging/api/brand-registration-resource>
+    CreateBrandRegistrations,
+    ListBrandRegistrations,
+    FetchBrandRegistrations,
+    UpdateBrandRegistrations,
+    /// <https://www.twilio.com/docs/messaging/api/usapptoperson-resource>
+    CreateUsAppToPerson,
+    ListUsAppToPerson,
+    FetchUsAppToPerson,
+    UpdateUsAppToPerson,
+    DeleteUsAppToPerson,
+    FetchUsAppToPersonUsecase,
+    /// warbler's own: where an account's A2P registration events go.
+    FetchA2pEventSink,
+    UpdateA2pEventSink,
+    /// warbler's own: the operator reviews A2P registrations (in place of the registry).
+    ListA2pRegistrationReviews,
+    ReviewA2pRegistration,
 }
 
 impl Operation {
@@ -499,7 +523,19 @@ impl Operation {
             | FetchAlarm
             | UpdateAlarm
             | DeleteAlarm
-            | ListAlarmFiring => Access::Resources,
+            | ListAlarmFiring
+            | CreateBrandRegistrations
+            | ListBrandRegistrations
+            | FetchBrandRegistrations
+            | UpdateBrandRegistrations
+            | CreateUsAppToPerson
+            | ListUsAppToPerson
+            | FetchUsAppToPerson
+            | UpdateUsAppToPerson
+            | DeleteUsAppToPerson
+            | FetchUsAppToPersonUsecase
+            | FetchA2pEventSink
+            | UpdateA2pEventSink => Access::Resources,
             CreateAccount
             | ListAccount
             | FetchAccount
@@ -520,7 +556,9 @@ impl Operation {
             | ExportMessages
             | SetAccountCaps
             | ListCarrierRoutes
-            | FetchMetrics => Access::Operator,
+            | FetchMetrics
+            | ListA2pRegistrationReviews
+            | ReviewA2pRegistration => Access::Operator,
         }
     }
 }
@@ -580,62 +618,6 @@ impl App {
         app
     }
 
-    /// Beats this node's heart every `HEARTBEAT_EVERY` until `shutdown` fires, keeping
-    /// `Node::live_nodes` current; then removes the node, so the others count it gone at once.
-    pub async fn run_heartbeats(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            let now = crate::domain::time::now_micros();
-            match self
-                .store
-                .node_heartbeat(&self.node.id, self.node.started_at, now)
-                .await
-            {
-                Ok(ids) => {
-                    let live = ids.len().max(1);
-                    if let Ok(mut known) = self.node.live_ids.lock() {
-                        *known = ids;
-                    }
-                    let before = self
-                        .node
-                        .live_nodes
-                        .swap(live, std::sync::atomic::Ordering::Relaxed);
-                    if before != live {
-                        tracing::info!(node = %self.node.id, live_nodes = live, "nodes sharing the database");
-                    }
-                }
-                Err(err) => tracing::warn!(%err, "node heartbeat failed"),
-            }
-            // Housekeeping that any node may do, as often as it beats (an index finds the rows).
-            let forget_before = now - crate::domain::message::IDEMPOTENCY_KEYS_KEPT;
-            if let Err(err) = self.store.expire_idempotency_keys(forget_before).await {
-                tracing::warn!(%err, "expiring idempotency keys failed");
-            }
-            // Counters are per minute: once a minute is enough to forget old ones.
-            let minute = crate::domain::alarm::bucket_of(now);
-            let beat = HEARTBEAT_EVERY.as_micros() as i64;
-            if minute != crate::domain::alarm::bucket_of(now - beat) {
-                let counts_before = now - crate::store::alarms::OUTCOME_COUNTS_KEPT;
-                if let Err(err) = self.store.expire_outcome_counts(counts_before).await {
-                    tracing::warn!(%err, "expiring outcome counters failed");
-                }
-                let attempts_before = now - crate::store::console::CALLBACK_ATTEMPTS_KEPT;
-                if let Err(err) = self.store.expire_callback_attempts(attempts_before).await {
-                    tracing::warn!(%err, "expiring the console's callback attempts failed");
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-        }
-        if let Err(err) = self.store.node_gone(&self.node.id).await {
-            tracing::warn!(%err, "removing this node from the nodes table failed");
-        }
-    }
-
     /// Fault injection for the multi-node tests (`Settings::fault_hold_claims` and
     /// `fault_hold_webhook_claims`): logs `what` and holds `claimed` freshly claimed rows
     /// `hold` before working on them.
@@ -648,40 +630,6 @@ impl App {
         if !hold.is_zero() {
             tracing::warn!(claimed, hold_ms = hold.as_millis() as u64, "{what}");
             tokio::time::sleep(hold).await;
-        }
-    }
-
-    /// Keeps this node's share of each SMPP route's bind slots leased (PostgreSQL: a route's
-    /// `binds` are the cluster's) and bound, every `HEARTBEAT_EVERY` until the carrier stops.
-    /// A slot whose holder died is taken over once its lease runs out.
-    pub async fn run_bind_leases(self) {
-        loop {
-            for (name, route) in self.carrier.smpp_routes() {
-                let binds = route.config.binds.max(1);
-                let want = self.node.bind_share(binds);
-                match self
-                    .store
-                    .hold_bind_slots(
-                        name,
-                        binds,
-                        &self.node.id,
-                        want,
-                        crate::domain::time::now_micros(),
-                        BIND_LEASE,
-                    )
-                    .await
-                {
-                    Ok(held) => route.hold_slots(&held),
-                    // Unsure what it holds: it keeps its sessions until the lease is lost for good.
-                    Err(err) => {
-                        tracing::warn!(%err, route = %name, "renewing SMPP bind leases failed")
-                    }
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
-                _ = self.carrier.stopped() => break,
-            }
         }
     }
 
@@ -743,7 +691,7 @@ impl App {
     }
 
     /// An account by SID, from the short-lived caches when fresh there.
-    async fn cached_account(&self, sid: &str) -> Result<Option<Account>> {
+    pub(crate) async fn cached_account(&self, sid: &str) -> Result<Option<Account>> {
         if let Some(account) = self.accounts.get(sid) {
             return Ok(Some(account));
         }

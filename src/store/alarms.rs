@@ -1,8 +1,9 @@
 //! Alarms, their firings, and the per-minute outcome counters they are evaluated from.
 
-use super::inbound::InboundTarget;
-use super::messages::StatusChange;
-use super::webhooks::{enqueue_payload, WebhookKind};
+use super::outbox::enqueue_payload;
+use super::rows::InboundTarget;
+use super::rows::StatusChange;
+use super::rows::WebhookKind;
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::alarm::{
     bucket_of, Alarm, AlarmFiring, AlarmState, ThresholdType, WindowCounts,

@@ -198,3 +198,25 @@ impl Store {
             .map(|n| n.unwrap_or(0))
     }
 }
+
+/// Whether `account_sid` holds fewer than `cap` rows of `table` (keys, services), counted
+/// with the account's row locked for the rest of `tx`: two creations at once are counted one
+/// after the other, so together they cannot pass the cap.
+pub(crate) async fn below_cap(
+    tx: &mut super::Tx<'_>,
+    account_sid: &str,
+    table: &'static str,
+    cap: u32,
+) -> Result<bool> {
+    sqlx::query("UPDATE accounts SET date_updated = date_updated WHERE sid = $1")
+        .bind(account_sid.to_string())
+        .execute(&mut **tx)
+        .await?;
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {table} WHERE account_sid = $1"
+    )))
+    .bind(account_sid.to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(count < i64::from(cap))
+}

@@ -1,7 +1,7 @@
 //! What the SMPP carrier keeps: the parts of multipart messages and their receipts, the
 //! inventory route of senders, and the parts of concatenated inbound messages.
 
-use super::messages::{Receipt, ReceiptUpdate};
+use super::rows::{Receipt, ReceiptUpdate};
 use super::{int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::MessageStatus;
 use crate::error::{Error, Result};
@@ -107,7 +107,7 @@ pub(crate) async fn insert_carrier_records(
         }
         sql.query().execute(&mut **tx).await?;
     }
-    super::messages::insert_receipts(tx, &records.receipts).await
+    insert_receipts(tx, &records.receipts).await
 }
 
 /// Applies due receipts of message parts: records each part's state, then a message whose
@@ -481,4 +481,36 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Result<()> {
+    for chunk in receipts.chunks(ROWS) {
+        let mut sql = Sql::new(
+            "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES ",
+        );
+        for (i, r) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(r.id.clone())
+                .push(", ")
+                .text(r.carrier_message_id.clone())
+                .push(", ")
+                .text(r.status.as_str())
+                .push(", ");
+            match r.error_code {
+                Some(c) => sql.int(c),
+                None => sql.push("CAST(NULL AS BIGINT)"),
+            };
+            sql.push(", ");
+            match &r.done_date {
+                Some(d) => sql.text(d.clone()),
+                None => sql.push("CAST(NULL AS TEXT)"),
+            };
+            sql.push(", ").int(r.due_at).push(")");
+        }
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
 }

@@ -36,8 +36,7 @@ impl Store {
         cap: u32,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        if !super::accounts::below_cap(&mut tx, &template.account_sid, "content_templates", cap)
-            .await?
+        if !super::caps::below_cap(&mut tx, &template.account_sid, "content_templates", cap).await?
         {
             return Ok(false);
         }

@@ -1,8 +1,9 @@
 //! Inbound messages (where they go, and their effects committed in one transaction) and the
 //! opt-out list they maintain.
 
-use super::messages::insert_messages_in;
-use super::webhooks::enqueue_inbound;
+use super::outbox::enqueue_inbound;
+use super::queue::insert_messages_in;
+use super::rows::InboundTarget;
 use super::{opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Media, Message};
 use crate::domain::opt_out::{parse_keywords, KeywordKind, OptOutSettings};
@@ -10,15 +11,6 @@ use crate::domain::paging::PageRequest;
 use crate::error::Result;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-/// Where an inbound message's webhook goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboundTarget {
-    pub url: String,
-    pub method: String,
-    pub fallback_url: Option<String>,
-    pub fallback_method: Option<String>,
-}
 
 /// What warbler knows about a number a message arrived on.
 #[derive(Debug, Clone)]
@@ -206,27 +198,27 @@ impl Store {
             // A send of the account: counted against its monthly caps like an API send. It
             // confirms the opt-out it answers, which neither admission nor the dispatcher
             // holds against it.
-            let admissions = super::messages::insert_new_messages_in(
+            let admissions = super::queue::insert_new_messages_in(
                 &mut tx,
-                super::messages::Framing::InTransaction,
+                super::queue::Framing::InTransaction,
                 &[(reply.clone(), Vec::new())],
                 &[arrival.auto_reply_estimate],
-                &[super::messages::Terms {
+                &[super::queue::Terms {
                     opt_out_exempt: true,
                     ..Default::default()
                 }],
                 now,
             )
             .await?;
-            if let Some(super::messages::Admission::OverCap(reason)) = admissions.first() {
-                alerts.push(super::webhooks::refused_reply_alert(
+            if let Some(super::rows::Admission::OverCap(reason)) = admissions.first() {
+                alerts.push(super::outbox::refused_reply_alert(
                     reply,
                     &format!("Auto-reply to {} not sent: {reason}", reply.to),
                     now,
                 ));
             }
         }
-        super::webhooks::insert_alerts(&mut tx, &alerts).await?;
+        super::outbox::insert_alerts(&mut tx, &alerts).await?;
         if let Some(change) = &arrival.opt_out {
             apply_opt_out(&mut tx, change, now).await?;
         }

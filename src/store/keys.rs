@@ -24,7 +24,7 @@ impl Store {
     /// account's row locked, so keys created at once cannot pass the cap.
     pub async fn insert_key_capped(&self, key: &ApiKey, cap: u32) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        if !super::accounts::below_cap(&mut tx, &key.account_sid, "api_keys", cap).await? {
+        if !super::caps::below_cap(&mut tx, &key.account_sid, "api_keys", cap).await? {
             return Ok(false);
         }
         key_insert(key).query().execute(&mut *tx).await?;

@@ -1,18 +1,22 @@
 //! Message rows, which double as the dispatch queue, plus their events, media, sticky senders,
 //! pacing, and carrier receipts.
 
-use super::webhooks::CallbackTargets;
+use super::carrier::insert_receipts;
+use super::leases::new_claim_token;
+use super::queue::{
+    insert_events, insert_events_to, insert_messages_in, insert_new_messages_in, Framing,
+    ROWS_PER_STATEMENT,
+};
+use super::rows::{
+    Admission, CallbackTargets, Event, Receipt, ReceiptUpdate, StatusChange,
+    MESSAGE_COLUMNS as COLUMNS,
+};
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
-use crate::domain::message::{Direction, IdempotencyKey, Media, Message, MessageStatus};
+use crate::domain::message::{Direction, Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
 use sqlx::any::AnyRow;
 use std::collections::HashSet;
-
-pub(crate) const COLUMNS: &str =
-    "sid, account_sid, messaging_service_sid, direction, from_address, \
-    to_address, body, encoding, num_segments, num_media, status, error_code, error_message, price, \
-    price_unit, status_callback, validity_period, send_at, date_created, date_updated, date_sent";
 
 pub(crate) fn decode(row: &AnyRow) -> Result<Message> {
     let status = text(row, "status")?;
@@ -48,468 +52,6 @@ pub(crate) fn decode(row: &AnyRow) -> Result<Message> {
 /// 10 hours of validity, in microseconds (with a day's margin).
 const MAX_SEND_DELAY: i64 = 36 * 24 * 3600 * 1_000_000 + 10 * 3600 * 1_000_000;
 
-/// Rows per multi-row statement: a dispatcher batch in one statement, and still far below both
-/// databases' parameter limits (a message row binds 23 values: 11,500 of SQLite's 32,766 and
-/// PostgreSQL's 65,535).
-const ROWS_PER_STATEMENT: usize = 500;
-
-/// One status transition.
-pub(crate) struct Event {
-    pub sid: String,
-    pub status: MessageStatus,
-    pub error_code: Option<i64>,
-    pub at: i64,
-    /// The carrier's done date (`RawDlrDoneDate`, `YYMMDDhhmm`), for receipts that had one.
-    pub done_date: Option<String>,
-    /// Whether the transition is reported to the status callback (every one but the first).
-    pub notify: bool,
-}
-
-impl Event {
-    fn change(sid: &str, status: MessageStatus, error_code: Option<i64>, at: i64) -> Event {
-        Event {
-            sid: sid.to_string(),
-            status,
-            error_code,
-            at,
-            done_date: None,
-            notify: true,
-        }
-    }
-}
-
-/// Records transitions and, in the same transaction, the status callbacks they owe. Must run
-/// after the message rows carry their new state (the callback URL is resolved from them).
-pub(crate) async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<()> {
-    insert_events_to(tx, events, None).await
-}
-
-/// `insert_events`, with callback targets already resolved (see `enqueue_status_callbacks`).
-async fn insert_events_to(
-    tx: &mut Tx<'_>,
-    events: &[Event],
-    targets: Option<&CallbackTargets>,
-) -> Result<()> {
-    tx.execute_all(event_statements(events)).await?;
-    super::webhooks::enqueue_status_callbacks(tx, events, targets).await
-}
-
-/// Multi-row inserts of status transitions (their callbacks are separate).
-fn event_statements(events: &[Event]) -> Vec<Sql> {
-    events
-        .chunks(ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut sql = Sql::new(
-                "INSERT INTO message_events (message_sid, status, error_code, at) VALUES ",
-            );
-            for (i, e) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(e.sid.clone())
-                    .push(", ")
-                    .text(e.status.as_str())
-                    .push(", ");
-                sql.opt_int(e.error_code);
-                sql.push(", ").int(e.at).push(")");
-            }
-            sql
-        })
-        .collect()
-}
-
-/// Inserts messages with their media and first event inside `tx`.
-pub(crate) async fn insert_messages_in(
-    tx: &mut Tx<'_>,
-    batch: &[(Message, Vec<Media>)],
-    due_now: i64,
-) -> Result<()> {
-    tx.execute_all(new_message_statements(batch, due_now)).await
-}
-
-/// The statements that insert new messages with their media and first event (a first event
-/// owes no status callback).
-fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<Sql> {
-    let mut statements = Vec::new();
-    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(&format!(
-            "INSERT INTO messages ({COLUMNS}, attempts, due_at) VALUES "
-        ));
-        for (i, (m, _)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(m.sid.clone())
-                .push(", ")
-                .text(m.account_sid.clone())
-                .push(", ");
-            sql.opt_text(m.messaging_service_sid.clone());
-            sql.push(", ").text(m.direction.as_str()).push(", ");
-            sql.opt_text(m.from.clone());
-            sql.push(", ")
-                .text(m.to.clone())
-                .push(", ")
-                .text(m.body.clone())
-                .push(", ")
-                .text(m.encoding.clone())
-                .push(", ")
-                .int(m.num_segments)
-                .push(", ")
-                .int(m.num_media)
-                .push(", ")
-                .text(m.status.as_str())
-                .push(", ");
-            sql.opt_int(m.error_code);
-            sql.push(", ");
-            sql.opt_text(m.error_message.clone());
-            sql.push(", ");
-            sql.opt_text(m.price.clone());
-            sql.push(", ").text(m.price_unit.clone()).push(", ");
-            sql.opt_text(m.status_callback.clone());
-            sql.push(", ").int(m.validity_period).push(", ");
-            sql.opt_int(m.send_at);
-            sql.push(", ")
-                .int(m.date_created)
-                .push(", ")
-                .int(m.date_updated)
-                .push(", ");
-            sql.opt_int(m.date_sent);
-            let due = if m.status.is_final() {
-                None
-            } else {
-                Some(m.send_at.unwrap_or(due_now))
-            };
-            sql.push(", 0, ");
-            sql.opt_int(due);
-            sql.push(")");
-        }
-        statements.push(sql);
-    }
-    let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
-    for chunk in media.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) VALUES ",
-        );
-        for (i, item) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(item.sid.clone())
-                .push(", ")
-                .text(item.message_sid.clone())
-                .push(", ")
-                .text(item.account_sid.clone())
-                .push(", ")
-                .text(item.url.clone())
-                .push(", ")
-                .text(item.content_type.clone())
-                .push(", ")
-                .int(item.date_created)
-                .push(", ")
-                .int(item.date_updated)
-                .push(")");
-        }
-        statements.push(sql);
-    }
-    let events: Vec<Event> = batch
-        .iter()
-        .map(|(m, _)| Event {
-            sid: m.sid.clone(),
-            status: m.status,
-            error_code: m.error_code,
-            at: m.date_created,
-            done_date: None,
-            notify: false,
-        })
-        .collect();
-    statements.extend(event_statements(&events));
-    statements
-}
-
-/// Who begins and ends the transaction of `insert_new_messages_in`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// The caller's transaction (`Tx`) is open on the connection and the caller commits it.
-    InTransaction,
-    /// SQLite only: `BEGIN IMMEDIATE` goes with the first statement and `COMMIT` with the
-    /// last, so a group costs two round trips to the connection's worker thread instead of five
-    /// (see `WriteSession::insert_new_messages`).
-    BeginAndCommit,
-}
-
-/// The body of `Store::insert_new_messages` on `tx`.
-pub async fn insert_new_messages_in(
-    tx: &mut sqlx::AnyConnection,
-    framing: Framing,
-    batch: &[(Message, Vec<Media>)],
-    estimates: &[crate::domain::usage::Money],
-    terms: &[Terms],
-    due_now: i64,
-) -> Result<Vec<Admission>> {
-    let mut stops = crate::domain::opt_out::OptOutsByRecipient::default();
-    let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
-    accounts.sort_unstable();
-    accounts.dedup();
-    for (i, chunk) in batch.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let begin = if i == 0 && framing == Framing::BeginAndCommit {
-            "BEGIN IMMEDIATE;\n"
-        } else {
-            ""
-        };
-        let mut sql = Sql::new(&format!(
-            "{begin}SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN "
-        ));
-        sql.text_set(accounts.iter().copied())
-            .push(" AND recipient IN ")
-            .text_set(chunk.iter().map(|(m, _)| m.to.as_str()));
-        for row in sql.query().fetch_all(&mut *tx).await? {
-            stops.add(
-                text(&row, "account_sid")?,
-                text(&row, "recipient")?,
-                text(&row, "scope")?,
-                opt_text(&row, "sender")?,
-            );
-        }
-    }
-    let earlier = earlier_keys(tx, batch, terms).await?;
-    // Keys taken by messages accepted so far: the stored ones, then this batch's, in order.
-    let mut taken: std::collections::HashMap<(&str, &str), (&str, &str)> = earlier
-        .iter()
-        .map(|(account, key, fingerprint, sid)| {
-            (
-                (account.as_str(), key.as_str()),
-                (fingerprint.as_str(), sid.as_str()),
-            )
-        })
-        .collect();
-    let mut admissions: Vec<Admission> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, (m, _))| {
-            let exempt = terms.get(i).is_some_and(|t| t.opt_out_exempt);
-            let opted_out = !exempt
-                && stops.blocks_message(
-                    &m.account_sid,
-                    &m.to,
-                    m.from.as_deref(),
-                    m.messaging_service_sid.as_deref(),
-                );
-            if opted_out {
-                Admission::OptedOut
-            } else {
-                Admission::Accepted
-            }
-        })
-        .collect();
-    // Monthly caps, in batch order: a message over its account's cap is refused.
-    let month =
-        crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7].to_string();
-    let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
-    // Sorted by key, as every writer of the counters goes: two groups with the same accounts
-    // lock their rows in the same order, so they wait for each other but never deadlock.
-    let mut counts: std::collections::BTreeMap<(String, String), (i64, i64)> =
-        std::collections::BTreeMap::new();
-    // Per capped account: (messages this month, spend this month), as the batch goes. Their
-    // counter rows are locked (read by writing) in account order, before any is updated.
-    let mut used: std::collections::HashMap<&str, (i64, i64)> = std::collections::HashMap::new();
-    for account in &accounts {
-        if caps.contains_key(*account) {
-            let (messages, outbound) = super::caps::month_count(tx, account, &month).await?;
-            let other = super::caps::month_spend(tx, account, &month).await?;
-            used.insert(account, (messages, outbound + other));
-        }
-    }
-    for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
-        let key = terms.get(i).and_then(|t| t.idempotency.as_ref());
-        if let Some(key) = key {
-            // A retry is answered with the first message, whatever else would refuse it now.
-            if let Some((fingerprint, sid)) = taken.get(&(m.account_sid.as_str(), key.key.as_str()))
-            {
-                *admission = Admission::Duplicate {
-                    sid: sid.to_string(),
-                    same_request: *fingerprint == key.fingerprint,
-                };
-                continue;
-            }
-        }
-        if *admission != Admission::Accepted {
-            continue;
-        }
-        let estimate = estimates.get(i).copied().unwrap_or(0);
-        if let Some(cap) = caps.get(&m.account_sid) {
-            let (messages, spend) = used
-                .get(m.account_sid.as_str())
-                .copied()
-                .unwrap_or_default();
-            if let Some(limit) = cap.monthly_messages {
-                if messages >= limit {
-                    *admission = Admission::OverCap(format!(
-                        "This account reached its monthly cap of {limit} messages"
-                    ));
-                    continue;
-                }
-            }
-            if let Some(limit) = cap.monthly_spend {
-                if spend + estimate > limit {
-                    *admission = Admission::OverCap(format!(
-                        "This account reached its monthly spend cap of {}",
-                        crate::domain::usage::format_money(limit)
-                    ));
-                    continue;
-                }
-            }
-            if let Some(entry) = used.get_mut(m.account_sid.as_str()) {
-                entry.0 += 1;
-                entry.1 += estimate;
-            }
-        }
-        if let Some(key) = key {
-            taken.insert(
-                (m.account_sid.as_str(), key.key.as_str()),
-                (key.fingerprint.as_str(), m.sid.as_str()),
-            );
-        }
-        let count = counts
-            .entry((m.account_sid.clone(), month.clone()))
-            .or_default();
-        count.0 += 1;
-        count.1 += estimate;
-    }
-    let kept: Vec<(Message, Vec<Media>)> = batch
-        .iter()
-        .zip(&admissions)
-        .filter(|(_, a)| **a == Admission::Accepted)
-        .map(|(item, _)| item.clone())
-        .collect();
-    // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
-    let mut statements = new_message_statements(&kept, due_now);
-    statements.extend(key_statements(batch, terms, &admissions, due_now));
-    statements.extend(exempt_statements(batch, terms, &admissions));
-    statements.extend(super::caps::count_statements(&counts));
-    if framing == Framing::BeginAndCommit {
-        statements.push(Sql::new("COMMIT"));
-    }
-    super::durability::execute_all(tx, statements).await?;
-    Ok(admissions)
-}
-
-/// Marks the accepted opt-out-exempt messages (see `Terms::opt_out_exempt`).
-fn exempt_statements(
-    batch: &[(Message, Vec<Media>)],
-    terms: &[Terms],
-    admissions: &[Admission],
-) -> Option<Sql> {
-    let exempt: Vec<&str> = batch
-        .iter()
-        .zip(terms)
-        .zip(admissions)
-        .filter(|((_, terms), admission)| {
-            terms.opt_out_exempt && **admission == Admission::Accepted
-        })
-        .map(|(((m, _), _), _)| m.sid.as_str())
-        .collect();
-    if exempt.is_empty() {
-        return None;
-    }
-    let mut sql = Sql::new("UPDATE messages SET opt_out_exempt = 1 WHERE sid IN ");
-    sql.text_set(exempt);
-    Some(sql)
-}
-
-/// What a new message brings besides its rows (by default, nothing).
-#[derive(Debug, Clone, Default)]
-pub struct Terms {
-    /// The client's idempotency key (API sends).
-    pub idempotency: Option<IdempotencyKey>,
-    /// A keyword auto-reply: it confirms an opt-out, so neither admission nor the dispatcher
-    /// refuses it for that opt-out. Caps, funds and status still apply.
-    pub opt_out_exempt: bool,
-}
-
-/// The stored idempotency keys among those of `batch`: (account, key, fingerprint, message).
-async fn earlier_keys(
-    tx: &mut sqlx::AnyConnection,
-    batch: &[(Message, Vec<Media>)],
-    terms: &[Terms],
-) -> Result<Vec<(String, String, String, String)>> {
-    let keyed: Vec<(&str, &str)> = batch
-        .iter()
-        .zip(terms)
-        .filter_map(|((m, _), terms)| {
-            Some((
-                m.account_sid.as_str(),
-                terms.idempotency.as_ref()?.key.as_str(),
-            ))
-        })
-        .collect();
-    if keyed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut sql = Sql::new(
-        "SELECT account_sid, idempotency_key, fingerprint, message_sid FROM idempotency_keys WHERE account_sid IN ",
-    );
-    sql.text_set(keyed.iter().map(|(account, _)| *account))
-        .push(" AND idempotency_key IN ")
-        .text_set(keyed.iter().map(|(_, key)| *key));
-    let mut found = Vec::new();
-    for row in sql.query().fetch_all(&mut *tx).await? {
-        let account = text(&row, "account_sid")?;
-        let key = text(&row, "idempotency_key")?;
-        if keyed.contains(&(account.as_str(), key.as_str())) {
-            found.push((
-                account,
-                key,
-                text(&row, "fingerprint")?,
-                text(&row, "message_sid")?,
-            ));
-        }
-    }
-    Ok(found)
-}
-
-/// The rows that record the idempotency keys of the accepted messages.
-fn key_statements(
-    batch: &[(Message, Vec<Media>)],
-    terms: &[Terms],
-    admissions: &[Admission],
-    now: i64,
-) -> Vec<Sql> {
-    let keyed: Vec<(&Message, &IdempotencyKey)> = batch
-        .iter()
-        .zip(terms)
-        .zip(admissions)
-        .filter(|(_, admission)| **admission == Admission::Accepted)
-        .filter_map(|(((m, _), terms), _)| Some((m, terms.idempotency.as_ref()?)))
-        .collect();
-    let mut statements = Vec::new();
-    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            "INSERT INTO idempotency_keys (account_sid, idempotency_key, fingerprint, message_sid, date_created) VALUES ",
-        );
-        for (i, (m, key)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(m.account_sid.clone())
-                .push(", ")
-                .text(key.key.clone())
-                .push(", ")
-                .text(key.fingerprint.clone())
-                .push(", ")
-                .text(m.sid.clone())
-                .push(", ")
-                .int(now)
-                .push(")");
-        }
-        statements.push(sql);
-    }
-    statements
-}
-
 /// List filters of `ListMessage` (times in microseconds, bounds inclusive).
 #[derive(Debug, Default, Clone)]
 pub struct MessageFilter {
@@ -524,22 +66,6 @@ pub struct MessageFilter {
 pub struct MediaFilter {
     pub created_from: Option<i64>,
     pub created_until: Option<i64>,
-}
-
-/// What the group commit did with one new message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    Accepted,
-    /// The recipient opted out of its sender or service (21610).
-    OptedOut,
-    /// Over one of the account's monthly caps (the reason).
-    OverCap(String),
-    /// Its idempotency key was taken by an earlier message, `sid`: nothing new was written.
-    /// `same_request`: the earlier create had the same parameters (a retry).
-    Duplicate {
-        sid: String,
-        same_request: bool,
-    },
 }
 
 /// A message claimed by a dispatcher, with what it needs to send it.
@@ -598,34 +124,6 @@ pub enum Outcome {
 pub struct Recorded {
     pub count: usize,
     pub changes: Vec<StatusChange>,
-}
-
-/// A message's move to `sent` or to a final status, as metrics and alarms count it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusChange {
-    pub account_sid: String,
-    pub service_sid: Option<String>,
-    pub status: MessageStatus,
-    pub error_code: Option<i64>,
-    /// When the message was accepted (its `date_created`), microseconds.
-    pub accepted_at: i64,
-    /// When it changed, microseconds.
-    pub at: i64,
-    pub segments: i64,
-}
-
-impl StatusChange {
-    fn of(m: &Message, status: MessageStatus, error_code: Option<i64>, at: i64) -> StatusChange {
-        StatusChange {
-            account_sid: m.account_sid.clone(),
-            service_sid: m.messaging_service_sid.clone(),
-            status,
-            error_code,
-            accepted_at: m.date_created,
-            at,
-            segments: m.num_segments.max(1),
-        }
-    }
 }
 
 impl Store {
@@ -1062,7 +560,7 @@ impl Store {
             }
         }
         sql.push(") UPDATE messages SET claim_token = ").int(token);
-        super::webhooks::push_lease_end(&mut sql, postgres, now, lease);
+        super::leases::push_lease_end(&mut sql, postgres, now, lease);
         sql.push(" FROM picked WHERE messages.sid = picked.sid");
         // SQLite's RETURNING sees only the updated table.
         sql.push(if postgres {
@@ -1478,7 +976,7 @@ impl Store {
              LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
              LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
              WHERE r.due_at <= $1 ORDER BY r.due_at LIMIT $2",
-            super::webhooks::CALLBACK_URL
+            super::outbox::CALLBACK_URL
         )))
         .bind(now)
         .bind(limit)
@@ -1633,11 +1131,6 @@ async fn held_claims<'s>(
     Ok(held)
 }
 
-/// A new fencing token for a claim: random, so nodes need not agree on a counter.
-pub(crate) fn new_claim_token() -> i64 {
-    rand::random::<i64>() & i64::MAX
-}
-
 /// Accounts with due messages, at most `MAX_ACCOUNTS_PER_CLAIM`. The walk skips from one
 /// account to the next through the (account, due) index, starting after a random SID and
 /// wrapping around, so that with more accounts than one claim takes each gets its turn.
@@ -1692,54 +1185,8 @@ async fn consume_receipts(tx: &mut Tx<'_>, ids: &[String]) -> Result<Vec<String>
     Ok(consumed)
 }
 
-/// What a receipt does to its message: (message SID, new status, error code, done date).
-pub(crate) type ReceiptUpdate = (String, MessageStatus, Option<i64>, Option<String>);
-
 /// How long a receipt may wait for its message (microseconds).
 const ORPHAN_RECEIPT_AGE: i64 = 7 * 24 * 3600 * 1_000_000;
-
-/// A delivery receipt from a carrier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
-    pub id: String,
-    pub carrier_message_id: String,
-    pub status: MessageStatus,
-    pub error_code: Option<i64>,
-    pub done_date: Option<String>,
-    pub due_at: i64,
-}
-
-pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Result<()> {
-    for chunk in receipts.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES ",
-        );
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(r.id.clone())
-                .push(", ")
-                .text(r.carrier_message_id.clone())
-                .push(", ")
-                .text(r.status.as_str())
-                .push(", ");
-            match r.error_code {
-                Some(c) => sql.int(c),
-                None => sql.push("CAST(NULL AS BIGINT)"),
-            };
-            sql.push(", ");
-            match &r.done_date {
-                Some(d) => sql.text(d.clone()),
-                None => sql.push("CAST(NULL AS TEXT)"),
-            };
-            sql.push(", ").int(r.due_at).push(")");
-        }
-        sql.query().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
 
 /// Twilio's titles for the delivery errors warbler reports.
 pub fn delivery_error_message(code: i64) -> &'static str {
@@ -1753,6 +1200,7 @@ pub fn delivery_error_message(code: i64) -> &'static str {
         21704 => "The Messaging Service contains no phone numbers",
         21610 => "Attempt to send to unsubscribed recipient",
         30002 => "Account suspended",
+        30034 => "Message from an Unregistered Number",
         _ => "Delivery failed",
     }
 }

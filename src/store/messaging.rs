@@ -173,8 +173,7 @@ impl Store {
         cap: u32,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        if !super::accounts::below_cap(&mut tx, &service.account_sid, "messaging_services", cap)
-            .await?
+        if !super::caps::below_cap(&mut tx, &service.account_sid, "messaging_services", cap).await?
         {
             return Ok(false);
         }
@@ -295,6 +294,10 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM service_opt_out_settings WHERE service_sid = $1")
+            .bind(sid.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM a2p_campaigns WHERE messaging_service_sid = $1")
             .bind(sid.to_string())
             .execute(&mut *tx)
             .await?;

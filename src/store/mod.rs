@@ -1,8 +1,12 @@
 //! Persistence: one `Store` over SQLite or PostgreSQL, chosen by the database URL's scheme.
 //! Both run the same portable SQL through sqlx's `Any` driver; the few dialect differences
 //! (how a write transaction starts, row locks) are decided by `Backend`.
-//! Imports `domain` and `error`; knows nothing of HTTP.
+//! Imports `domain` and `error`; knows nothing of HTTP. The table modules (`messages`,
+//! `carrier`, `inbound`, `webhooks`…) share `rows` (row types), `outbox` (writes into the
+//! webhook outbox and alerts), `queue` (writes of new messages) and `leases`, and never import
+//! each other in a circle.
 
+pub mod a2p;
 pub mod accounts;
 pub mod alarms;
 pub mod caps;
@@ -13,10 +17,14 @@ pub mod database_url;
 mod durability;
 pub mod inbound;
 pub mod keys;
+pub(crate) mod leases;
 pub mod messages;
 pub mod messaging;
 pub mod nodes;
 pub mod numbers;
+pub(crate) mod outbox;
+pub mod queue;
+pub mod rows;
 mod sql;
 pub mod test_credentials;
 pub mod triggers;
@@ -106,14 +114,14 @@ impl WriteSession {
             Vec<crate::domain::message::Media>,
         )],
         estimates: &[crate::domain::usage::Money],
-        terms: &[messages::Terms],
+        terms: &[queue::Terms],
         due_now: i64,
-    ) -> Result<(Vec<messages::Admission>, Durable)> {
+    ) -> Result<(Vec<rows::Admission>, Durable)> {
         if self.store.backend == Backend::Postgres {
             let mut tx = self.begin().await?;
-            let admissions = messages::insert_new_messages_in(
+            let admissions = queue::insert_new_messages_in(
                 &mut tx,
-                messages::Framing::InTransaction,
+                queue::Framing::InTransaction,
                 batch,
                 estimates,
                 terms,
@@ -123,9 +131,9 @@ impl WriteSession {
             return Ok((admissions, tx.commit_deferred().await?));
         }
         let connection = self.connection()?;
-        let written = messages::insert_new_messages_in(
+        let written = queue::insert_new_messages_in(
             connection,
-            messages::Framing::BeginAndCommit,
+            queue::Framing::BeginAndCommit,
             batch,
             estimates,
             terms,

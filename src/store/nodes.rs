@@ -62,7 +62,7 @@ impl Store {
     ) -> Result<Vec<u32>> {
         let postgres = self.backend() == super::Backend::Postgres;
         let mut renew = Sql::new("UPDATE smpp_bind_leases SET node = node");
-        super::webhooks::push_lease_end(&mut renew, postgres, now, lease);
+        super::leases::push_lease_end(&mut renew, postgres, now, lease);
         renew
             .push(" WHERE route = ")
             .text(route)
@@ -107,7 +107,7 @@ impl Store {
                 .push(", ")
                 .text(node)
                 .push(", ");
-            super::webhooks::push_lease_clock(&mut take, postgres, now);
+            super::leases::push_lease_clock(&mut take, postgres, now);
             take.push(" + ").int(lease).push(
                 ") ON CONFLICT (route, slot) DO UPDATE SET node = excluded.node, \
                  lease_until = excluded.lease_until \

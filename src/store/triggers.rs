@@ -1,8 +1,9 @@
 //! Usage Triggers and their firing (once per period, with the callback queued in the same
 //! transaction).
 
-use super::inbound::InboundTarget;
-use super::webhooks::{enqueue_payload, WebhookKind};
+use super::outbox::enqueue_payload;
+use super::rows::InboundTarget;
+use super::rows::WebhookKind;
 use super::{int, opt_text, text, Sql, Store};
 use crate::domain::paging::PageRequest;
 use crate::error::Result;

@@ -1,6 +1,6 @@
 //! Outgoing webhooks: the HTTP client that sends them (signed with `X-Twilio-Signature`,
 //! with timeouts, refusing private addresses unless allowed). What to send and when (the
-//! durable outbox, retries, alerts) is decided in `service::webhooks`.
+//! durable outbox, retries, alerts) is decided in `engine::webhooks`.
 
 mod guard;
 pub mod signature;
@@ -15,6 +15,8 @@ pub struct Request {
     /// `GET` or `POST`.
     pub method: String,
     pub params: Vec<(String, String)>,
+    /// A JSON body instead of `params` (always POSTed, signed with `bodySHA256`).
+    pub json_body: Option<String>,
     /// The auth token of the account the webhook is about: the signing key.
     pub auth_token: String,
     /// Sent as `I-Twilio-Idempotency-Token`: the same on every retry of one delivery.
@@ -143,8 +145,12 @@ impl WebhookClient {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let get = request.method.eq_ignore_ascii_case("GET");
-        let signature = if get {
+        let get = request.json_body.is_none() && request.method.eq_ignore_ascii_case("GET");
+        let signature = if let Some(body) = &request.json_body {
+            let (signed_url, signature) = signature::sign_json(&request.auth_token, &url, body);
+            url = signed_url;
+            signature
+        } else if get {
             // GET webhooks carry their parameters in the URL, which is what gets signed.
             let mut parsed = match url::Url::parse(&url) {
                 Ok(parsed) => parsed,
@@ -173,7 +179,12 @@ impl WebhookClient {
         let Ok(_slot) = slots.acquire().await else {
             return failed(url, headers, "webhook client closed".into());
         };
-        let mut builder = if get {
+        let mut builder = if let Some(body) = &request.json_body {
+            self.http
+                .post(&url)
+                .header("Content-Type", "application/json; charset=utf-8")
+                .body(body.clone())
+        } else if get {
             self.http.get(&url)
         } else {
             let body = form_urlencoded::Serializer::new(String::new())
@@ -350,6 +361,7 @@ mod tests {
                 url: url.clone(),
                 method: "POST".into(),
                 params: vec![("MessageSid".into(), format!("SM{i}"))],
+                json_body: None,
                 auth_token: "token".into(),
                 idempotency_token: format!("id{i}"),
             };

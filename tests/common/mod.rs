@@ -61,6 +61,7 @@ pub struct Options {
     pub rate_limit_burst: u32,
     pub failed_auth_limit: u32,
     pub max_body_bytes: usize,
+    pub a2p_enforcement: bool,
 }
 
 impl Default for Options {
@@ -71,6 +72,7 @@ impl Default for Options {
             rate_limit_burst: 0,
             failed_auth_limit: 0,
             max_body_bytes: 64 * 1024,
+            a2p_enforcement: false,
         }
     }
 }
@@ -117,6 +119,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
                 connect_timeout: std::time::Duration::from_secs(2),
                 timeout: std::time::Duration::from_secs(5),
             },
+            a2p_enforcement: options.a2p_enforcement,
             ..Settings::new(options.max_subaccounts, "test-pepper".into())
         },
     );

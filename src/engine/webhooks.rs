@@ -1,9 +1,19 @@
-//! Delivering the webhook outbox: status callbacks (retried with exponential backoff for a
-//! configurable window, in order per message) and inbound-message webhooks (primary URL,
-//! then the fallback URL), whose TwiML answers become reply messages. Every failed request
-//! leaves a monitor alert.
+//! The webhook sender: delivers the `webhook_outbox`.
+//!
+//! - **Claims** due outbox rows under a lease (per message, only the oldest pending one, so
+//!   each message's callbacks stay in order; several nodes split the rest).
+//! - **Sends** status callbacks (retried with exponential backoff for a configurable window),
+//!   inbound-message webhooks (primary URL, then the fallback URL; their TwiML answers become
+//!   reply messages), usage-trigger, alarm and A2P registration notifications, in parallel
+//!   across messages.
+//! - **Writes** per round: done rows deleted, retries rescheduled, a monitor alert per failed
+//!   request, and the reply messages TwiML asked for (admitted like API sends).
+//! - **Woken** by `App::webhook_work` (anything that queued a row), else every 100 ms; each
+//!   round first evaluates usage triggers and alarms when due (`engine::triggers`,
+//!   `engine::alarms`), beside the webhooks they queue.
 
-use super::{App, Operation, Principal};
+use crate::service::App;
+
 use crate::domain::alert::{
     alert_text, alert_text_at, encode_pairs, Alert, DOCUMENT_PARSE_FAILURE, HTTP_RETRIEVAL_FAILURE,
     INVALID_MESSAGE_VERB, MAX_TWIML_REPLIES, REPLY_LIMIT_EXCEEDED,
@@ -14,12 +24,12 @@ use crate::domain::message::{
     MAX_VALIDITY_PERIOD,
 };
 use crate::domain::number::{validate_url, E164};
-use crate::domain::paging::PageRequest;
 use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::domain::twiml::{self, ReplyMessage, Verb};
-use crate::error::{Error, Result};
-use crate::store::webhooks::{AlertFilter, Settled, Settlement, Webhook, WebhookKind};
+use crate::error::Result;
+use crate::store::rows::WebhookKind;
+use crate::store::webhooks::{Settled, Settlement, Webhook};
 use crate::webhook::{Request, Response, WebhookClient};
 use std::collections::HashMap;
 
@@ -309,6 +319,7 @@ impl App {
                         }
                     }
                 }
+                WebhookKind::A2pEvent => Vec::new(),
                 WebhookKind::Inbound | WebhookKind::Trigger | WebhookKind::Alarm => {
                     form_urlencoded::parse(webhook.payload.as_deref().unwrap_or("").as_bytes())
                         .into_owned()
@@ -319,6 +330,8 @@ impl App {
                 url: webhook.url.clone(),
                 method: webhook.method.clone(),
                 params,
+                json_body: (webhook.kind == WebhookKind::A2pEvent)
+                    .then(|| webhook.payload.clone().unwrap_or_default()),
                 auth_token,
                 idempotency_token: webhook.id.clone(),
             };
@@ -327,7 +340,10 @@ impl App {
             tasks.spawn(async move {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
-                    WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
+                    WebhookKind::Status
+                    | WebhookKind::Trigger
+                    | WebhookKind::Alarm
+                    | WebhookKind::A2pEvent => {
                         let started = std::time::Instant::now();
                         let response = client.send(&request).await;
                         Delivery {
@@ -406,7 +422,10 @@ impl App {
             out.settled.push(match webhook.kind {
                 WebhookKind::Inbound if webhook.fallback_url.is_some() => Settled::Fallback { id },
                 WebhookKind::Inbound => Settled::Done { id },
-                WebhookKind::Status | WebhookKind::Trigger | WebhookKind::Alarm => {
+                WebhookKind::Status
+                | WebhookKind::Trigger
+                | WebhookKind::Alarm
+                | WebhookKind::A2pEvent => {
                     let due_at = now + self.backoff(webhook.attempts + 1);
                     if due_at <= webhook.created_at + self.settings.webhook_retry_window {
                         Settled::Retry { id, due_at }
@@ -653,33 +672,5 @@ impl App {
                 }
             }
         }
-    }
-
-    /// `ListAlert`: the caller's alerts and, for a main account, its subaccounts'.
-    pub async fn list_alerts(
-        &self,
-        principal: &Principal,
-        filter: &AlertFilter,
-        page: &PageRequest,
-    ) -> Result<Vec<Alert>> {
-        super::check_credential(principal, Operation::ListAlert)?;
-        // As everywhere, a main account's API key does not reach its subaccounts.
-        self.store
-            .list_alerts(
-                &principal.account.sid,
-                !principal.via_api_key(),
-                filter,
-                page,
-            )
-            .await
-    }
-
-    /// `FetchAlert`.
-    pub async fn fetch_alert(&self, principal: &Principal, sid: &str, path: &str) -> Result<Alert> {
-        super::check_credential(principal, Operation::FetchAlert)?;
-        self.store
-            .alert(&principal.account.sid, !principal.via_api_key(), sid)
-            .await?
-            .ok_or_else(|| Error::not_found(path))
     }
 }

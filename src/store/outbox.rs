@@ -1,0 +1,284 @@
+//! Writing into `webhook_outbox` and `alerts` inside a caller's transaction: the status
+//! callbacks a status change owes (their targets resolved in SQL), inbound-message webhooks,
+//! usage-trigger, alarm and A2P notifications, and the monitor alerts. The webhook sender that
+//! delivers the outbox is `webhooks` (claims, settlement) with `engine::webhooks`.
+
+use super::rows::{CallbackTargets, Event, WebhookKind, ALERT_COLUMNS};
+use super::{opt_text, text, Sql, Store, Tx};
+use crate::domain::alert::Alert;
+use crate::domain::message::{Message, MessageStatus};
+use crate::error::Result;
+use sqlx::any::AnyRow;
+
+/// Rows per multi-row statement (far below the parameter limits).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Order of statuses within one instant (several transitions share a timestamp).
+fn rank(status: MessageStatus) -> i64 {
+    match status {
+        MessageStatus::Accepted => 0,
+        MessageStatus::Scheduled => 1,
+        MessageStatus::Queued => 2,
+        MessageStatus::Sending => 3,
+        MessageStatus::Sent => 4,
+        MessageStatus::Delivered => 5,
+        MessageStatus::Undelivered => 6,
+        MessageStatus::Failed => 7,
+        MessageStatus::Canceled => 8,
+        MessageStatus::Receiving => 9,
+        MessageStatus::Received => 10,
+    }
+}
+
+fn new_id() -> String {
+    crate::domain::sid::generate(crate::domain::sid::SidKind::Message)[2..].to_string()
+}
+
+/// The SQL that resolves each message's status callback URL: its own, else its service's,
+/// else its sender number's. Each message comes with the sender it is being recorded with,
+/// if any (its stored `from_address` otherwise).
+pub(crate) const CALLBACK_URL: &str =
+    "COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, ''))";
+
+fn targets_query(chunk: &[(&str, Option<&str>)]) -> Sql {
+    let mut sql = Sql::new(&format!(
+        "SELECT m.sid, m.account_sid, {CALLBACK_URL} AS url FROM (VALUES "
+    ));
+    for (i, (sid, from)) in chunk.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("(").text(*sid).push(", ");
+        match from {
+            Some(from) => sql.text(*from),
+            // A typed NULL keeps PostgreSQL's VALUES column a text column.
+            None => sql.push("CAST(NULL AS TEXT)"),
+        };
+        sql.push(")");
+    }
+    sql.push(
+        ") AS v JOIN messages m ON m.sid = v.column1 \
+         LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
+         LEFT JOIN phone_numbers p ON p.phone_number = COALESCE(v.column2, m.from_address) \
+         AND p.account_sid = m.account_sid",
+    );
+    sql
+}
+
+fn add_targets(rows: &[AnyRow], targets: &mut CallbackTargets) -> Result<()> {
+    for row in rows {
+        let target = opt_text(row, "url")?
+            .map(|url| Ok::<_, crate::error::Error>((text(row, "account_sid")?, url)))
+            .transpose()?;
+        targets.insert(text(row, "sid")?, target);
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Resolves status callback targets on a read connection, so that a write transaction
+    /// need not (see `CallbackTargets`): `wanted` is (message SID, sender being recorded).
+    pub(crate) async fn callback_targets(
+        &self,
+        wanted: &[(&str, Option<&str>)],
+    ) -> Result<CallbackTargets> {
+        let mut targets = CallbackTargets::new();
+        for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+            let rows = targets_query(chunk).query().fetch_all(self.pool()).await?;
+            add_targets(&rows, &mut targets)?;
+        }
+        Ok(targets)
+    }
+}
+
+/// Queues the status callbacks owed for `events`, inside `tx`: one row per reported transition
+/// of a message that has a callback URL (its own `StatusCallback`, else its service's, else
+/// its sending number's). `sending` is not reported: warbler passes through it in the same
+/// instant as `sent`, and Twilio's recorded traffic goes queued → sent.
+/// Targets already resolved (by `Store::callback_targets`) are used as they are; the others
+/// are read in `tx`, which must then already hold the messages' new state.
+pub(crate) async fn enqueue_status_callbacks(
+    tx: &mut Tx<'_>,
+    events: &[Event],
+    resolved: Option<&CallbackTargets>,
+) -> Result<()> {
+    let reported: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.notify && e.status != MessageStatus::Sending)
+        .collect();
+    let mut missing: Vec<&str> = reported
+        .iter()
+        .map(|e| e.sid.as_str())
+        .filter(|sid| resolved.is_none_or(|known| !known.contains_key(*sid)))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let mut read = CallbackTargets::new();
+    let wanted: Vec<(&str, Option<&str>)> = missing.iter().map(|sid| (*sid, None)).collect();
+    for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
+        let rows = targets_query(chunk).query().fetch_all(&mut **tx).await?;
+        add_targets(&rows, &mut read)?;
+    }
+    let target = |sid: &str| {
+        resolved
+            .and_then(|known| known.get(sid))
+            .or_else(|| read.get(sid))
+            .and_then(Option::as_ref)
+    };
+    let reported: Vec<(&Event, &(String, String))> = reported
+        .into_iter()
+        .filter_map(|e| target(&e.sid).map(|target| (e, target)))
+        .collect();
+    for chunk in reported.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
+             message_status, error_code, done_date, attempts, created_at, due_at) \
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+             v.column8, v.column9, v.column10, v.column11, v.column12, ",
+        );
+        sql.push(&not_before_pending("v.column4", "v.column13"))
+            .push(" FROM (VALUES ");
+        for (i, (e, (account_sid, url))) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(new_id())
+                .push(", 'status', ")
+                .text(account_sid.clone())
+                .push(", ")
+                .text(e.sid.clone())
+                .push(", ")
+                .int(e.at * 16 + rank(e.status))
+                .push(", ")
+                .text(url.clone())
+                .push(", 'POST', ")
+                .text(e.status.as_str())
+                .push(", ");
+            match e.error_code {
+                Some(code) => sql.int(code),
+                None => sql.push("CAST(NULL AS BIGINT)"),
+            };
+            sql.push(", ");
+            match &e.done_date {
+                Some(date) => sql.text(date.clone()),
+                None => sql.push("CAST(NULL AS TEXT)"),
+            };
+            sql.push(", 0, ").int(e.at).push(", ").int(e.at).push(")");
+        }
+        sql.push(") AS v");
+        sql.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The alert for a reply (TwiML `<Message>` or keyword auto-reply) the account may not send
+/// (14101).
+pub fn refused_reply_alert(reply: &Message, reason: &str, now: i64) -> Alert {
+    let code = crate::domain::alert::INVALID_MESSAGE_VERB;
+    Alert {
+        sid: crate::domain::sid::generate(crate::domain::sid::SidKind::Alert),
+        account_sid: reply.account_sid.clone(),
+        error_code: code.to_string(),
+        log_level: "error".into(),
+        alert_text: crate::domain::alert::alert_text(reason, code, "", None),
+        resource_sid: Some(reply.sid.clone()),
+        service_sid: None,
+        request_method: None,
+        request_url: None,
+        request_variables: None,
+        request_headers: None,
+        response_body: None,
+        response_headers: None,
+        date_created: now,
+    }
+}
+
+/// A new webhook's due time: `due`, or later if a pending webhook of its ordering key (one it
+/// waits for) is due later (in retry backoff). So along a key due times never go down, and the
+/// claim, which walks the due index, meets each key's head before the rows waiting behind it
+/// instead of scanning every waiting row on each round.
+fn not_before_pending(ordering_key: &str, due: &str) -> String {
+    format!(
+        "COALESCE((SELECT MAX(p.due_at) FROM webhook_outbox p WHERE p.ordering_key = {ordering_key} \
+         AND p.due_at > {due}), {due})"
+    )
+}
+
+/// Queues an inbound-message webhook inside `tx`.
+pub(crate) async fn enqueue_inbound(
+    tx: &mut Tx<'_>,
+    account_sid: &str,
+    message_sid: &str,
+    target: &super::rows::InboundTarget,
+    payload: &str,
+    now: i64,
+) -> Result<()> {
+    enqueue_payload(
+        tx,
+        WebhookKind::Inbound,
+        account_sid,
+        message_sid,
+        target,
+        payload,
+        now,
+    )
+    .await
+}
+
+/// Queues a webhook whose form is already built (`payload`, URL-encoded) inside `tx`.
+/// `ordering_key` names what it is about (a message, a trigger).
+pub(crate) async fn enqueue_payload(
+    tx: &mut Tx<'_>,
+    kind: WebhookKind,
+    account_sid: &str,
+    ordering_key: &str,
+    target: &super::rows::InboundTarget,
+    payload: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
+         fallback_url, fallback_method, payload, attempts, created_at, due_at) \
+         SELECT $1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 0, $10, {}",
+        not_before_pending("$4", "$10")
+    )))
+    .bind(new_id())
+    .bind(kind.as_str())
+    .bind(account_sid.to_string())
+    .bind(ordering_key.to_string())
+    .bind(target.url.clone())
+    .bind(target.method.clone())
+    .bind(target.fallback_url.clone())
+    .bind(target.fallback_method.clone())
+    .bind(payload.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn insert_alerts(tx: &mut Tx<'_>, alerts: &[Alert]) -> Result<()> {
+    for a in alerts {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        )))
+        .bind(a.sid.clone())
+        .bind(a.account_sid.clone())
+        .bind(a.error_code.clone())
+        .bind(a.log_level.clone())
+        .bind(a.alert_text.clone())
+        .bind(a.resource_sid.clone())
+        .bind(a.service_sid.clone())
+        .bind(a.request_method.clone())
+        .bind(a.request_url.clone())
+        .bind(a.request_variables.clone())
+        .bind(a.request_headers.clone())
+        .bind(a.response_body.clone())
+        .bind(a.response_headers.clone())
+        .bind(a.date_created)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

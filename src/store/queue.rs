@@ -1,0 +1,445 @@
+//! Writing new messages into the queue (the `messages` table is the dispatch queue): the
+//! group commit's admission (caps, opt-outs, idempotency keys) and the rows of new messages,
+//! their media and status events, with the status callbacks those events owe.
+
+use super::rows::{Admission, CallbackTargets, Event, MESSAGE_COLUMNS};
+use super::{opt_text, text, Sql, Tx};
+use crate::domain::message::{IdempotencyKey, Media, Message};
+use crate::error::Result;
+
+/// Rows per multi-row statement: a dispatcher batch in one statement, and still far below both
+/// databases' parameter limits (a message row binds 23 values: 11,500 of SQLite's 32,766 and
+/// PostgreSQL's 65,535).
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
+
+/// Records transitions and, in the same transaction, the status callbacks they owe. Must run
+/// after the message rows carry their new state (the callback URL is resolved from them).
+pub(crate) async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<()> {
+    insert_events_to(tx, events, None).await
+}
+
+/// `insert_events`, with callback targets already resolved (see `enqueue_status_callbacks`).
+pub(crate) async fn insert_events_to(
+    tx: &mut Tx<'_>,
+    events: &[Event],
+    targets: Option<&CallbackTargets>,
+) -> Result<()> {
+    tx.execute_all(event_statements(events)).await?;
+    super::outbox::enqueue_status_callbacks(tx, events, targets).await
+}
+
+/// Multi-row inserts of status transitions (their callbacks are separate).
+fn event_statements(events: &[Event]) -> Vec<Sql> {
+    events
+        .chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = Sql::new(
+                "INSERT INTO message_events (message_sid, status, error_code, at) VALUES ",
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .text(e.sid.clone())
+                    .push(", ")
+                    .text(e.status.as_str())
+                    .push(", ");
+                sql.opt_int(e.error_code);
+                sql.push(", ").int(e.at).push(")");
+            }
+            sql
+        })
+        .collect()
+}
+
+/// Inserts messages with their media and first event inside `tx`.
+pub(crate) async fn insert_messages_in(
+    tx: &mut Tx<'_>,
+    batch: &[(Message, Vec<Media>)],
+    due_now: i64,
+) -> Result<()> {
+    tx.execute_all(new_message_statements(batch, due_now)).await
+}
+
+/// The statements that insert new messages with their media and first event (a first event
+/// owes no status callback).
+fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<Sql> {
+    let mut statements = Vec::new();
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at) VALUES "
+        ));
+        for (i, (m, _)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(m.sid.clone())
+                .push(", ")
+                .text(m.account_sid.clone())
+                .push(", ");
+            sql.opt_text(m.messaging_service_sid.clone());
+            sql.push(", ").text(m.direction.as_str()).push(", ");
+            sql.opt_text(m.from.clone());
+            sql.push(", ")
+                .text(m.to.clone())
+                .push(", ")
+                .text(m.body.clone())
+                .push(", ")
+                .text(m.encoding.clone())
+                .push(", ")
+                .int(m.num_segments)
+                .push(", ")
+                .int(m.num_media)
+                .push(", ")
+                .text(m.status.as_str())
+                .push(", ");
+            sql.opt_int(m.error_code);
+            sql.push(", ");
+            sql.opt_text(m.error_message.clone());
+            sql.push(", ");
+            sql.opt_text(m.price.clone());
+            sql.push(", ").text(m.price_unit.clone()).push(", ");
+            sql.opt_text(m.status_callback.clone());
+            sql.push(", ").int(m.validity_period).push(", ");
+            sql.opt_int(m.send_at);
+            sql.push(", ")
+                .int(m.date_created)
+                .push(", ")
+                .int(m.date_updated)
+                .push(", ");
+            sql.opt_int(m.date_sent);
+            let due = if m.status.is_final() {
+                None
+            } else {
+                Some(m.send_at.unwrap_or(due_now))
+            };
+            sql.push(", 0, ");
+            sql.opt_int(due);
+            sql.push(")");
+        }
+        statements.push(sql);
+    }
+    let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
+    for chunk in media.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) VALUES ",
+        );
+        for (i, item) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(item.sid.clone())
+                .push(", ")
+                .text(item.message_sid.clone())
+                .push(", ")
+                .text(item.account_sid.clone())
+                .push(", ")
+                .text(item.url.clone())
+                .push(", ")
+                .text(item.content_type.clone())
+                .push(", ")
+                .int(item.date_created)
+                .push(", ")
+                .int(item.date_updated)
+                .push(")");
+        }
+        statements.push(sql);
+    }
+    let events: Vec<Event> = batch
+        .iter()
+        .map(|(m, _)| Event {
+            sid: m.sid.clone(),
+            status: m.status,
+            error_code: m.error_code,
+            at: m.date_created,
+            done_date: None,
+            notify: false,
+        })
+        .collect();
+    statements.extend(event_statements(&events));
+    statements
+}
+
+/// Who begins and ends the transaction of `insert_new_messages_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// The caller's transaction (`Tx`) is open on the connection and the caller commits it.
+    InTransaction,
+    /// SQLite only: `BEGIN IMMEDIATE` goes with the first statement and `COMMIT` with the
+    /// last, so a group costs two round trips to the connection's worker thread instead of five
+    /// (see `WriteSession::insert_new_messages`).
+    BeginAndCommit,
+}
+
+/// The body of `Store::insert_new_messages` on `tx`.
+pub async fn insert_new_messages_in(
+    tx: &mut sqlx::AnyConnection,
+    framing: Framing,
+    batch: &[(Message, Vec<Media>)],
+    estimates: &[crate::domain::usage::Money],
+    terms: &[Terms],
+    due_now: i64,
+) -> Result<Vec<Admission>> {
+    let mut stops = crate::domain::opt_out::OptOutsByRecipient::default();
+    let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    for (i, chunk) in batch.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let begin = if i == 0 && framing == Framing::BeginAndCommit {
+            "BEGIN IMMEDIATE;\n"
+        } else {
+            ""
+        };
+        let mut sql = Sql::new(&format!(
+            "{begin}SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN "
+        ));
+        sql.text_set(accounts.iter().copied())
+            .push(" AND recipient IN ")
+            .text_set(chunk.iter().map(|(m, _)| m.to.as_str()));
+        for row in sql.query().fetch_all(&mut *tx).await? {
+            stops.add(
+                text(&row, "account_sid")?,
+                text(&row, "recipient")?,
+                text(&row, "scope")?,
+                opt_text(&row, "sender")?,
+            );
+        }
+    }
+    let earlier = earlier_keys(tx, batch, terms).await?;
+    // Keys taken by messages accepted so far: the stored ones, then this batch's, in order.
+    let mut taken: std::collections::HashMap<(&str, &str), (&str, &str)> = earlier
+        .iter()
+        .map(|(account, key, fingerprint, sid)| {
+            (
+                (account.as_str(), key.as_str()),
+                (fingerprint.as_str(), sid.as_str()),
+            )
+        })
+        .collect();
+    let mut admissions: Vec<Admission> = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (m, _))| {
+            let exempt = terms.get(i).is_some_and(|t| t.opt_out_exempt);
+            let opted_out = !exempt
+                && stops.blocks_message(
+                    &m.account_sid,
+                    &m.to,
+                    m.from.as_deref(),
+                    m.messaging_service_sid.as_deref(),
+                );
+            if opted_out {
+                Admission::OptedOut
+            } else {
+                Admission::Accepted
+            }
+        })
+        .collect();
+    // Monthly caps, in batch order: a message over its account's cap is refused.
+    let month =
+        crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7].to_string();
+    let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
+    // Sorted by key, as every writer of the counters goes: two groups with the same accounts
+    // lock their rows in the same order, so they wait for each other but never deadlock.
+    let mut counts: std::collections::BTreeMap<(String, String), (i64, i64)> =
+        std::collections::BTreeMap::new();
+    // Per capped account: (messages this month, spend this month), as the batch goes. Their
+    // counter rows are locked (read by writing) in account order, before any is updated.
+    let mut used: std::collections::HashMap<&str, (i64, i64)> = std::collections::HashMap::new();
+    for account in &accounts {
+        if caps.contains_key(*account) {
+            let (messages, outbound) = super::caps::month_count(tx, account, &month).await?;
+            let other = super::caps::month_spend(tx, account, &month).await?;
+            used.insert(account, (messages, outbound + other));
+        }
+    }
+    for (i, ((m, _), admission)) in batch.iter().zip(admissions.iter_mut()).enumerate() {
+        let key = terms.get(i).and_then(|t| t.idempotency.as_ref());
+        if let Some(key) = key {
+            // A retry is answered with the first message, whatever else would refuse it now.
+            if let Some((fingerprint, sid)) = taken.get(&(m.account_sid.as_str(), key.key.as_str()))
+            {
+                *admission = Admission::Duplicate {
+                    sid: sid.to_string(),
+                    same_request: *fingerprint == key.fingerprint,
+                };
+                continue;
+            }
+        }
+        if *admission != Admission::Accepted {
+            continue;
+        }
+        let estimate = estimates.get(i).copied().unwrap_or(0);
+        if let Some(cap) = caps.get(&m.account_sid) {
+            let (messages, spend) = used
+                .get(m.account_sid.as_str())
+                .copied()
+                .unwrap_or_default();
+            if let Some(limit) = cap.monthly_messages {
+                if messages >= limit {
+                    *admission = Admission::OverCap(format!(
+                        "This account reached its monthly cap of {limit} messages"
+                    ));
+                    continue;
+                }
+            }
+            if let Some(limit) = cap.monthly_spend {
+                if spend + estimate > limit {
+                    *admission = Admission::OverCap(format!(
+                        "This account reached its monthly spend cap of {}",
+                        crate::domain::usage::format_money(limit)
+                    ));
+                    continue;
+                }
+            }
+            if let Some(entry) = used.get_mut(m.account_sid.as_str()) {
+                entry.0 += 1;
+                entry.1 += estimate;
+            }
+        }
+        if let Some(key) = key {
+            taken.insert(
+                (m.account_sid.as_str(), key.key.as_str()),
+                (key.fingerprint.as_str(), m.sid.as_str()),
+            );
+        }
+        let count = counts
+            .entry((m.account_sid.clone(), month.clone()))
+            .or_default();
+        count.0 += 1;
+        count.1 += estimate;
+    }
+    let kept: Vec<(Message, Vec<Media>)> = batch
+        .iter()
+        .zip(&admissions)
+        .filter(|(_, a)| **a == Admission::Accepted)
+        .map(|(item, _)| item.clone())
+        .collect();
+    // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
+    let mut statements = new_message_statements(&kept, due_now);
+    statements.extend(key_statements(batch, terms, &admissions, due_now));
+    statements.extend(exempt_statements(batch, terms, &admissions));
+    statements.extend(super::caps::count_statements(&counts));
+    if framing == Framing::BeginAndCommit {
+        statements.push(Sql::new("COMMIT"));
+    }
+    super::durability::execute_all(tx, statements).await?;
+    Ok(admissions)
+}
+
+/// Marks the accepted opt-out-exempt messages (see `Terms::opt_out_exempt`).
+fn exempt_statements(
+    batch: &[(Message, Vec<Media>)],
+    terms: &[Terms],
+    admissions: &[Admission],
+) -> Option<Sql> {
+    let exempt: Vec<&str> = batch
+        .iter()
+        .zip(terms)
+        .zip(admissions)
+        .filter(|((_, terms), admission)| {
+            terms.opt_out_exempt && **admission == Admission::Accepted
+        })
+        .map(|(((m, _), _), _)| m.sid.as_str())
+        .collect();
+    if exempt.is_empty() {
+        return None;
+    }
+    let mut sql = Sql::new("UPDATE messages SET opt_out_exempt = 1 WHERE sid IN ");
+    sql.text_set(exempt);
+    Some(sql)
+}
+
+/// What a new message brings besides its rows (by default, nothing).
+#[derive(Debug, Clone, Default)]
+pub struct Terms {
+    /// The client's idempotency key (API sends).
+    pub idempotency: Option<IdempotencyKey>,
+    /// A keyword auto-reply: it confirms an opt-out, so neither admission nor the dispatcher
+    /// refuses it for that opt-out. Caps, funds and status still apply.
+    pub opt_out_exempt: bool,
+}
+
+/// The stored idempotency keys among those of `batch`: (account, key, fingerprint, message).
+async fn earlier_keys(
+    tx: &mut sqlx::AnyConnection,
+    batch: &[(Message, Vec<Media>)],
+    terms: &[Terms],
+) -> Result<Vec<(String, String, String, String)>> {
+    let keyed: Vec<(&str, &str)> = batch
+        .iter()
+        .zip(terms)
+        .filter_map(|((m, _), terms)| {
+            Some((
+                m.account_sid.as_str(),
+                terms.idempotency.as_ref()?.key.as_str(),
+            ))
+        })
+        .collect();
+    if keyed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(
+        "SELECT account_sid, idempotency_key, fingerprint, message_sid FROM idempotency_keys WHERE account_sid IN ",
+    );
+    sql.text_set(keyed.iter().map(|(account, _)| *account))
+        .push(" AND idempotency_key IN ")
+        .text_set(keyed.iter().map(|(_, key)| *key));
+    let mut found = Vec::new();
+    for row in sql.query().fetch_all(&mut *tx).await? {
+        let account = text(&row, "account_sid")?;
+        let key = text(&row, "idempotency_key")?;
+        if keyed.contains(&(account.as_str(), key.as_str())) {
+            found.push((
+                account,
+                key,
+                text(&row, "fingerprint")?,
+                text(&row, "message_sid")?,
+            ));
+        }
+    }
+    Ok(found)
+}
+
+/// The rows that record the idempotency keys of the accepted messages.
+fn key_statements(
+    batch: &[(Message, Vec<Media>)],
+    terms: &[Terms],
+    admissions: &[Admission],
+    now: i64,
+) -> Vec<Sql> {
+    let keyed: Vec<(&Message, &IdempotencyKey)> = batch
+        .iter()
+        .zip(terms)
+        .zip(admissions)
+        .filter(|(_, admission)| **admission == Admission::Accepted)
+        .filter_map(|(((m, _), terms), _)| Some((m, terms.idempotency.as_ref()?)))
+        .collect();
+    let mut statements = Vec::new();
+    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "INSERT INTO idempotency_keys (account_sid, idempotency_key, fingerprint, message_sid, date_created) VALUES ",
+        );
+        for (i, (m, key)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(m.account_sid.clone())
+                .push(", ")
+                .text(key.key.clone())
+                .push(", ")
+                .text(key.fingerprint.clone())
+                .push(", ")
+                .text(m.sid.clone())
+                .push(", ")
+                .int(now)
+                .push(")");
+        }
+        statements.push(sql);
+    }
+    statements
+}

@@ -1,0 +1,148 @@
+//! Row types the store's modules share: a message's columns and status events, what the
+//! group commit decided for a new message, carrier receipts, status changes, webhook kinds and
+//! targets. Here, and not in any one of `messages`, `carrier`, `inbound` or `webhooks`, so
+//! those import one place and never each other in a circle.
+
+use crate::domain::message::{Message, MessageStatus};
+
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "sid, account_sid, messaging_service_sid, direction, from_address, \
+    to_address, body, encoding, num_segments, num_media, status, error_code, error_message, price, \
+    price_unit, status_callback, validity_period, send_at, date_created, date_updated, date_sent";
+
+/// One status transition.
+pub(crate) struct Event {
+    pub sid: String,
+    pub status: MessageStatus,
+    pub error_code: Option<i64>,
+    pub at: i64,
+    /// The carrier's done date (`RawDlrDoneDate`, `YYMMDDhhmm`), for receipts that had one.
+    pub done_date: Option<String>,
+    /// Whether the transition is reported to the status callback (every one but the first).
+    pub notify: bool,
+}
+
+impl Event {
+    pub(crate) fn change(
+        sid: &str,
+        status: MessageStatus,
+        error_code: Option<i64>,
+        at: i64,
+    ) -> Event {
+        Event {
+            sid: sid.to_string(),
+            status,
+            error_code,
+            at,
+            done_date: None,
+            notify: true,
+        }
+    }
+}
+
+/// What the group commit did with one new message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Accepted,
+    /// The recipient opted out of its sender or service (21610).
+    OptedOut,
+    /// Over one of the account's monthly caps (the reason).
+    OverCap(String),
+    /// Its idempotency key was taken by an earlier message, `sid`: nothing new was written.
+    /// `same_request`: the earlier create had the same parameters (a retry).
+    Duplicate {
+        sid: String,
+        same_request: bool,
+    },
+}
+
+/// A message's move to `sent` or to a final status, as metrics and alarms count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub account_sid: String,
+    pub service_sid: Option<String>,
+    pub status: MessageStatus,
+    pub error_code: Option<i64>,
+    /// When the message was accepted (its `date_created`), microseconds.
+    pub accepted_at: i64,
+    /// When it changed, microseconds.
+    pub at: i64,
+    pub segments: i64,
+}
+
+impl StatusChange {
+    pub(crate) fn of(
+        m: &Message,
+        status: MessageStatus,
+        error_code: Option<i64>,
+        at: i64,
+    ) -> StatusChange {
+        StatusChange {
+            account_sid: m.account_sid.clone(),
+            service_sid: m.messaging_service_sid.clone(),
+            status,
+            error_code,
+            accepted_at: m.date_created,
+            at,
+            segments: m.num_segments.max(1),
+        }
+    }
+}
+
+/// What a receipt does to its message: (message SID, new status, error code, done date).
+pub(crate) type ReceiptUpdate = (String, MessageStatus, Option<i64>, Option<String>);
+
+/// A delivery receipt from a carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: String,
+    pub carrier_message_id: String,
+    pub status: MessageStatus,
+    pub error_code: Option<i64>,
+    pub done_date: Option<String>,
+    pub due_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookKind {
+    /// A message status callback.
+    Status,
+    /// An inbound message for the number's (or service's) webhook.
+    Inbound,
+    /// A Usage Trigger that fired.
+    Trigger,
+    /// An alarm that fired or cleared.
+    Alarm,
+    /// An A2P registration record changed status (a CloudEvents JSON body).
+    A2pEvent,
+}
+
+impl WebhookKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WebhookKind::Status => "status",
+            WebhookKind::Inbound => "inbound",
+            WebhookKind::Trigger => "trigger",
+            WebhookKind::Alarm => "alarm",
+            WebhookKind::A2pEvent => "a2p_event",
+        }
+    }
+}
+
+/// Where an inbound message's webhook goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundTarget {
+    pub url: String,
+    pub method: String,
+    pub fallback_url: Option<String>,
+    pub fallback_method: Option<String>,
+}
+
+/// Message SID → where its status callbacks go (account SID, URL), or `None` for a message
+/// with no callback URL.
+pub(crate) type CallbackTargets = std::collections::HashMap<String, Option<(String, String)>>;
+
+pub(crate) const ALERT_COLUMNS: &str =
+    "sid, account_sid, error_code, log_level, alert_text, resource_sid, \
+    service_sid, request_method, request_url, request_variables, request_headers, response_body, \
+    response_headers, date_created";

@@ -721,3 +721,75 @@ async fn the_parent_suspends_reactivates_renames_and_closes_a_subaccount() {
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert_eq!(status().await["status"], "closed");
 }
+
+/// Issue 22's settings in the console: the parent makes a subaccount a sandbox (and live
+/// again); the subaccount sees its test credentials, reveals its test auth token, and cannot
+/// leave the sandbox itself.
+#[tokio::test]
+async fn a_parent_toggles_a_sandbox_and_an_account_sees_its_test_credentials() {
+    let server = spawn().await;
+    let (sub, sub_token) = server.subaccount("Staging").await;
+    let sandbox_of = || async {
+        server
+            .get(
+                &format!("/warbler/v1/Accounts/{sub}/Sandbox"),
+                server.main_creds(),
+            )
+            .await
+            .body["sandbox"]
+            .clone()
+    };
+    let parent = login(&server, MAIN_SID, MAIN_TOKEN).await;
+    let settings = format!("/console/{sub}/settings");
+    let page = html(&parent.get(&server, &settings).await);
+    assert!(page.contains("Make it a sandbox"), "{page}");
+    let reply = parent
+        .post(
+            &server,
+            &format!("{settings}/sandbox"),
+            &[("sandbox", "true")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", html(&reply));
+    assert_eq!(sandbox_of().await, true);
+    assert!(html(&parent.get(&server, &settings).await).contains("Make it live"));
+
+    // The subaccount's own login: its test credentials, no sandbox switch.
+    let own = login(&server, &sub, &sub_token).await;
+    let page = html(&own.get(&server, &settings).await);
+    let test = server
+        .get(
+            &format!("/warbler/v1/Accounts/{sub}/TestCredentials"),
+            (&sub, &sub_token),
+        )
+        .await
+        .body;
+    let test_sid = test["test_account_sid"].as_str().unwrap();
+    let test_token = test["test_auth_token"].as_str().unwrap();
+    assert!(page.contains(test_sid), "{page}");
+    assert!(
+        !page.contains(test_token),
+        "the test token is hidden until revealed"
+    );
+    assert!(!page.contains("Make it live"), "{page}");
+    let revealed = own
+        .post(&server, &format!("{settings}/reveal-test"), &[])
+        .await;
+    assert_eq!(revealed.status, StatusCode::OK);
+    assert!(html(&revealed).contains(test_token));
+    let refused = own
+        .post(
+            &server,
+            &format!("{settings}/sandbox"),
+            &[("sandbox", "false")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", html(&refused));
+    assert_eq!(sandbox_of().await, true, "still a sandbox");
+    // The parent cannot reveal the subaccount's test token.
+    let parent_reveal = parent
+        .post(&server, &format!("{settings}/reveal-test"), &[])
+        .await;
+    assert_eq!(parent_reveal.status, StatusCode::FORBIDDEN);
+    assert!(!html(&parent_reveal).contains(test_token));
+}

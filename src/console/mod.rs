@@ -66,6 +66,11 @@ pub fn router(app: App, failed_auth: FailedAuth, secure_cookies: bool) -> Router
             get(accounts::confirm_status).post(accounts::change_status),
         )
         .route("/{account}/settings/reveal", post(accounts::reveal_token))
+        .route(
+            "/{account}/settings/reveal-test",
+            post(accounts::reveal_test_token),
+        )
+        .route("/{account}/settings/sandbox", post(accounts::set_sandbox))
         .route("/{account}/keys", get(keys::list).post(keys::create))
         .route("/{account}/keys/{key}/rename", post(keys::rename))
         .route("/{account}/keys/{key}/delete", post(keys::delete))

@@ -1,5 +1,7 @@
 //! Subaccounts (create, list) and an account's settings: rename, suspend / reactivate /
-//! close (after a confirmation page), and revealing the account's own auth token.
+//! close (after a confirmation page), revealing the account's own auth token, its test
+//! credentials (the test auth token revealed like the auth token), and whether a subaccount is
+//! a sandbox (only its parent may change it).
 
 use super::super::csrf::{self, Post};
 use super::super::session::Ctx;
@@ -92,6 +94,14 @@ pub async fn settings(
         .map_err(|err| service_error(&ctx, err))?;
     let own = target.sid == principal.account.sid;
     let may_reveal = own && principal.credential == Credential::AuthToken;
+    // API keys may not read credentials (`ManageCredentials`): then the block is left out.
+    let test = state
+        .app
+        .test_credentials(principal, &target.sid, &path)
+        .await
+        .ok();
+    let parent_here = target.owner_account_sid.as_deref() == Some(principal.account.sid.as_str())
+        && principal.credential == Credential::AuthToken;
     let body = html! {
         h1 { "Account settings" }
         dl.facts {
@@ -107,6 +117,47 @@ pub async fn settings(
                         (csrf::field(&ctx))
                         button.secondary type="submit" { "Reveal" }
                     }
+                }
+            }
+        }
+        @if let Some(test) = &test {
+            div.card {
+                h2 { "Test credentials" }
+                p.muted { "Requests with these answer with Twilio's magic numbers and never send, charge or store anything." }
+                dl.facts {
+                    dt { "Test account SID" } dd { code { (test.test_account_sid) } }
+                    dt { "Test auth token" } dd {
+                        "••••••••••••••••"
+                        @if may_reveal {
+                            form.inline method="post" action={ (path) "/reveal-test" } {
+                                (csrf::field(&ctx))
+                                button.secondary type="submit" { "Reveal" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !target.is_main() {
+            div.card {
+                h2 { "Sandbox" }
+                p {
+                    @if target.sandbox {
+                        "This subaccount is a sandbox: its messages go to the simulated carrier, free, whatever the routes."
+                    } @else {
+                        "This subaccount sends for real."
+                    }
+                }
+                @if parent_here {
+                    form.inline method="post" action={ (path) "/sandbox" } {
+                        (csrf::field(&ctx))
+                        input type="hidden" name="sandbox" value=(if target.sandbox { "false" } else { "true" });
+                        button.secondary type="submit" {
+                            @if target.sandbox { "Make it live" } @else { "Make it a sandbox" }
+                        }
+                    }
+                } @else {
+                    p.muted { "Only the parent account can change this." }
                 }
             }
         }
@@ -264,4 +315,50 @@ pub async fn reveal_token(
         p { a href={ "/console/" (account) "/settings" } { "Hide it again" } }
     };
     Ok(layout("Auth token", Some(ctx), Some(&account), body).into_response())
+}
+
+/// Turns a subaccount's sandbox on or off (the service lets only its parent).
+pub async fn set_sandbox(
+    State(state): State<ConsoleState>,
+    Path(account): Path<String>,
+    post: Post,
+) -> PageResult {
+    let path = format!("/console/{account}/settings");
+    let sandbox = post.fields.get("sandbox") == Some("true");
+    state
+        .app
+        .set_sandbox(&post.ctx.session.principal, &account, sandbox, &path)
+        .await
+        .map_err(|err| service_error(&post.ctx, err))?;
+    Ok(see_other(&path))
+}
+
+/// Shows the account's test auth token, under the same rule as its auth token.
+pub async fn reveal_test_token(
+    State(state): State<ConsoleState>,
+    Path(account): Path<String>,
+    post: Post,
+) -> PageResult {
+    let ctx = &post.ctx;
+    let principal = &ctx.session.principal;
+    if account != principal.account.sid || principal.credential != Credential::AuthToken {
+        return Err(page_error(
+            Some(ctx),
+            StatusCode::FORBIDDEN,
+            "Only the account's own login may reveal its test auth token.",
+        ));
+    }
+    let path = format!("/console/{account}/settings");
+    let test = state
+        .app
+        .test_credentials(principal, &account, &path)
+        .await
+        .map_err(|err| service_error(ctx, err))?;
+    let body = html! {
+        h1 { "Test auth token" }
+        p { "Test account SID " code { (test.test_account_sid) } }
+        p { code.secret { (test.test_auth_token) } }
+        p { a href={ "/console/" (account) "/settings" } { "Hide it again" } }
+    };
+    Ok(layout("Test auth token", Some(ctx), Some(&account), body).into_response())
 }

@@ -141,9 +141,28 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
-/// Goes to `url` and waits for its page's content (every console page has a `main`).
+/// Goes to `url` and waits until the browser shows that page, fully loaded, with its content
+/// (every console page has a `main`).
 async fn open(client: &Client, url: &str) {
     client.goto(url).await.unwrap();
+    let wanted = url::Url::parse(url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let here = client.current_url().await.unwrap();
+        let ready = client
+            .execute("return document.readyState", Vec::new())
+            .await
+            .unwrap();
+        let arrived = here.path() == wanted.path() && here.query() == wanted.query();
+        if arrived && ready == "complete" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url}: still on {here} ({ready})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     client
         .wait()
         .at_most(Duration::from_secs(15))

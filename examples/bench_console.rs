@@ -55,6 +55,16 @@ async fn main() -> anyhow::Result<()> {
     .execute(store.pool())
     .await?;
     let session = app.console_login(SID, TOKEN, None).await?;
+    // An ISV's family: the main overview has a row per subaccount.
+    let subaccounts: usize = std::env::var("SUBACCOUNTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    for i in 0..subaccounts {
+        app.create_subaccount(&session.session.principal, Some(&format!("customer {i}")))
+            .await?;
+    }
+    println!("{subaccounts} subaccounts");
     let cookie = format!("warbler_session={}", session.token);
     let router = warbler::api::router(
         app,

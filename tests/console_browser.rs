@@ -9,6 +9,7 @@ mod common;
 
 use common::{fresh_database_url, MAIN_SID, MAIN_TOKEN};
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,11 +20,14 @@ use warbler::store::Store;
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// chromedriver, stopped when dropped.
+/// chromedriver in a process group of its own, with the browsers it starts: the whole group
+/// is killed when dropped, so a failed test leaves no Chromium behind.
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = rustix::process::Pid::from_child(&self.0);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -41,6 +45,7 @@ async fn start_driver() -> (Driver, String) {
     let port = free_port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -136,9 +141,28 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
-/// Goes to `url` and waits for its page's content (every console page has a `main`).
+/// Goes to `url` and waits until the browser shows that page, fully loaded, with its content
+/// (every console page has a `main`).
 async fn open(client: &Client, url: &str) {
     client.goto(url).await.unwrap();
+    let wanted = url::Url::parse(url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let here = client.current_url().await.unwrap();
+        let ready = client
+            .execute("return document.readyState", Vec::new())
+            .await
+            .unwrap();
+        let arrived = here.path() == wanted.path() && here.query() == wanted.query();
+        if arrived && ready == "complete" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url}: still on {here} ({ready})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     client
         .wait()
         .at_most(Duration::from_secs(15))

@@ -2,7 +2,8 @@
 //! under `/console`. Pages are rendered on the server (maud templates escape every value;
 //! charts are SVG drawn by plotters) and work without JavaScript. Like `api`, it only parses
 //! forms, calls the service and renders: who may see and change what is the service's
-//! decision. Imports `service`, `domain` and `error`.
+//! decision. Imports `service`, `domain`, `error` and, as `api` does, the store's filter and
+//! row types that the service's signatures name.
 
 mod charts;
 mod csrf;

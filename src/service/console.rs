@@ -218,97 +218,92 @@ impl App {
         })
     }
 
-    /// One account's overview row.
-    pub async fn console_account_stats(
+    /// The overview of `account_sid`: a row per account it shows (a main account's own
+    /// overview shows every account `console_accounts` lists; any other shows that account,
+    /// if `authorize` lets the caller read its messages) and the charts of the last `hours`,
+    /// added up over those accounts. The counters are read for all accounts at once.
+    pub async fn console_overview(
         &self,
         principal: &Principal,
         account_sid: &str,
+        hours: i64,
         path: &str,
-    ) -> Result<AccountStats> {
-        let account = self
-            .authorize(principal, account_sid, Operation::ListMessage, path)
-            .await?;
-        let now = now_micros();
-        let midnight = now - now.rem_euclid(DAY);
-        let hour = crate::store::console::HOUR;
-        let week_ago = now - now.rem_euclid(hour) - 7 * DAY;
-        let by_status = |outcomes: &[(String, i64, i64)]| {
-            let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
-            for (status, _, n) in outcomes {
-                *counts.entry(status.clone()).or_default() += n;
-            }
-            counts.into_iter().collect::<Vec<_>>()
+    ) -> Result<(Vec<AccountStats>, ChartData)> {
+        let accounts = if account_sid == principal.account.sid && principal.account.is_main() {
+            check_credential(principal, Operation::ListMessage)?;
+            self.console_accounts(principal).await?
+        } else {
+            vec![
+                self.authorize(principal, account_sid, Operation::ListMessage, path)
+                    .await?,
+            ]
         };
-        let today = by_status(&self.store.outcomes_since(&account.sid, midnight).await?);
-        let week_outcomes = self.store.outcomes_since(&account.sid, week_ago).await?;
-        let week = by_status(&week_outcomes);
-        let mut errors: std::collections::BTreeMap<i64, i64> = Default::default();
-        for (_, code, n) in &week_outcomes {
-            if *code != 0 {
-                *errors.entry(*code).or_default() += n;
-            }
-        }
-        let mut top_errors: Vec<(i64, i64)> = errors.into_iter().collect();
-        top_errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        top_errors.truncate(3);
+        let sids: Vec<String> = accounts.iter().map(|a| a.sid.clone()).collect();
+        let now = now_micros();
+        let hour = crate::store::console::HOUR;
+        let midnight = now - now.rem_euclid(DAY);
+        let week_ago = now - now.rem_euclid(hour) - 7 * DAY;
+        let today = self.store.outcomes_since(&sids, midnight).await?;
+        let week = self.store.outcomes_since(&sids, week_ago).await?;
         let query = super::usage::UsageQuery {
             category: Some("totalprice"),
             start_date: None,
             end_date: None,
             include_subaccounts: Some(false),
         };
-        let spend = self
-            .usage_records(
-                principal,
-                &account.sid,
-                crate::domain::usage::Period::ThisMonth,
-                &query,
-                path,
-            )
-            .await?;
-        let spend_this_month = spend
-            .first()
-            .map(|record| record.usage_text())
-            .unwrap_or_else(|| "0".into());
-        Ok(AccountStats {
-            account,
-            today,
-            week,
-            top_errors,
-            spend_this_month,
-        })
-    }
-
-    /// The overview charts' data for `account_sid` over the last `hours`.
-    pub async fn console_chart_data(
-        &self,
-        principal: &Principal,
-        account_sid: &str,
-        hours: i64,
-        path: &str,
-    ) -> Result<ChartData> {
-        let account = self
-            .authorize(principal, account_sid, Operation::ListMessage, path)
-            .await?;
-        let until = now_micros();
-        let hour = crate::store::console::HOUR;
-        let since = until - until.rem_euclid(hour) - (hours - 1) * hour;
+        let mut rows = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let by_status = |outcomes: &[(String, String, i64, i64)]| {
+                let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+                for (_, status, _, n) in outcomes.iter().filter(|o| o.0 == account.sid) {
+                    *counts.entry(status.clone()).or_default() += n;
+                }
+                counts.into_iter().collect::<Vec<_>>()
+            };
+            let mut errors: std::collections::BTreeMap<i64, i64> = Default::default();
+            for (_, _, code, n) in week.iter().filter(|o| o.0 == account.sid && o.2 != 0) {
+                *errors.entry(*code).or_default() += n;
+            }
+            let mut top_errors: Vec<(i64, i64)> = errors.into_iter().collect();
+            top_errors.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            top_errors.truncate(3);
+            let spend = self
+                .usage_records(
+                    principal,
+                    &account.sid,
+                    crate::domain::usage::Period::ThisMonth,
+                    &query,
+                    path,
+                )
+                .await?;
+            rows.push(AccountStats {
+                today: by_status(&today),
+                week: by_status(&week),
+                top_errors,
+                spend_this_month: spend
+                    .first()
+                    .map(|record| record.usage_text())
+                    .unwrap_or_else(|| "0".into()),
+                account,
+            });
+        }
+        let since = now - now.rem_euclid(hour) - (hours - 1) * hour;
         let mut hourly_by_status = Vec::new();
         let mut hourly_by_error = Vec::new();
-        for (at, status, code, n) in self.store.hourly_outcomes(&account.sid, since).await? {
+        for (at, status, code, n) in self.store.hourly_outcomes(&sids, since).await? {
             if code != 0 {
                 hourly_by_error.push((at, code, n));
             }
             hourly_by_status.push((at, status, n));
         }
-        let latency_histogram = self.store.latency_histogram(&account.sid, since).await?;
-        Ok(ChartData {
+        let charts = ChartData {
             since,
-            until,
+            until: now,
             hourly_by_status,
             hourly_by_error,
-            latency_histogram,
-        })
+            latency_histogram: self.store.latency_histogram(&sids, since).await?,
+        };
+        Ok((rows, charts))
     }
 
     /// A page of the message log of `account_sid`, newest first: `limit` rows after the

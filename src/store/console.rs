@@ -297,36 +297,43 @@ impl Store {
         Ok(self.write(sql.query()).await?.rows_affected())
     }
 
-    /// Final outcomes of `account_sid` reached since `since` (hour-aligned), by status and
-    /// error code (0: none).
+    /// Final outcomes of `accounts` reached since `since` (hour-aligned), by account, status
+    /// and error code (0: none).
     pub async fn outcomes_since(
         &self,
-        account_sid: &str,
+        accounts: &[String],
         since: i64,
-    ) -> Result<Vec<(String, i64, i64)>> {
+    ) -> Result<Vec<(String, String, i64, i64)>> {
         let mut sql = Sql::new(
-            "SELECT status, error_code, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid = ",
+            "SELECT account_sid, status, error_code, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid IN ",
         );
-        sql.text(account_sid)
+        sql.text_set(accounts.iter().map(String::as_str))
             .push(" AND hour >= ")
             .int(since)
-            .push(" GROUP BY status, error_code");
+            .push(" GROUP BY account_sid, status, error_code");
         let rows = sql.query().fetch_all(self.pool()).await?;
         rows.iter()
-            .map(|r| Ok((text(r, "status")?, int(r, "error_code")?, int(r, "n")?)))
+            .map(|r| {
+                Ok((
+                    text(r, "account_sid")?,
+                    text(r, "status")?,
+                    int(r, "error_code")?,
+                    int(r, "n")?,
+                ))
+            })
             .collect()
     }
 
-    /// Final outcomes since `since` by hour, status and error code.
+    /// Final outcomes of `accounts` since `since` by hour, status and error code.
     pub async fn hourly_outcomes(
         &self,
-        account_sid: &str,
+        accounts: &[String],
         since: i64,
     ) -> Result<Vec<(i64, String, i64, i64)>> {
         let mut sql = Sql::new(
-            "SELECT hour, status, error_code, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid = ",
+            "SELECT hour, status, error_code, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid IN ",
         );
-        sql.text(account_sid)
+        sql.text_set(accounts.iter().map(String::as_str))
             .push(" AND hour >= ")
             .int(since)
             .push(" GROUP BY hour, status, error_code");
@@ -343,16 +350,17 @@ impl Store {
             .collect()
     }
 
-    /// Delivered messages since `since` by latency bucket (see `LATENCY_BUCKETS`).
+    /// Delivered messages of `accounts` since `since` by latency bucket (see
+    /// `LATENCY_BUCKETS`).
     pub async fn latency_histogram(
         &self,
-        account_sid: &str,
+        accounts: &[String],
         since: i64,
     ) -> Result<Vec<(i64, i64)>> {
         let mut sql = Sql::new(
-            "SELECT latency_bucket, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid = ",
+            "SELECT latency_bucket, CAST(SUM(count) AS BIGINT) AS n FROM console_outcomes WHERE account_sid IN ",
         );
-        sql.text(account_sid)
+        sql.text_set(accounts.iter().map(String::as_str))
             .push(" AND hour >= ")
             .int(since)
             .push(" AND status = 'delivered' AND latency_bucket >= 0 GROUP BY latency_bucket");

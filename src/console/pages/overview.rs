@@ -60,44 +60,16 @@ pub async fn overview(
     let principal = &ctx.session.principal;
     let path = format!("/console/{account}");
     let fail = |err| service_error(&ctx, err);
-    // The main account's own overview lists every account it sees; any other shows itself.
-    let sids: Vec<String> = if account == principal.account.sid && principal.account.is_main() {
-        app.console_accounts(principal)
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .map(|a| a.sid)
-            .collect()
-    } else {
-        vec![account.clone()]
-    };
-    let mut rows = Vec::with_capacity(sids.len());
-    for sid in &sids {
-        rows.push(
-            app.console_account_stats(principal, sid, &path)
-                .await
-                .map_err(fail)?,
-        );
-    }
+    let (rows, data) = app
+        .console_overview(principal, &account, 24, &path)
+        .await
+        .map_err(fail)?;
     // Subaccounts hold no balance information (the service refuses them): no line then.
     let balance = match app.balance(principal, &account, &path).await {
         Ok((_, money)) => Some(crate::domain::usage::format_money(money)),
         Err(crate::error::Error::Forbidden { .. }) => None,
         Err(err) => return Err(fail(err)),
     };
-    // The main account's charts add up every account of its table.
-    let mut data = crate::service::console::ChartData::default();
-    for sid in &sids {
-        let one = app
-            .console_chart_data(principal, sid, 24, &path)
-            .await
-            .map_err(fail)?;
-        data.since = one.since;
-        data.until = one.until;
-        data.hourly_by_status.extend(one.hourly_by_status);
-        data.hourly_by_error.extend(one.hourly_by_error);
-        data.latency_histogram.extend(one.latency_histogram);
-    }
     let name = rows
         .iter()
         .find(|r| r.account.sid == account)
@@ -116,7 +88,7 @@ pub async fn overview(
             } }
             tbody { @for stats in &rows { (row(stats, &account)) } }
         }
-        h2 { "Last 24 hours" @if sids.len() > 1 { span.muted { " · all " (sids.len()) " accounts" } } }
+        h2 { "Last 24 hours" @if rows.len() > 1 { span.muted { " · all " (rows.len()) " accounts" } } }
         div.charts {
             figure.chart { (PreEscaped(charts::messages_per_hour(&data))) }
             figure.chart { (PreEscaped(charts::latency_percentiles(&data))) }

@@ -2,7 +2,7 @@
 //! overview and charts, and the message log with the console's filters. Every query names
 //! the account it reads; the service decides which accounts a caller may name.
 
-use super::messages::decode;
+use super::rows::decode_message as decode;
 use super::rows::{StatusChange, MESSAGE_COLUMNS as COLUMNS};
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Message, MessageStatus};

@@ -8,45 +8,15 @@ use super::queue::{
     ROWS_PER_STATEMENT,
 };
 use super::rows::{
-    Admission, CallbackTargets, Event, Receipt, ReceiptUpdate, StatusChange,
-    MESSAGE_COLUMNS as COLUMNS,
+    decode_message as decode, Admission, CallbackTargets, Event, Receipt, ReceiptUpdate,
+    StatusChange, MESSAGE_COLUMNS as COLUMNS,
 };
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
-use crate::domain::message::{Direction, Media, Message, MessageStatus};
+use crate::domain::message::{Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
 use sqlx::any::AnyRow;
 use std::collections::HashSet;
-
-pub(crate) fn decode(row: &AnyRow) -> Result<Message> {
-    let status = text(row, "status")?;
-    let direction = text(row, "direction")?;
-    Ok(Message {
-        sid: text(row, "sid")?,
-        account_sid: text(row, "account_sid")?,
-        messaging_service_sid: opt_text(row, "messaging_service_sid")?,
-        direction: Direction::parse(&direction)
-            .ok_or_else(|| Error::internal(format!("bad stored direction {direction}")))?,
-        from: opt_text(row, "from_address")?,
-        to: text(row, "to_address")?,
-        body: text(row, "body")?,
-        encoding: text(row, "encoding")?,
-        num_segments: int(row, "num_segments")?,
-        num_media: int(row, "num_media")?,
-        status: MessageStatus::parse(&status)
-            .ok_or_else(|| Error::internal(format!("bad stored status {status}")))?,
-        error_code: opt_int(row, "error_code")?,
-        error_message: opt_text(row, "error_message")?,
-        price: opt_text(row, "price")?,
-        price_unit: text(row, "price_unit")?,
-        status_callback: opt_text(row, "status_callback")?,
-        validity_period: int(row, "validity_period")?,
-        send_at: opt_int(row, "send_at")?,
-        date_created: int(row, "date_created")?,
-        date_updated: int(row, "date_updated")?,
-        date_sent: opt_int(row, "date_sent")?,
-    })
-}
 
 /// The longest a message can wait between creation and sending: 35 days of scheduling plus
 /// 10 hours of validity, in microseconds (with a day's margin).

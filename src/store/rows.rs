@@ -3,7 +3,10 @@
 //! targets. Here, and not in any one of `messages`, `carrier`, `inbound` or `webhooks`, so
 //! those import one place and never each other in a circle.
 
-use crate::domain::message::{Message, MessageStatus};
+use super::{int, opt_int, opt_text, text};
+use crate::domain::message::{Direction, Message, MessageStatus};
+use crate::error::{Error, Result};
+use sqlx::any::AnyRow;
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "sid, account_sid, messaging_service_sid, direction, from_address, \
@@ -146,3 +149,34 @@ pub(crate) const ALERT_COLUMNS: &str =
     "sid, account_sid, error_code, log_level, alert_text, resource_sid, \
     service_sid, request_method, request_url, request_variables, request_headers, response_body, \
     response_headers, date_created";
+
+/// A `messages` row (its `MESSAGE_COLUMNS`) as a `Message`.
+pub(crate) fn decode_message(row: &AnyRow) -> Result<Message> {
+    let status = text(row, "status")?;
+    let direction = text(row, "direction")?;
+    Ok(Message {
+        sid: text(row, "sid")?,
+        account_sid: text(row, "account_sid")?,
+        messaging_service_sid: opt_text(row, "messaging_service_sid")?,
+        direction: Direction::parse(&direction)
+            .ok_or_else(|| Error::internal(format!("bad stored direction {direction}")))?,
+        from: opt_text(row, "from_address")?,
+        to: text(row, "to_address")?,
+        body: text(row, "body")?,
+        encoding: text(row, "encoding")?,
+        num_segments: int(row, "num_segments")?,
+        num_media: int(row, "num_media")?,
+        status: MessageStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("bad stored status {status}")))?,
+        error_code: opt_int(row, "error_code")?,
+        error_message: opt_text(row, "error_message")?,
+        price: opt_text(row, "price")?,
+        price_unit: text(row, "price_unit")?,
+        status_callback: opt_text(row, "status_callback")?,
+        validity_period: int(row, "validity_period")?,
+        send_at: opt_int(row, "send_at")?,
+        date_created: int(row, "date_created")?,
+        date_updated: int(row, "date_updated")?,
+        date_sent: opt_int(row, "date_sent")?,
+    })
+}

@@ -220,6 +220,71 @@ async fn a_webhook_settled_under_a_lost_claim_stays_for_its_new_holder() {
     assert_eq!(store.pending_webhooks().await.unwrap(), 0);
 }
 
+/// Adds `rows` pending status callbacks, two per message (`seq` 0 then 1), due from
+/// `first_due` on, with ids `{prefix}{message}-{seq}`.
+async fn fill_outbox(store: &Store, prefix: &str, rows: i64, first_due: i64) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {last}) \
+         INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
+         message_status, attempts, created_at, due_at) \
+         SELECT '{prefix}' || (i / 2) || '-' || (i % 2), 'status', '{account}', \
+         'MM{prefix}' || (i / 2), i % 2, 'http://127.0.0.1:9/status', 'POST', 'sent', 0, \
+         {first_due} + i, {first_due} + i FROM n",
+        last = rows - 1,
+        account = common::MAIN_SID,
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+/// A webhook claim stays one index probe per candidate whatever the database last learnt of
+/// the outbox. The outbox is nearly empty most of the time; statistics taken then, and a
+/// claim prepared and run then more than five times (when PostgreSQL may start reusing a
+/// generic plan), once made a claim over a burst's backlog scan the whole outbox for every
+/// candidate: minutes for 20,000 rows, every callback stalled. The claim also keeps each
+/// message's callbacks in order (only a message's first is claimed).
+#[tokio::test]
+async fn a_claim_over_a_sudden_backlog_stays_quick_whatever_the_statistics_said() {
+    let url = common::fresh_database_url().await;
+    let store = Store::connect(&url).await.unwrap();
+    let now = now_micros();
+    // The statistics of a quiet outbox: one row.
+    fill_outbox(&store, "WHQ", 1, now - 60 * SECOND).await;
+    sqlx::query("ANALYZE webhook_outbox")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM webhook_outbox")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    // More than five runs on each of the pool's connections (at most 16, taken in turn).
+    for _ in 0..120 {
+        let idle = store.claim_webhooks(now, 60 * SECOND, 256).await.unwrap();
+        assert!(idle.webhooks.is_empty());
+    }
+
+    let backlog = 20_000;
+    fill_outbox(&store, "WHB", backlog, now - 30 * SECOND).await;
+    let started = std::time::Instant::now();
+    let claim = store.claim_webhooks(now, 60 * SECOND, 256).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(claim.webhooks.len(), 256);
+    assert!(
+        claim.webhooks.iter().all(|w| w.id.ends_with("-0")),
+        "only each message's first callback is claimed"
+    );
+    let oldest: Vec<String> = (0..256).map(|m| format!("WHB{m}-0")).collect();
+    let claimed: Vec<String> = claim.webhooks.iter().map(|w| w.id.clone()).collect();
+    assert_eq!(claimed, oldest, "the oldest due first");
+    // An index probe per candidate takes milliseconds here; the quadratic plans took minutes.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "a claim over {backlog} rows took {took:?}"
+    );
+}
+
 /// Two writers (on PostgreSQL, two connection pools, as two nodes have) commit groups with the
 /// same capped accounts in opposite orders, over and over: the counters are locked in one
 /// order, so neither deadlocks and every message is counted.

@@ -539,7 +539,7 @@ impl Store {
             " RETURNING sid, CAST(NULL AS BIGINT) AS old_lease"
         });
         // One statement, so no transaction is held open; and it need not wait for the disk.
-        let rows = self.write_volatile(sql.query()).await?;
+        let rows = self.write_volatile(sql.one_shot_query()).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut taken_over = 0;
         for row in &rows {
@@ -948,6 +948,7 @@ impl Store {
              WHERE r.due_at <= $1 ORDER BY r.due_at LIMIT $2",
             super::outbox::CALLBACK_URL
         )))
+        .persistent(super::sql::ONE_SHOT_PERSISTENT)
         .bind(now)
         .bind(limit)
         .fetch_all(self.pool())

@@ -204,7 +204,21 @@ impl Sql {
         }
         query
     }
+
+    /// `query`, planned afresh on every run (see `ONE_SHOT_PERSISTENT`).
+    pub fn one_shot_query(&self) -> Query<'_, Any, AnyArguments> {
+        self.query().persistent(ONE_SHOT_PERSISTENT)
+    }
 }
+
+/// Claims over the queue tables (due messages, due receipts, the webhook outbox) are not kept
+/// as prepared statements. sqlx prepares a statement once per connection, and after five runs
+/// PostgreSQL may reuse a generic plan made from the statistics of that moment; these tables
+/// swing from empty to tens of thousands of rows in a burst, and a webhook claim planned while
+/// the outbox was nearly empty (sequential scans, a nested-loop anti-join) took minutes over a
+/// 20,000-row backlog. A statement that is not kept is planned with its parameters and the
+/// table's current size every time. The other statements keep their cached plans.
+pub const ONE_SHOT_PERSISTENT: bool = false;
 
 #[cfg(test)]
 mod tests {

@@ -15,36 +15,12 @@ use axum::http::Request;
 use http_body_util::BodyExt;
 use std::time::Instant;
 use tower::ServiceExt;
-use warbler::service::{App, Settings};
-use warbler::store::Store;
 
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "fedcba9876543210fedcba9876543210";
+use support::{BENCH_SID as SID, BENCH_TOKEN as TOKEN};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let total: usize = args
-        .get(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
-    let dir = std::env::temp_dir().join(format!("warbler-bench-console-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = args
-        .get(2)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}/console.db", dir.display()));
-    let store = Store::connect(&url).await?;
-    let app = App::new(store.clone(), Settings::new(1000, String::new()));
-    app.ensure_main_account(Some(SID), Some(TOKEN), "bench")
-        .await?;
-    let started = Instant::now();
-    support::fill_messages(&store, SID, total, "bench").await?;
-    println!(
-        "inserted {total} messages in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    let support::LargeTable { store, app, dir } = support::large_table("console").await?;
     // The messages were written as delivered, not delivered by the pipeline: count them as
     // the migration counts messages already final, so the overview has a million to show.
     sqlx::query(
@@ -66,16 +42,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("{subaccounts} subaccounts");
     let cookie = format!("warbler_session={}", session.token);
-    let router = warbler::api::router(
-        app,
-        &warbler::api::HttpSettings {
-            public_url: "http://127.0.0.1".into(),
-            max_body_bytes: 1 << 20,
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-            failed_auth_limit: 0,
-        },
-    );
+    let router = support::bench_router(app);
     let get = |uri: String| {
         let router = router.clone();
         let cookie = cookie.clone();
@@ -133,5 +100,6 @@ async fn main() -> anyhow::Result<()> {
         "messages, next 10 pages",
         t.elapsed().as_secs_f64() * 100.0
     );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -3,7 +3,65 @@
 #![allow(dead_code)]
 
 use warbler::domain::message::{Direction, Message, MessageStatus};
+use warbler::service::{App, Settings};
 use warbler::store::Store;
+
+/// The main account of the large-table benchmarks.
+pub const BENCH_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const BENCH_TOKEN: &str = "fedcba9876543210fedcba9876543210";
+
+/// The start of a large-table benchmark (`bench_list`, `bench_console`): reads `[N]
+/// [DATABASE_URL]` from the command line (N defaults to 1,000,000; the database to a fresh
+/// SQLite file named `name`), opens it, creates the main account and fills it with N delivered
+/// messages.
+pub async fn large_table(name: &str) -> anyhow::Result<LargeTable> {
+    let args: Vec<String> = std::env::args().collect();
+    let total: usize = args
+        .get(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("warbler-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let url = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| format!("sqlite://{}/{name}.db", dir.display()));
+    let store = Store::connect(&url).await?;
+    let app = App::new(store.clone(), Settings::new(1000, String::new()));
+    app.ensure_main_account(Some(BENCH_SID), Some(BENCH_TOKEN), "bench")
+        .await?;
+    let started = std::time::Instant::now();
+    fill_messages(&store, BENCH_SID, total, "bench").await?;
+    println!(
+        "inserted {total} messages in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(LargeTable { store, app, dir })
+}
+
+/// What `large_table` set up.
+pub struct LargeTable {
+    pub store: Store,
+    pub app: App,
+    /// A scratch folder (the SQLite file's, when no database URL was given): the benchmark
+    /// removes it at the end.
+    pub dir: std::path::PathBuf,
+}
+
+/// The API's router over `app`, without rate limits, for benchmarks that call it in-process.
+pub fn bench_router(app: App) -> axum::Router {
+    warbler::api::router(
+        app,
+        &warbler::api::HttpSettings {
+            public_url: "http://127.0.0.1".into(),
+            max_body_bytes: 1 << 20,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 0,
+            failed_auth_limit: 0,
+        },
+    )
+}
 
 /// Inserts `total` delivered messages of `account` (one a millisecond, ending now), to 1,000
 /// recipients, in transactions of 1,000.

@@ -7,7 +7,6 @@ use crate::domain::a2p::{
     registry_id, usecases_for, validate_brand_type, validate_bundle_sid, validate_usecase, Brand,
     BrandStatus, Campaign, CampaignDetails, CampaignStatus, Usecase,
 };
-use crate::domain::messaging_service::MessagingService;
 use crate::domain::paging::PageRequest;
 use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
@@ -175,20 +174,6 @@ impl App {
             .ok_or_else(|| Error::not_found(path))
     }
 
-    async fn campaign_service(
-        &self,
-        principal: &Principal,
-        operation: Operation,
-        service_sid: &str,
-        path: &str,
-    ) -> Result<MessagingService> {
-        check_credential(principal, operation)?;
-        self.store
-            .service(&principal.account.sid, service_sid)
-            .await?
-            .ok_or_else(|| Error::not_found(path))
-    }
-
     /// `CreateUsAppToPerson`: the service's campaign, on an APPROVED brand of the same
     /// account. A mock brand's campaign is verified at once.
     pub async fn create_campaign(
@@ -199,7 +184,7 @@ impl App {
         path: &str,
     ) -> Result<Campaign> {
         let service = self
-            .campaign_service(principal, Operation::CreateUsAppToPerson, service_sid, path)
+            .own_service(principal, Operation::CreateUsAppToPerson, service_sid, path)
             .await?;
         let brand_sid = request
             .brand_registration_sid
@@ -281,7 +266,7 @@ impl App {
         path: &str,
     ) -> Result<Vec<Campaign>> {
         let service = self
-            .campaign_service(principal, Operation::ListUsAppToPerson, service_sid, path)
+            .own_service(principal, Operation::ListUsAppToPerson, service_sid, path)
             .await?;
         Ok(self
             .store
@@ -299,7 +284,7 @@ impl App {
         path: &str,
     ) -> Result<Campaign> {
         let service = self
-            .campaign_service(principal, Operation::FetchUsAppToPerson, service_sid, path)
+            .own_service(principal, Operation::FetchUsAppToPerson, service_sid, path)
             .await?;
         self.store
             .service_campaign(&service.sid)
@@ -318,7 +303,7 @@ impl App {
         path: &str,
     ) -> Result<Campaign> {
         let service = self
-            .campaign_service(principal, Operation::UpdateUsAppToPerson, service_sid, path)
+            .own_service(principal, Operation::UpdateUsAppToPerson, service_sid, path)
             .await?;
         details.validate()?;
         let current = self
@@ -372,7 +357,7 @@ impl App {
         path: &str,
     ) -> Result<()> {
         let service = self
-            .campaign_service(principal, Operation::DeleteUsAppToPerson, service_sid, path)
+            .own_service(principal, Operation::DeleteUsAppToPerson, service_sid, path)
             .await?;
         if self
             .store
@@ -394,7 +379,7 @@ impl App {
         path: &str,
     ) -> Result<Vec<&'static Usecase>> {
         let service = self
-            .campaign_service(
+            .own_service(
                 principal,
                 Operation::FetchUsAppToPersonUsecase,
                 service_sid,

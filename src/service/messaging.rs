@@ -33,7 +33,7 @@ impl PoolKind {
 
 impl App {
     /// The service `sid` of the caller's account, or 20404.
-    async fn own_service(
+    pub(super) async fn own_service(
         &self,
         principal: &Principal,
         operation: Operation,

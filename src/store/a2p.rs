@@ -362,31 +362,10 @@ impl Store {
     /// transaction. `None` if the brand was not in `review.from` any more.
     pub async fn review_brand(&self, review: &Review<'_>) -> Result<Option<Brand>> {
         let mut tx = self.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE a2p_brands SET status = $1, tcr_id = COALESCE($2, tcr_id), \
-             failure_reason = $3, failure_code = $4, date_updated = $5 \
-             WHERE sid = $6 AND status = $7",
-        )
-        .bind(review.to.to_string())
-        .bind(review.registry_id.clone())
-        .bind(review.failure_reason.clone())
-        .bind(review.failure_code)
-        .bind(review.now)
-        .bind(review.sid.to_string())
-        .bind(review.from.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 0 {
+        let Some(row) = apply_review(&mut tx, &BRANDS, review).await? else {
             tx.rollback().await?;
             return Ok(None);
-        }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BRAND_COLUMNS} FROM a2p_brands WHERE sid = $1"
-        )))
-        .bind(review.sid.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
+        };
         let brand = decode_brand(&row)?;
         let event_id = crate::domain::sid::generate(crate::domain::sid::SidKind::Alert);
         if let Some(event) = crate::domain::a2p::brand_event(&brand, &event_id, review.now) {
@@ -399,31 +378,10 @@ impl Store {
     /// `review_brand` for a campaign.
     pub async fn review_campaign(&self, review: &Review<'_>) -> Result<Option<Campaign>> {
         let mut tx = self.begin_write().await?;
-        let changed = sqlx::query(
-            "UPDATE a2p_campaigns SET campaign_status = $1, \
-             campaign_id = COALESCE($2, campaign_id), failure_reason = $3, failure_code = $4, \
-             date_updated = $5 WHERE sid = $6 AND campaign_status = $7",
-        )
-        .bind(review.to.to_string())
-        .bind(review.registry_id.clone())
-        .bind(review.failure_reason.clone())
-        .bind(review.failure_code)
-        .bind(review.now)
-        .bind(review.sid.to_string())
-        .bind(review.from.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 0 {
+        let Some(row) = apply_review(&mut tx, &CAMPAIGNS, review).await? else {
             tx.rollback().await?;
             return Ok(None);
-        }
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CAMPAIGN_COLUMNS} FROM a2p_campaigns WHERE sid = $1"
-        )))
-        .bind(review.sid.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
+        };
         let campaign = decode_campaign(&row)?;
         let event_id = crate::domain::sid::generate(crate::domain::sid::SidKind::Alert);
         let event = crate::domain::a2p::campaign_event(&campaign, &event_id, review.now);
@@ -474,6 +432,68 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Where a kind of record the operator reviews keeps its status and its registry ID.
+struct Reviewed {
+    table: &'static str,
+    status: &'static str,
+    registry_id: &'static str,
+    columns: &'static str,
+}
+
+const BRANDS: Reviewed = Reviewed {
+    table: "a2p_brands",
+    status: "status",
+    registry_id: "tcr_id",
+    columns: BRAND_COLUMNS,
+};
+
+const CAMPAIGNS: Reviewed = Reviewed {
+    table: "a2p_campaigns",
+    status: "campaign_status",
+    registry_id: "campaign_id",
+    columns: CAMPAIGN_COLUMNS,
+};
+
+/// Moves the record `review.sid` from `review.from` to `review.to` in `tx` and reads it back;
+/// `None` (nothing written) when it is no longer in `review.from`.
+async fn apply_review(
+    tx: &mut Tx<'_>,
+    kind: &Reviewed,
+    review: &Review<'_>,
+) -> Result<Option<AnyRow>> {
+    let Reviewed {
+        table,
+        status,
+        registry_id,
+        columns,
+    } = kind;
+    let changed = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} SET {status} = $1, {registry_id} = COALESCE($2, {registry_id}), \
+         failure_reason = $3, failure_code = $4, date_updated = $5 \
+         WHERE sid = $6 AND {status} = $7"
+    )))
+    .bind(review.to.to_string())
+    .bind(review.registry_id.clone())
+    .bind(review.failure_reason.clone())
+    .bind(review.failure_code)
+    .bind(review.now)
+    .bind(review.sid.to_string())
+    .bind(review.from.to_string())
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM {table} WHERE sid = $1"
+    )))
+    .bind(review.sid.to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(Some(row))
 }
 
 /// Queues `event` for the account's sink, if it has one, in the caller's transaction. Events

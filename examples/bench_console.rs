@@ -20,7 +20,9 @@ use support::{BENCH_SID as SID, BENCH_TOKEN as TOKEN};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let support::LargeTable { store, app, dir } = support::large_table("console").await?;
+    let support::LargeTable {
+        store, app, dir, ..
+    } = support::large_table("console", 1_000_000, "bench").await?;
     // The messages were written as delivered, not delivered by the pipeline: count them as
     // the migration counts messages already final, so the overview has a million to show.
     sqlx::query(

@@ -12,11 +12,8 @@ mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use warbler::service::{App, Settings};
-use warbler::store::Store;
 
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "fedcba9876543210fedcba9876543210";
+use support::BENCH_SID as SID;
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -26,26 +23,15 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let total: usize = args
-        .get(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let dir = std::env::temp_dir().join(format!("warbler-bench-export-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let url = args
-        .get(2)
-        .cloned()
-        .unwrap_or_else(|| format!("sqlite://{}/export.db", dir.display()));
-    let store = Store::connect(&url).await?;
-    let app = App::new(store.clone(), Settings::new(1000, String::new()));
-    app.ensure_main_account(Some(SID), Some(TOKEN), "bench")
-        .await?;
-    support::fill_messages(
-        &store,
-        SID,
+    let support::LargeTable {
         total,
+        url,
+        app,
+        dir,
+        ..
+    } = support::large_table(
+        "export",
+        100_000,
         "Your flight FF123 boards at gate 7, at 10:45.",
     )
     .await?;

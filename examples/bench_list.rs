@@ -21,7 +21,8 @@ use support::{BENCH_SID as SID, BENCH_TOKEN as TOKEN};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let support::LargeTable { app, dir, .. } = support::large_table("list").await?;
+    let support::LargeTable { app, dir, .. } =
+        support::large_table("list", 1_000_000, "bench").await?;
 
     let router = support::bench_router(app);
     let auth = format!(

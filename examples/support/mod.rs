@@ -10,17 +10,21 @@ use warbler::store::Store;
 pub const BENCH_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const BENCH_TOKEN: &str = "fedcba9876543210fedcba9876543210";
 
-/// The start of a large-table benchmark (`bench_list`, `bench_console`): reads `[N]
-/// [DATABASE_URL]` from the command line (N defaults to 1,000,000; the database to a fresh
-/// SQLite file named `name`), opens it, creates the main account and fills it with N delivered
-/// messages.
-pub async fn large_table(name: &str) -> anyhow::Result<LargeTable> {
+/// The start of a large-table benchmark (`bench_list`, `bench_console`, `bench_export`):
+/// reads `[N] [DATABASE_URL]` from the command line (N defaults to `default_total`; the
+/// database to a fresh SQLite file named `name`), opens it, creates the main account and fills
+/// it with N delivered messages saying `body`.
+pub async fn large_table(
+    name: &str,
+    default_total: usize,
+    body: &str,
+) -> anyhow::Result<LargeTable> {
     let args: Vec<String> = std::env::args().collect();
     let total: usize = args
         .get(1)
         .map(|s| s.parse())
         .transpose()?
-        .unwrap_or(1_000_000);
+        .unwrap_or(default_total);
     let dir = std::env::temp_dir().join(format!("warbler-bench-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let url = args
@@ -32,16 +36,26 @@ pub async fn large_table(name: &str) -> anyhow::Result<LargeTable> {
     app.ensure_main_account(Some(BENCH_SID), Some(BENCH_TOKEN), "bench")
         .await?;
     let started = std::time::Instant::now();
-    fill_messages(&store, BENCH_SID, total, "bench").await?;
+    fill_messages(&store, BENCH_SID, total, body).await?;
     println!(
         "inserted {total} messages in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(LargeTable { store, app, dir })
+    Ok(LargeTable {
+        total,
+        url,
+        store,
+        app,
+        dir,
+    })
 }
 
 /// What `large_table` set up.
 pub struct LargeTable {
+    /// Messages inserted.
+    pub total: usize,
+    /// The database's URL (for a `warbler` process the benchmark starts on it).
+    pub url: String,
     pub store: Store,
     pub app: App,
     /// A scratch folder (the SQLite file's, when no database URL was given): the benchmark

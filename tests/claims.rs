@@ -120,6 +120,53 @@ async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
     );
 }
 
+/// A batch of which another claim took only some: the outcomes of the messages still held are
+/// recorded, the others' are not (on SQLite the check counts the batch first and reads which
+/// are held only when the count falls short).
+#[tokio::test]
+async fn a_batch_partly_taken_over_records_only_what_it_still_holds() {
+    let server = spawn().await;
+    let store = &server.app.store;
+    let now = now_micros();
+    let sids: Vec<String> = (0..3).map(|i| format!("SM{:032x}", 0xba7c0 + i)).collect();
+    for (i, sid) in sids.iter().enumerate() {
+        let due = now - SECOND + i as i64;
+        let message = queued_message(sid.clone(), common::MAIN_SID, "partly", due);
+        store
+            .insert_messages(&[(message, Vec::new())], due)
+            .await
+            .unwrap();
+    }
+    let lease = 2 * SECOND;
+    let first = store.claim_due(now, lease, 10).await.unwrap();
+    assert_eq!(first.messages.len(), 3);
+    // The first holder pauses; another claim takes one of the three after the lease.
+    let later = now + lease + SECOND;
+    let second = store.claim_due(later, lease, 1).await.unwrap();
+    assert_eq!(second.messages.len(), 1);
+    let lost = second.messages[0].message.sid.clone();
+
+    let outcomes: Vec<_> = first
+        .messages
+        .iter()
+        .map(|claimed| (claimed.message.clone(), sent(now)))
+        .collect();
+    let recorded = store
+        .record_outcomes(&outcomes, &[], &Default::default(), now, first.token)
+        .await
+        .unwrap();
+    assert_eq!(recorded.count, 2, "the two still held");
+    for sid in &sids {
+        let stored = store.message(common::MAIN_SID, sid).await.unwrap().unwrap();
+        let expected = if *sid == lost {
+            MessageStatus::Queued
+        } else {
+            MessageStatus::Sent
+        };
+        assert_eq!(stored.status, expected, "{sid}");
+    }
+}
+
 /// Nothing reaches a carrier once a claim's time to submit has run out: the messages are
 /// left for the next claim instead.
 #[tokio::test]

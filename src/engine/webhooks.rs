@@ -28,7 +28,7 @@ use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::domain::twiml::{self, ReplyMessage, Verb};
 use crate::error::Result;
-use crate::store::rows::WebhookKind;
+use crate::store::rows::{CallbackSubject, WebhookKind};
 use crate::store::webhooks::{Settled, Settlement, Webhook};
 use crate::webhook::{Request, Response, WebhookClient};
 use std::collections::HashMap;
@@ -56,7 +56,7 @@ struct Delivery {
 }
 
 /// The status callback's form, in the order Twilio's recorded traffic shows.
-pub fn status_form(message: &Message, webhook: &Webhook) -> Vec<(String, String)> {
+pub fn status_form(message: &CallbackSubject, webhook: &Webhook) -> Vec<(String, String)> {
     let status = webhook
         .message_status
         .clone()
@@ -285,9 +285,9 @@ impl App {
             .filter(|w| w.kind == WebhookKind::Status)
             .map(|w| (w.account_sid.as_str(), w.message_sid.as_str()))
             .collect();
-        let mut messages: HashMap<String, Option<Message>> = self
+        let mut messages: HashMap<String, Option<CallbackSubject>> = self
             .store
-            .messages_of(&wanted)
+            .callback_subjects(&wanted)
             .await?
             .into_iter()
             .map(|m| (m.sid.clone(), Some(m)))

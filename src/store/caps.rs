@@ -39,14 +39,26 @@ pub(crate) async fn caps_in<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    if accounts.is_empty() {
+    let Some(sql) = caps_statement(accounts) else {
         return Ok(HashMap::new());
+    };
+    decode_caps(&sql.query().fetch_all(executor).await?)
+}
+
+/// The statement `caps_in` runs (none for no accounts).
+pub(crate) fn caps_statement(accounts: &[&str]) -> Option<Sql> {
+    if accounts.is_empty() {
+        return None;
     }
     let mut sql = Sql::new(
         "SELECT account_sid, max_sps, monthly_messages, monthly_spend FROM account_caps WHERE account_sid IN ",
     );
     sql.text_set(accounts.iter().copied());
-    let rows = sql.query().fetch_all(executor).await?;
+    Some(sql)
+}
+
+/// The rows of `caps_statement`, by account.
+pub(crate) fn decode_caps(rows: &[sqlx::any::AnyRow]) -> Result<HashMap<String, AccountCaps>> {
     rows.iter().map(decode).collect()
 }
 

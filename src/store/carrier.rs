@@ -126,7 +126,7 @@ pub(crate) async fn apply_part_receipts(
          JOIN messages m ON m.sid = p.message_sid \
          WHERE r.due_at <= $1 AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at LIMIT $2",
     )
-    .persistent(super::sql::ONE_SHOT_PERSISTENT)
+    .persistent(super::sql::one_shot_persistent())
     .bind(now)
     .bind(limit)
     .fetch_all(&mut **tx)

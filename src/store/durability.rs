@@ -156,6 +156,36 @@ impl Durable {
     }
 }
 
+/// Runs reading statements (one statement each), in order, in as few round trips as the
+/// database allows (`Sql::joined`: one on SQLite), and returns the rows of each. SQLite's
+/// driver ends each statement of a joined query with its result, which is where one
+/// statement's rows stop and the next one's start.
+pub(crate) async fn fetch_each(
+    connection: &mut AnyConnection,
+    statements: Vec<super::Sql>,
+) -> Result<Vec<Vec<sqlx::any::AnyRow>>> {
+    use futures_util::TryStreamExt;
+    let expected = statements.len();
+    let mut results = Vec::with_capacity(expected);
+    for query in super::Sql::joined(statements) {
+        let mut rows = Vec::new();
+        let mut stream = sqlx::Executor::fetch_many(&mut *connection, query.query());
+        while let Some(item) = stream.try_next().await? {
+            match item {
+                sqlx::Either::Left(_) => results.push(std::mem::take(&mut rows)),
+                sqlx::Either::Right(row) => rows.push(row),
+            }
+        }
+    }
+    if results.len() != expected {
+        return Err(Error::internal(format!(
+            "{expected} statements gave {} results",
+            results.len()
+        )));
+    }
+    Ok(results)
+}
+
 /// `Tx::execute_all` on any connection.
 pub(crate) async fn execute_all(
     connection: &mut AnyConnection,

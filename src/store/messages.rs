@@ -8,8 +8,8 @@ use super::queue::{
     ROWS_PER_STATEMENT,
 };
 use super::rows::{
-    decode_message as decode, Admission, CallbackTargets, Event, Receipt, ReceiptUpdate,
-    StatusChange, MESSAGE_COLUMNS as COLUMNS,
+    decode_message as decode, Admission, CallbackSubject, CallbackTargets, Event, Receipt,
+    ReceiptUpdate, StatusChange, MESSAGE_COLUMNS as COLUMNS,
 };
 use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::{Media, Message, MessageStatus};
@@ -192,17 +192,32 @@ impl Store {
         row.as_ref().map(decode).transpose()
     }
 
-    /// Several messages by SID, each only if it belongs to the account given with it.
-    pub async fn messages_of(&self, wanted: &[(&str, &str)]) -> Result<Vec<Message>> {
+    /// What the status callbacks of several messages report of them, by SID, each only if it
+    /// belongs to the account given with it. Only those columns: a webhook round reads one row
+    /// per callback, and the whole message (its body among them) would be most of what it reads.
+    pub async fn callback_subjects(&self, wanted: &[(&str, &str)]) -> Result<Vec<CallbackSubject>> {
+        let wanted: HashSet<(&str, &str)> = wanted.iter().copied().collect();
         let sids: Vec<&str> = wanted.iter().map(|(_, sid)| *sid).collect();
-        let mut found = Vec::with_capacity(wanted.len());
-        for row in self.message_rows(&sids, "").await? {
-            let message = decode(&row)?;
-            if wanted
-                .iter()
-                .any(|(account, sid)| *sid == message.sid && *account == message.account_sid)
-            {
-                found.push(message);
+        let mut found = Vec::with_capacity(sids.len());
+        for chunk in sids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(
+                "SELECT sid, account_sid, messaging_service_sid, from_address, to_address, status \
+                 FROM messages WHERE sid IN ",
+            );
+            sql.text_set(chunk.iter().copied());
+            for row in sql.query().fetch_all(self.pool()).await? {
+                let subject = CallbackSubject {
+                    sid: text(&row, "sid")?,
+                    account_sid: text(&row, "account_sid")?,
+                    messaging_service_sid: opt_text(&row, "messaging_service_sid")?,
+                    from: opt_text(&row, "from_address")?,
+                    to: text(&row, "to_address")?,
+                    status: MessageStatus::parse(&text(&row, "status")?)
+                        .ok_or_else(|| Error::internal("bad message status"))?,
+                };
+                if wanted.contains(&(subject.account_sid.as_str(), subject.sid.as_str())) {
+                    found.push(subject);
+                }
             }
         }
         Ok(found)
@@ -216,9 +231,9 @@ impl Store {
             let mut sql = Sql::new("SELECT ");
             sql.push(COLUMNS)
                 .push(extra)
-                .push(" FROM messages WHERE sid IN (")
-                .text_list(chunk.iter().copied())
-                .push(") ORDER BY due_at, sid");
+                .push(" FROM messages WHERE sid IN ")
+                .text_set(chunk.iter().copied())
+                .push(" ORDER BY due_at, sid");
             rows.extend(sql.query().fetch_all(self.pool()).await?);
         }
         Ok(rows)
@@ -618,13 +633,10 @@ impl Store {
             .collect();
         let targets = self.callback_targets(&reported).await?;
         let mut tx = self.begin_write().await?;
-        let held = held_claims(
-            &mut tx,
-            self.backend(),
-            outcomes.iter().map(|(m, _)| m.sid.as_str()),
-            token,
-        )
-        .await?;
+        let sids: Vec<&str> = outcomes.iter().map(|(m, _)| m.sid.as_str()).collect();
+        let held =
+            super::leases::held_claims(&mut tx, self.backend(), "messages", "sid", &sids, token)
+                .await?;
         if held.len() < outcomes.len() {
             tracing::warn!(
                 lost = outcomes.len() - held.len(),
@@ -948,7 +960,7 @@ impl Store {
              WHERE r.due_at <= $1 ORDER BY r.due_at LIMIT $2",
             super::outbox::CALLBACK_URL
         )))
-        .persistent(super::sql::ONE_SHOT_PERSISTENT)
+        .persistent(super::sql::one_shot_persistent())
         .bind(now)
         .bind(limit)
         .fetch_all(self.pool())
@@ -1075,33 +1087,6 @@ fn push_due_in(sql: &mut Sql, table: &str, now: i64) {
         .push(")");
 }
 
-/// Which of `sids` are still held under claim `token`, locked until `tx` ends (on
-/// PostgreSQL; SQLite's write transaction excludes every other writer anyway).
-async fn held_claims<'s>(
-    tx: &mut Tx<'_>,
-    backend: super::Backend,
-    sids: impl Iterator<Item = &'s str>,
-    token: i64,
-) -> Result<HashSet<String>> {
-    let sids: Vec<&str> = sids.collect();
-    let mut held = HashSet::with_capacity(sids.len());
-    for chunk in sids.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new("SELECT sid FROM messages WHERE claim_token = ");
-        sql.int(token)
-            .push(" AND sid IN (")
-            .text_list(chunk.iter().copied())
-            .push(")");
-        if backend == super::Backend::Postgres {
-            // In SID order, as the other writers of messages lock them, so none waits in a cycle.
-            sql.push(" ORDER BY sid FOR UPDATE");
-        }
-        for row in sql.query().fetch_all(&mut **tx).await? {
-            held.insert(text(&row, "sid")?);
-        }
-    }
-    Ok(held)
-}
-
 /// Accounts with due messages, at most `MAX_ACCOUNTS_PER_CLAIM`. The walk skips from one
 /// account to the next through the (account, due) index, starting after a random SID and
 /// wrapping around, so that with more accounts than one claim takes each gets its turn.
@@ -1147,8 +1132,9 @@ async fn due_accounts_after(
 async fn consume_receipts(tx: &mut Tx<'_>, ids: &[String]) -> Result<Vec<String>> {
     let mut consumed = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN (");
-        sql.text_list(chunk.iter().cloned()).push(") RETURNING id");
+        let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN ");
+        sql.text_set(chunk.iter().map(String::as_str))
+            .push(" RETURNING id");
         for row in sql.query().fetch_all(&mut **tx).await? {
             consumed.push(text(&row, "id")?);
         }

@@ -187,28 +187,53 @@ pub async fn insert_new_messages_in(
     let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    for (i, chunk) in batch.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let begin = if i == 0 && framing == Framing::BeginAndCommit {
-            "BEGIN IMMEDIATE;\n"
-        } else {
-            ""
-        };
-        let mut sql = Sql::new(&format!(
-            "{begin}SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN "
-        ));
+    // Every read admission needs, in one round trip on SQLite (`fetch_each`): each is a wait
+    // for the connection's thread, and the API's requests wait for the group.
+    let mut reads = Vec::new();
+    if framing == Framing::BeginAndCommit {
+        reads.push(Sql::new("BEGIN IMMEDIATE"));
+    }
+    let opt_out_reads = batch.chunks(ROWS_PER_STATEMENT).len();
+    for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::new(
+            "SELECT account_sid, recipient, scope, sender FROM opt_outs WHERE account_sid IN ",
+        );
         sql.text_set(accounts.iter().copied())
             .push(" AND recipient IN ")
             .text_set(chunk.iter().map(|(m, _)| m.to.as_str()));
-        for row in sql.query().fetch_all(&mut *tx).await? {
+        reads.push(sql);
+    }
+    let keyed = keyed(batch, terms);
+    let keys_read = earlier_keys_statement(&keyed);
+    let has_keys_read = keys_read.is_some();
+    reads.extend(keys_read);
+    let caps_read = super::caps::caps_statement(&accounts);
+    let has_caps_read = caps_read.is_some();
+    reads.extend(caps_read);
+    let mut results = super::durability::fetch_each(&mut *tx, reads)
+        .await?
+        .into_iter();
+    if framing == Framing::BeginAndCommit {
+        results.next();
+    }
+    for rows in results.by_ref().take(opt_out_reads) {
+        for row in &rows {
             stops.add(
-                text(&row, "account_sid")?,
-                text(&row, "recipient")?,
-                text(&row, "scope")?,
-                opt_text(&row, "sender")?,
+                text(row, "account_sid")?,
+                text(row, "recipient")?,
+                text(row, "scope")?,
+                opt_text(row, "sender")?,
             );
         }
     }
-    let earlier = earlier_keys(tx, batch, terms).await?;
+    let earlier = match has_keys_read {
+        true => earlier_keys(&keyed, &results.next().unwrap_or_default())?,
+        false => Vec::new(),
+    };
+    let caps = match has_caps_read {
+        true => super::caps::decode_caps(&results.next().unwrap_or_default())?,
+        false => Default::default(),
+    };
     // Keys taken by messages accepted so far: the stored ones, then this batch's, in order.
     let mut taken: std::collections::HashMap<(&str, &str), (&str, &str)> = earlier
         .iter()
@@ -241,7 +266,6 @@ pub async fn insert_new_messages_in(
     // Monthly caps, in batch order: a message over its account's cap is refused.
     let month =
         crate::domain::usage::day_string(crate::domain::usage::day_of(due_now))[..7].to_string();
-    let caps = super::caps::caps_in(&mut *tx, &accounts).await?;
     // Sorted by key, as every writer of the counters goes: two groups with the same accounts
     // lock their rows in the same order, so they wait for each other but never deadlock.
     let mut counts: std::collections::BTreeMap<(String, String), (i64, i64)> =
@@ -363,13 +387,9 @@ pub struct Terms {
     pub opt_out_exempt: bool,
 }
 
-/// The stored idempotency keys among those of `batch`: (account, key, fingerprint, message).
-async fn earlier_keys(
-    tx: &mut sqlx::AnyConnection,
-    batch: &[(Message, Vec<Media>)],
-    terms: &[Terms],
-) -> Result<Vec<(String, String, String, String)>> {
-    let keyed: Vec<(&str, &str)> = batch
+/// The (account, idempotency key) of each message of `batch` that has a key.
+fn keyed<'b>(batch: &'b [(Message, Vec<Media>)], terms: &'b [Terms]) -> Vec<(&'b str, &'b str)> {
+    batch
         .iter()
         .zip(terms)
         .filter_map(|((m, _), terms)| {
@@ -378,9 +398,13 @@ async fn earlier_keys(
                 terms.idempotency.as_ref()?.key.as_str(),
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// The statement that finds the stored keys among `keyed` (none without keys).
+fn earlier_keys_statement(keyed: &[(&str, &str)]) -> Option<Sql> {
     if keyed.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let mut sql = Sql::new(
         "SELECT account_sid, idempotency_key, fingerprint, message_sid FROM idempotency_keys WHERE account_sid IN ",
@@ -388,16 +412,25 @@ async fn earlier_keys(
     sql.text_set(keyed.iter().map(|(account, _)| *account))
         .push(" AND idempotency_key IN ")
         .text_set(keyed.iter().map(|(_, key)| *key));
+    Some(sql)
+}
+
+/// The stored idempotency keys among `keyed`, from the rows of `earlier_keys_statement`:
+/// (account, key, fingerprint, message).
+fn earlier_keys(
+    keyed: &[(&str, &str)],
+    rows: &[sqlx::any::AnyRow],
+) -> Result<Vec<(String, String, String, String)>> {
     let mut found = Vec::new();
-    for row in sql.query().fetch_all(&mut *tx).await? {
-        let account = text(&row, "account_sid")?;
-        let key = text(&row, "idempotency_key")?;
+    for row in rows {
+        let account = text(row, "account_sid")?;
+        let key = text(row, "idempotency_key")?;
         if keyed.contains(&(account.as_str(), key.as_str())) {
             found.push((
                 account,
                 key,
-                text(&row, "fingerprint")?,
-                text(&row, "message_sid")?,
+                text(row, "fingerprint")?,
+                text(row, "message_sid")?,
             ));
         }
     }

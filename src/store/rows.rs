@@ -13,6 +13,17 @@ pub(crate) const MESSAGE_COLUMNS: &str =
     to_address, body, encoding, num_segments, num_media, status, error_code, error_message, price, \
     price_unit, status_callback, validity_period, send_at, date_created, date_updated, date_sent";
 
+/// What a status callback reports of its message (see `Store::callback_subjects`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSubject {
+    pub sid: String,
+    pub account_sid: String,
+    pub messaging_service_sid: Option<String>,
+    pub from: Option<String>,
+    pub to: String,
+    pub status: MessageStatus,
+}
+
 /// One status transition.
 pub(crate) struct Event {
     pub sid: String,

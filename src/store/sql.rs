@@ -192,12 +192,19 @@ impl Sql {
         vec![joined]
     }
 
-    pub fn query(&self) -> Query<'_, Any, AnyArguments> {
-        let mut query = sqlx::query(AssertSqlSafe(self.statement()));
-        for arg in &self.args {
+    /// The statement with its values bound, moved in rather than copied (a group's inserts
+    /// carry every message's body).
+    pub fn query(mut self) -> Query<'static, Any, AnyArguments> {
+        let statement = if PLACEHOLDERS.load(Ordering::Relaxed) == ANONYMOUS {
+            self.statement()
+        } else {
+            std::mem::take(&mut self.text)
+        };
+        let mut query = sqlx::query(AssertSqlSafe(statement));
+        for arg in self.args {
             query = match arg {
-                Arg::Text(v) => query.bind(v.clone()),
-                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
                 Arg::NullText => query.bind(None::<String>),
                 Arg::NullInt => query.bind(None::<i64>),
             };
@@ -205,9 +212,9 @@ impl Sql {
         query
     }
 
-    /// `query`, planned afresh on every run (see `ONE_SHOT_PERSISTENT`).
-    pub fn one_shot_query(&self) -> Query<'_, Any, AnyArguments> {
-        self.query().persistent(ONE_SHOT_PERSISTENT)
+    /// `query`, planned afresh on every run on PostgreSQL (see `one_shot_persistent`).
+    pub fn one_shot_query(self) -> Query<'static, Any, AnyArguments> {
+        self.query().persistent(one_shot_persistent())
     }
 }
 
@@ -218,7 +225,13 @@ impl Sql {
 /// the outbox was nearly empty (sequential scans, a nested-loop anti-join) took minutes over a
 /// 20,000-row backlog. A statement that is not kept is planned with its parameters and the
 /// table's current size every time. The other statements keep their cached plans.
-pub const ONE_SHOT_PERSISTENT: bool = false;
+///
+/// SQLite plans without the table's size (warbler never runs `ANALYZE`), so a kept statement's
+/// plan is the one a fresh one would get: there they are kept, as parsing and planning them
+/// again on every claim showed in the write connection's profile.
+pub fn one_shot_persistent() -> bool {
+    PLACEHOLDERS.load(Ordering::Relaxed) == ANONYMOUS
+}
 
 #[cfg(test)]
 mod tests {

@@ -86,6 +86,10 @@ impl Settlement {
     }
 }
 
+/// The columns `decode_webhook` reads.
+const WEBHOOK_COLUMNS: &str = "id, kind, account_sid, ordering_key, url, method, fallback_url, \
+    fallback_method, message_status, error_code, done_date, payload, attempts, created_at";
+
 fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
     Ok(Webhook {
         id: text(row, "id")?,
@@ -143,7 +147,7 @@ impl Store {
     /// pending one, so a message's callbacks go out in order, one at a time. One statement
     /// whatever the backlog: the rows are picked inside a `WITH` (evaluated once), locked with
     /// `SKIP LOCKED` on PostgreSQL, and "an earlier one is pending" is one probe of the
-    /// (ordering_key, seq, id) index, planned on every run (`sql::ONE_SHOT_PERSISTENT`). The
+    /// (ordering_key, seq, id) index, planned on every run on PostgreSQL (`sql::one_shot_persistent`). The
     /// lease ends by the database's clock.
     pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<WebhookClaim> {
         let token = super::leases::new_claim_token();
@@ -173,26 +177,42 @@ impl Store {
             .int(token);
         push_lease_end(&mut sql, postgres, now, lease);
         sql.push(" FROM picked WHERE webhook_outbox.id = picked.id RETURNING ");
-        // SQLite's RETURNING sees only the updated table (and one node, which never loses a
-        // claim to another).
-        sql.push(if postgres {
-            "webhook_outbox.id, kind, account_sid, ordering_key, url, method, fallback_url, \
-             fallback_method, message_status, error_code, done_date, payload, attempts, created_at, \
-             picked.old_lease"
-        } else {
-            "id, kind, account_sid, ordering_key, url, method, fallback_url, fallback_method, \
-             message_status, error_code, done_date, payload, attempts, created_at, \
-             CAST(NULL AS BIGINT) AS old_lease"
-        });
-        // One statement: no transaction is held open around it.
-        let rows = self.write_volatile(sql.one_shot_query()).await?;
-        let mut webhooks = Vec::with_capacity(rows.len());
+        let mut webhooks = Vec::new();
         let mut taken_over = 0;
-        for row in &rows {
-            if opt_int(row, "old_lease")?.is_some() {
-                taken_over += 1;
+        if postgres {
+            sql.push(&format!(
+                "webhook_outbox.{WEBHOOK_COLUMNS}, picked.old_lease"
+            ));
+            // One statement: no transaction is held open around it.
+            for row in &self.write_volatile(sql.one_shot_query()).await? {
+                if opt_int(row, "old_lease")?.is_some() {
+                    taken_over += 1;
+                }
+                webhooks.push(decode_webhook(row)?);
             }
-            webhooks.push(decode_webhook(row)?);
+        } else {
+            // SQLite's driver hands each row over from the connection's thread on its own: the
+            // one write connection, which every API write waits for, returns only the ids,
+            // and the rows are read on a read connection (the claim is committed, so visible).
+            // One node: a claim never takes over another's.
+            sql.push("id");
+            let claimed: Vec<String> = self
+                .write_volatile(sql.one_shot_query())
+                .await?
+                .iter()
+                .map(|row| text(row, "id"))
+                .collect::<Result<_>>()?;
+            for chunk in claimed.chunks(500) {
+                let mut read = Sql::new(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_outbox WHERE claim_token = "
+                ));
+                read.int(token)
+                    .push(" AND id IN ")
+                    .text_set(chunk.iter().map(String::as_str));
+                for row in &read.query().fetch_all(self.pool()).await? {
+                    webhooks.push(decode_webhook(row)?);
+                }
+            }
         }
         // Delivered in due order, as before the claim returned them unordered.
         webhooks.sort_by_key(|w| w.created_at);
@@ -219,9 +239,8 @@ impl Store {
             push_lease_end(&mut sql, postgres, now, lease);
             sql.push(" WHERE claim_token = ")
                 .int(token)
-                .push(" AND id IN (")
-                .text_list(chunk.iter().copied())
-                .push(")");
+                .push(" AND id IN ")
+                .text_set(chunk.iter().copied());
             renewed += self.write_volatile_count(sql.query()).await?;
         }
         Ok(renewed)
@@ -253,20 +272,15 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        let mut held = std::collections::HashSet::new();
-        for chunk in ids.chunks(500) {
-            let mut sql = Sql::new("SELECT id FROM webhook_outbox WHERE claim_token = ");
-            sql.int(token)
-                .push(" AND id IN (")
-                .text_list(chunk.iter().copied())
-                .push(")");
-            if self.backend() == Backend::Postgres {
-                sql.push(" ORDER BY id FOR UPDATE");
-            }
-            for row in sql.query().fetch_all(&mut *tx).await? {
-                held.insert(text(&row, "id")?);
-            }
-        }
+        let held = super::leases::held_claims(
+            &mut tx,
+            self.backend(),
+            "webhook_outbox",
+            "id",
+            &ids,
+            token,
+        )
+        .await?;
         if held.len() < ids.len() {
             tracing::warn!(
                 lost = ids.len() - held.len(),

@@ -4,7 +4,7 @@ use super::outbox::enqueue_payload;
 use super::rows::InboundTarget;
 use super::rows::StatusChange;
 use super::rows::WebhookKind;
-use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Sql, Store};
 use crate::domain::alarm::{
     bucket_of, Alarm, AlarmFiring, AlarmState, ThresholdType, WindowCounts,
 };
@@ -73,10 +73,11 @@ fn decode_firing(row: &AnyRow) -> Result<AlarmFiring> {
     })
 }
 
-/// Adds the final outcomes among `changes` to the per-minute counters, inside the transaction
+/// The upserts that add the final outcomes among `changes` to the per-minute counters, run in the transaction
 /// that records them (so a counted outcome is a recorded one). Upserts in key order, as every
 /// writer goes, so that concurrent ones never wait on each other in a cycle.
-pub(crate) async fn count_outcomes(tx: &mut Tx<'_>, changes: &[StatusChange]) -> Result<()> {
+pub(crate) fn outcome_count_statements(changes: &[StatusChange]) -> Vec<Sql> {
+    let mut statements = Vec::new();
     let mut counts: BTreeMap<(&str, i64, &str, i64), i64> = BTreeMap::new();
     for change in changes.iter().filter(|c| c.status.is_final()) {
         let key = (
@@ -112,9 +113,9 @@ pub(crate) async fn count_outcomes(tx: &mut Tx<'_>, changes: &[StatusChange]) ->
             " ON CONFLICT (account_sid, minute, service_sid, error_code) \
              DO UPDATE SET count = outcome_counts.count + excluded.count",
         );
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }
 
 /// What an alarm counts: some accounts' messages, or a Messaging Service's.

@@ -79,10 +79,9 @@ impl CarrierRecords {
     }
 }
 
-pub(crate) async fn insert_carrier_records(
-    tx: &mut Tx<'_>,
-    records: &CarrierRecords,
-) -> Result<()> {
+/// The statements that record `records` (the simulated carrier's books).
+pub(crate) fn carrier_record_statements(records: &CarrierRecords) -> Vec<Sql> {
+    let mut statements = Vec::new();
     for chunk in records.simulated.chunks(ROWS) {
         let mut sql = Sql::new(
             "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) VALUES ",
@@ -105,9 +104,10 @@ pub(crate) async fn insert_carrier_records(
                 .int(s.at)
                 .push(")");
         }
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    insert_receipts(tx, &records.receipts).await
+    statements.extend(receipt_statements(&records.receipts));
+    statements
 }
 
 /// Applies due receipts of message parts: records each part's state, then a message whose
@@ -485,6 +485,12 @@ impl Store {
 }
 
 pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Result<()> {
+    tx.execute_all(receipt_statements(receipts)).await
+}
+
+/// The statements of `insert_receipts`.
+pub(crate) fn receipt_statements(receipts: &[Receipt]) -> Vec<Sql> {
+    let mut statements = Vec::new();
     for chunk in receipts.chunks(ROWS) {
         let mut sql = Sql::new(
             "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES ",
@@ -511,7 +517,7 @@ pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Re
             };
             sql.push(", ").int(r.due_at).push(")");
         }
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }

@@ -4,7 +4,7 @@
 
 use super::rows::decode_message as decode;
 use super::rows::{StatusChange, MESSAGE_COLUMNS as COLUMNS};
-use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Sql, Store};
 use crate::domain::message::{Message, MessageStatus};
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -52,11 +52,9 @@ pub struct CallbackAttempt {
 /// How long status callback attempts are kept (microseconds): a week.
 pub const CALLBACK_ATTEMPTS_KEPT: i64 = 7 * 24 * 3_600_000_000;
 
-/// Records status callback attempts, inside the transaction that settles them.
-pub(crate) async fn insert_callback_attempts(
-    tx: &mut Tx<'_>,
-    attempts: &[&CallbackAttempt],
-) -> Result<()> {
+/// The inserts that record status callback attempts, run in the transaction that settles them.
+pub(crate) fn callback_attempt_statements(attempts: &[&CallbackAttempt]) -> Vec<Sql> {
+    let mut statements = Vec::new();
     for chunk in attempts.chunks(200) {
         let mut sql = Sql::new(
             "INSERT INTO console_callback_attempts (message_sid, account_sid, attempt, reported_status, url, method, response_code, error, latency, outcome, at) VALUES ",
@@ -89,9 +87,9 @@ pub(crate) async fn insert_callback_attempts(
                 .int(a.at)
                 .push(")");
         }
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }
 
 /// Rows a log page filtered on an unindexed column examines at most (see `message_log`).
@@ -142,13 +140,11 @@ pub fn latency_bucket(latency: i64) -> i64 {
         .unwrap_or(LATENCY_BUCKETS.len()) as i64
 }
 
-/// Adds the final outcomes among `changes` to `console_outcomes`, inside the transaction that
-/// records them. Upserts in key order, as `alarms::count_outcomes` does, so that concurrent
+/// The upserts that add the final outcomes among `changes` to `console_outcomes`, run in the transaction that
+/// records them. Upserts in key order, as `alarms::outcome_count_statements` does, so that concurrent
 /// writers never wait on each other in a cycle.
-pub(crate) async fn count_console_outcomes(
-    tx: &mut Tx<'_>,
-    changes: &[StatusChange],
-) -> Result<()> {
+pub(crate) fn console_outcome_statements(changes: &[StatusChange]) -> Vec<Sql> {
+    let mut statements = Vec::new();
     let mut counts: BTreeMap<(&str, i64, &'static str, i64, i64), i64> = BTreeMap::new();
     for change in changes.iter().filter(|c| c.status.is_final()) {
         let bucket = if change.status == MessageStatus::Delivered {
@@ -192,9 +188,9 @@ pub(crate) async fn count_console_outcomes(
             " ON CONFLICT (account_sid, hour, status, error_code, latency_bucket) \
              DO UPDATE SET count = console_outcomes.count + excluded.count",
         );
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }
 
 impl Store {

@@ -4,7 +4,7 @@
 use super::carrier::insert_receipts;
 use super::leases::new_claim_token;
 use super::queue::{
-    insert_events, insert_events_to, insert_messages_in, insert_new_messages_in, Framing,
+    event_statements, insert_events, insert_messages_in, insert_new_messages_in, Framing,
     ROWS_PER_STATEMENT,
 };
 use super::rows::{
@@ -742,6 +742,10 @@ impl Store {
                 }
             }
         }
+        // Every write of the batch goes in one multi-statement query on SQLite
+        // (`Tx::execute_all`): each round trip holds the write connection, which the API's
+        // groups wait for, for a wake-up of this thread and of the connection's.
+        let mut writes: Vec<Sql> = Vec::new();
         // `(VALUES …) AS v` names its columns column1, column2… on both databases.
         for chunk in later.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = CAST(v.column2 AS BIGINT), pace_slot = CAST(v.column2 AS BIGINT), from_address = v.column3, status = v.column4, date_updated = ");
@@ -762,7 +766,7 @@ impl Store {
                 sql.push(", ").text(status.as_str()).push(")");
             }
             sql.push(") AS v WHERE messages.sid = v.column1");
-            sql.query().execute(&mut *tx).await?;
+            writes.push(sql);
         }
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
@@ -793,7 +797,7 @@ impl Store {
                 sql.push(", ").int(*at).push(", ").int(*segments).push(")");
             }
             sql.push(") AS v WHERE messages.sid = v.column1");
-            sql.query().execute(&mut *tx).await?;
+            writes.push(sql);
         }
         for chunk in failed.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new(
@@ -818,10 +822,20 @@ impl Store {
                     .push(")");
             }
             sql.push(") AS v WHERE messages.sid = v.column1");
-            sql.query().execute(&mut *tx).await?;
+            writes.push(sql);
         }
-        insert_events_to(&mut tx, &events, Some(&targets)).await?;
-        super::usage::add_usage(&mut tx, &usage).await?;
+        if !super::outbox::missing_sids(&events, Some(&targets)).is_empty() {
+            // Targets read in the transaction are read from the messages' new state.
+            tx.execute_all(std::mem::take(&mut writes)).await?;
+        }
+        let read = super::outbox::missing_targets(&mut tx, &events, Some(&targets)).await?;
+        writes.extend(event_statements(&events));
+        writes.extend(super::outbox::status_callback_statements(
+            &events,
+            Some(&targets),
+            &read,
+        ));
+        writes.extend(super::usage::usage_statements(&usage));
         // Upserts in key order, as every writer goes, so concurrent ones never deadlock.
         let mut sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
         sticky.sort_unstable();
@@ -844,7 +858,7 @@ impl Store {
                     .push(")");
             }
             sql.push(" ON CONFLICT (service_sid, to_address) DO UPDATE SET from_address = excluded.from_address, updated_at = excluded.updated_at");
-            sql.query().execute(&mut *tx).await?;
+            writes.push(sql);
         }
         // Pacing commits with the sends it accounts for.
         for chunk in pacing.chunks(ROWS_PER_STATEMENT) {
@@ -860,11 +874,12 @@ impl Store {
                     .push(")");
             }
             sql.push(" ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at");
-            sql.query().execute(&mut *tx).await?;
+            writes.push(sql);
         }
-        super::carrier::insert_carrier_records(&mut tx, &carrier).await?;
-        super::alarms::count_outcomes(&mut tx, &changes).await?;
-        super::console::count_console_outcomes(&mut tx, &changes).await?;
+        writes.extend(super::carrier::carrier_record_statements(&carrier));
+        writes.extend(super::alarms::outcome_count_statements(&changes));
+        writes.extend(super::console::console_outcome_statements(&changes));
+        tx.execute_all(writes).await?;
         tx.commit().await?;
         Ok(Recorded { count, changes })
     }
@@ -1059,10 +1074,23 @@ impl Store {
                 ..Event::change(sid, *status, *code, now)
             })
             .collect();
-        insert_events_to(&mut tx, &events, Some(&targets)).await?;
-        consume_receipts(&mut tx, &part_ids).await?;
-        super::alarms::count_outcomes(&mut tx, &changes).await?;
-        super::console::count_console_outcomes(&mut tx, &changes).await?;
+        // The rest in one round trip on SQLite (see `record_outcomes`). The messages carry
+        // their new state already, as targets read in the transaction need.
+        let read = super::outbox::missing_targets(&mut tx, &events, Some(&targets)).await?;
+        let mut writes = event_statements(&events);
+        writes.extend(super::outbox::status_callback_statements(
+            &events,
+            Some(&targets),
+            &read,
+        ));
+        for chunk in part_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN ");
+            sql.text_set(chunk.iter().map(String::as_str));
+            writes.push(sql);
+        }
+        writes.extend(super::alarms::outcome_count_statements(&changes));
+        writes.extend(super::console::console_outcome_statements(&changes));
+        tx.execute_all(writes).await?;
         tx.commit().await?;
         Ok(changes)
     }

@@ -102,31 +102,64 @@ pub(crate) async fn enqueue_status_callbacks(
     events: &[Event],
     resolved: Option<&CallbackTargets>,
 ) -> Result<()> {
-    let reported: Vec<&Event> = events
+    let read = missing_targets(tx, events, resolved).await?;
+    tx.execute_all(status_callback_statements(events, resolved, &read))
+        .await
+}
+
+/// The events reported to status callbacks.
+fn reported(events: &[Event]) -> impl Iterator<Item = &Event> {
+    events
         .iter()
         .filter(|e| e.notify && e.status != MessageStatus::Sending)
-        .collect();
-    let mut missing: Vec<&str> = reported
-        .iter()
+}
+
+/// The messages of `events` whose callback target `resolved` lacks.
+pub(crate) fn missing_sids<'e>(
+    events: &'e [Event],
+    resolved: Option<&CallbackTargets>,
+) -> Vec<&'e str> {
+    let mut missing: Vec<&str> = reported(events)
         .map(|e| e.sid.as_str())
         .filter(|sid| resolved.is_none_or(|known| !known.contains_key(*sid)))
         .collect();
     missing.sort_unstable();
     missing.dedup();
+    missing
+}
+
+/// The targets of `events`' callbacks that `resolved` lacks, read in `tx` (nothing to read
+/// when `resolved` has them all).
+pub(crate) async fn missing_targets(
+    tx: &mut Tx<'_>,
+    events: &[Event],
+    resolved: Option<&CallbackTargets>,
+) -> Result<CallbackTargets> {
+    let missing = missing_sids(events, resolved);
     let mut read = CallbackTargets::new();
     let wanted: Vec<(&str, Option<&str>)> = missing.iter().map(|sid| (*sid, None)).collect();
     for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
         let rows = targets_query(chunk).query().fetch_all(&mut **tx).await?;
         add_targets(&rows, &mut read)?;
     }
+    Ok(read)
+}
+
+/// The statements of `enqueue_status_callbacks`, with the targets `resolved` beforehand and
+/// those `read` by `missing_targets`.
+pub(crate) fn status_callback_statements(
+    events: &[Event],
+    resolved: Option<&CallbackTargets>,
+    read: &CallbackTargets,
+) -> Vec<Sql> {
+    let mut statements = Vec::new();
     let target = |sid: &str| {
         resolved
             .and_then(|known| known.get(sid))
             .or_else(|| read.get(sid))
             .and_then(Option::as_ref)
     };
-    let reported: Vec<(&Event, &(String, String))> = reported
-        .into_iter()
+    let reported: Vec<(&Event, &(String, String))> = reported(events)
         .filter_map(|e| target(&e.sid).map(|target| (e, target)))
         .collect();
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
@@ -167,9 +200,9 @@ pub(crate) async fn enqueue_status_callbacks(
             sql.push(", 0, ").int(e.at).push(", ").int(e.at).push(")");
         }
         sql.push(") AS v");
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }
 
 /// The alert for a reply (TwiML `<Message>` or keyword auto-reply) the account may not send

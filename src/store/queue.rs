@@ -29,7 +29,7 @@ pub(crate) async fn insert_events_to(
 }
 
 /// Multi-row inserts of status transitions (their callbacks are separate).
-fn event_statements(events: &[Event]) -> Vec<Sql> {
+pub(crate) fn event_statements(events: &[Event]) -> Vec<Sql> {
     events
         .chunks(ROWS_PER_STATEMENT)
         .map(|chunk| {

@@ -40,6 +40,12 @@ impl UsageRow {
 
 /// Adds usage rows inside `tx` (rows of one key are summed first).
 pub(crate) async fn add_usage(tx: &mut Tx<'_>, rows: &[UsageRow]) -> Result<()> {
+    tx.execute_all(usage_statements(rows)).await
+}
+
+/// The statements of `add_usage`.
+pub(crate) fn usage_statements(rows: &[UsageRow]) -> Vec<Sql> {
+    let mut statements = Vec::new();
     let mut summed: std::collections::BTreeMap<(&str, &str, &str), (i64, i64, i64)> =
         std::collections::BTreeMap::new();
     for r in rows {
@@ -79,9 +85,9 @@ pub(crate) async fn add_usage(tx: &mut Tx<'_>, rows: &[UsageRow]) -> Result<()> 
              units = usage_daily.units + excluded.units, \
              price = usage_daily.price + excluded.price",
         );
-        sql.query().execute(&mut **tx).await?;
+        statements.push(sql);
     }
-    Ok(())
+    statements
 }
 
 /// Starts renting a number inside `tx`: the first month is charged now.

@@ -292,6 +292,8 @@ impl Store {
         let mut replies = Vec::new();
         let mut estimates = Vec::new();
         let mut done: Vec<&str> = Vec::new();
+        // The round's writes go in one multi-statement query on SQLite (`Tx::execute_all`).
+        let mut writes: Vec<Sql> = Vec::new();
         for settlement in settlements {
             if !settlement.settled.iter().all(|s| held.contains(s.id())) {
                 continue;
@@ -301,37 +303,38 @@ impl Store {
                     // Deleted together below: one statement per round, not one per callback.
                     Settled::Done { id } => done.push(id),
                     Settled::Retry { id, due_at } => {
-                        sqlx::query(
-                            "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = $1, \
-                             lease_until = NULL, claim_token = NULL WHERE id = $2",
-                        )
-                        .bind(*due_at)
-                        .bind(id.clone())
-                        .execute(&mut *tx)
-                        .await?;
+                        let mut retry = Sql::new(
+                            "UPDATE webhook_outbox SET attempts = attempts + 1, due_at = ",
+                        );
+                        retry
+                            .int(*due_at)
+                            .push(", lease_until = NULL, claim_token = NULL WHERE id = ")
+                            .text(id.clone());
+                        writes.push(retry);
                         // The rows waiting behind it wait that long too (see
                         // `not_before_pending`).
-                        sqlx::query(
-                            "UPDATE webhook_outbox SET due_at = $1 WHERE ordering_key = \
-                             (SELECT ordering_key FROM webhook_outbox WHERE id = $2) \
-                             AND id <> $2 AND due_at < $1",
-                        )
-                        .bind(*due_at)
-                        .bind(id.clone())
-                        .execute(&mut *tx)
-                        .await?;
+                        let mut behind = Sql::new("UPDATE webhook_outbox SET due_at = ");
+                        behind
+                            .int(*due_at)
+                            .push(" WHERE ordering_key = (SELECT ordering_key FROM webhook_outbox WHERE id = ")
+                            .text(id.clone())
+                            .push(") AND id <> ")
+                            .text(id.clone())
+                            .push(" AND due_at < ")
+                            .int(*due_at);
+                        writes.push(behind);
                     }
                     Settled::Fallback { id } => {
-                        sqlx::query(
+                        let mut fallback = Sql::new(
                             "UPDATE webhook_outbox SET attempts = attempts + 1, url = fallback_url, \
                              method = COALESCE(fallback_method, 'POST'), fallback_url = NULL, \
-                             fallback_method = NULL, due_at = $1, lease_until = NULL, \
-                             claim_token = NULL WHERE id = $2",
-                        )
-                        .bind(now)
-                        .bind(id.clone())
-                        .execute(&mut *tx)
-                        .await?;
+                             fallback_method = NULL, due_at = ",
+                        );
+                        fallback
+                            .int(now)
+                            .push(", lease_until = NULL, claim_token = NULL WHERE id = ")
+                            .text(id.clone());
+                        writes.push(fallback);
                     }
                 }
             }
@@ -343,9 +346,11 @@ impl Store {
         for chunk in done.chunks(500) {
             let mut sql = Sql::new("DELETE FROM webhook_outbox WHERE id IN ");
             sql.text_set(chunk.iter().copied());
-            sql.query().execute(&mut *tx).await?;
+            writes.push(sql);
         }
         if !replies.is_empty() {
+            // Admission reads what the writes above changed.
+            tx.execute_all(std::mem::take(&mut writes)).await?;
             // Replies are the account's sends: counted against its monthly caps and checked
             // against opt-outs, as an API send is; one refused leaves an alert instead.
             let admissions = insert_new_messages_in(
@@ -369,8 +374,9 @@ impl Store {
                 alerts.push(refused_reply_alert(message, &reason, now));
             }
         }
+        writes.extend(super::console::callback_attempt_statements(&attempts));
+        tx.execute_all(writes).await?;
         insert_alerts(&mut tx, &alerts).await?;
-        super::console::insert_callback_attempts(&mut tx, &attempts).await?;
         tx.commit().await?;
         Ok(())
     }

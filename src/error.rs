@@ -164,6 +164,25 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// The native SQLite reads' errors (`store::native`), as sqlx's are told apart.
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        let full = matches!(
+            &err,
+            rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull
+        );
+        if full {
+            return Error::Unavailable {
+                detail: format!("database: {err}"),
+            };
+        }
+        Error::Internal {
+            detail: format!("database: {err}"),
+            transient: false,
+        }
+    }
+}
+
 /// Whether a database error code says the disk (or the database's size limit) is full:
 /// SQLite's SQLITE_FULL (13, with any extended code), PostgreSQL's disk_full (53100).
 fn out_of_space(code: &str) -> bool {

@@ -17,7 +17,8 @@
 //! - [`dispatcher`]: the dispatcher loop (dispatch rounds, then [`receipts`], rentals and the
 //!   inbound-parts sweep of [`smpp`]), on its own thread on SQLite;
 //! - [`checkpoints`]: WAL checkpoints (SQLite files), beside the dispatcher;
-//! - [`webhooks`]: the webhook sender, which also runs [`triggers`] and [`alarms`] when due;
+//! - [`webhooks`]: the webhook sender, which also runs [`triggers`] and [`alarms`] when due,
+//!   on its own thread on SQLite;
 //! - [`heartbeats`]: node heartbeats and, on PostgreSQL, SMPP bind leases;
 //! - [`smpp`]: what SMPP carriers send, stored as it arrives (started with the carrier by
 //!   `App::new`, which owns its channel).
@@ -39,7 +40,7 @@ use crate::service::App;
 pub struct Running {
     workers: tokio::sync::oneshot::Receiver<()>,
     heartbeats: tokio::task::JoinHandle<()>,
-    webhooks: tokio::task::JoinHandle<()>,
+    webhooks: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Running {
@@ -60,10 +61,7 @@ pub fn start(app: &App, shutdown: tokio::sync::watch::Receiver<bool>) -> std::io
         let shutdown = shutdown.clone();
         tokio::spawn(async move { app.run_heartbeats(shutdown).await })
     };
-    let webhooks = {
-        let app = app.clone();
-        tokio::spawn(async move { app.run_webhooks(shutdown).await })
-    };
+    let webhooks = app.spawn_webhooks(shutdown)?;
     Ok(Running {
         workers,
         heartbeats,
@@ -93,6 +91,27 @@ impl App {
             return Ok(stopped);
         }
         crate::service::run_on_own_thread("dispatcher", run)?;
+        Ok(stopped)
+    }
+
+    /// Starts `run_webhooks`; the receiver resolves when it stops. On SQLite it gets a thread
+    /// of its own, as the dispatcher does: its reads are native (`Store::read_rows`) and hold
+    /// the thread they run on, which then must not be one the API's requests wait for.
+    pub fn spawn_webhooks(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+        let (finished, stopped) = tokio::sync::oneshot::channel();
+        let app = self.clone();
+        let run = move || async move {
+            app.run_webhooks(shutdown).await;
+            let _ = finished.send(());
+        };
+        if self.store.backend() == crate::store::Backend::Postgres {
+            tokio::spawn(run());
+            return Ok(stopped);
+        }
+        crate::service::run_on_own_thread("webhooks", run)?;
         Ok(stopped)
     }
 }

@@ -246,16 +246,10 @@ impl Store {
         let mut found: HashMap<String, Vec<(i64, String)>> = HashMap::new();
         for chunk in sids.chunks(ROWS) {
             let mut sql = Sql::new(
-                "SELECT message_sid, part, carrier_message_id FROM carrier_parts WHERE message_sid IN (",
+                "SELECT message_sid, part, carrier_message_id FROM carrier_parts WHERE message_sid IN ",
             );
-            for (i, sid) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(sid.to_string());
-            }
-            sql.push(") ORDER BY part");
-            for row in sql.query().fetch_all(self.pool()).await? {
+            sql.text_set(chunk.iter().copied()).push(" ORDER BY part");
+            for row in self.read_rows(sql).await? {
                 found
                     .entry(text(&row, "message_sid")?)
                     .or_default()
@@ -270,16 +264,10 @@ impl Store {
         let mut found = HashMap::new();
         for chunk in addresses.chunks(ROWS) {
             let mut sql = Sql::new(
-                "SELECT phone_number, route FROM phone_numbers WHERE route IS NOT NULL AND phone_number IN (",
+                "SELECT phone_number, route FROM phone_numbers WHERE route IS NOT NULL AND phone_number IN ",
             );
-            for (i, address) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(address.to_string());
-            }
-            sql.push(")");
-            for row in sql.query().fetch_all(self.pool()).await? {
+            sql.text_set(chunk.iter().copied());
+            for row in self.read_rows(sql).await? {
                 found.insert(text(&row, "phone_number")?, text(&row, "route")?);
             }
         }

@@ -251,15 +251,10 @@ impl Store {
         }
         let mut sql =
             Sql::new("SELECT recipient, scope, sender FROM opt_outs WHERE account_sid = ");
-        sql.text(account_sid).push(" AND recipient IN (");
-        for (i, r) in recipients.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(*r);
-        }
-        sql.push(")");
-        let rows = sql.query().fetch_all(self.pool()).await?;
+        sql.text(account_sid)
+            .push(" AND recipient IN ")
+            .text_set(recipients.iter().copied());
+        let rows = self.read_rows(sql).await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -205,7 +205,7 @@ impl Store {
                  FROM messages WHERE sid IN ",
             );
             sql.text_set(chunk.iter().copied());
-            for row in sql.query().fetch_all(self.pool()).await? {
+            for row in self.read_rows(sql).await? {
                 let subject = CallbackSubject {
                     sid: text(&row, "sid")?,
                     account_sid: text(&row, "account_sid")?,
@@ -225,7 +225,7 @@ impl Store {
 
     /// Rows of messages by SID, in due order, read on a read connection: the message columns
     /// (see `decode`), then `extra`.
-    async fn message_rows(&self, sids: &[&str], extra: &str) -> Result<Vec<AnyRow>> {
+    async fn message_rows(&self, sids: &[&str], extra: &str) -> Result<Vec<super::Row>> {
         let mut rows = Vec::with_capacity(sids.len());
         for chunk in sids.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("SELECT ");
@@ -234,7 +234,7 @@ impl Store {
                 .push(" FROM messages WHERE sid IN ")
                 .text_set(chunk.iter().copied())
                 .push(" ORDER BY due_at, sid");
-            rows.extend(sql.query().fetch_all(self.pool()).await?);
+            rows.extend(self.read_rows(sql).await?);
         }
         Ok(rows)
     }
@@ -505,7 +505,7 @@ impl Store {
         // (account, due) index, and each account's messages are one seek into it.
         // Found on a read connection: an account whose messages another claim takes in the
         // meantime only makes this claim smaller (the update checks each message again).
-        let accounts = due_accounts(self.pool(), now).await?;
+        let accounts = due_accounts(self, now).await?;
         if accounts.is_empty() {
             return Ok(Claim {
                 token,
@@ -895,15 +895,10 @@ impl Store {
             let mut sql = Sql::new(
                 "SELECT to_address, from_address FROM sticky_senders WHERE service_sid = ",
             );
-            sql.text(service_sid).push(" AND to_address IN (");
-            for (i, to) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(to.to_string());
-            }
-            sql.push(")");
-            for row in sql.query().fetch_all(self.pool()).await? {
+            sql.text(service_sid)
+                .push(" AND to_address IN ")
+                .text_set(chunk.iter().copied());
+            for row in self.read_rows(sql).await? {
                 found.insert(text(&row, "to_address")?, text(&row, "from_address")?);
             }
         }
@@ -918,15 +913,9 @@ impl Store {
         let mut found = std::collections::HashMap::new();
         for chunk in addresses.chunks(ROWS_PER_STATEMENT) {
             let mut sql =
-                Sql::new("SELECT address, next_free_at FROM sender_pacing WHERE address IN (");
-            for (i, address) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(address.to_string());
-            }
-            sql.push(")");
-            for row in sql.query().fetch_all(self.pool()).await? {
+                Sql::new("SELECT address, next_free_at FROM sender_pacing WHERE address IN ");
+            sql.text_set(chunk.iter().copied());
+            for row in self.read_rows(sql).await? {
                 found.insert(text(&row, "address")?, int(&row, "next_free_at")?);
             }
         }
@@ -966,20 +955,17 @@ impl Store {
     pub async fn apply_due_receipts(&self, now: i64, limit: i64) -> Result<Vec<StatusChange>> {
         // Read on a read connection, with where each message's callbacks go, so that the write
         // transaction only writes.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let mut sql = Sql::new(&format!(
             "SELECT r.id, r.status, r.error_code, r.done_date, m.sid, m.account_sid, \
              m.status AS message_status, {} AS url \
              FROM carrier_receipts r JOIN messages m ON m.carrier_message_id = r.carrier_message_id \
              LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
              LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
-             WHERE r.due_at <= $1 ORDER BY r.due_at LIMIT $2",
+             WHERE r.due_at <= ",
             super::outbox::CALLBACK_URL
-        )))
-        .persistent(super::sql::one_shot_persistent())
-        .bind(now)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
+        ));
+        sql.int(now).push(" ORDER BY r.due_at LIMIT ").int(limit);
+        let rows = self.read_rows_planned_each_run(sql).await?;
         let mut ids = Vec::with_capacity(rows.len());
         // receipt id → (message SID, status, error code, done date)
         let mut found: std::collections::HashMap<String, ReceiptUpdate> =
@@ -1118,12 +1104,12 @@ fn push_due_in(sql: &mut Sql, table: &str, now: i64) {
 /// Accounts with due messages, at most `MAX_ACCOUNTS_PER_CLAIM`. The walk skips from one
 /// account to the next through the (account, due) index, starting after a random SID and
 /// wrapping around, so that with more accounts than one claim takes each gets its turn.
-async fn due_accounts(pool: &sqlx::AnyPool, now: i64) -> Result<Vec<String>> {
+async fn due_accounts(store: &Store, now: i64) -> Result<Vec<String>> {
     let start = format!("AC{}", crate::domain::sid::random_hex32());
-    let mut found = due_accounts_after(pool, now, &start, MAX_ACCOUNTS_PER_CLAIM).await?;
+    let mut found = due_accounts_after(store, now, &start, MAX_ACCOUNTS_PER_CLAIM).await?;
     let missing = MAX_ACCOUNTS_PER_CLAIM - found.len() as i64;
     if missing > 0 {
-        for account in due_accounts_after(pool, now, "", missing).await? {
+        for account in due_accounts_after(store, now, "", missing).await? {
             if account >= start || found.contains(&account) {
                 break;
             }
@@ -1134,12 +1120,7 @@ async fn due_accounts(pool: &sqlx::AnyPool, now: i64) -> Result<Vec<String>> {
 }
 
 /// Up to `max` accounts with due messages whose SIDs sort after `after`, in SID order.
-async fn due_accounts_after(
-    pool: &sqlx::AnyPool,
-    now: i64,
-    after: &str,
-    max: i64,
-) -> Result<Vec<String>> {
+async fn due_accounts_after(store: &Store, now: i64, after: &str, max: i64) -> Result<Vec<String>> {
     let mut sql = Sql::new(
         "WITH RECURSIVE walk (account_sid, n) AS (SELECT (SELECT account_sid FROM messages WHERE ",
     );
@@ -1151,7 +1132,7 @@ async fn due_accounts_after(
     sql.push(" AND m.account_sid > walk.account_sid ORDER BY m.account_sid LIMIT 1), n + 1 FROM walk WHERE walk.account_sid IS NOT NULL AND n < ")
         .int(max)
         .push(") SELECT account_sid FROM walk WHERE account_sid IS NOT NULL");
-    let rows = sql.query().fetch_all(pool).await?;
+    let rows = store.read_rows(sql).await?;
     rows.iter().map(|row| text(row, "account_sid")).collect()
 }
 

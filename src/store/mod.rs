@@ -1,6 +1,8 @@
 //! Persistence: one `Store` over SQLite or PostgreSQL, chosen by the database URL's scheme.
 //! Both run the same portable SQL through sqlx's `Any` driver; the few dialect differences
-//! (how a write transaction starts, row locks) are decided by `Backend`.
+//! (how a write transaction starts, row locks) are decided by `Backend`. On a SQLite file the
+//! engine's hot reads run the same statements through rusqlite instead (`native`,
+//! `Store::read_rows`).
 //! Imports `domain` and `error`; knows nothing of HTTP. The table modules (`messages`,
 //! `carrier`, `inbound`, `webhooks`…) share `rows` (row types), `outbox` (writes into the
 //! webhook outbox and alerts), `queue` (writes of new messages) and `leases`, and never import
@@ -20,6 +22,7 @@ pub mod keys;
 pub(crate) mod leases;
 pub mod messages;
 pub mod messaging;
+mod native;
 pub mod nodes;
 pub mod numbers;
 pub(crate) mod outbox;
@@ -37,7 +40,7 @@ pub use sql::Sql;
 use crate::error::{Error, Result};
 use durability::WalSync;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Row as _};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -79,6 +82,9 @@ pub struct Store {
     /// commit itself does.
     sync: Option<WalSync>,
     backend: Backend,
+    /// On a SQLite file, the engine's hot reads (see `native`); elsewhere they go through
+    /// `pool`.
+    native: Option<Arc<native::NativeReads>>,
     /// Callers waiting for a write connection (see `WriteSession::others_wait`).
     writers_waiting: Arc<AtomicUsize>,
 }
@@ -309,11 +315,17 @@ impl Store {
         } else {
             pool.clone()
         };
+        let native = if backend == Backend::Sqlite && max_connections > 1 {
+            Some(Arc::new(native::NativeReads::new(sqlite_path(&url).into())))
+        } else {
+            None
+        };
         Ok(Store {
             pool,
             writes,
             sync,
             backend,
+            native,
             writers_waiting: Arc::default(),
         })
     }
@@ -324,6 +336,36 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Runs one reading statement for the engine's loops: on a SQLite file on this thread,
+    /// natively (see `native`), else through `pool`. Only for statements that are quick
+    /// whatever the data (claimed batches, keyed lookups): a native read holds its thread.
+    pub(crate) async fn read_rows(&self, sql: Sql) -> Result<Vec<Row>> {
+        self.read_rows_planned(sql, false).await
+    }
+
+    /// `read_rows` for a read over a queue table, planned afresh on every run on PostgreSQL
+    /// (see `sql::one_shot_persistent`).
+    pub(crate) async fn read_rows_planned_each_run(&self, sql: Sql) -> Result<Vec<Row>> {
+        self.read_rows_planned(sql, true).await
+    }
+
+    async fn read_rows_planned(&self, sql: Sql, each_run: bool) -> Result<Vec<Row>> {
+        if let Some(native) = &self.native {
+            return Ok(native.fetch(&sql)?.into_iter().map(Row::Native).collect());
+        }
+        let query = if each_run {
+            sql.one_shot_query()
+        } else {
+            sql.query()
+        };
+        Ok(query
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(Row::Any)
+            .collect())
     }
 
     /// Connections of each pool: (pool, in use, idle). On PostgreSQL reads and writes share
@@ -543,9 +585,55 @@ fn restrict_sqlite_files(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A row as either way of reading gives it: sqlx's, or a native read's on a SQLite file
+/// (see `Store::read_rows`).
+pub enum Row {
+    Any(AnyRow),
+    Native(native::NativeRow),
+}
+
+/// Reading a row's columns by name, whichever way it was read.
+pub(crate) trait Columns {
+    fn opt_text_column(&self, column: &str) -> Result<Option<String>>;
+    fn opt_int_column(&self, column: &str) -> Result<Option<i64>>;
+}
+
+impl Columns for AnyRow {
+    fn opt_text_column(&self, column: &str) -> Result<Option<String>> {
+        Ok(self.try_get::<Option<String>, _>(column)?)
+    }
+    fn opt_int_column(&self, column: &str) -> Result<Option<i64>> {
+        Ok(self.try_get::<Option<i64>, _>(column)?)
+    }
+}
+
+impl<T: Columns + ?Sized> Columns for &T {
+    fn opt_text_column(&self, column: &str) -> Result<Option<String>> {
+        (**self).opt_text_column(column)
+    }
+    fn opt_int_column(&self, column: &str) -> Result<Option<i64>> {
+        (**self).opt_int_column(column)
+    }
+}
+
+impl Columns for Row {
+    fn opt_text_column(&self, column: &str) -> Result<Option<String>> {
+        match self {
+            Row::Any(row) => row.opt_text_column(column),
+            Row::Native(row) => row.opt_text(column),
+        }
+    }
+    fn opt_int_column(&self, column: &str) -> Result<Option<i64>> {
+        match self {
+            Row::Any(row) => row.opt_int_column(column),
+            Row::Native(row) => row.opt_int(column),
+        }
+    }
+}
+
 /// Reads an optional text column.
-pub(crate) fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>> {
-    Ok(row.try_get::<Option<String>, _>(column)?)
+pub(crate) fn opt_text(row: &(impl Columns + ?Sized), column: &str) -> Result<Option<String>> {
+    row.opt_text_column(column)
 }
 
 /// Runs `attempt` again (at most 5 times in all, after a short random pause) while it fails
@@ -571,18 +659,20 @@ where
 }
 
 /// Reads an optional integer column.
-pub(crate) fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>> {
-    Ok(row.try_get::<Option<i64>, _>(column)?)
+pub(crate) fn opt_int(row: &(impl Columns + ?Sized), column: &str) -> Result<Option<i64>> {
+    row.opt_int_column(column)
 }
 
 /// Reads a required text column.
-pub(crate) fn text(row: &AnyRow, column: &str) -> Result<String> {
-    Ok(row.try_get::<String, _>(column)?)
+pub(crate) fn text(row: &(impl Columns + ?Sized), column: &str) -> Result<String> {
+    row.opt_text_column(column)?
+        .ok_or_else(|| Error::internal(format!("column {column} is NULL")))
 }
 
 /// Reads a required integer column.
-pub(crate) fn int(row: &AnyRow, column: &str) -> Result<i64> {
-    Ok(row.try_get::<i64, _>(column)?)
+pub(crate) fn int(row: &(impl Columns + ?Sized), column: &str) -> Result<i64> {
+    row.opt_int_column(column)?
+        .ok_or_else(|| Error::internal(format!("column {column} is NULL")))
 }
 
 // `FromStr` keeps `Backend` usable from config strings too.

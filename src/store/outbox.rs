@@ -8,7 +8,6 @@ use super::{opt_text, text, Sql, Store, Tx};
 use crate::domain::alert::Alert;
 use crate::domain::message::{Message, MessageStatus};
 use crate::error::Result;
-use sqlx::any::AnyRow;
 
 /// Rows per multi-row statement (far below the parameter limits).
 const ROWS_PER_STATEMENT: usize = 500;
@@ -65,7 +64,7 @@ fn targets_query(chunk: &[(&str, Option<&str>)]) -> Sql {
     sql
 }
 
-fn add_targets(rows: &[AnyRow], targets: &mut CallbackTargets) -> Result<()> {
+fn add_targets(rows: &[impl super::Columns], targets: &mut CallbackTargets) -> Result<()> {
     for row in rows {
         let target = opt_text(row, "url")?
             .map(|url| Ok::<_, crate::error::Error>((text(row, "account_sid")?, url)))
@@ -84,7 +83,7 @@ impl Store {
     ) -> Result<CallbackTargets> {
         let mut targets = CallbackTargets::new();
         for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-            let rows = targets_query(chunk).query().fetch_all(self.pool()).await?;
+            let rows = self.read_rows(targets_query(chunk)).await?;
             add_targets(&rows, &mut targets)?;
         }
         Ok(targets)

@@ -6,7 +6,6 @@
 use super::{int, opt_int, opt_text, text};
 use crate::domain::message::{Direction, Message, MessageStatus};
 use crate::error::{Error, Result};
-use sqlx::any::AnyRow;
 
 pub(crate) const MESSAGE_COLUMNS: &str =
     "sid, account_sid, messaging_service_sid, direction, from_address, \
@@ -162,7 +161,7 @@ pub(crate) const ALERT_COLUMNS: &str =
     response_headers, date_created";
 
 /// A `messages` row (its `MESSAGE_COLUMNS`) as a `Message`.
-pub(crate) fn decode_message(row: &AnyRow) -> Result<Message> {
+pub(crate) fn decode_message(row: &impl super::Columns) -> Result<Message> {
     let status = text(row, "status")?;
     let direction = text(row, "direction")?;
     Ok(Message {

@@ -212,6 +212,28 @@ impl Sql {
         query
     }
 
+    /// The statement's text as `query` sends it (for `store::native`).
+    pub(crate) fn statement_text(&self) -> String {
+        self.statement()
+    }
+
+    /// Binds the values to a statement prepared from `statement_text`, in order.
+    pub(crate) fn bind_native(
+        &self,
+        statement: &mut rusqlite::Statement<'_>,
+    ) -> rusqlite::Result<()> {
+        for (i, arg) in self.args.iter().enumerate() {
+            match arg {
+                Arg::Text(v) => statement.raw_bind_parameter(i + 1, v.as_str())?,
+                Arg::Int(v) => statement.raw_bind_parameter(i + 1, *v)?,
+                Arg::NullText | Arg::NullInt => {
+                    statement.raw_bind_parameter(i + 1, rusqlite::types::Null)?
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `query`, planned afresh on every run on PostgreSQL (see `one_shot_persistent`).
     pub fn one_shot_query(self) -> Query<'static, Any, AnyArguments> {
         self.query().persistent(one_shot_persistent())

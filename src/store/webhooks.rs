@@ -12,7 +12,6 @@ use crate::domain::message::{Media, Message};
 use crate::domain::paging::PageRequest;
 use crate::error::Result;
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 /// One outbox row.
 #[derive(Debug, Clone)]
@@ -90,7 +89,7 @@ impl Settlement {
 const WEBHOOK_COLUMNS: &str = "id, kind, account_sid, ordering_key, url, method, fallback_url, \
     fallback_method, message_status, error_code, done_date, payload, attempts, created_at";
 
-fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
+fn decode_webhook(row: &impl super::Columns) -> Result<Webhook> {
     Ok(Webhook {
         id: text(row, "id")?,
         kind: match text(row, "kind")?.as_str() {
@@ -107,7 +106,7 @@ fn decode_webhook(row: &AnyRow) -> Result<Webhook> {
         fallback_url: opt_text(row, "fallback_url")?,
         fallback_method: opt_text(row, "fallback_method")?,
         message_status: opt_text(row, "message_status")?,
-        error_code: row.try_get::<Option<i64>, _>("error_code")?,
+        error_code: opt_int(row, "error_code")?,
         done_date: opt_text(row, "done_date")?,
         payload: opt_text(row, "payload")?,
         attempts: int(row, "attempts")?,
@@ -209,7 +208,7 @@ impl Store {
                 read.int(token)
                     .push(" AND id IN ")
                     .text_set(chunk.iter().map(String::as_str));
-                for row in &read.query().fetch_all(self.pool()).await? {
+                for row in &self.read_rows(read).await? {
                     webhooks.push(decode_webhook(row)?);
                 }
             }

@@ -115,7 +115,7 @@ impl Store {
             .push(", ")
             .int(brand.date_updated)
             .push(")");
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(tx.conn()?).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -164,7 +164,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let taken = sqlx::query("SELECT sid FROM a2p_campaigns WHERE messaging_service_sid = $1")
             .bind(campaign.messaging_service_sid.clone())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(tx.conn()?)
             .await?
             .is_some();
         if taken {
@@ -200,7 +200,7 @@ impl Store {
             .push(", ")
             .int(campaign.date_updated)
             .push(")");
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(tx.conn()?).await?;
         let event = crate::domain::a2p::campaign_event(
             campaign,
             &crate::domain::sid::generate(crate::domain::sid::SidKind::Alert),
@@ -416,7 +416,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM a2p_event_sinks WHERE account_sid = $1")
             .bind(account_sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         if let Some(url) = url {
             sqlx::query(
@@ -426,7 +426,7 @@ impl Store {
             .bind(account_sid.to_string())
             .bind(url.to_string())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         }
         tx.commit().await?;
@@ -481,7 +481,7 @@ async fn apply_review(
     .bind(review.now)
     .bind(review.sid.to_string())
     .bind(review.from.to_string())
-    .execute(&mut **tx)
+    .execute(tx.conn()?)
     .await?
     .rows_affected();
     if changed == 0 {
@@ -491,7 +491,7 @@ async fn apply_review(
         "SELECT {columns} FROM {table} WHERE sid = $1"
     )))
     .bind(review.sid.to_string())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn()?)
     .await?;
     Ok(Some(row))
 }
@@ -507,7 +507,7 @@ async fn enqueue_event(
 ) -> Result<()> {
     let sink = sqlx::query("SELECT url FROM a2p_event_sinks WHERE account_sid = $1")
         .bind(account_sid.to_string())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx.conn()?)
         .await?;
     let Some(sink) = sink else {
         return Ok(());

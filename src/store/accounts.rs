@@ -66,7 +66,7 @@ impl Store {
             .int(account.date_updated)
             .push(", 'Full')");
         let mut tx = self.begin_write().await?;
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(tx.conn()?).await?;
         super::messaging::insert_service(&mut tx, default_service).await?;
         tx.commit().await?;
         Ok(())
@@ -88,7 +88,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let locked = sqlx::query("UPDATE accounts SET date_updated = date_updated WHERE sid = $1")
             .bind(parent.clone())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         if locked.rows_affected() == 0 {
             return Ok(CreateSubaccountOutcome::ParentMissing);
@@ -96,7 +96,7 @@ impl Store {
         let count: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE owner_account_sid = $1")
                 .bind(parent.clone())
-                .fetch_one(&mut *tx)
+                .fetch_one(tx.conn()?)
                 .await?;
         if count >= i64::from(cap) {
             return Ok(CreateSubaccountOutcome::CapReached);
@@ -118,7 +118,7 @@ impl Store {
             .push(", ")
             .int(account.date_updated)
             .push(", 'Full')");
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(tx.conn()?).await?;
         super::messaging::insert_service(&mut tx, default_service).await?;
         tx.commit().await?;
         Ok(CreateSubaccountOutcome::Created)
@@ -203,7 +203,7 @@ impl Store {
         }
         sql.push(" WHERE sid = ").text(sid);
         let mut tx = self.begin_write().await?;
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(tx.conn()?).await?;
         if status == Some(AccountStatus::Closed) {
             // A closed account's numbers go back to the inventory with the status change.
             super::numbers::release(&mut tx, None, sid).await?;

@@ -232,14 +232,14 @@ impl Store {
         let deleted = sqlx::query("DELETE FROM alarms WHERE account_sid = $1 AND sid = $2")
             .bind(account_sid.to_string())
             .bind(sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?
             .rows_affected()
             > 0;
         if deleted {
             sqlx::query("DELETE FROM alarm_firings WHERE alarm_sid = $1")
                 .bind(sid.to_string())
-                .execute(&mut *tx)
+                .execute(tx.conn()?)
                 .await?;
         }
         tx.commit().await?;
@@ -296,7 +296,7 @@ impl Store {
         .bind(now)
         .bind(alarm.sid.clone())
         .bind(alarm.state.as_str())
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?
         .rows_affected()
             == 1;
@@ -317,7 +317,7 @@ impl Store {
             .bind(firing.email_error.clone())
             .bind(firing.date_created)
             .bind((firing.email_status == "pending").then_some(now))
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
             if let Some(url) = &alarm.webhook_url {
                 let target = InboundTarget {

@@ -1,9 +1,8 @@
 //! Per-account caps (a warbler extension) and the monthly counters they are checked against.
 
-use super::{int, text, Sql, Store};
+use super::{int, opt_int, text, Sql, Store};
 use crate::domain::usage::Money;
 use crate::error::Result;
-use sqlx::Row;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,13 +19,13 @@ impl AccountCaps {
     }
 }
 
-fn decode(row: &sqlx::any::AnyRow) -> Result<(String, AccountCaps)> {
+fn decode(row: &impl super::Columns) -> Result<(String, AccountCaps)> {
     Ok((
         text(row, "account_sid")?,
         AccountCaps {
-            max_sps: row.try_get::<Option<f64>, _>("max_sps")?,
-            monthly_messages: row.try_get::<Option<i64>, _>("monthly_messages")?,
-            monthly_spend: row.try_get::<Option<i64>, _>("monthly_spend")?,
+            max_sps: row.opt_float_column("max_sps")?,
+            monthly_messages: opt_int(row, "monthly_messages")?,
+            monthly_spend: opt_int(row, "monthly_spend")?,
         },
     ))
 }
@@ -58,7 +57,7 @@ pub(crate) fn caps_statement(accounts: &[&str]) -> Option<Sql> {
 }
 
 /// The rows of `caps_statement`, by account.
-pub(crate) fn decode_caps(rows: &[sqlx::any::AnyRow]) -> Result<HashMap<String, AccountCaps>> {
+pub(crate) fn decode_caps(rows: &[impl super::Columns]) -> Result<HashMap<String, AccountCaps>> {
     rows.iter().map(decode).collect()
 }
 
@@ -67,20 +66,18 @@ pub(crate) fn decode_caps(rows: &[sqlx::any::AnyRow]) -> Result<HashMap<String, 
 /// checking the same account's cap take turns instead of both accepting past it.
 /// Returns (messages, estimated outbound spend).
 pub(crate) async fn month_count(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut super::durability::Exec<'_>,
     account_sid: &str,
     month: &str,
 ) -> Result<(i64, Money)> {
-    let row = sqlx::query(
-        "INSERT INTO account_month_counters (account_sid, month, messages, outbound_spend) \
-         VALUES ($1, $2, 0, 0) \
-         ON CONFLICT (account_sid, month) DO UPDATE SET messages = account_month_counters.messages \
-         RETURNING messages, outbound_spend",
-    )
-    .bind(account_sid.to_string())
-    .bind(month.to_string())
-    .fetch_one(&mut *tx)
-    .await?;
+    let mut sql = Sql::new(
+        "INSERT INTO account_month_counters (account_sid, month, messages, outbound_spend) VALUES (",
+    );
+    sql.text(account_sid).push(", ").text(month).push(
+        ", 0, 0) ON CONFLICT (account_sid, month) DO UPDATE SET messages = \
+             account_month_counters.messages RETURNING messages, outbound_spend",
+    );
+    let row = tx.fetch_one(sql).await?;
     Ok((int(&row, "messages")?, int(&row, "outbound_spend")?))
 }
 
@@ -88,20 +85,21 @@ pub(crate) async fn month_count(
 /// (received messages, rentals), from the usage rows, inside `tx`. Outbound messages are
 /// counted when accepted, in the monthly counter.
 pub(crate) async fn month_spend(
-    tx: &mut sqlx::AnyConnection,
+    tx: &mut super::durability::Exec<'_>,
     account_sid: &str,
     month: &str,
 ) -> Result<Money> {
-    let spend: Option<i64> = sqlx::query_scalar(
-        "SELECT CAST(SUM(price) AS BIGINT) FROM usage_daily WHERE account_sid = $1 AND day >= $2 AND day <= $3 \
-         AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'",
-    )
-    .bind(account_sid.to_string())
-    .bind(format!("{month}-01"))
-    .bind(format!("{month}-31"))
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(spend.unwrap_or(0))
+    let mut sql = Sql::new(
+        "SELECT CAST(SUM(price) AS BIGINT) AS spend FROM usage_daily WHERE account_sid = ",
+    );
+    sql.text(account_sid)
+        .push(" AND day >= ")
+        .text(format!("{month}-01"))
+        .push(" AND day <= ")
+        .text(format!("{month}-31"))
+        .push(" AND category NOT LIKE 'sms-outbound%' AND category NOT LIKE 'mms-outbound%'");
+    let row = tx.fetch_one(sql).await?;
+    Ok(opt_int(&row, "spend")?.unwrap_or(0))
 }
 
 /// Upserts that add messages (and their estimated spend) to the monthly counters.
@@ -156,7 +154,7 @@ impl Store {
              WHERE account_sid = $1{lock}"
         )))
         .bind(account_sid.to_string())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn()?)
         .await?
         .map(|row| decode(&row).map(|(_, caps)| caps))
         .transpose()?
@@ -165,7 +163,7 @@ impl Store {
         if caps.is_empty() {
             sqlx::query("DELETE FROM account_caps WHERE account_sid = $1")
                 .bind(account_sid.to_string())
-                .execute(&mut *tx)
+                .execute(tx.conn()?)
                 .await?;
             tx.commit().await?;
             return Ok(caps);
@@ -191,7 +189,7 @@ impl Store {
         if let Some(rate) = caps.max_sps {
             query = query.bind(rate);
         }
-        query.execute(&mut *tx).await?;
+        query.execute(tx.conn()?).await?;
         tx.commit().await?;
         Ok(caps)
     }
@@ -222,13 +220,13 @@ pub(crate) async fn below_cap(
 ) -> Result<bool> {
     sqlx::query("UPDATE accounts SET date_updated = date_updated WHERE sid = $1")
         .bind(account_sid.to_string())
-        .execute(&mut **tx)
+        .execute(tx.conn()?)
         .await?;
     let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM {table} WHERE account_sid = $1"
     )))
     .bind(account_sid.to_string())
-    .fetch_one(&mut **tx)
+    .fetch_one(tx.conn()?)
     .await?;
     Ok(count < i64::from(cap))
 }

@@ -2,10 +2,9 @@
 //! inventory route of senders, and the parts of concatenated inbound messages.
 
 use super::rows::{Receipt, ReceiptUpdate};
-use super::{int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
 use crate::domain::message::MessageStatus;
 use crate::error::{Error, Result};
-use sqlx::Row;
 use std::collections::HashMap;
 
 const ROWS: usize = 500;
@@ -119,18 +118,18 @@ pub(crate) async fn apply_part_receipts(
     now: i64,
     limit: i64,
 ) -> Result<(Vec<String>, Vec<ReceiptUpdate>)> {
-    let rows = sqlx::query(
+    // Over a queue table: planned afresh each run on PostgreSQL (`Sql::one_shot_query`).
+    let mut due = Sql::new(
         "SELECT r.id, r.status, r.error_code, r.done_date, p.carrier_message_id AS part_id, \
          p.message_sid FROM carrier_receipts r \
          JOIN carrier_parts p ON p.carrier_message_id = r.carrier_message_id \
          JOIN messages m ON m.sid = p.message_sid \
-         WHERE r.due_at <= $1 AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at LIMIT $2",
-    )
-    .persistent(super::sql::one_shot_persistent())
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut **tx)
-    .await?;
+         WHERE r.due_at <= ",
+    );
+    due.int(now)
+        .push(" AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at LIMIT ")
+        .int(limit);
+    let rows = tx.fetch_all_planned_each_run(due).await?;
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -138,17 +137,16 @@ pub(crate) async fn apply_part_receipts(
     let mut touched: Vec<String> = Vec::new();
     for row in &rows {
         consumed.push(text(row, "id")?);
-        let error_code: Option<i64> = row.try_get("error_code").map_err(Error::from)?;
-        sqlx::query(
-            "UPDATE carrier_parts SET status = $1, error_code = $2, done_date = $3 \
-             WHERE carrier_message_id = $4",
-        )
-        .bind(text(row, "status")?)
-        .bind(error_code)
-        .bind(opt_text(row, "done_date")?)
-        .bind(text(row, "part_id")?)
-        .execute(&mut **tx)
-        .await?;
+        let mut update = Sql::new("UPDATE carrier_parts SET status = ");
+        update
+            .text(text(row, "status")?)
+            .push(", error_code = ")
+            .opt_int(opt_int(row, "error_code")?)
+            .push(", done_date = ")
+            .opt_text(opt_text(row, "done_date")?)
+            .push(" WHERE carrier_message_id = ")
+            .text(text(row, "part_id")?);
+        tx.execute(update).await?;
         let sid = text(row, "message_sid")?;
         if !touched.contains(&sid) {
             touched.push(sid);
@@ -156,22 +154,19 @@ pub(crate) async fn apply_part_receipts(
     }
     let mut updates = Vec::new();
     for sid in touched {
-        let current = sqlx::query("SELECT status FROM messages WHERE sid = $1")
-            .bind(sid.clone())
-            .fetch_one(&mut **tx)
-            .await?;
+        let mut read = Sql::new("SELECT status FROM messages WHERE sid = ");
+        read.text(sid.clone());
+        let current = tx.fetch_one(read).await?;
         let current = MessageStatus::parse(&text(&current, "status")?)
             .ok_or_else(|| Error::internal("bad message status"))?;
         if current.is_final() {
             continue;
         }
-        let parts = sqlx::query(
-            "SELECT total, status, error_code, done_date FROM carrier_parts \
-             WHERE message_sid = $1 ORDER BY part",
-        )
-        .bind(sid.clone())
-        .fetch_all(&mut **tx)
-        .await?;
+        let mut read = Sql::new(
+            "SELECT total, status, error_code, done_date FROM carrier_parts WHERE message_sid = ",
+        );
+        read.text(sid.clone()).push(" ORDER BY part");
+        let parts = tx.fetch_all(read).await?;
         let mut delivered = 0;
         let mut total = 0;
         let mut last_done: Option<String> = None;
@@ -189,7 +184,7 @@ pub(crate) async fn apply_part_receipts(
                 Some(status @ (MessageStatus::Undelivered | MessageStatus::Failed))
                     if failure.is_none() =>
                 {
-                    let code: Option<i64> = part.try_get("error_code").map_err(Error::from)?;
+                    let code = opt_int(part, "error_code")?;
                     failure = Some((sid.clone(), status, code, done));
                 }
                 _ => {}
@@ -210,7 +205,7 @@ impl Store {
         if parts.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_native().await?;
         for chunk in parts.chunks(ROWS) {
             let mut sql = Sql::new(
                 "INSERT INTO carrier_parts (carrier_message_id, message_sid, part, total, created_at) VALUES ",
@@ -232,7 +227,7 @@ impl Store {
                     .push(")");
             }
             sql.push(" ON CONFLICT (carrier_message_id) DO NOTHING");
-            sql.query().execute(&mut *tx).await?;
+            tx.execute(sql).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -303,7 +298,7 @@ impl Store {
         .bind(part)
         .bind(body.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         let rows = sqlx::query(
             "SELECT part, body FROM smpp_mo_parts WHERE route = $1 AND source = $2 \
@@ -314,7 +309,7 @@ impl Store {
         .bind(destination.to_string())
         .bind(reference)
         .bind(total)
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.conn()?)
         .await?;
         tx.commit().await?;
         if rows.len() as i64 != total {
@@ -402,7 +397,7 @@ impl Store {
         .bind(key.reference)
         .bind(now)
         .bind(cutoff)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?
         .rows_affected();
         if claimed == 0 {
@@ -417,7 +412,7 @@ impl Store {
         .bind(key.source.clone())
         .bind(key.destination.clone())
         .bind(key.reference)
-        .fetch_all(&mut *tx)
+        .fetch_all(tx.conn()?)
         .await?;
         tx.commit().await?;
         let parts = rows
@@ -441,7 +436,7 @@ impl Store {
             .bind(key.destination.clone())
             .bind(key.reference)
             .bind(*part)
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         }
         tx.commit().await?;
@@ -465,7 +460,7 @@ impl Store {
         .bind(source.to_string())
         .bind(destination.to_string())
         .bind(reference)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         tx.commit().await?;
         Ok(())

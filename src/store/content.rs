@@ -61,7 +61,7 @@ impl Store {
             .push(", ")
             .int(template.date_updated)
             .push(")");
-        sql.query().execute(&mut *tx).await?;
+        sql.query().execute(tx.conn()?).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -6,9 +6,9 @@
 //! the single write connection goes on to the next transaction while the disk works, and
 //! commits that wait together share one sync.
 
+use super::{native, Row};
 use crate::error::{Error, Result};
 use sqlx::{AnyConnection, Transaction};
-use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -160,10 +160,10 @@ impl Durable {
 /// database allows (`Sql::joined`: one on SQLite), and returns the rows of each. SQLite's
 /// driver ends each statement of a joined query with its result, which is where one
 /// statement's rows stop and the next one's start.
-pub(crate) async fn fetch_each(
+async fn fetch_each(
     connection: &mut AnyConnection,
     statements: Vec<super::Sql>,
-) -> Result<Vec<Vec<sqlx::any::AnyRow>>> {
+) -> Result<Vec<Vec<Row>>> {
     use futures_util::TryStreamExt;
     let expected = statements.len();
     let mut results = Vec::with_capacity(expected);
@@ -173,7 +173,7 @@ pub(crate) async fn fetch_each(
         while let Some(item) = stream.try_next().await? {
             match item {
                 sqlx::Either::Left(_) => results.push(std::mem::take(&mut rows)),
-                sqlx::Either::Right(row) => rows.push(row),
+                sqlx::Either::Right(row) => rows.push(Row::Any(row)),
             }
         }
     }
@@ -186,27 +186,132 @@ pub(crate) async fn fetch_each(
     Ok(results)
 }
 
-/// `Tx::execute_all` on any connection.
-pub(crate) async fn execute_all(
-    connection: &mut AnyConnection,
-    statements: Vec<super::Sql>,
-) -> Result<()> {
-    for statement in super::Sql::joined(statements) {
-        statement.query().execute(&mut *connection).await?;
+/// Where the statements of a write run: a sqlx connection (PostgreSQL, in-memory SQLite, and
+/// the writes that stay on sqlx), or the native write connection of a SQLite file (see
+/// `native`), where each statement is a call on this thread.
+pub(crate) enum Exec<'a> {
+    Sqlx(&'a mut AnyConnection),
+    Native(&'a mut rusqlite::Connection),
+}
+
+impl Exec<'_> {
+    /// Runs one statement; returns how many rows it changed.
+    pub(crate) async fn execute(&mut self, sql: super::Sql) -> Result<u64> {
+        match self {
+            Exec::Sqlx(connection) => Ok(sql
+                .query()
+                .execute(&mut **connection)
+                .await?
+                .rows_affected()),
+            Exec::Native(connection) => native::execute_on(connection, &sql),
+        }
     }
-    Ok(())
+
+    /// Runs one statement and returns its rows.
+    pub(crate) async fn fetch_all(&mut self, sql: super::Sql) -> Result<Vec<Row>> {
+        match self {
+            Exec::Sqlx(connection) => Ok(sql
+                .query()
+                .fetch_all(&mut **connection)
+                .await?
+                .into_iter()
+                .map(Row::Any)
+                .collect()),
+            Exec::Native(connection) => Ok(native::fetch_on(connection, &sql)?
+                .into_iter()
+                .map(Row::Native)
+                .collect()),
+        }
+    }
+
+    /// `fetch_all` of a read over a queue table, planned afresh each run on PostgreSQL
+    /// (`Sql::one_shot_query`).
+    pub(crate) async fn fetch_all_planned_each_run(&mut self, sql: super::Sql) -> Result<Vec<Row>> {
+        match self {
+            Exec::Sqlx(connection) => Ok(sql
+                .one_shot_query()
+                .fetch_all(&mut **connection)
+                .await?
+                .into_iter()
+                .map(Row::Any)
+                .collect()),
+            Exec::Native(_) => self.fetch_all(sql).await,
+        }
+    }
+
+    /// `fetch_all` of a statement that returns exactly one row.
+    pub(crate) async fn fetch_one(&mut self, sql: super::Sql) -> Result<Row> {
+        self.fetch_all(sql)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("a statement returned no row"))
+    }
+
+    /// Runs writing statements, in order, in as few round trips as the database allows
+    /// (`Sql::joined`); natively there is no round trip to save.
+    pub(crate) async fn execute_all(&mut self, statements: Vec<super::Sql>) -> Result<()> {
+        match self {
+            Exec::Sqlx(connection) => {
+                for statement in super::Sql::joined(statements) {
+                    statement.query().execute(&mut **connection).await?;
+                }
+            }
+            Exec::Native(connection) => {
+                for statement in &statements {
+                    native::execute_on(connection, statement)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs reading statements in order and returns the rows of each (on sqlx, in one round
+    /// trip on SQLite).
+    pub(crate) async fn fetch_each(
+        &mut self,
+        statements: Vec<super::Sql>,
+    ) -> Result<Vec<Vec<Row>>> {
+        match self {
+            Exec::Sqlx(connection) => fetch_each(connection, statements).await,
+            Exec::Native(connection) => statements
+                .iter()
+                .map(|sql| {
+                    Ok(native::fetch_on(connection, sql)?
+                        .into_iter()
+                        .map(Row::Native)
+                        .collect())
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A write transaction. `commit` returns once the commit is durable; `commit_deferred` returns
 /// as soon as it is visible, with a `Durable` to wait on before anyone is told.
 pub struct Tx<'c> {
-    inner: Transaction<'c, sqlx::Any>,
+    inner: Inner<'c>,
     sync: Option<WalSync>,
+}
+
+enum Inner<'c> {
+    Sqlx(Transaction<'c, sqlx::Any>),
+    Native(native::NativeTx),
 }
 
 impl<'c> Tx<'c> {
     pub(crate) fn new(inner: Transaction<'c, sqlx::Any>, sync: Option<WalSync>) -> Tx<'c> {
-        Tx { inner, sync }
+        Tx {
+            inner: Inner::Sqlx(inner),
+            sync,
+        }
+    }
+
+    pub(crate) fn native(inner: native::NativeTx, sync: Option<WalSync>) -> Tx<'c> {
+        Tx {
+            inner: Inner::Native(inner),
+            sync,
+        }
     }
 
     pub async fn commit(self) -> Result<()> {
@@ -214,35 +319,68 @@ impl<'c> Tx<'c> {
     }
 
     pub async fn commit_deferred(self) -> Result<Durable> {
-        self.inner.commit().await?;
+        match self.inner {
+            Inner::Sqlx(tx) => tx.commit().await?,
+            Inner::Native(tx) => tx.commit()?,
+        }
         Ok(match &self.sync {
             Some(sync) => sync.request(),
             None => Durable::now(),
         })
     }
 
-    /// Runs writing statements, in order, in as few round trips as the database allows
-    /// (`Sql::joined`).
-    pub async fn execute_all(&mut self, statements: Vec<super::Sql>) -> Result<()> {
-        execute_all(&mut self.inner, statements).await
-    }
-
     pub async fn rollback(self) -> Result<()> {
-        self.inner.rollback().await?;
+        match self.inner {
+            Inner::Sqlx(tx) => tx.rollback().await?,
+            // Rolled back as it drops.
+            Inner::Native(tx) => drop(tx),
+        }
         Ok(())
     }
-}
 
-impl Deref for Tx<'_> {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.inner
+    /// Where this transaction's statements run, for statements given as `Sql`.
+    pub(crate) fn exec(&mut self) -> Result<Exec<'_>> {
+        match &mut self.inner {
+            Inner::Sqlx(tx) => Ok(Exec::Sqlx(tx)),
+            Inner::Native(tx) => Ok(Exec::Native(tx.connection()?)),
+        }
     }
-}
 
-impl DerefMut for Tx<'_> {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+    /// The sqlx connection, for statements built with sqlx. A native transaction
+    /// (`Store::begin_write_native`) has none: only `Sql` statements run there.
+    pub(crate) fn conn(&mut self) -> Result<&mut AnyConnection> {
+        match &mut self.inner {
+            Inner::Sqlx(tx) => Ok(&mut **tx),
+            Inner::Native(_) => Err(Error::internal(
+                "a sqlx statement in a native write transaction",
+            )),
+        }
+    }
+
+    /// Runs writing statements, in order, in as few round trips as the database allows
+    /// (`Exec::execute_all`).
+    pub async fn execute_all(&mut self, statements: Vec<super::Sql>) -> Result<()> {
+        self.exec()?.execute_all(statements).await
+    }
+
+    /// `Exec::execute` in this transaction.
+    pub(crate) async fn execute(&mut self, sql: super::Sql) -> Result<u64> {
+        self.exec()?.execute(sql).await
+    }
+
+    /// `Exec::fetch_all` in this transaction.
+    pub(crate) async fn fetch_all(&mut self, sql: super::Sql) -> Result<Vec<Row>> {
+        self.exec()?.fetch_all(sql).await
+    }
+
+    /// `Exec::fetch_all_planned_each_run` in this transaction.
+    pub(crate) async fn fetch_all_planned_each_run(&mut self, sql: super::Sql) -> Result<Vec<Row>> {
+        self.exec()?.fetch_all_planned_each_run(sql).await
+    }
+
+    /// `Exec::fetch_one` in this transaction.
+    pub(crate) async fn fetch_one(&mut self, sql: super::Sql) -> Result<Row> {
+        self.exec()?.fetch_one(sql).await
     }
 }
 

@@ -112,7 +112,7 @@ async fn apply_opt_out(tx: &mut Tx<'_>, change: &OptOutChange, now: i64) -> Resu
             .bind(change.keyword.clone())
             .bind(now)
             .bind(crate::domain::sid::generate(crate::domain::sid::SidKind::OptOut))
-            .execute(&mut **tx)
+            .execute(tx.conn()?)
             .await?;
         }
         KeywordKind::Start => {
@@ -125,7 +125,7 @@ async fn apply_opt_out(tx: &mut Tx<'_>, change: &OptOutChange, now: i64) -> Resu
             .bind(change.recipient.clone())
             .bind(change.scope.clone())
             .bind(change.sender.clone())
-            .execute(&mut **tx)
+            .execute(tx.conn()?)
             .await?;
         }
         KeywordKind::Help => {}
@@ -199,7 +199,7 @@ impl Store {
             // confirms the opt-out it answers, which neither admission nor the dispatcher
             // holds against it.
             let admissions = super::queue::insert_new_messages_in(
-                &mut tx,
+                &mut tx.exec()?,
                 super::queue::Framing::InTransaction,
                 &[(reply.clone(), Vec::new())],
                 &[arrival.auto_reply_estimate],
@@ -296,7 +296,7 @@ impl Store {
             .bind(o.sender.clone())
             .bind(o.keyword.clone())
             .bind(o.date_created)
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?
             .rows_affected();
         }
@@ -374,7 +374,7 @@ pub(crate) async fn carry_opt_outs(
     )))
     .bind(from_account.to_string())
     .bind(number.to_string())
-    .fetch_all(&mut **tx)
+    .fetch_all(tx.conn()?)
     .await?;
     for row in &rows {
         let o = decode_opt_out(row)?;
@@ -388,7 +388,7 @@ pub(crate) async fn carry_opt_outs(
         .bind(number.to_string())
         .bind(o.keyword)
         .bind(o.date_created)
-        .execute(&mut **tx)
+        .execute(tx.conn()?)
         .await?;
     }
     Ok(())

@@ -27,7 +27,7 @@ impl Store {
         if !super::caps::below_cap(&mut tx, &key.account_sid, "api_keys", cap).await? {
             return Ok(false);
         }
-        key_insert(key).query().execute(&mut *tx).await?;
+        key_insert(key).query().execute(tx.conn()?).await?;
         tx.commit().await?;
         Ok(true)
     }

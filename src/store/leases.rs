@@ -56,7 +56,7 @@ pub(crate) async fn held_claims(
                 .int(token)
                 .push(&format!(" AND {key} IN "))
                 .text_set(chunk.iter().copied());
-            let row = count.query().fetch_one(&mut **tx).await?;
+            let row = tx.fetch_one(count).await?;
             if usize::try_from(int(&row, "n")?) == Ok(chunk.len()) {
                 held.extend(chunk.iter().map(|id| id.to_string()));
                 continue;
@@ -69,7 +69,7 @@ pub(crate) async fn held_claims(
         if backend == Backend::Postgres {
             sql.push(&format!(" ORDER BY {key} FOR UPDATE"));
         }
-        for row in sql.query().fetch_all(&mut **tx).await? {
+        for row in tx.fetch_all(sql).await? {
             held.insert(text(&row, key)?);
         }
     }

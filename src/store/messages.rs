@@ -138,7 +138,7 @@ impl Store {
     ) -> Result<(Vec<Admission>, super::Durable)> {
         let mut tx = self.begin_write().await?;
         let admissions = insert_new_messages_in(
-            &mut tx,
+            &mut tx.exec()?,
             Framing::InTransaction,
             batch,
             estimates,
@@ -361,7 +361,7 @@ impl Store {
         .bind(now)
         .bind(account_sid.to_string())
         .bind(sid.to_string())
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?
         .rows_affected();
         if done > 0 {
@@ -391,13 +391,13 @@ impl Store {
             )))
             .bind(account_sid.to_string())
             .bind(sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         }
         let done = sqlx::query("DELETE FROM messages WHERE account_sid = $1 AND sid = $2")
             .bind(account_sid.to_string())
             .bind(sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?
             .rows_affected();
         tx.commit().await?;
@@ -422,13 +422,13 @@ impl Store {
         .bind(account_sid.to_string())
         .bind(outcome.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         let row = sqlx::query(
             "SELECT date_created, date_updated FROM message_feedback WHERE message_sid = $1",
         )
         .bind(message_sid.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn()?)
         .await?;
         tx.commit().await?;
         Ok((int(&row, "date_created")?, int(&row, "date_updated")?))
@@ -554,7 +554,7 @@ impl Store {
             " RETURNING sid, CAST(NULL AS BIGINT) AS old_lease"
         });
         // One statement, so no transaction is held open; and it need not wait for the disk.
-        let rows = self.write_volatile(sql.one_shot_query()).await?;
+        let rows = self.write_volatile(sql).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut taken_over = 0;
         for row in &rows {
@@ -632,7 +632,7 @@ impl Store {
             })
             .collect();
         let targets = self.callback_targets(&reported).await?;
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_native().await?;
         let sids: Vec<&str> = outcomes.iter().map(|(m, _)| m.sid.as_str()).collect();
         let held =
             super::leases::held_claims(&mut tx, self.backend(), "messages", "sid", &sids, token)
@@ -943,7 +943,7 @@ impl Store {
 
     /// Stores delivery receipts as a carrier reports them.
     pub async fn insert_receipts(&self, receipts: &[Receipt]) -> Result<()> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_native().await?;
         insert_receipts(&mut tx, receipts).await?;
         tx.commit().await?;
         Ok(())
@@ -996,7 +996,7 @@ impl Store {
                 );
             }
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_native().await?;
         // A receipt counts only if this transaction consumes it: another node may have
         // applied it since the read.
         let mut updates: Vec<ReceiptUpdate> = consume_receipts(&mut tx, &ids)
@@ -1008,10 +1008,9 @@ impl Store {
             super::carrier::apply_part_receipts(&mut tx, now, limit).await?;
         // Receipts no message claimed within a week (ids of messages sent before a crash
         // lost their record, or of another system) are dropped.
-        sqlx::query("DELETE FROM carrier_receipts WHERE due_at < $1")
-            .bind(now - ORPHAN_RECEIPT_AGE)
-            .execute(&mut *tx)
-            .await?;
+        let mut orphans = Sql::new("DELETE FROM carrier_receipts WHERE due_at < ");
+        orphans.int(now - ORPHAN_RECEIPT_AGE);
+        tx.execute(orphans).await?;
         updates.extend(part_updates);
         let mut changes = Vec::with_capacity(updates.len());
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
@@ -1040,7 +1039,7 @@ impl Store {
                  messages.messaging_service_sid, messages.status, messages.error_code, \
                  messages.date_created, messages.num_segments",
             );
-            for row in sql.query().fetch_all(&mut *tx).await? {
+            for row in tx.fetch_all(sql).await? {
                 changes.push(StatusChange {
                     account_sid: text(&row, "account_sid")?,
                     service_sid: opt_text(&row, "messaging_service_sid")?,
@@ -1144,7 +1143,7 @@ async fn consume_receipts(tx: &mut Tx<'_>, ids: &[String]) -> Result<Vec<String>
         let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN ");
         sql.text_set(chunk.iter().map(String::as_str))
             .push(" RETURNING id");
-        for row in sql.query().fetch_all(&mut **tx).await? {
+        for row in tx.fetch_all(sql).await? {
             consumed.push(text(&row, "id")?);
         }
     }

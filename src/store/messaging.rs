@@ -155,7 +155,7 @@ pub(crate) async fn insert_service(tx: &mut Tx<'_>, s: &MessagingService) -> Res
         .push(", ")
         .int(s.date_updated)
         .push(")");
-    sql.query().execute(&mut **tx).await?;
+    sql.query().execute(tx.conn()?).await?;
     Ok(())
 }
 
@@ -279,7 +279,7 @@ impl Store {
             sqlx::query("SELECT sid FROM messaging_services WHERE account_sid = $1 AND sid = $2")
                 .bind(account_sid.to_string())
                 .bind(sid.to_string())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(tx.conn()?)
                 .await?
                 .is_some();
         if !owned {
@@ -291,25 +291,25 @@ impl Store {
             leave_service_sql()
         )))
         .bind(sid.to_string())
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         sqlx::query("DELETE FROM service_opt_out_settings WHERE service_sid = $1")
             .bind(sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         sqlx::query("DELETE FROM a2p_campaigns WHERE messaging_service_sid = $1")
             .bind(sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         sqlx::query("DELETE FROM alpha_senders WHERE service_sid = $1")
             .bind(sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         let deleted =
             sqlx::query("DELETE FROM messaging_services WHERE account_sid = $1 AND sid = $2")
                 .bind(account_sid.to_string())
                 .bind(sid.to_string())
-                .execute(&mut *tx)
+                .execute(tx.conn()?)
                 .await?
                 .rows_affected();
         tx.commit().await?;
@@ -330,7 +330,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE messaging_services SET date_updated = date_updated WHERE sid = $1")
             .bind(service_sid.to_string())
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?;
         let kind_condition = if short_code {
             "number_type = 'short-code'"
@@ -342,7 +342,7 @@ impl Store {
         )))
         .bind(account_sid.to_string())
         .bind(number_sid.to_string())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn()?)
         .await?;
         let Some(row) = row else {
             return Ok(JoinOutcome::NotOwned);
@@ -356,7 +356,7 @@ impl Store {
             "SELECT COUNT(*) FROM phone_numbers WHERE messaging_service_sid = $1",
         )
         .bind(service_sid.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn()?)
         .await?;
         if size >= max_pool {
             return Ok(JoinOutcome::PoolFull);
@@ -369,7 +369,7 @@ impl Store {
         .bind(now)
         .bind(account_sid.to_string())
         .bind(number_sid.to_string())
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         tx.commit().await?;
         let pooled = self
@@ -460,7 +460,7 @@ impl Store {
         )
         .bind(alpha.service_sid.clone())
         .bind(alpha.alpha_sender.clone())
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn()?)
         .await?;
         if exists > 0 {
             return Ok(None);
@@ -475,7 +475,7 @@ impl Store {
         .bind(alpha.alpha_sender.clone())
         .bind(alpha.date_created)
         .bind(alpha.date_updated)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         tx.commit().await?;
         Ok(Some(alpha.clone()))

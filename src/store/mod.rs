@@ -85,6 +85,9 @@ pub struct Store {
     /// On a SQLite file, the engine's hot reads (see `native`); elsewhere they go through
     /// `pool`.
     native: Option<Arc<native::NativeReads>>,
+    /// On a SQLite file, the engine's write transactions (see `native`); elsewhere they go
+    /// through `writes`.
+    native_writer: Option<Arc<native::NativeWriter>>,
     /// Callers waiting for a write connection (see `WriteSession::others_wait`).
     writers_waiting: Arc<AtomicUsize>,
 }
@@ -123,10 +126,10 @@ impl WriteSession {
         terms: &[queue::Terms],
         due_now: i64,
     ) -> Result<(Vec<rows::Admission>, Durable)> {
-        if self.store.backend == Backend::Postgres {
+        if self.store.backend == Backend::Postgres || self.store.native_writer.is_some() {
             let mut tx = self.begin().await?;
             let admissions = queue::insert_new_messages_in(
-                &mut tx,
+                &mut tx.exec()?,
                 queue::Framing::InTransaction,
                 batch,
                 estimates,
@@ -138,7 +141,7 @@ impl WriteSession {
         }
         let connection = self.connection()?;
         let written = queue::insert_new_messages_in(
-            connection,
+            &mut durability::Exec::Sqlx(&mut *connection),
             queue::Framing::BeginAndCommit,
             batch,
             estimates,
@@ -171,10 +174,16 @@ impl WriteSession {
         }
     }
 
-    /// A write transaction on this session's connection, as `Store::begin_write` starts one.
+    /// A write transaction on this session's connection, as `Store::begin_write_native`
+    /// starts one: on a SQLite file it runs natively (the session holds the write lock).
     pub async fn begin(&mut self) -> Result<Tx<'_>> {
         let sqlite = self.store.backend == Backend::Sqlite;
         let sync = self.store.sync.clone();
+        if let Some(writer) = self.store.native_writer.clone() {
+            // The session's connection is the write lock the native transaction needs.
+            self.connection()?;
+            return Ok(Tx::native(native::NativeTx::begin(writer, None)?, sync));
+        }
         let connection = self.connection()?;
         let tx = if sqlite {
             sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE").await?
@@ -320,12 +329,20 @@ impl Store {
         } else {
             None
         };
+        let native_writer = if backend == Backend::Sqlite && max_connections > 1 {
+            Some(Arc::new(native::NativeWriter::new(
+                sqlite_path(&url).into(),
+            )))
+        } else {
+            None
+        };
         Ok(Store {
             pool,
             writes,
             sync,
             backend,
             native,
+            native_writer,
             writers_waiting: Arc::default(),
         })
     }
@@ -404,21 +421,31 @@ impl Store {
     /// the disk: only for writes a crash may lose harmlessly. A dispatcher's claim is one (a
     /// lost lease lets its messages be claimed again at once, as after any restart), and any
     /// later commit that waits for the disk covers it too, the WAL being written in order.
-    pub(crate) async fn write_volatile(
-        &self,
-        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<Vec<AnyRow>> {
+    /// On a SQLite file it runs natively, on this thread; on PostgreSQL it is planned afresh
+    /// each time (`Sql::one_shot_query`: the claims are over queue tables).
+    pub(crate) async fn write_volatile(&self, sql: Sql) -> Result<Vec<Row>> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
-        Ok(statement.fetch_all(&self.writes).await?)
+        if let Some(writer) = &self.native_writer {
+            let _lock = self.writes.acquire().await?;
+            return writer.fetch(&sql);
+        }
+        Ok(sql
+            .one_shot_query()
+            .fetch_all(&self.writes)
+            .await?
+            .into_iter()
+            .map(Row::Any)
+            .collect())
     }
 
     /// `write_volatile` for a statement whose rows are not wanted: how many it changed.
-    pub(crate) async fn write_volatile_count(
-        &self,
-        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<u64> {
+    pub(crate) async fn write_volatile_count(&self, sql: Sql) -> Result<u64> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
-        Ok(statement.execute(&self.writes).await?.rows_affected())
+        if let Some(writer) = &self.native_writer {
+            let _lock = self.writes.acquire().await?;
+            return writer.execute(&sql);
+        }
+        Ok(sql.query().execute(&self.writes).await?.rows_affected())
     }
 
     /// A transaction that will write: on SQLite it takes the write lock up front, so two
@@ -432,6 +459,23 @@ impl Store {
         Ok(Tx::new(tx, self.sync.clone()))
     }
 
+    /// `begin_write` for the engine's transactions, whose statements are all `Sql` (run with
+    /// `Tx::execute`, `fetch_all`, `execute_all`…): on a SQLite file it runs natively on this
+    /// thread (see `native`), holding the write connection as the write lock.
+    pub(crate) async fn begin_write_native(&self) -> Result<Tx<'static>> {
+        let Some(writer) = &self.native_writer else {
+            return self.begin_write().await;
+        };
+        let lock = {
+            let _waiting = WaitingWriter::new(&self.writers_waiting);
+            self.writes.acquire().await?
+        };
+        Ok(Tx::native(
+            native::NativeTx::begin(writer.clone(), Some(lock))?,
+            self.sync.clone(),
+        ))
+    }
+
     /// Takes a write connection to run several transactions on in turn (`WriteSession`).
     pub async fn write_session(&self) -> Result<WriteSession> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
@@ -443,9 +487,13 @@ impl Store {
 
     /// Fault injection for the disk-full tests: caps a SQLite file at `pages` pages (SQLite
     /// keeps it at least its current size), so the next write needing more fails with
-    /// SQLITE_FULL as on a full disk; `None` lifts the cap. On the write connection, the only
-    /// one that writes. Nothing on PostgreSQL.
+    /// SQLITE_FULL as on a full disk; `None` lifts the cap. On the write connections (sqlx's and
+    /// the native one), the only ones that write. Nothing on PostgreSQL.
     pub async fn fault_max_pages(&self, pages: Option<u64>) -> Result<()> {
+        if let Some(writer) = &self.native_writer {
+            let _lock = self.writes.acquire().await?;
+            writer.set_max_pages(pages)?;
+        }
         if self.backend == Backend::Sqlite {
             let pages = pages.unwrap_or(u64::from(u32::MAX) - 1);
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -596,6 +644,7 @@ pub enum Row {
 pub(crate) trait Columns {
     fn opt_text_column(&self, column: &str) -> Result<Option<String>>;
     fn opt_int_column(&self, column: &str) -> Result<Option<i64>>;
+    fn opt_float_column(&self, column: &str) -> Result<Option<f64>>;
 }
 
 impl Columns for AnyRow {
@@ -605,6 +654,9 @@ impl Columns for AnyRow {
     fn opt_int_column(&self, column: &str) -> Result<Option<i64>> {
         Ok(self.try_get::<Option<i64>, _>(column)?)
     }
+    fn opt_float_column(&self, column: &str) -> Result<Option<f64>> {
+        Ok(self.try_get::<Option<f64>, _>(column)?)
+    }
 }
 
 impl<T: Columns + ?Sized> Columns for &T {
@@ -613,6 +665,9 @@ impl<T: Columns + ?Sized> Columns for &T {
     }
     fn opt_int_column(&self, column: &str) -> Result<Option<i64>> {
         (**self).opt_int_column(column)
+    }
+    fn opt_float_column(&self, column: &str) -> Result<Option<f64>> {
+        (**self).opt_float_column(column)
     }
 }
 
@@ -627,6 +682,12 @@ impl Columns for Row {
         match self {
             Row::Any(row) => row.opt_int_column(column),
             Row::Native(row) => row.opt_int(column),
+        }
+    }
+    fn opt_float_column(&self, column: &str) -> Result<Option<f64>> {
+        match self {
+            Row::Any(row) => row.opt_float_column(column),
+            Row::Native(row) => row.opt_float(column),
         }
     }
 }

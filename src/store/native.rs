@@ -1,5 +1,5 @@
-//! The engine's hot reads on a SQLite file, run on the calling thread through connections the
-//! store owns (rusqlite), instead of through sqlx.
+//! The engine's hot reads and write transactions on a SQLite file, run on the calling thread
+//! through connections the store owns (rusqlite), instead of through sqlx.
 //!
 //! sqlx's SQLite driver gives each connection a thread of its own: a query is handed to it,
 //! and every row comes back across threads on its own, is converted to a driver-neutral row,
@@ -9,8 +9,17 @@
 //! one `Vec`. A read on a WAL database never waits for the writer, so it blocks its thread
 //! only for as long as SQLite works. PostgreSQL and in-memory SQLite keep sqlx (see
 //! `Store::read_rows`).
+//!
+//! The engine's write transactions (the API's group commits, the dispatcher's claims and
+//! outcomes, receipts, the webhook sender's claims and settlements) go the same way through
+//! `NativeWriter`'s one connection, each statement a call on the thread that owns the
+//! transaction instead of a round trip to sqlx's write connection and back. SQLite has one
+//! writer at a time: a native transaction holds sqlx's write connection (a pool of one) for
+//! its whole length without using it, so it and the writes that still go through sqlx take
+//! turns, as all writes did before.
 
 use super::sql::Sql;
+use super::Row;
 use crate::error::{Error, Result};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags};
@@ -69,7 +78,8 @@ impl NativeReads {
     }
 }
 
-fn fetch_on(connection: &Connection, sql: &Sql) -> Result<Vec<NativeRow>> {
+/// Runs one statement and returns its rows.
+pub(crate) fn fetch_on(connection: &Connection, sql: &Sql) -> Result<Vec<NativeRow>> {
     let mut statement = connection.prepare_cached(&sql.statement_text())?;
     sql.bind_native(&mut statement)?;
     let names: Arc<[String]> = statement
@@ -91,6 +101,163 @@ fn fetch_on(connection: &Connection, sql: &Sql) -> Result<Vec<NativeRow>> {
         });
     }
     Ok(out)
+}
+
+/// Runs one statement, rows it returns (`RETURNING`) dropped, and tells how many rows it
+/// changed.
+pub(crate) fn execute_on(connection: &Connection, sql: &Sql) -> Result<u64> {
+    let mut statement = connection.prepare_cached(&sql.statement_text())?;
+    sql.bind_native(&mut statement)?;
+    let mut rows = statement.raw_query();
+    while rows.next()?.is_some() {}
+    drop(rows);
+    Ok(connection.changes())
+}
+
+/// The native twin of sqlx's write connection to a SQLite file: one connection, used only
+/// while sqlx's write connection is held (see the module's comment), so never by two callers
+/// at once.
+pub(crate) struct NativeWriter {
+    path: PathBuf,
+    idle: Mutex<Option<Connection>>,
+    /// The fault-injection cap on the file's pages (`Store::fault_max_pages`), applied again to
+    /// a connection opened after one was dropped.
+    max_pages: Mutex<Option<u64>>,
+}
+
+impl NativeWriter {
+    pub(crate) fn new(path: PathBuf) -> NativeWriter {
+        NativeWriter {
+            path,
+            idle: Mutex::new(None),
+            max_pages: Mutex::new(None),
+        }
+    }
+
+    /// The settings of sqlx's write connection (`tune_sqlite_writer`, and sqlx's own foreign
+    /// keys): commits that `WalSync` makes durable, no checkpoints inside commits, a page
+    /// cache that holds the indexes written to.
+    fn open(&self) -> Result<Connection> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.execute_batch(
+            "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0; \
+             PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384",
+        )?;
+        if let Some(pages) = self.max_pages.lock().ok().and_then(|cap| *cap) {
+            connection.execute_batch(&format!("PRAGMA max_page_count = {pages}"))?;
+        }
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(connection)
+    }
+
+    /// The connection, taken until `give_back`.
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().map(|mut idle| idle.take()).unwrap_or(None);
+        match idle {
+            Some(connection) => Ok(connection),
+            None => self.open(),
+        }
+    }
+
+    fn give_back(&self, connection: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            *idle = Some(connection);
+        }
+    }
+
+    /// Runs one statement outside a transaction (it commits by itself) and returns its rows.
+    /// The caller holds sqlx's write connection.
+    pub(crate) fn fetch(&self, sql: &Sql) -> Result<Vec<Row>> {
+        let connection = self.take()?;
+        let rows = fetch_on(&connection, sql);
+        self.give_back(connection);
+        Ok(rows?.into_iter().map(Row::Native).collect())
+    }
+
+    /// `fetch` for a statement whose rows are not wanted: how many rows it changed.
+    pub(crate) fn execute(&self, sql: &Sql) -> Result<u64> {
+        let connection = self.take()?;
+        let changed = execute_on(&connection, sql);
+        self.give_back(connection);
+        changed
+    }
+
+    /// Caps the file's pages (`None`: lifts the cap), on this connection as on sqlx's.
+    pub(crate) fn set_max_pages(&self, pages: Option<u64>) -> Result<()> {
+        if let Ok(mut cap) = self.max_pages.lock() {
+            *cap = pages;
+        }
+        let connection = self.take()?;
+        let limit = pages.unwrap_or(u64::from(u32::MAX) - 1);
+        let set = connection.execute_batch(&format!("PRAGMA max_page_count = {limit}"));
+        self.give_back(connection);
+        Ok(set?)
+    }
+}
+
+/// A write transaction on `NativeWriter`'s connection. Dropped without `commit`, it rolls
+/// back; a connection that cannot roll back is closed instead of reused.
+pub(crate) struct NativeTx {
+    connection: Option<Connection>,
+    writer: Arc<NativeWriter>,
+    /// sqlx's write connection, held as the write lock; `None` when the caller holds it (a
+    /// `WriteSession`). Released after the connection is given back (fields drop after
+    /// `Drop::drop`).
+    _lock: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+}
+
+impl NativeTx {
+    /// Begins a transaction that takes SQLite's write lock at once, as `BEGIN IMMEDIATE` does
+    /// through sqlx.
+    pub(crate) fn begin(
+        writer: Arc<NativeWriter>,
+        lock: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    ) -> Result<NativeTx> {
+        let connection = writer.take()?;
+        let mut tx = NativeTx {
+            connection: Some(connection),
+            writer,
+            _lock: lock,
+        };
+        tx.connection()?.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(tx)
+    }
+
+    pub(crate) fn connection(&mut self) -> Result<&mut Connection> {
+        self.connection
+            .as_mut()
+            .ok_or_else(|| Error::internal("the native transaction has ended"))
+    }
+
+    /// Commits (visible to readers; durable once `WalSync` has synced, as for sqlx's write
+    /// connection). A failed commit is rolled back on drop.
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.connection()?.execute_batch("COMMIT")?;
+        Ok(())
+    }
+}
+
+impl Drop for NativeTx {
+    fn drop(&mut self) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        if !connection.is_autocommit() {
+            let rolled_back = connection.execute_batch("ROLLBACK");
+            if !connection.is_autocommit() {
+                tracing::error!(
+                    ?rolled_back,
+                    "closing a native write connection that could not roll back"
+                );
+                return;
+            }
+        }
+        self.writer.give_back(connection);
+    }
 }
 
 /// One row of a native read: its values by position, and the statement's column names.
@@ -122,6 +289,16 @@ impl NativeRow {
             Value::Null => Ok(None),
             Value::Integer(int) => Ok(Some(*int)),
             other => Err(mismatch(column, "an integer", other)),
+        }
+    }
+
+    /// A number as a float: SQLite keeps a whole number in a REAL column as an integer.
+    pub(crate) fn opt_float(&self, column: &str) -> Result<Option<f64>> {
+        match self.value(column)? {
+            Value::Null => Ok(None),
+            Value::Real(real) => Ok(Some(*real)),
+            Value::Integer(int) => Ok(Some(*int as f64)),
+            other => Err(mismatch(column, "a number", other)),
         }
     }
 }
@@ -231,6 +408,155 @@ mod tests {
             ))
             .await;
         assert!(write.is_err(), "a native read wrote");
+        remove(&path);
+    }
+
+    fn insert_pacing(address: &str, next: i64) -> Sql {
+        let mut sql = Sql::new("INSERT INTO sender_pacing (address, next_free_at) VALUES (");
+        sql.text(address).push(", ").int(next).push(")");
+        sql
+    }
+
+    async fn pacing_count(store: &Store) -> i64 {
+        let rows = store
+            .read_rows(Sql::new("SELECT COUNT(*) AS n FROM sender_pacing"))
+            .await
+            .unwrap();
+        opt_int(&rows[0], "n").unwrap().unwrap()
+    }
+
+    /// A native write transaction commits what it wrote, and one dropped or failed half-way
+    /// leaves nothing behind; its connection is reused afterwards.
+    #[tokio::test]
+    async fn a_native_transaction_commits_all_or_nothing() {
+        let (store, path) = file_store("native-tx").await;
+        assert!(
+            store.native_writer.is_some(),
+            "a SQLite file writes natively"
+        );
+        let mut tx = store.begin_write_native().await.unwrap();
+        tx.execute(insert_pacing("+1", 1)).await.unwrap();
+        let returned = tx
+            .fetch_all({
+                let mut sql =
+                    Sql::new("UPDATE sender_pacing SET next_free_at = 2 WHERE address = ");
+                sql.text("+1").push(" RETURNING next_free_at");
+                sql
+            })
+            .await
+            .unwrap();
+        assert_eq!(opt_int(&returned[0], "next_free_at").unwrap(), Some(2));
+        // Not visible to readers before the commit.
+        assert_eq!(pacing_count(&store).await, 0);
+        tx.commit().await.unwrap();
+        assert_eq!(pacing_count(&store).await, 1);
+
+        let mut dropped = store.begin_write_native().await.unwrap();
+        dropped.execute(insert_pacing("+2", 1)).await.unwrap();
+        drop(dropped);
+        assert_eq!(
+            pacing_count(&store).await,
+            1,
+            "a dropped transaction rolled back"
+        );
+
+        let mut failed = store.begin_write_native().await.unwrap();
+        failed.execute(insert_pacing("+3", 1)).await.unwrap();
+        let duplicate = failed.execute(insert_pacing("+1", 9)).await;
+        assert!(duplicate.is_err(), "a duplicate key is an error");
+        drop(failed);
+        assert_eq!(
+            pacing_count(&store).await,
+            1,
+            "a failed transaction rolled back"
+        );
+
+        // sqlx statements have no place in a native transaction: an error, not a panic.
+        let mut tx = store.begin_write_native().await.unwrap();
+        assert!(tx.conn().is_err());
+        tx.execute(insert_pacing("+4", 1)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(pacing_count(&store).await, 2);
+        remove(&path);
+    }
+
+    /// Native transactions and sqlx's write transactions take turns on the one write lock:
+    /// increments from both, interleaved across tasks, are all counted, none lost to a race
+    /// or refused as "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn native_and_sqlx_writes_take_turns() {
+        let (store, path) = file_store("turns").await;
+        store
+            .write(sqlx::query(
+                "INSERT INTO sender_pacing (address, next_free_at) VALUES ('counter', 0)",
+            ))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for task in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..25 {
+                    let mut tx = if task % 2 == 0 {
+                        store.begin_write_native().await.unwrap()
+                    } else {
+                        store.begin_write().await.unwrap()
+                    };
+                    // Read, then write what was read plus one: lost updates would show.
+                    let row = tx
+                        .fetch_one(Sql::new(
+                            "SELECT next_free_at FROM sender_pacing WHERE address = 'counter'",
+                        ))
+                        .await
+                        .unwrap();
+                    let next = opt_int(&row, "next_free_at").unwrap().unwrap() + 1;
+                    tokio::task::yield_now().await;
+                    let mut sql = Sql::new("UPDATE sender_pacing SET next_free_at = ");
+                    sql.int(next).push(" WHERE address = 'counter'");
+                    tx.execute(sql).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let rows = store
+            .read_rows(Sql::new(
+                "SELECT next_free_at FROM sender_pacing WHERE address = 'counter'",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(opt_int(&rows[0], "next_free_at").unwrap(), Some(200));
+        remove(&path);
+    }
+
+    /// The disk-full fault reaches the native connection too: a native write past the cap is
+    /// refused as unavailable (503), and lifting the cap lets it through.
+    #[tokio::test]
+    async fn a_full_disk_refuses_native_writes() {
+        let (store, path) = file_store("full").await;
+        store.fault_max_pages(Some(1)).await.unwrap();
+        let mut tx = store.begin_write_native().await.unwrap();
+        let mut refused = Ok(0);
+        for i in 0..2000 {
+            refused = tx.execute(insert_pacing(&format!("+{i:0>60}"), i)).await;
+            if refused.is_err() {
+                break;
+            }
+        }
+        let err = refused.expect_err("the cap was reached");
+        assert_eq!(err.http_status(), 503, "{err:?}");
+        drop(tx);
+        store.fault_max_pages(None).await.unwrap();
+        let mut tx = store.begin_write_native().await.unwrap();
+        for i in 0..2000 {
+            tx.execute(insert_pacing(&format!("+{i:0>60}"), i))
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(pacing_count(&store).await, 2000);
         remove(&path);
     }
 }

@@ -72,7 +72,7 @@ impl Store {
             .int(i64::from(binds))
             .push(" RETURNING slot");
         let mut held: Vec<u32> = self
-            .write_volatile(renew.query())
+            .write_volatile(renew)
             .await?
             .iter()
             .map(|row| int(row, "slot").map(|slot| slot as u32))
@@ -80,15 +80,14 @@ impl Store {
         held.sort_unstable();
         while held.len() > want as usize {
             let Some(extra) = held.pop() else { break };
-            self.write_volatile_count(
-                sqlx::query(
-                    "DELETE FROM smpp_bind_leases WHERE route = $1 AND slot = $2 AND node = $3",
-                )
-                .bind(route.to_string())
-                .bind(i64::from(extra))
-                .bind(node.to_string()),
-            )
-            .await?;
+            let mut release = Sql::new("DELETE FROM smpp_bind_leases WHERE route = ");
+            release
+                .text(route)
+                .push(" AND slot = ")
+                .int(i64::from(extra))
+                .push(" AND node = ")
+                .text(node);
+            self.write_volatile_count(release).await?;
         }
         // Another node's lapsed or missing slot: taken only if its lease has run out (ended
         // before now, which is the new lease's end less the lease).
@@ -114,7 +113,7 @@ impl Store {
                  WHERE smpp_bind_leases.lease_until < excluded.lease_until - ",
             );
             take.int(lease);
-            if self.write_volatile_count(take.query()).await? > 0 {
+            if self.write_volatile_count(take).await? > 0 {
                 held.push(slot);
             }
         }

@@ -160,7 +160,7 @@ impl Store {
                  locality = excluded.locality, region = excluded.region, \
                  postal_code = excluded.postal_code, route = excluded.route",
             );
-            sql.query().execute(&mut *tx).await?;
+            sql.query().execute(tx.conn()?).await?;
         }
         tx.commit().await?;
         Ok(numbers.len() as u64)
@@ -278,13 +278,13 @@ impl Store {
                 .text(phone_number.clone())
                 .push(" AND account_sid IS NULL AND number_type <> 'short-code'");
             let mut tx = self.begin_write().await?;
-            if sql.query().execute(&mut *tx).await?.rows_affected() == 1 {
+            if sql.query().execute(tx.conn()?).await?.rows_affected() == 1 {
                 // The first month's rental is charged with the purchase.
                 let number_type: String = sqlx::query_scalar(
                     "SELECT number_type FROM phone_numbers WHERE phone_number = $1",
                 )
                 .bind(phone_number.clone())
-                .fetch_one(&mut *tx)
+                .fetch_one(tx.conn()?)
                 .await?;
                 let (category, price) = rental_prices.for_type(&number_type);
                 super::usage::start_rental(
@@ -396,13 +396,13 @@ impl Store {
             .text(account_sid)
             .push(" AND sid = ")
             .text(sid);
-        if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
+        if sql.query().execute(tx.conn()?).await?.rows_affected() == 0 {
             return Ok(None);
         }
         if let Some(owner) = new_owner {
             let row = sqlx::query("SELECT phone_number FROM phone_numbers WHERE sid = $1")
                 .bind(sid.to_string())
-                .fetch_one(&mut *tx)
+                .fetch_one(tx.conn()?)
                 .await?;
             let number = text(&row, "phone_number")?;
             super::usage::move_rental(&mut tx, &number, owner).await?;
@@ -435,7 +435,7 @@ pub(crate) async fn release(tx: &mut Tx<'_>, sid: Option<&str>, account_sid: &st
         rentals.push(" AND sid = ").text(sid);
     }
     rentals.push(")");
-    rentals.query().execute(&mut **tx).await?;
+    rentals.query().execute(tx.conn()?).await?;
     let mut sql = Sql::new("UPDATE phone_numbers SET sid = NULL, account_sid = NULL, date_created = NULL, date_updated = NULL, ");
     sql.push(super::messaging::leave_service_sql());
     for field in NUMBER_FIELDS {
@@ -445,7 +445,7 @@ pub(crate) async fn release(tx: &mut Tx<'_>, sid: Option<&str>, account_sid: &st
     if let Some(sid) = sid {
         sql.push(" AND sid = ").text(sid);
     }
-    Ok(sql.query().execute(&mut **tx).await?.rows_affected())
+    Ok(sql.query().execute(tx.conn()?).await?.rows_affected())
 }
 
 impl Store {
@@ -470,7 +470,7 @@ impl Store {
         .bind(account_sid.to_string())
         .bind(short_code.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         if done.rows_affected() != 1 {
             tx.rollback().await?;

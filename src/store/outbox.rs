@@ -138,7 +138,7 @@ pub(crate) async fn missing_targets(
     let mut read = CallbackTargets::new();
     let wanted: Vec<(&str, Option<&str>)> = missing.iter().map(|sid| (*sid, None)).collect();
     for chunk in wanted.chunks(ROWS_PER_STATEMENT) {
-        let rows = targets_query(chunk).query().fetch_all(&mut **tx).await?;
+        let rows = tx.fetch_all(targets_query(chunk)).await?;
         add_targets(&rows, &mut read)?;
     }
     Ok(read)
@@ -285,32 +285,37 @@ pub(crate) async fn enqueue_payload(
     .bind(target.fallback_method.clone())
     .bind(payload.to_string())
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx.conn()?)
     .await?;
     Ok(())
 }
 
 pub(crate) async fn insert_alerts(tx: &mut Tx<'_>, alerts: &[Alert]) -> Result<()> {
     for a in alerts {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        )))
-        .bind(a.sid.clone())
-        .bind(a.account_sid.clone())
-        .bind(a.error_code.clone())
-        .bind(a.log_level.clone())
-        .bind(a.alert_text.clone())
-        .bind(a.resource_sid.clone())
-        .bind(a.service_sid.clone())
-        .bind(a.request_method.clone())
-        .bind(a.request_url.clone())
-        .bind(a.request_variables.clone())
-        .bind(a.request_headers.clone())
-        .bind(a.response_body.clone())
-        .bind(a.response_headers.clone())
-        .bind(a.date_created)
-        .execute(&mut **tx)
-        .await?;
+        let mut sql = Sql::new(&format!("INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ("));
+        sql.text(a.sid.clone())
+            .push(", ")
+            .text(a.account_sid.clone())
+            .push(", ")
+            .text(a.error_code.clone())
+            .push(", ")
+            .text(a.log_level.clone())
+            .push(", ")
+            .text(a.alert_text.clone());
+        for optional in [
+            &a.resource_sid,
+            &a.service_sid,
+            &a.request_method,
+            &a.request_url,
+            &a.request_variables,
+            &a.request_headers,
+            &a.response_body,
+            &a.response_headers,
+        ] {
+            sql.push(", ").opt_text(optional.clone());
+        }
+        sql.push(", ").int(a.date_created).push(")");
+        tx.execute(sql).await?;
     }
     Ok(())
 }

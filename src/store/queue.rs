@@ -175,8 +175,8 @@ pub enum Framing {
 }
 
 /// The body of `Store::insert_new_messages` on `tx`.
-pub async fn insert_new_messages_in(
-    tx: &mut sqlx::AnyConnection,
+pub(crate) async fn insert_new_messages_in(
+    tx: &mut super::durability::Exec<'_>,
     framing: Framing,
     batch: &[(Message, Vec<Media>)],
     estimates: &[crate::domain::usage::Money],
@@ -210,9 +210,7 @@ pub async fn insert_new_messages_in(
     let caps_read = super::caps::caps_statement(&accounts);
     let has_caps_read = caps_read.is_some();
     reads.extend(caps_read);
-    let mut results = super::durability::fetch_each(&mut *tx, reads)
-        .await?
-        .into_iter();
+    let mut results = tx.fetch_each(reads).await?.into_iter();
     if framing == Framing::BeginAndCommit {
         results.next();
     }
@@ -350,7 +348,7 @@ pub async fn insert_new_messages_in(
     if framing == Framing::BeginAndCommit {
         statements.push(Sql::new("COMMIT"));
     }
-    super::durability::execute_all(tx, statements).await?;
+    tx.execute_all(statements).await?;
     Ok(admissions)
 }
 
@@ -419,7 +417,7 @@ fn earlier_keys_statement(keyed: &[(&str, &str)]) -> Option<Sql> {
 /// (account, key, fingerprint, message).
 fn earlier_keys(
     keyed: &[(&str, &str)],
-    rows: &[sqlx::any::AnyRow],
+    rows: &[super::Row],
 ) -> Result<Vec<(String, String, String, String)>> {
     let mut found = Vec::new();
     for row in rows {

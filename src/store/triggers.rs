@@ -192,7 +192,7 @@ impl Store {
         .bind(period.to_string())
         .bind(now)
         .bind(trigger.sid.clone())
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?
         .rows_affected()
             == 1;

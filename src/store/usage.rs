@@ -110,7 +110,7 @@ pub(crate) async fn start_rental(
     .bind(category.to_string())
     .bind(monthly_price)
     .bind(now + RENTAL_PERIOD_DAYS * 86_400_000_000)
-    .execute(&mut **tx)
+    .execute(tx.conn()?)
     .await?;
     add_usage(
         tx,
@@ -128,7 +128,7 @@ pub(crate) async fn move_rental(
     sqlx::query("UPDATE number_rentals SET account_sid = $1 WHERE phone_number = $2")
         .bind(account_sid.to_string())
         .bind(phone_number.to_string())
-        .execute(&mut **tx)
+        .execute(tx.conn()?)
         .await?;
     Ok(())
 }
@@ -247,7 +247,7 @@ impl Store {
     /// way (checked in the inserting transaction, so two credits at once cannot pass it).
     pub async fn credit(&self, main_sid: &str, amount: Money, note: &str, now: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let total = credited_in(&mut *tx, main_sid)
+        let total = credited_in(tx.conn()?, main_sid)
             .await?
             .checked_add(amount)
             .filter(|total| total.abs() <= crate::domain::usage::MAX_CREDITED);
@@ -268,7 +268,7 @@ impl Store {
         .bind(amount)
         .bind(note.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx.conn()?)
         .await?;
         tx.commit().await
     }
@@ -301,7 +301,7 @@ impl Store {
             .bind(due_at + RENTAL_PERIOD_DAYS * 86_400_000_000)
             .bind(number)
             .bind(due_at)
-            .execute(&mut *tx)
+            .execute(tx.conn()?)
             .await?
             .rows_affected()
                 == 1;

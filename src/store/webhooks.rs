@@ -183,7 +183,7 @@ impl Store {
                 "webhook_outbox.{WEBHOOK_COLUMNS}, picked.old_lease"
             ));
             // One statement: no transaction is held open around it.
-            for row in &self.write_volatile(sql.one_shot_query()).await? {
+            for row in &self.write_volatile(sql).await? {
                 if opt_int(row, "old_lease")?.is_some() {
                     taken_over += 1;
                 }
@@ -196,7 +196,7 @@ impl Store {
             // One node: a claim never takes over another's.
             sql.push("id");
             let claimed: Vec<String> = self
-                .write_volatile(sql.one_shot_query())
+                .write_volatile(sql)
                 .await?
                 .iter()
                 .map(|row| text(row, "id"))
@@ -240,7 +240,7 @@ impl Store {
                 .int(token)
                 .push(" AND id IN ")
                 .text_set(chunk.iter().copied());
-            renewed += self.write_volatile_count(sql.query()).await?;
+            renewed += self.write_volatile_count(sql).await?;
         }
         Ok(renewed)
     }
@@ -270,7 +270,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write_native().await?;
         let held = super::leases::held_claims(
             &mut tx,
             self.backend(),
@@ -353,7 +353,7 @@ impl Store {
             // Replies are the account's sends: counted against its monthly caps and checked
             // against opt-outs, as an API send is; one refused leaves an alert instead.
             let admissions = insert_new_messages_in(
-                &mut tx,
+                &mut tx.exec()?,
                 Framing::InTransaction,
                 &replies,
                 &estimates,

@@ -547,6 +547,29 @@ impl Store {
         sql.push(") UPDATE messages SET claim_token = ").int(token);
         super::leases::push_lease_end(&mut sql, postgres, now, lease);
         sql.push(" FROM picked WHERE messages.sid = picked.sid");
+        if self.writes_natively() {
+            // Natively the claim hands back whole rows at no extra cost (no per-row hand-over
+            // between threads), so they are not read again. SQLite's RETURNING sees only the
+            // updated table; one node, so no claim takes over another's.
+            sql.push(" RETURNING ")
+                .push(COLUMNS)
+                .push(", attempts, pace_slot, opt_out_exempt, due_at");
+            let rows = self.write_volatile(sql).await?;
+            let mut messages = rows
+                .iter()
+                .map(|row| {
+                    let due = (opt_int(row, "due_at")?, text(row, "sid")?);
+                    Ok((due, decode_claimed(row)?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // In due order, as the read below gives them.
+            messages.sort_by(|a, b| a.0.cmp(&b.0));
+            return Ok(Claim {
+                token,
+                messages: messages.into_iter().map(|(_, claimed)| claimed).collect(),
+                taken_over: 0,
+            });
+        }
         // SQLite's RETURNING sees only the updated table.
         sql.push(if postgres {
             " RETURNING messages.sid, picked.old_lease"
@@ -572,14 +595,7 @@ impl Store {
             .iter()
             // A row another claim took between the update and this read is not ours.
             .filter(|row| matches!(opt_int(row, "claim_token"), Ok(Some(t)) if t == token))
-            .map(|row| {
-                Ok(Claimed {
-                    message: decode(row)?,
-                    attempts: int(row, "attempts")?,
-                    pace_slot: opt_int(row, "pace_slot")?,
-                    opt_out_exempt: int(row, "opt_out_exempt")? != 0,
-                })
-            })
+            .map(decode_claimed)
             .collect::<Result<_>>()?;
         Ok(Claim {
             token,
@@ -1079,6 +1095,16 @@ impl Store {
         tx.commit().await?;
         Ok(changes)
     }
+}
+
+/// A claimed message from a row of its columns with `attempts, pace_slot, opt_out_exempt`.
+fn decode_claimed(row: &super::Row) -> Result<Claimed> {
+    Ok(Claimed {
+        message: decode(row)?,
+        attempts: int(row, "attempts")?,
+        pace_slot: opt_int(row, "pace_slot")?,
+        opt_out_exempt: int(row, "opt_out_exempt")? != 0,
+    })
 }
 
 /// Most accounts one claim takes messages from (SQLite allows 500 terms in a compound select).

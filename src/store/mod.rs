@@ -459,6 +459,11 @@ impl Store {
         Ok(Tx::new(tx, self.sync.clone()))
     }
 
+    /// Whether the engine's writes run natively (a SQLite file, see `native`).
+    pub(crate) fn writes_natively(&self) -> bool {
+        self.native_writer.is_some()
+    }
+
     /// `begin_write` for the engine's transactions, whose statements are all `Sql` (run with
     /// `Tx::execute`, `fetch_all`, `execute_all`…): on a SQLite file it runs natively on this
     /// thread (see `native`), holding the write connection as the write lock.

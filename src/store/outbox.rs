@@ -230,10 +230,15 @@ pub fn refused_reply_alert(reply: &Message, reason: &str, now: i64) -> Alert {
 /// waits for) is due later (in retry backoff). So along a key due times never go down, and the
 /// claim, which walks the due index, meets each key's head before the rows waiting behind it
 /// instead of scanning every waiting row on each round.
+///
+/// `due_at + 0` keeps the due index out of it: offered `MAX(due_at)`, PostgreSQL planned from
+/// the statistics of a quiet outbox may walk that index down from the latest due time,
+/// through every row in retry backoff, for each new webhook, where the key's own few rows
+/// (the `(ordering_key, seq, id)` index) are all it needs.
 fn not_before_pending(ordering_key: &str, due: &str) -> String {
     format!(
-        "COALESCE((SELECT MAX(p.due_at) FROM webhook_outbox p WHERE p.ordering_key = {ordering_key} \
-         AND p.due_at > {due}), {due})"
+        "COALESCE((SELECT MAX(p.due_at + 0) FROM webhook_outbox p WHERE p.ordering_key = {ordering_key} \
+         AND p.due_at + 0 > {due}), {due})"
     )
 }
 

@@ -179,19 +179,20 @@ impl WebhookClient {
         let Ok(_slot) = slots.acquire().await else {
             return failed(url, headers, "webhook client closed".into());
         };
+        // The URL parsed once, by `check_target`, rather than again by the client.
         let mut builder = if let Some(body) = &request.json_body {
             self.http
-                .post(&url)
+                .post(target)
                 .header("Content-Type", "application/json; charset=utf-8")
                 .body(body.clone())
         } else if get {
-            self.http.get(&url)
+            self.http.get(target)
         } else {
             let body = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(borrowed.iter())
                 .finish();
             self.http
-                .post(&url)
+                .post(target)
                 .header(
                     "Content-Type",
                     "application/x-www-form-urlencoded; charset=utf-8",

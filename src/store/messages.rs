@@ -554,7 +554,7 @@ impl Store {
             sql.push(" RETURNING ")
                 .push(COLUMNS)
                 .push(", attempts, pace_slot, opt_out_exempt, due_at");
-            let rows = self.write_volatile(sql).await?;
+            let rows = self.write_volatile_planned_each_run(sql).await?;
             let mut messages = rows
                 .iter()
                 .map(|row| {
@@ -577,7 +577,7 @@ impl Store {
             " RETURNING sid, CAST(NULL AS BIGINT) AS old_lease"
         });
         // One statement, so no transaction is held open; and it need not wait for the disk.
-        let rows = self.write_volatile(sql).await?;
+        let rows = self.write_volatile_planned_each_run(sql).await?;
         let mut claimed = Vec::with_capacity(rows.len());
         let mut taken_over = 0;
         for row in &rows {

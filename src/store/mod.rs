@@ -421,16 +421,29 @@ impl Store {
     /// the disk: only for writes a crash may lose harmlessly. A dispatcher's claim is one (a
     /// lost lease lets its messages be claimed again at once, as after any restart), and any
     /// later commit that waits for the disk covers it too, the WAL being written in order.
-    /// On a SQLite file it runs natively, on this thread; on PostgreSQL it is planned afresh
-    /// each time (`Sql::one_shot_query`: the claims are over queue tables).
+    /// On a SQLite file it runs natively, on this thread.
     pub(crate) async fn write_volatile(&self, sql: Sql) -> Result<Vec<Row>> {
+        self.write_volatile_planned(sql, false).await
+    }
+
+    /// `write_volatile` for a claim over a queue table, planned afresh on every run on
+    /// PostgreSQL (see `sql::one_shot_persistent`).
+    pub(crate) async fn write_volatile_planned_each_run(&self, sql: Sql) -> Result<Vec<Row>> {
+        self.write_volatile_planned(sql, true).await
+    }
+
+    async fn write_volatile_planned(&self, sql: Sql, each_run: bool) -> Result<Vec<Row>> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
         if let Some(writer) = &self.native_writer {
             let _lock = self.writes.acquire().await?;
             return writer.fetch(&sql);
         }
-        Ok(sql
-            .one_shot_query()
+        let query = if each_run {
+            sql.one_shot_query()
+        } else {
+            sql.query()
+        };
+        Ok(query
             .fetch_all(&self.writes)
             .await?
             .into_iter()

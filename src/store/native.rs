@@ -49,14 +49,7 @@ impl NativeReads {
     fn open(&self) -> Result<Connection> {
         // Read-write flags so a WAL database whose `-shm` must be set up still opens;
         // `query_only` keeps it from ever writing.
-        let connection = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(Duration::from_secs(5))?;
-        connection.execute_batch("PRAGMA query_only=1; PRAGMA temp_store=MEMORY")?;
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(connection)
+        open_file(&self.path, "PRAGMA query_only=1; PRAGMA temp_store=MEMORY")
     }
 
     /// Runs one reading statement and returns its rows.
@@ -76,6 +69,18 @@ impl NativeReads {
         }
         rows
     }
+}
+
+/// A connection to the SQLite file at `path` with `pragmas` applied, its statements cached.
+fn open_file(path: &std::path::Path, pragmas: &str) -> Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    connection.execute_batch(pragmas)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(connection)
 }
 
 /// Runs one statement and returns its rows.
@@ -138,19 +143,14 @@ impl NativeWriter {
     /// keys): commits that `WalSync` makes durable, no checkpoints inside commits, a page
     /// cache that holds the indexes written to.
     fn open(&self) -> Result<Connection> {
-        let connection = Connection::open_with_flags(
+        let connection = open_file(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        connection.busy_timeout(Duration::from_secs(5))?;
-        connection.execute_batch(
             "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0; \
              PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384",
         )?;
         if let Some(pages) = self.max_pages.lock().ok().and_then(|cap| *cap) {
             connection.execute_batch(&format!("PRAGMA max_page_count = {pages}"))?;
         }
-        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(connection)
     }
 

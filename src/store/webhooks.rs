@@ -183,7 +183,7 @@ impl Store {
                 "webhook_outbox.{WEBHOOK_COLUMNS}, picked.old_lease"
             ));
             // One statement: no transaction is held open around it.
-            for row in &self.write_volatile(sql).await? {
+            for row in &self.write_volatile_planned_each_run(sql).await? {
                 if opt_int(row, "old_lease")?.is_some() {
                     taken_over += 1;
                 }
@@ -193,7 +193,7 @@ impl Store {
             // Natively the claim hands back whole rows at no extra cost. One node: a claim
             // never takes over another's.
             sql.push(WEBHOOK_COLUMNS);
-            for row in &self.write_volatile(sql).await? {
+            for row in &self.write_volatile_planned_each_run(sql).await? {
                 webhooks.push(decode_webhook(row)?);
             }
         } else {
@@ -203,7 +203,7 @@ impl Store {
             // One node: a claim never takes over another's.
             sql.push("id");
             let claimed: Vec<String> = self
-                .write_volatile(sql)
+                .write_volatile_planned_each_run(sql)
                 .await?
                 .iter()
                 .map(|row| text(row, "id"))

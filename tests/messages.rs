@@ -262,6 +262,63 @@ async fn a_message_goes_queued_sent_delivered_with_price_and_events() {
     );
 }
 
+/// Texts that need escaping (quotes, backslashes, control characters, non-BMP characters)
+/// survive every batch statement a message passes through: its insert, the dispatcher's
+/// outcome, the receipt, and the status callbacks queued with its callback URL.
+#[tokio::test]
+async fn texts_that_need_escaping_survive_every_batch_statement() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let body = "\"quoted\" 'single' back\\slash\nnew line\ttab \u{1}\u{1f} \u{7f} caf\u{e9} \u{1f600} {\"1\":null} $1 ?";
+    let callback = "https://example.com/cb?a=\"x\"&b=\\y&c=%22\u{e9}";
+    let created = send(
+        &server,
+        &[
+            ("To", "+14155550199"),
+            ("From", "+14155550100"),
+            ("Body", body),
+            ("StatusCallback", callback),
+        ],
+    )
+    .await;
+    let sid = created["sid"].as_str().unwrap().to_string();
+    assert_eq!(created["body"], body);
+    let t0 = now_micros();
+    assert_eq!(server.app.dispatch_once(t0).await.unwrap(), 1);
+    assert_eq!(server.app.apply_receipts(t0 + 3 * SECOND).await.unwrap(), 1);
+    let fetched = fetch(&server, &sid).await;
+    assert_eq!(fetched["body"], body);
+    assert_eq!(fetched["status"], "delivered");
+    assert_eq!(fetched["from"], "+14155550100");
+    assert_eq!(fetched["error_code"], Value::Null);
+    let rows =
+        sqlx::query("SELECT url, message_status, error_code FROM webhook_outbox ORDER BY seq")
+            .fetch_all(server.app.store.pool())
+            .await
+            .unwrap();
+    let queued: Vec<(String, String, Option<i64>)> = rows
+        .iter()
+        .map(|row| {
+            use sqlx::Row;
+            (
+                row.get("url"),
+                row.get("message_status"),
+                row.get("error_code"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        queued,
+        vec![
+            (callback.to_string(), "sent".to_string(), None),
+            (callback.to_string(), "delivered".to_string(), None),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn service_messages_choose_a_sender_by_area_code_and_stick_to_it() {
     let server = spawn().await;

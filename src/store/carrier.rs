@@ -2,7 +2,7 @@
 //! inventory route of senders, and the parts of concatenated inbound messages.
 
 use super::rows::{Receipt, ReceiptUpdate};
-use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Kind, Rows, Sql, Store, Tx};
 use crate::domain::message::MessageStatus;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -82,27 +82,26 @@ impl CarrierRecords {
 pub(crate) fn carrier_record_statements(records: &CarrierRecords) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in records.simulated.chunks(ROWS) {
-        let mut sql = Sql::new(
-            "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) VALUES ",
-        );
-        for (i, s) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(s.carrier_message_id.clone())
-                .push(", ")
+        let mut rows = Rows::new(&[
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Int,
+            Kind::Int,
+        ]);
+        for s in chunk {
+            rows.text(s.carrier_message_id.clone())
                 .text(s.message_sid.clone())
-                .push(", ")
                 .text(s.from.clone())
-                .push(", ")
                 .text(s.to.clone())
-                .push(", ")
                 .int(s.segments)
-                .push(", ")
-                .int(s.at)
-                .push(")");
+                .int(s.at);
         }
+        let mut sql = Sql::new(
+            "INSERT INTO simulated_submissions (carrier_message_id, message_sid, from_address, to_address, segments, at) ",
+        );
+        sql.insert_rows(rows);
         statements.push(sql);
     }
     statements.extend(receipt_statements(&records.receipts));
@@ -207,25 +206,18 @@ impl Store {
         }
         let mut tx = self.begin_write_native().await?;
         for chunk in parts.chunks(ROWS) {
-            let mut sql = Sql::new(
-                "INSERT INTO carrier_parts (carrier_message_id, message_sid, part, total, created_at) VALUES ",
-            );
-            for (i, p) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(p.carrier_message_id.clone())
-                    .push(", ")
+            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Int, Kind::Int]);
+            for p in chunk {
+                rows.text(p.carrier_message_id.clone())
                     .text(p.message_sid.clone())
-                    .push(", ")
                     .int(p.part)
-                    .push(", ")
                     .int(p.total)
-                    .push(", ")
-                    .int(now)
-                    .push(")");
+                    .int(now);
             }
+            let mut sql = Sql::new(
+                "INSERT INTO carrier_parts (carrier_message_id, message_sid, part, total, created_at) ",
+            );
+            sql.insert_rows(rows);
             sql.push(" ON CONFLICT (carrier_message_id) DO NOTHING");
             tx.execute(sql).await?;
         }
@@ -475,31 +467,26 @@ pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Re
 pub(crate) fn receipt_statements(receipts: &[Receipt]) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in receipts.chunks(ROWS) {
-        let mut sql = Sql::new(
-            "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) VALUES ",
-        );
-        for (i, r) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(r.id.clone())
-                .push(", ")
+        let mut rows = Rows::new(&[
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Int,
+            Kind::Text,
+            Kind::Int,
+        ]);
+        for r in chunk {
+            rows.text(r.id.clone())
                 .text(r.carrier_message_id.clone())
-                .push(", ")
                 .text(r.status.as_str())
-                .push(", ");
-            match r.error_code {
-                Some(c) => sql.int(c),
-                None => sql.push("CAST(NULL AS BIGINT)"),
-            };
-            sql.push(", ");
-            match &r.done_date {
-                Some(d) => sql.text(d.clone()),
-                None => sql.push("CAST(NULL AS TEXT)"),
-            };
-            sql.push(", ").int(r.due_at).push(")");
+                .opt_int(r.error_code)
+                .opt_text(r.done_date.clone())
+                .int(r.due_at);
         }
+        let mut sql = Sql::new(
+            "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) ",
+        );
+        sql.insert_rows(rows);
         statements.push(sql);
     }
     statements

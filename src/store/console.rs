@@ -4,7 +4,7 @@
 
 use super::rows::decode_message as decode;
 use super::rows::{StatusChange, MESSAGE_COLUMNS as COLUMNS};
-use super::{int, opt_int, opt_text, text, Sql, Store};
+use super::{int, opt_int, opt_text, text, Kind, Rows, Sql, Store};
 use crate::domain::message::{Message, MessageStatus};
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -56,37 +56,36 @@ pub const CALLBACK_ATTEMPTS_KEPT: i64 = 7 * 24 * 3_600_000_000;
 pub(crate) fn callback_attempt_statements(attempts: &[&CallbackAttempt]) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in attempts.chunks(200) {
-        let mut sql = Sql::new(
-            "INSERT INTO console_callback_attempts (message_sid, account_sid, attempt, reported_status, url, method, response_code, error, latency, outcome, at) VALUES ",
-        );
-        for (i, a) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(a.message_sid.clone())
-                .push(", ")
+        let mut rows = Rows::new(&[
+            Kind::Text, // message_sid
+            Kind::Text, // account_sid
+            Kind::Int,  // attempt
+            Kind::Text, // reported_status
+            Kind::Text, // url
+            Kind::Text, // method
+            Kind::Int,  // response_code
+            Kind::Text, // error
+            Kind::Int,  // latency
+            Kind::Text, // outcome
+            Kind::Int,  // at
+        ]);
+        for a in chunk {
+            rows.text(a.message_sid.clone())
                 .text(a.account_sid.clone())
-                .push(", ")
                 .int(a.attempt)
-                .push(", ")
                 .opt_text(a.reported_status.clone())
-                .push(", ")
                 .text(a.url.clone())
-                .push(", ")
                 .text(a.method.clone())
-                .push(", ")
                 .opt_int(a.response_code)
-                .push(", ")
                 .opt_text(a.error.clone())
-                .push(", ")
                 .int(a.latency)
-                .push(", ")
                 .text(a.outcome.clone())
-                .push(", ")
-                .int(a.at)
-                .push(")");
+                .int(a.at);
         }
+        let mut sql = Sql::new(
+            "INSERT INTO console_callback_attempts (message_sid, account_sid, attempt, reported_status, url, method, response_code, error, latency, outcome, at) ",
+        );
+        sql.insert_rows(rows);
         statements.push(sql);
     }
     statements

@@ -11,7 +11,7 @@ use super::rows::{
     decode_message as decode, Admission, CallbackSubject, CallbackTargets, Event, Receipt,
     ReceiptUpdate, StatusChange, MESSAGE_COLUMNS as COLUMNS,
 };
-use super::{int, opt_int, opt_text, text, Sql, Store, Tx};
+use super::{int, opt_int, opt_text, text, Kind, Rows, Sql, Store, Tx};
 use crate::domain::message::{Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
 use crate::error::{Error, Result};
@@ -762,82 +762,65 @@ impl Store {
         // (`Tx::execute_all`): each round trip holds the write connection, which the API's
         // groups wait for, for a wake-up of this thread and of the connection's.
         let mut writes: Vec<Sql> = Vec::new();
-        // `(VALUES …) AS v` names its columns column1, column2… on both databases.
+        // `Sql::rows_as` names the columns column1, column2… on both databases.
         for chunk in later.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = CAST(v.column2 AS BIGINT), pace_slot = CAST(v.column2 AS BIGINT), from_address = v.column3, status = v.column4, date_updated = ");
-            sql.int(now).push(" FROM (VALUES ");
-            for (i, (sid, due_at, from, status)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(sid.clone())
-                    .push(", ")
+            let mut rows = Rows::new(&[Kind::Text, Kind::Int, Kind::Text, Kind::Text]);
+            for (sid, due_at, from, status) in chunk {
+                rows.text(sid.clone())
                     .int(*due_at)
-                    .push(", ");
-                match from {
-                    Some(f) => sql.text(f.clone()),
-                    None => sql.push("CAST(NULL AS TEXT)"),
-                };
-                sql.push(", ").text(status.as_str()).push(")");
+                    .opt_text(from.clone())
+                    .text(status.as_str());
             }
-            sql.push(") AS v WHERE messages.sid = v.column1");
+            let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = v.column2, pace_slot = v.column2, from_address = v.column3, status = v.column4, date_updated = ");
+            sql.int(now)
+                .push(" FROM ")
+                .rows_as(rows, "v")
+                .push(" WHERE messages.sid = v.column1");
             writes.push(sql);
         }
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Rows::new(&[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Int,
+            ]);
+            for (sid, from, route, carrier_id, price, at, segments) in chunk {
+                rows.text(sid.clone())
+                    .text(from.clone())
+                    .text(route.clone())
+                    .text(carrier_id.clone())
+                    .opt_text(price.clone())
+                    .int(*at)
+                    .int(*segments);
+            }
             let mut sql = Sql::new(
                 "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'sent', attempts = attempts + 1, \
                  from_address = v.column2, route = v.column3, carrier_message_id = v.column4, price = v.column5, \
-                 date_sent = CAST(v.column6 AS BIGINT), date_updated = CAST(v.column6 AS BIGINT), \
-                 num_segments = CAST(v.column7 AS BIGINT) FROM (VALUES ",
+                 date_sent = v.column6, date_updated = v.column6, num_segments = v.column7 FROM ",
             );
-            for (i, (sid, from, route, carrier_id, price, at, segments)) in chunk.iter().enumerate()
-            {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(sid.clone())
-                    .push(", ")
-                    .text(from.clone())
-                    .push(", ")
-                    .text(route.clone())
-                    .push(", ")
-                    .text(carrier_id.clone())
-                    .push(", ");
-                // A typed NULL keeps PostgreSQL's VALUES column a text column.
-                match price {
-                    Some(p) => sql.text(p.clone()),
-                    None => sql.push("CAST(NULL AS TEXT)"),
-                };
-                sql.push(", ").int(*at).push(", ").int(*segments).push(")");
-            }
-            sql.push(") AS v WHERE messages.sid = v.column1");
+            sql.rows_as(rows, "v")
+                .push(" WHERE messages.sid = v.column1");
             writes.push(sql);
         }
         for chunk in failed.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text, Kind::Int]);
+            for (sid, from, code, text_message, at) in chunk {
+                rows.text(sid.clone())
+                    .opt_text(from.clone())
+                    .int(*code)
+                    .text(text_message.clone())
+                    .int(*at);
+            }
             let mut sql = Sql::new(
                 "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'failed', from_address = v.column2, \
-                 error_code = CAST(v.column3 AS BIGINT), error_message = v.column4, date_updated = CAST(v.column5 AS BIGINT) FROM (VALUES ",
+                 error_code = v.column3, error_message = v.column4, date_updated = v.column5 FROM ",
             );
-            for (i, (sid, from, code, text_message, at)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(").text(sid.clone()).push(", ");
-                match from {
-                    Some(f) => sql.text(f.clone()),
-                    None => sql.push("CAST(NULL AS TEXT)"),
-                };
-                sql.push(", ")
-                    .int(*code)
-                    .push(", ")
-                    .text(text_message.clone())
-                    .push(", ")
-                    .int(*at)
-                    .push(")");
-            }
-            sql.push(") AS v WHERE messages.sid = v.column1");
+            sql.rows_as(rows, "v")
+                .push(" WHERE messages.sid = v.column1");
             writes.push(sql);
         }
         if !super::outbox::missing_sids(&events, Some(&targets)).is_empty() {
@@ -858,37 +841,28 @@ impl Store {
         let mut pacing = pacing.to_vec();
         pacing.sort_unstable();
         for chunk in sticky.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) VALUES ");
-            for (i, ((service, to), (from, at))) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(service.clone())
-                    .push(", ")
+            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Text, Kind::Int]);
+            for ((service, to), (from, at)) in chunk {
+                rows.text(service.clone())
                     .text(to.clone())
-                    .push(", ")
                     .text(from.clone())
-                    .push(", ")
-                    .int(*at)
-                    .push(")");
+                    .int(*at);
             }
+            let mut sql = Sql::new(
+                "INSERT INTO sticky_senders (service_sid, to_address, from_address, updated_at) ",
+            );
+            sql.insert_rows(rows);
             sql.push(" ON CONFLICT (service_sid, to_address) DO UPDATE SET from_address = excluded.from_address, updated_at = excluded.updated_at");
             writes.push(sql);
         }
         // Pacing commits with the sends it accounts for.
         for chunk in pacing.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = Sql::new("INSERT INTO sender_pacing (address, next_free_at) VALUES ");
-            for (i, (address, next_free_at)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(address.clone())
-                    .push(", ")
-                    .int(*next_free_at)
-                    .push(")");
+            let mut rows = Rows::new(&[Kind::Text, Kind::Int]);
+            for (address, next_free_at) in chunk {
+                rows.text(address.clone()).int(*next_free_at);
             }
+            let mut sql = Sql::new("INSERT INTO sender_pacing (address, next_free_at) ");
+            sql.insert_rows(rows);
             sql.push(" ON CONFLICT (address) DO UPDATE SET next_free_at = excluded.next_free_at");
             writes.push(sql);
         }
@@ -1030,28 +1004,20 @@ impl Store {
         updates.extend(part_updates);
         let mut changes = Vec::with_capacity(updates.len());
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text]);
+            for (sid, status, code, _) in chunk {
+                rows.text(sid.clone())
+                    .text(status.as_str())
+                    .opt_int(*code)
+                    .opt_text(code.map(|c| delivery_error_message(c).to_string()));
+            }
             let mut sql = Sql::new(
-                "UPDATE messages SET status = v.column2, error_code = CAST(v.column3 AS BIGINT), \
+                "UPDATE messages SET status = v.column2, error_code = v.column3, \
                  error_message = v.column4, date_updated = ",
             );
-            sql.int(now).push(" FROM (VALUES ");
-            for (i, (sid, status, code, _)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(sid.clone())
-                    .push(", ")
-                    .text(status.as_str())
-                    .push(", ");
-                match code {
-                    Some(c) => sql.int(*c).push(", ").text(delivery_error_message(*c)),
-                    None => sql.push("CAST(NULL AS BIGINT), CAST(NULL AS TEXT)"),
-                };
-                sql.push(")");
-            }
+            sql.int(now).push(" FROM ").rows_as(rows, "v");
             sql.push(
-                ") AS v WHERE messages.sid = v.column1 RETURNING messages.account_sid, \
+                " WHERE messages.sid = v.column1 RETURNING messages.account_sid, \
                  messages.messaging_service_sid, messages.status, messages.error_code, \
                  messages.date_created, messages.num_segments",
             );

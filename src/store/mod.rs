@@ -35,7 +35,7 @@ pub mod usage;
 pub mod webhooks;
 
 pub use durability::{Durable, Tx};
-pub use sql::Sql;
+pub use sql::{Kind, Rows, Sql};
 
 use crate::error::{Error, Result};
 use durability::WalSync;

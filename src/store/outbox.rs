@@ -4,7 +4,7 @@
 //! delivers the outbox is `webhooks` (claims, settlement) with `engine::webhooks`.
 
 use super::rows::{CallbackTargets, Event, WebhookKind, ALERT_COLUMNS};
-use super::{opt_text, text, Sql, Store, Tx};
+use super::{opt_text, text, Kind, Rows, Sql, Store, Tx};
 use crate::domain::alert::Alert;
 use crate::domain::message::{Message, MessageStatus};
 use crate::error::Result;
@@ -40,23 +40,15 @@ pub(crate) const CALLBACK_URL: &str =
     "COALESCE(NULLIF(m.status_callback, ''), NULLIF(s.status_callback, ''), NULLIF(p.status_callback, ''))";
 
 fn targets_query(chunk: &[(&str, Option<&str>)]) -> Sql {
-    let mut sql = Sql::new(&format!(
-        "SELECT m.sid, m.account_sid, {CALLBACK_URL} AS url FROM (VALUES "
-    ));
-    for (i, (sid, from)) in chunk.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.push("(").text(*sid).push(", ");
-        match from {
-            Some(from) => sql.text(*from),
-            // A typed NULL keeps PostgreSQL's VALUES column a text column.
-            None => sql.push("CAST(NULL AS TEXT)"),
-        };
-        sql.push(")");
+    let mut rows = Rows::new(&[Kind::Text, Kind::Text]);
+    for (sid, from) in chunk {
+        rows.text(*sid).opt_text(from.map(str::to_string));
     }
-    sql.push(
-        ") AS v JOIN messages m ON m.sid = v.column1 \
+    let mut sql = Sql::new(&format!(
+        "SELECT m.sid, m.account_sid, {CALLBACK_URL} AS url FROM "
+    ));
+    sql.rows_as(rows, "v").push(
+        " JOIN messages m ON m.sid = v.column1 \
          LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
          LEFT JOIN phone_numbers p ON p.phone_number = COALESCE(v.column2, m.from_address) \
          AND p.account_sid = m.account_sid",
@@ -162,6 +154,36 @@ pub(crate) fn status_callback_statements(
         .filter_map(|e| target(&e.sid).map(|target| (e, target)))
         .collect();
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = Rows::new(&[
+            Kind::Text, // id
+            Kind::Text, // kind
+            Kind::Text, // account_sid
+            Kind::Text, // ordering_key
+            Kind::Int,  // seq
+            Kind::Text, // url
+            Kind::Text, // method
+            Kind::Text, // message_status
+            Kind::Int,  // error_code
+            Kind::Text, // done_date
+            Kind::Int,  // attempts
+            Kind::Int,  // created_at
+            Kind::Int,  // due at the earliest
+        ]);
+        for (e, (account_sid, url)) in chunk {
+            rows.text(new_id())
+                .text("status")
+                .text(account_sid.clone())
+                .text(e.sid.clone())
+                .int(e.at * 16 + rank(e.status))
+                .text(url.clone())
+                .text("POST")
+                .text(e.status.as_str())
+                .opt_int(e.error_code)
+                .opt_text(e.done_date.clone())
+                .int(0)
+                .int(e.at)
+                .int(e.at);
+        }
         let mut sql = Sql::new(
             "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
              message_status, error_code, done_date, attempts, created_at, due_at) \
@@ -169,36 +191,8 @@ pub(crate) fn status_callback_statements(
              v.column8, v.column9, v.column10, v.column11, v.column12, ",
         );
         sql.push(&not_before_pending("v.column4", "v.column13"))
-            .push(" FROM (VALUES ");
-        for (i, (e, (account_sid, url))) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(new_id())
-                .push(", 'status', ")
-                .text(account_sid.clone())
-                .push(", ")
-                .text(e.sid.clone())
-                .push(", ")
-                .int(e.at * 16 + rank(e.status))
-                .push(", ")
-                .text(url.clone())
-                .push(", 'POST', ")
-                .text(e.status.as_str())
-                .push(", ");
-            match e.error_code {
-                Some(code) => sql.int(code),
-                None => sql.push("CAST(NULL AS BIGINT)"),
-            };
-            sql.push(", ");
-            match &e.done_date {
-                Some(date) => sql.text(date.clone()),
-                None => sql.push("CAST(NULL AS TEXT)"),
-            };
-            sql.push(", 0, ").int(e.at).push(", ").int(e.at).push(")");
-        }
-        sql.push(") AS v");
+            .push(" FROM ")
+            .rows_as(rows, "v");
         statements.push(sql);
     }
     statements

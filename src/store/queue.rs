@@ -3,7 +3,7 @@
 //! their media and status events, with the status callbacks those events owe.
 
 use super::rows::{Admission, CallbackTargets, Event, MESSAGE_COLUMNS};
-use super::{opt_text, text, Sql, Tx};
+use super::{opt_text, text, Kind, Rows, Sql, Tx};
 use crate::domain::message::{IdempotencyKey, Media, Message};
 use crate::error::Result;
 
@@ -33,21 +33,16 @@ pub(crate) fn event_statements(events: &[Event]) -> Vec<Sql> {
     events
         .chunks(ROWS_PER_STATEMENT)
         .map(|chunk| {
-            let mut sql = Sql::new(
-                "INSERT INTO message_events (message_sid, status, error_code, at) VALUES ",
-            );
-            for (i, e) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.push("(")
-                    .text(e.sid.clone())
-                    .push(", ")
+            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Int]);
+            for e in chunk {
+                rows.text(e.sid.clone())
                     .text(e.status.as_str())
-                    .push(", ");
-                sql.opt_int(e.error_code);
-                sql.push(", ").int(e.at).push(")");
+                    .opt_int(e.error_code)
+                    .int(e.at);
             }
+            let mut sql =
+                Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) ");
+            sql.insert_rows(rows);
             sql
         })
         .collect()
@@ -66,86 +61,94 @@ pub(crate) async fn insert_messages_in(
 /// owes no status callback).
 fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<Sql> {
     let mut statements = Vec::new();
+    /// The columns of `MESSAGE_COLUMNS`, then `attempts, due_at`.
+    const MESSAGE_KINDS: &[Kind] = &[
+        Kind::Text, // sid
+        Kind::Text, // account_sid
+        Kind::Text, // messaging_service_sid
+        Kind::Text, // direction
+        Kind::Text, // from_address
+        Kind::Text, // to_address
+        Kind::Text, // body
+        Kind::Text, // encoding
+        Kind::Int,  // num_segments
+        Kind::Int,  // num_media
+        Kind::Text, // status
+        Kind::Int,  // error_code
+        Kind::Text, // error_message
+        Kind::Text, // price
+        Kind::Text, // price_unit
+        Kind::Text, // status_callback
+        Kind::Int,  // validity_period
+        Kind::Int,  // send_at
+        Kind::Int,  // date_created
+        Kind::Int,  // date_updated
+        Kind::Int,  // date_sent
+        Kind::Int,  // attempts
+        Kind::Int,  // due_at
+    ];
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(&format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at) VALUES "
-        ));
-        for (i, (m, _)) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(m.sid.clone())
-                .push(", ")
-                .text(m.account_sid.clone())
-                .push(", ");
-            sql.opt_text(m.messaging_service_sid.clone());
-            sql.push(", ").text(m.direction.as_str()).push(", ");
-            sql.opt_text(m.from.clone());
-            sql.push(", ")
-                .text(m.to.clone())
-                .push(", ")
-                .text(m.body.clone())
-                .push(", ")
-                .text(m.encoding.clone())
-                .push(", ")
-                .int(m.num_segments)
-                .push(", ")
-                .int(m.num_media)
-                .push(", ")
-                .text(m.status.as_str())
-                .push(", ");
-            sql.opt_int(m.error_code);
-            sql.push(", ");
-            sql.opt_text(m.error_message.clone());
-            sql.push(", ");
-            sql.opt_text(m.price.clone());
-            sql.push(", ").text(m.price_unit.clone()).push(", ");
-            sql.opt_text(m.status_callback.clone());
-            sql.push(", ").int(m.validity_period).push(", ");
-            sql.opt_int(m.send_at);
-            sql.push(", ")
-                .int(m.date_created)
-                .push(", ")
-                .int(m.date_updated)
-                .push(", ");
-            sql.opt_int(m.date_sent);
+        let mut rows = Rows::new(MESSAGE_KINDS);
+        for (m, _) in chunk {
             let due = if m.status.is_final() {
                 None
             } else {
                 Some(m.send_at.unwrap_or(due_now))
             };
-            sql.push(", 0, ");
-            sql.opt_int(due);
-            sql.push(")");
+            rows.text(m.sid.clone())
+                .text(m.account_sid.clone())
+                .opt_text(m.messaging_service_sid.clone())
+                .text(m.direction.as_str())
+                .opt_text(m.from.clone())
+                .text(m.to.clone())
+                .text(m.body.clone())
+                .text(m.encoding.clone())
+                .int(m.num_segments)
+                .int(m.num_media)
+                .text(m.status.as_str())
+                .opt_int(m.error_code)
+                .opt_text(m.error_message.clone())
+                .opt_text(m.price.clone())
+                .text(m.price_unit.clone())
+                .opt_text(m.status_callback.clone())
+                .int(m.validity_period)
+                .opt_int(m.send_at)
+                .int(m.date_created)
+                .int(m.date_updated)
+                .opt_int(m.date_sent)
+                .int(0)
+                .opt_int(due);
         }
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at) "
+        ));
+        sql.insert_rows(rows);
         statements.push(sql);
     }
     let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
     for chunk in media.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = Sql::new(
-            "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) VALUES ",
-        );
-        for (i, item) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(item.sid.clone())
-                .push(", ")
+        let mut rows = Rows::new(&[
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Text,
+            Kind::Int,
+            Kind::Int,
+        ]);
+        for item in chunk {
+            rows.text(item.sid.clone())
                 .text(item.message_sid.clone())
-                .push(", ")
                 .text(item.account_sid.clone())
-                .push(", ")
                 .text(item.url.clone())
-                .push(", ")
                 .text(item.content_type.clone())
-                .push(", ")
                 .int(item.date_created)
-                .push(", ")
-                .int(item.date_updated)
-                .push(")");
+                .int(item.date_updated);
         }
+        let mut sql = Sql::new(
+            "INSERT INTO message_media (sid, message_sid, account_sid, url, content_type, date_created, date_updated) ",
+        );
+        sql.insert_rows(rows);
         statements.push(sql);
     }
     let events: Vec<Event> = batch

@@ -17,7 +17,7 @@ const UNDECIDED: u8 = 0;
 const ANONYMOUS: u8 = 1;
 const NUMBERED: u8 = 2;
 
-/// Whether this process opened a SQLite store. Batches of rows and `IN` sets travel as one
+/// Whether this process opened a SQLite store. Batches of rows travel as one
 /// JSON parameter only while every store is PostgreSQL (see `Rows`): SQLite has no
 /// `json_to_recordset`, and the plain lists work on both.
 static SQLITE_OPENED: AtomicBool = AtomicBool::new(false);
@@ -77,9 +77,14 @@ impl Kind {
 /// filled value by value, row after row, in the order of `kinds`.
 ///
 /// On PostgreSQL the whole batch is one JSON parameter unpacked by `json_to_recordset`, so the
-/// statement's text is the same whatever the number of rows: the connection's prepared
-/// statement serves every batch, where a `VALUES` list of a new length was parsed and planned
-/// again (1.3 s of a run's 9 s of the server's statement time went to planning such batches).
+/// statement's text is the same whatever the number of rows, and short: a `VALUES` list of 500
+/// rows was a statement of thousands of placeholders, parsed, planned and set up again for
+/// every new length. An insert from such a batch keeps its prepared statement and plan. A
+/// statement that joins the batch to a table (`rows_as`) is planned again
+/// on every run instead: its plan depends on the table's size (the function's rows are always
+/// estimated at 100), and a plan kept from when the table was small scanned all of it for
+/// every batch once it had grown (seen with `auto_explain`: a hash join over a sequential scan
+/// of `messages`).
 /// On SQLite, which plans without statistics and has its own statement cache, a `VALUES` list.
 #[derive(Debug)]
 pub struct Rows {
@@ -163,6 +168,8 @@ pub struct Sql {
     args: Vec<Arg>,
     /// Byte ranges of the `$n` placeholders in `text`.
     placeholders: Vec<(usize, usize)>,
+    /// Whether PostgreSQL must plan the statement again on every run (see `Rows`).
+    planned_each_run: bool,
 }
 
 impl Sql {
@@ -171,6 +178,7 @@ impl Sql {
             text: head.to_string(),
             args: Vec::new(),
             placeholders: Vec::new(),
+            planned_each_run: false,
         }
     }
 
@@ -199,9 +207,11 @@ impl Sql {
     /// Appends the parenthesised operand of an `IN` over text values. On SQLite it is one JSON
     /// array behind one placeholder, unpacked by `json_each`: the statement's text is then the
     /// same whatever the count, and the driver's cache of prepared statements finds it again
-    /// (SQLite still seeks an index once per value). PostgreSQL unpacks the same array with
-    /// `json_array_elements_text`, for the same reason (see `Rows`); a process that also opened
-    /// a SQLite store sends a plain list, which both understand.
+    /// (SQLite still seeks an index once per value). PostgreSQL gets a plain list: planned for
+    /// its values each time a new length comes, kept for a length seen before. One JSON
+    /// parameter would give one text, but its plan would then be kept (hot look-ups such as
+    /// opt-outs cannot afford planning on every run), and a kept plan made while the table was
+    /// small goes on scanning all of it once it has grown (see `Rows`).
     pub fn text_set<'v>(&mut self, values: impl IntoIterator<Item = &'v str>) -> &mut Self {
         self.text_set_in(values, form())
     }
@@ -211,17 +221,11 @@ impl Sql {
         values: impl IntoIterator<Item = &'v str>,
         form: Form,
     ) -> &mut Self {
-        if form == Form::Numbered {
+        if form != Form::Anonymous {
             return self.push("(").text_list(values).push(")");
         }
         let values: Vec<&str> = values.into_iter().collect();
         let array = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
-        if form == Form::PostgresJson {
-            return self
-                .push("(SELECT json_array_elements_text(CAST(")
-                .text(array)
-                .push(" AS json)))");
-        }
         self.push("(SELECT value FROM json_each(")
             .text(array)
             .push("))")
@@ -235,6 +239,7 @@ impl Sql {
 
     fn rows_as_in(&mut self, rows: Rows, alias: &str, form: Form) -> &mut Self {
         if form == Form::PostgresJson {
+            self.planned_each_run = true;
             self.push("(SELECT ");
             self.push_json_columns(&rows, true);
             self.push(" FROM ");
@@ -420,6 +425,7 @@ impl Sql {
         } else {
             std::mem::take(&mut self.text)
         };
+        let planned_each_run = self.planned_each_run;
         let mut query = sqlx::query(AssertSqlSafe(statement));
         for arg in self.args {
             query = match arg {
@@ -428,6 +434,9 @@ impl Sql {
                 Arg::NullText => query.bind(None::<String>),
                 Arg::NullInt => query.bind(None::<i64>),
             };
+        }
+        if planned_each_run {
+            query = query.persistent(false);
         }
         query
     }
@@ -552,6 +561,8 @@ mod tests {
              WHERE t.k = v.column1"
         );
         assert_eq!(statements[0].text, statements[1].text);
+        // A join's plan depends on the table's size: planned on every run.
+        assert!(statements.iter().all(|sql| sql.planned_each_run));
         assert!(
             matches!(&statements[1].args[..], [Arg::Text(json)] if json == r#"[{"1":"a","2":1},{"1":"b","2":null}]"#)
         );
@@ -562,6 +573,8 @@ mod tests {
             "INSERT INTO t (k, n) SELECT j.\"1\", j.\"2\" \
              FROM json_to_recordset(CAST($1 AS json)) AS j(\"1\" TEXT, \"2\" BIGINT)"
         );
+        // A plain insert's plan is the same at any size: kept.
+        assert!(!insert.planned_each_run);
     }
 
     #[test]
@@ -601,16 +614,10 @@ mod tests {
     }
 
     #[test]
-    fn a_text_set_on_postgresql_is_one_json_array() {
-        let mut sql = Sql::new("SELECT 1 WHERE x IN ");
-        sql.text_set_in(["a", "b\"c"], Form::PostgresJson);
-        assert_eq!(
-            sql.text,
-            "SELECT 1 WHERE x IN (SELECT json_array_elements_text(CAST($1 AS json)))"
-        );
-        assert!(matches!(&sql.args[..], [Arg::Text(json)] if json == r#"["a","b\"c"]"#));
+    fn a_text_set_on_postgresql_is_a_plain_list() {
         let mut plain = Sql::new("SELECT 1 WHERE x IN ");
-        plain.text_set_in(["a", "b"], Form::Numbered);
+        plain.text_set_in(["a", "b"], Form::PostgresJson);
         assert_eq!(plain.text, "SELECT 1 WHERE x IN ($1, $2)");
+        assert!(!plain.planned_each_run);
     }
 }

@@ -517,7 +517,7 @@ impl Store {
         let postgres = self.backend() == super::Backend::Postgres;
         let mut sql = Sql::new("WITH picked AS (");
         if postgres {
-            sql.push("SELECT c.sid, c.lease_until AS old_lease FROM (VALUES ");
+            sql.push("SELECT c.sid AS claimed_sid, c.lease_until AS old_lease FROM (VALUES ");
             for (i, account) in accounts.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
@@ -546,7 +546,37 @@ impl Store {
         }
         sql.push(") UPDATE messages SET claim_token = ").int(token);
         super::leases::push_lease_end(&mut sql, postgres, now, lease);
-        sql.push(" FROM picked WHERE messages.sid = picked.sid");
+        sql.push(if postgres {
+            " FROM picked WHERE messages.sid = picked.claimed_sid"
+        } else {
+            " FROM picked WHERE messages.sid = picked.sid"
+        });
+        if postgres {
+            // PostgreSQL's RETURNING sees the updated rows and the picked ones: whole rows come
+            // back with the claim (the lease it replaced says whether it was taken over), so
+            // they are not read again. Only the picked columns are renamed, so `sid` is the
+            // message's.
+            sql.push(" RETURNING ")
+                .push(COLUMNS)
+                .push(", attempts, pace_slot, opt_out_exempt, due_at, picked.old_lease");
+            let rows = self.write_volatile_planned_each_run(sql).await?;
+            let mut taken_over = 0;
+            let mut messages = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if opt_int(row, "old_lease")?.is_some() {
+                    taken_over += 1;
+                }
+                let due = (opt_int(row, "due_at")?, text(row, "sid")?);
+                messages.push((due, decode_claimed(row)?));
+            }
+            // In due order, as a read would give them.
+            messages.sort_by(|a, b| a.0.cmp(&b.0));
+            return Ok(Claim {
+                token,
+                messages: messages.into_iter().map(|(_, claimed)| claimed).collect(),
+                taken_over,
+            });
+        }
         if self.writes_natively() {
             // Natively the claim hands back whole rows at no extra cost (no per-row hand-over
             // between threads), so they are not read again. SQLite's RETURNING sees only the
@@ -570,21 +600,14 @@ impl Store {
                 taken_over: 0,
             });
         }
-        // SQLite's RETURNING sees only the updated table.
-        sql.push(if postgres {
-            " RETURNING messages.sid, picked.old_lease"
-        } else {
-            " RETURNING sid, CAST(NULL AS BIGINT) AS old_lease"
-        });
+        // SQLite's RETURNING sees only the updated table; one node, so no claim takes over
+        // another's.
+        sql.push(" RETURNING sid");
         // One statement, so no transaction is held open; and it need not wait for the disk.
         let rows = self.write_volatile_planned_each_run(sql).await?;
         let mut claimed = Vec::with_capacity(rows.len());
-        let mut taken_over = 0;
         for row in &rows {
             claimed.push(text(row, "sid")?);
-            if opt_int(row, "old_lease")?.is_some() {
-                taken_over += 1;
-            }
         }
         // The messages are read on a read connection (the claim is committed, so visible):
         // the write connection, which every API write waits for, only did the update.
@@ -600,7 +623,7 @@ impl Store {
         Ok(Claim {
             token,
             messages,
-            taken_over,
+            taken_over: 0,
         })
     }
 

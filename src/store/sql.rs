@@ -80,11 +80,11 @@ impl Kind {
 /// statement's text is the same whatever the number of rows, and short: a `VALUES` list of 500
 /// rows was a statement of thousands of placeholders, parsed, planned and set up again for
 /// every new length. An insert from such a batch keeps its prepared statement and plan. A
-/// statement that joins the batch to a table (`rows_as`) is planned again
-/// on every run instead: its plan depends on the table's size (the function's rows are always
-/// estimated at 100), and a plan kept from when the table was small scanned all of it for
-/// every batch once it had grown (seen with `auto_explain`: a hash join over a sequential scan
-/// of `messages`).
+/// statement that joins the batch to a table (`rows_as`) is planned again on every run
+/// instead: its plan depends on the table's size (the function's rows are always estimated at
+/// 100), and a plan kept from when the table was small scanned all of it for every batch once
+/// it had grown (seen with `auto_explain`: a hash join over a sequential scan of `messages`).
+///
 /// On SQLite, which plans without statistics and has its own statement cache, a `VALUES` list.
 #[derive(Debug)]
 pub struct Rows {
@@ -122,6 +122,22 @@ impl Rows {
 
     fn width(&self) -> usize {
         self.kinds.len()
+    }
+
+    /// Whether the values fill whole rows, each of the kind its column declares (checked in
+    /// debug builds, so every test run catches a builder that lost or swapped a value).
+    fn well_formed(&self) -> bool {
+        let width = self.width();
+        width > 0
+            && !self.values.is_empty()
+            && self.values.len().is_multiple_of(width)
+            && self.values.iter().enumerate().all(|(i, value)| {
+                matches!(
+                    (self.kinds[i % width], value),
+                    (Kind::Text, Arg::Text(_) | Arg::NullText)
+                        | (Kind::Int, Arg::Int(_) | Arg::NullInt)
+                )
+            })
     }
 
     /// The rows as a JSON array of objects keyed "1", "2"… (the columns' positions).
@@ -238,6 +254,7 @@ impl Sql {
     }
 
     fn rows_as_in(&mut self, rows: Rows, alias: &str, form: Form) -> &mut Self {
+        debug_assert!(rows.well_formed(), "{rows:?}");
         if form == Form::PostgresJson {
             self.planned_each_run = true;
             self.push("(SELECT ");
@@ -258,6 +275,7 @@ impl Sql {
     }
 
     fn insert_rows_in(&mut self, rows: Rows, form: Form) -> &mut Self {
+        debug_assert!(rows.well_formed(), "{rows:?}");
         if form == Form::PostgresJson {
             self.push("SELECT ");
             self.push_json_columns(&rows, false);
@@ -611,6 +629,18 @@ mod tests {
         );
         let values: Vec<String> = anonymous.args.iter().map(|a| format!("{a:?}")).collect();
         assert_eq!(values, ["Text(\"a\")", "Int(1)", "Text(\"b\")", "NullInt"]);
+    }
+
+    #[test]
+    fn a_batch_with_a_missing_or_misplaced_value_is_not_well_formed() {
+        assert!(two_columns(&[("a", Some(1)), ("b", None)]).well_formed());
+        let mut short = Rows::new(&[Kind::Text, Kind::Int]);
+        short.text("a").int(1).text("b");
+        assert!(!short.well_formed());
+        let mut swapped = Rows::new(&[Kind::Text, Kind::Int]);
+        swapped.int(1).text("a");
+        assert!(!swapped.well_formed());
+        assert!(!Rows::new(&[Kind::Text]).well_formed(), "no rows");
     }
 
     #[test]

@@ -23,9 +23,12 @@ impl Cursor {
     pub fn from_token(token: &str) -> Option<Cursor> {
         let body = token.strip_prefix("PA")?;
         let (sid, created) = body.split_once('_')?;
-        let sid_ok = sid.len() == 34
-            && sid[..2].bytes().all(|b| b.is_ascii_uppercase())
-            && sid[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        // Checked as bytes: slicing the text at byte 2 would panic inside a multibyte
+        // character (found by the `form_params` fuzz target).
+        let bytes = sid.as_bytes();
+        let sid_ok = bytes.len() == 34
+            && bytes[..2].iter().all(u8::is_ascii_uppercase)
+            && bytes[2..].iter().all(u8::is_ascii_hexdigit);
         if !sid_ok {
             return None;
         }
@@ -92,6 +95,18 @@ impl PageRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_with_multibyte_characters_is_refused_not_a_panic() {
+        // The fuzzer's input: 34 bytes after `PA` whose third byte is inside a character.
+        let token = format!("PA{}_1", "\u{fffd}".repeat(11) + "F");
+        assert_eq!(token.len() - 4, 34);
+        assert_eq!(Cursor::from_token(&token), None);
+        let refused = PageRequest::parse(None, None, Some(&token)).unwrap_err();
+        assert_eq!((refused.code(), refused.http_status()), (20001, 400));
+        let sid = format!("é{}", "0".repeat(32));
+        assert_eq!(Cursor::from_token(&format!("PA{sid}_1")), None);
+    }
 
     #[test]
     fn defaults_and_clamping() {

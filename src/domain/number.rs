@@ -117,7 +117,7 @@ impl E164 {
 
     /// The NANP area code (first three national digits) of a `+1` number.
     pub fn nanp_area_code(&self) -> Option<&str> {
-        self.e164.strip_prefix("+1").map(|rest| &rest[..3])
+        self.e164.strip_prefix("+1").and_then(|rest| rest.get(..3))
     }
 }
 

@@ -56,7 +56,7 @@ impl Sender {
                 .address
                 .strip_prefix("+1")
                 .filter(|rest| rest.len() == 10)
-                .map(|rest| &rest[..3]),
+                .and_then(|rest| rest.get(..3)),
             _ => None,
         }
     }
@@ -201,7 +201,8 @@ fn nanp_area_code(number: &str) -> Option<&str> {
     number
         .strip_prefix("+1")
         .filter(|rest| rest.len() == 10)
-        .map(|rest| &rest[..3])
+        // `get`, not indexing: a text that is not all digits must not panic here.
+        .and_then(|rest| rest.get(..3))
 }
 
 /// A stable choice among candidates, keyed by the recipient.
@@ -219,6 +220,14 @@ fn spread<'a>(candidates: &[&'a Sender], recipient: &str) -> Option<&'a Sender> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_area_code_is_read_only_from_ten_digits_and_never_panics() {
+        assert_eq!(nanp_area_code("+14155550100"), Some("415"));
+        assert_eq!(nanp_area_code("+1415555010"), None);
+        // Ten bytes with a two-byte character across the third: no area code, no panic.
+        assert_eq!(nanp_area_code("+141\u{e9}555010"), None);
+    }
 
     fn long(number: &str, country: &str) -> Sender {
         Sender {

@@ -551,14 +551,19 @@ impl Store {
         } else {
             " FROM picked WHERE messages.sid = picked.sid"
         });
-        if postgres {
-            // PostgreSQL's RETURNING sees the updated rows and the picked ones: whole rows come
-            // back with the claim (the lease it replaced says whether it was taken over), so
-            // they are not read again. Only the picked columns are renamed, so `sid` is the
-            // message's.
+        if postgres || self.writes_natively() {
+            // The claim hands back whole rows, so they are not read again: PostgreSQL's
+            // RETURNING sees the picked rows too (the lease each replaced says whether it was
+            // taken over; only the picked columns are renamed, so `sid` is the message's);
+            // SQLite's sees only the updated table, and one node takes over no other's claim.
             sql.push(" RETURNING ")
                 .push(COLUMNS)
-                .push(", attempts, pace_slot, opt_out_exempt, due_at, picked.old_lease");
+                .push(", attempts, pace_slot, opt_out_exempt, due_at, ")
+                .push(if postgres {
+                    "picked.old_lease"
+                } else {
+                    "CAST(NULL AS BIGINT) AS old_lease"
+                });
             let rows = self.write_volatile_planned_each_run(sql).await?;
             let mut taken_over = 0;
             let mut messages = Vec::with_capacity(rows.len());
@@ -575,29 +580,6 @@ impl Store {
                 token,
                 messages: messages.into_iter().map(|(_, claimed)| claimed).collect(),
                 taken_over,
-            });
-        }
-        if self.writes_natively() {
-            // Natively the claim hands back whole rows at no extra cost (no per-row hand-over
-            // between threads), so they are not read again. SQLite's RETURNING sees only the
-            // updated table; one node, so no claim takes over another's.
-            sql.push(" RETURNING ")
-                .push(COLUMNS)
-                .push(", attempts, pace_slot, opt_out_exempt, due_at");
-            let rows = self.write_volatile_planned_each_run(sql).await?;
-            let mut messages = rows
-                .iter()
-                .map(|row| {
-                    let due = (opt_int(row, "due_at")?, text(row, "sid")?);
-                    Ok((due, decode_claimed(row)?))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            // In due order, as the read below gives them.
-            messages.sort_by(|a, b| a.0.cmp(&b.0));
-            return Ok(Claim {
-                token,
-                messages: messages.into_iter().map(|(_, claimed)| claimed).collect(),
-                taken_over: 0,
             });
         }
         // SQLite's RETURNING sees only the updated table; one node, so no claim takes over

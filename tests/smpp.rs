@@ -693,15 +693,8 @@ async fn an_incomplete_inbound_message_is_delivered_as_received_once_it_expires(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(inbound_bodies(&hooks, 1, 10).await, ["first third"]);
-    // The parts are dropped after the message is stored, so its webhook can arrive first.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while held_sets(&running).await != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the expired parts are gone"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Taken in the transaction that stored the message, before its webhook went out.
+    assert_eq!(held_sets(&running).await, 0, "the expired parts are gone");
     // A whole set is still put together as before.
     smsc.inject_frame(mo_part(8, 2, 2, "two")).await.unwrap();
     smsc.inject_frame(mo_part(8, 2, 1, "one ")).await.unwrap();
@@ -711,6 +704,61 @@ async fn an_incomplete_inbound_message_is_delivered_as_received_once_it_expires(
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(hooks.hits("/sms").len(), 2, "each delivered once");
+}
+
+#[tokio::test]
+async fn a_set_completed_twice_at_once_is_stored_once() {
+    let smsc = smsc_on(0, false).await;
+    let running = start(vec![route(smsc.local_addr.port())]).await;
+    let app = &running.server.app;
+    let add = |part: i64, text: &'static str| {
+        app.store.add_mo_part(
+            "smsc",
+            "+14155550199",
+            "+14155550100",
+            42,
+            2,
+            part,
+            text,
+            warbler::domain::time::now_micros(),
+        )
+    };
+    assert_eq!(add(1, "one ").await.unwrap(), None);
+    // The last part twice (the SMSC sent it again on another bind): both see a whole set.
+    let (whole, parts) = add(2, "two").await.unwrap().expect("complete");
+    let (again, parts_again) = add(2, "two").await.unwrap().expect("complete again");
+    assert_eq!(
+        (whole.as_str(), parts.numbers.as_slice()),
+        ("one two", &[1, 2][..])
+    );
+    assert_eq!(parts, parts_again);
+    let incoming = |body: String| warbler::service::inbound::Incoming {
+        from: "+14155550199".into(),
+        to: "+14155550100".into(),
+        body,
+        media: Vec::new(),
+    };
+    let (first, second) = tokio::join!(
+        app.receive_assembled(incoming(whole), Some(&parts)),
+        app.receive_assembled(incoming(again), Some(&parts_again)),
+    );
+    let stored: Vec<_> = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(stored.len(), 1, "stored once: {stored:?}");
+    let reply = running
+        .server
+        .get(
+            &format!("/2010-04-01/Accounts/{MAIN_SID}/Messages.json?To=%2B14155550100"),
+            running.server.main_creds(),
+        )
+        .await;
+    let messages = reply.body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{}", reply.body);
+    assert_eq!(messages[0]["body"], "one two");
+    assert_eq!(messages[0]["sid"].as_str(), Some(stored[0].sid.as_str()));
+    assert_eq!(held_sets(&running).await, 0);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use crate::domain::time::now_micros;
 use crate::error::Error;
 use crate::service::inbound::Incoming as InboundMessage;
 use crate::service::App;
+use crate::store::carrier::MoParts;
 use crate::store::rows::Receipt;
 use rusmpp::CommandStatus;
 use tokio::sync::mpsc;
@@ -150,26 +151,28 @@ impl App {
                 body: parts.into_iter().map(|(_, body)| body).collect(),
                 media: Vec::new(),
             };
-            match self.receive_inbound(incoming).await {
-                Ok(_) => delivered += 1,
+            // Only the parts claimed: one that came since stays, to start a set of its own.
+            let parts = MoParts { key, numbers };
+            match self.receive_assembled(incoming, Some(&parts)).await {
+                Ok(Some(_)) => delivered += 1,
+                Ok(None) => {}
                 Err(err @ Error::Invalid { .. }) => {
-                    tracing::warn!(route = %key.route, %err, "smpp: incomplete inbound message refused");
+                    tracing::warn!(route = %parts.key.route, %err, "smpp: incomplete inbound message refused");
+                    self.store.drop_mo_parts(&parts).await?;
                 }
                 // Kept: the claim made it overdue again one expiry from now.
                 Err(err) => {
                     tracing::error!(%err, "smpp: storing an incomplete inbound message failed");
-                    continue;
                 }
             }
-            self.store.forget_mo_part_numbers(&key, &numbers).await?;
         }
         Ok(delivered)
     }
 
     /// One inbound message or part; the status to answer with.
     async fn store_mo(&self, route: &str, part: MoPart, now: i64) -> CommandStatus {
-        let body = match part.concat {
-            None => part.text.clone(),
+        let (body, assembled_from) = match part.concat {
+            None => (part.text.clone(), None),
             Some(concat) => {
                 match self
                     .store
@@ -185,7 +188,7 @@ impl App {
                     )
                     .await
                 {
-                    Ok(Some(whole)) => whole,
+                    Ok(Some((whole, parts))) => (whole, Some(parts)),
                     Ok(None) => return CommandStatus::EsmeRok,
                     Err(err) => {
                         tracing::error!(%err, "smpp: storing an inbound part failed");
@@ -200,28 +203,27 @@ impl App {
             body,
             media: Vec::new(),
         };
-        let status = match self.receive_inbound(incoming).await {
+        match self
+            .receive_assembled(incoming, assembled_from.as_ref())
+            .await
+        {
+            // `None`: its parts were delivered already (a part sent twice, on two binds).
             Ok(_) => CommandStatus::EsmeRok,
             // Nothing will make it acceptable later (no account holds the number, a bad
             // sender address): acknowledged, so the SMSC does not resend it forever.
             Err(err @ Error::Invalid { .. }) => {
                 tracing::warn!(%route, from = %part.from, to = %part.to, %err, "smpp: inbound message refused");
+                if let Some(parts) = &assembled_from {
+                    if let Err(err) = self.store.drop_mo_parts(parts).await {
+                        tracing::warn!(%err, "smpp: could not drop refused inbound parts");
+                    }
+                }
                 CommandStatus::EsmeRok
             }
             Err(err) => {
                 tracing::error!(%err, "smpp: storing an inbound message failed");
-                return CommandStatus::EsmeRxTAppn;
-            }
-        };
-        if let Some(concat) = part.concat {
-            if let Err(err) = self
-                .store
-                .forget_mo_parts(route, &part.from, &part.to, concat.reference as i64)
-                .await
-            {
-                tracing::warn!(%err, "smpp: could not drop stored inbound parts");
+                CommandStatus::EsmeRxTAppn
             }
         }
-        status
     }
 }

@@ -14,6 +14,7 @@ use crate::domain::paging::PageRequest;
 use crate::domain::sid::{self, SidKind};
 use crate::domain::time::now_micros;
 use crate::error::{Error, Result};
+use crate::store::carrier::MoParts;
 use crate::store::inbound::{Arrival, OptOut, OptOutChange};
 
 /// A message from a handset, as a carrier hands it over.
@@ -83,6 +84,19 @@ pub fn inbound_form(
 impl App {
     /// A message arriving from a handset on one of the operator's numbers.
     pub async fn receive_inbound(&self, incoming: Incoming) -> Result<Message> {
+        self.receive_assembled(incoming, None)
+            .await?
+            .ok_or_else(|| Error::internal("an inbound message without parts was not stored"))
+    }
+
+    /// The same for a message assembled from stored SMPP parts, which are taken in the
+    /// transaction that stores it: `None` (nothing stored) when they are already gone, because
+    /// another node or an earlier attempt delivered them.
+    pub async fn receive_assembled(
+        &self,
+        incoming: Incoming,
+        assembled_from: Option<&MoParts>,
+    ) -> Result<Option<Message>> {
         let from = E164::parse(&incoming.from)
             .map(|n| n.as_str().to_string())
             .ok_or_else(|| {
@@ -253,7 +267,8 @@ impl App {
                 .finish();
             (target, payload)
         });
-        self.store
+        let stored = self
+            .store
             .receive(
                 Arrival {
                     message: &message,
@@ -264,13 +279,17 @@ impl App {
                     alerts,
                     webhook,
                     usage: Some(usage),
+                    assembled_from,
                 },
                 now,
             )
             .await?;
+        if !stored {
+            return Ok(None);
+        }
         self.work.notify_one();
         self.webhook_work.notify_one();
-        Ok(message)
+        Ok(Some(message))
     }
 
     /// Whether `to` has opted out of messages from `sender` (through `service_sid`).

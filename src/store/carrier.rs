@@ -18,6 +18,35 @@ pub struct MoSetKey {
     pub reference: i64,
 }
 
+/// The stored parts an inbound message is assembled from: taken (deleted) in the transaction
+/// that stores the message, so the message is stored once or its parts are still there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoParts {
+    pub key: MoSetKey,
+    pub numbers: Vec<i64>,
+}
+
+/// Deletes `parts` inside `tx`; false when any of them is already gone (another node or an
+/// earlier attempt delivered them), in which case the caller stores nothing.
+pub(crate) async fn take_mo_parts(tx: &mut Tx<'_>, parts: &MoParts) -> Result<bool> {
+    let mut taken = 0;
+    for part in &parts.numbers {
+        taken += sqlx::query(
+            "DELETE FROM smpp_mo_parts WHERE route = $1 AND source = $2 \
+             AND destination = $3 AND reference = $4 AND part = $5",
+        )
+        .bind(parts.key.route.clone())
+        .bind(parts.key.source.clone())
+        .bind(parts.key.destination.clone())
+        .bind(parts.key.reference)
+        .bind(*part)
+        .execute(tx.conn()?)
+        .await?
+        .rows_affected();
+    }
+    Ok(taken == parts.numbers.len() as u64)
+}
+
 /// One accepted part of a multipart message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedPart {
@@ -262,8 +291,9 @@ impl Store {
     }
 
     /// Keeps one part of a concatenated inbound message. When all parts are in, returns the
-    /// whole body (the parts stay until [`Store::forget_mo_parts`], after the message is
-    /// stored, so a crash in between loses nothing).
+    /// whole body and the parts it is made of (they stay until the message is stored, which
+    /// takes them in the same transaction, so a crash in between loses nothing and delivers
+    /// nothing twice).
     #[allow(clippy::too_many_arguments)]
     pub async fn add_mo_part(
         &self,
@@ -275,7 +305,7 @@ impl Store {
         part: i64,
         body: &str,
         now: i64,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(String, MoParts)>> {
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO smpp_mo_parts (route, source, destination, reference, total, part, body, received_at) \
@@ -308,10 +338,18 @@ impl Store {
             return Ok(None);
         }
         let mut whole = String::new();
+        let mut numbers = Vec::with_capacity(rows.len());
         for row in &rows {
             whole.push_str(&text(row, "body")?);
+            numbers.push(int(row, "part")?);
         }
-        Ok(Some(whole))
+        let key = MoSetKey {
+            route: route.to_string(),
+            source: source.to_string(),
+            destination: destination.to_string(),
+            reference,
+        };
+        Ok(Some((whole, MoParts { key, numbers })))
     }
 
     /// Incomplete inbound sets to give up waiting for, oldest first (at most `limit`): those
@@ -370,8 +408,8 @@ impl Store {
 
     /// Takes an overdue set for this node: its parts received before `cutoff` are stamped
     /// `now`, so no other node (nor this one, before the set is overdue again) takes it too,
-    /// and a crash before [`Store::forget_mo_part_numbers`] delivers it later rather than
-    /// never. The parts held (number, body), in order; `None` when another node took it.
+    /// and a crash before the message is stored (which takes the parts) delivers it later
+    /// rather than never. The parts held (number, body), in order; `None` when another node took it.
     pub async fn claim_mo_set(
         &self,
         key: &MoSetKey,
@@ -414,48 +452,11 @@ impl Store {
         Ok(Some(parts))
     }
 
-    /// Drops the given parts of a set (those delivered when it expired; a part that came
-    /// since stays, to start a set of its own).
-    pub async fn forget_mo_part_numbers(&self, key: &MoSetKey, parts: &[i64]) -> Result<()> {
+    /// Drops parts that will not be delivered (the message they make was refused).
+    pub async fn drop_mo_parts(&self, parts: &MoParts) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        for part in parts {
-            sqlx::query(
-                "DELETE FROM smpp_mo_parts WHERE route = $1 AND source = $2 \
-                 AND destination = $3 AND reference = $4 AND part = $5",
-            )
-            .bind(key.route.clone())
-            .bind(key.source.clone())
-            .bind(key.destination.clone())
-            .bind(key.reference)
-            .bind(*part)
-            .execute(tx.conn()?)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Drops the parts of an inbound message once it is stored.
-    pub async fn forget_mo_parts(
-        &self,
-        route: &str,
-        source: &str,
-        destination: &str,
-        reference: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM smpp_mo_parts WHERE route = $1 AND source = $2 AND destination = $3 \
-             AND reference = $4",
-        )
-        .bind(route.to_string())
-        .bind(source.to_string())
-        .bind(destination.to_string())
-        .bind(reference)
-        .execute(tx.conn()?)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        take_mo_parts(&mut tx, parts).await?;
+        tx.commit().await
     }
 }
 

@@ -63,6 +63,8 @@ pub struct Arrival<'a> {
     pub webhook: Option<(InboundTarget, String)>,
     /// The usage (and cost) the message adds.
     pub usage: Option<super::usage::UsageRow>,
+    /// The stored SMPP parts the message is assembled from, taken in its transaction.
+    pub assembled_from: Option<&'a super::carrier::MoParts>,
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -188,9 +190,18 @@ impl Store {
         }))
     }
 
-    /// Commits an inbound message with its opt-out change, auto-reply and webhook.
-    pub async fn receive(&self, arrival: Arrival<'_>, now: i64) -> Result<()> {
+    /// Commits an inbound message with its opt-out change, auto-reply and webhook. False, and
+    /// nothing stored, when the parts it is assembled from are already gone (delivered).
+    pub async fn receive(&self, arrival: Arrival<'_>, now: i64) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        // First, so that on PostgreSQL a node storing the same parts waits here for this
+        // transaction and then finds them gone.
+        if let Some(parts) = arrival.assembled_from {
+            if !super::carrier::take_mo_parts(&mut tx, parts).await? {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
         let batch = [(arrival.message.clone(), arrival.media.to_vec())];
         insert_messages_in(&mut tx, &batch, now).await?;
         let mut alerts = arrival.alerts.clone();
@@ -237,7 +248,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The stored opt-outs of `recipients` in `account_sid`: (recipient, scope, sender).

@@ -278,7 +278,7 @@ impl Store {
             }
         }
         let pool = AnyPoolOptions::new()
-            .after_connect(move |conn, _meta| Box::pin(tune_sqlite(conn, backend)))
+            .after_connect(move |conn, _meta| Box::pin(tune_connection(conn, backend)))
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect(&url)
@@ -533,7 +533,7 @@ impl Store {
 
     /// Whether this store's commits go to a WAL that `checkpoint` must copy into the database
     /// file (a SQLite file; SQLite's own checkpoints inside commits are off, see
-    /// `tune_sqlite`).
+    /// `tune_connection`).
     pub fn has_wal(&self) -> bool {
         self.sync.is_some()
     }
@@ -582,13 +582,23 @@ impl Store {
 /// statement) stay in memory instead of temporary files. Checkpoints run in the background
 /// (`Store::checkpoint`, called by the server's workers when the API pauses) rather than
 /// inside whichever commit crosses the WAL threshold.
-async fn tune_sqlite(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
-    if backend == Backend::Sqlite {
-        sqlx::Executor::execute(
-            &mut *conn,
-            "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0",
-        )
-        .await?;
+async fn tune_connection(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
+    match backend {
+        Backend::Sqlite => {
+            sqlx::Executor::execute(
+                &mut *conn,
+                "PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=0",
+            )
+            .await?;
+        }
+        // Every statement here reads or writes a few hundred rows at most, and compiling one
+        // costs 20 ms and more. PostgreSQL compiles any statement whose estimated cost passes
+        // `jit_above_cost`, as claims over a queue do when statistics taken mid-burst call
+        // the claimable rows few: claims then took ten times as long, for as long as those
+        // statistics lasted.
+        Backend::Postgres => {
+            sqlx::Executor::execute(&mut *conn, "SET jit = off").await?;
+        }
     }
     Ok(())
 }
@@ -596,7 +606,7 @@ async fn tune_sqlite(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::
 /// The write connection of a SQLite file commits without syncing: `WalSync` syncs for it,
 /// off the connection (see `durability`).
 async fn tune_sqlite_writer(conn: &mut sqlx::AnyConnection) -> sqlx::Result<()> {
-    tune_sqlite(conn, Backend::Sqlite).await?;
+    tune_connection(conn, Backend::Sqlite).await?;
     // Every API write and dispatcher round goes through this one connection: a page cache
     // of 16 MiB instead of SQLite's 2 MiB keeps the indexes it writes to in memory.
     sqlx::Executor::execute(

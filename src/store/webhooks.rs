@@ -146,8 +146,8 @@ impl Store {
     /// pending one, so a message's callbacks go out in order, one at a time. One statement
     /// whatever the backlog: the rows are picked inside a `WITH` (evaluated once), locked with
     /// `SKIP LOCKED` on PostgreSQL, and "an earlier one is pending" is one probe of the
-    /// (ordering_key, seq, id) index, planned on every run on PostgreSQL (`sql::one_shot_persistent`). The
-    /// lease ends by the database's clock.
+    /// (ordering_key, seq, id) index, planned on every run on PostgreSQL
+    /// (`sql::one_shot_persistent`). The lease ends by the database's clock.
     pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<WebhookClaim> {
         let token = super::leases::new_claim_token();
         let postgres = self.backend() == Backend::Postgres;
@@ -175,7 +175,13 @@ impl Store {
         sql.push(") UPDATE webhook_outbox SET claim_token = ")
             .int(token);
         push_lease_end(&mut sql, postgres, now, lease);
-        sql.push(" FROM picked WHERE webhook_outbox.id = picked.id RETURNING ");
+        sql.push(" FROM picked WHERE webhook_outbox.id = picked.id");
+        if postgres {
+            // The rows by key, always: joined by statistics, the picked rows were matched by
+            // hashing the whole outbox, whose pages churn faster than vacuum empties them.
+            sql.push(" AND webhook_outbox.id = ANY(ARRAY(SELECT id FROM picked))");
+        }
+        sql.push(" RETURNING ");
         let mut webhooks = Vec::new();
         let mut taken_over = 0;
         if postgres {

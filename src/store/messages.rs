@@ -547,10 +547,7 @@ impl Store {
         sql.push(") UPDATE messages SET claim_token = ").int(token);
         super::leases::push_lease_end(&mut sql, postgres, now, lease);
         sql.push(if postgres {
-            // The rows by key, always: joined by statistics, a few hundred picked rows were
-            // matched by hashing the whole table (seen with 22,000 messages).
-            " FROM picked WHERE messages.sid = picked.claimed_sid \
-             AND messages.sid = ANY(ARRAY(SELECT claimed_sid FROM picked))"
+            " FROM picked WHERE messages.sid = picked.claimed_sid"
         } else {
             " FROM picked WHERE messages.sid = picked.sid"
         });

@@ -175,13 +175,7 @@ impl Store {
         sql.push(") UPDATE webhook_outbox SET claim_token = ")
             .int(token);
         push_lease_end(&mut sql, postgres, now, lease);
-        sql.push(" FROM picked WHERE webhook_outbox.id = picked.id");
-        if postgres {
-            // The rows by key, always: joined by statistics, the picked rows were matched by
-            // hashing the whole outbox, whose pages churn faster than vacuum empties them.
-            sql.push(" AND webhook_outbox.id = ANY(ARRAY(SELECT id FROM picked))");
-        }
-        sql.push(" RETURNING ");
+        sql.push(" FROM picked WHERE webhook_outbox.id = picked.id RETURNING ");
         let mut webhooks = Vec::new();
         let mut taken_over = 0;
         if postgres {

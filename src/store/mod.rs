@@ -594,10 +594,14 @@ async fn tune_connection(conn: &mut sqlx::AnyConnection, backend: Backend) -> sq
         // Every statement here reads or writes a few hundred rows at most, and compiling one
         // costs 20 ms and more. PostgreSQL compiles any statement whose estimated cost passes
         // `jit_above_cost`, as claims over a queue do when statistics taken mid-burst call
-        // the claimable rows few: claims then took ten times as long, for as long as those
-        // statistics lasted.
+        // the claimable rows few: every claim was compiled for as long as those statistics
+        // lasted. (`jit` exists from PostgreSQL 11 on; older servers have none to turn off.)
         Backend::Postgres => {
-            sqlx::Executor::execute(&mut *conn, "SET jit = off").await?;
+            sqlx::Executor::execute(
+                &mut *conn,
+                "SELECT set_config('jit', 'off', false) FROM pg_settings WHERE name = 'jit'",
+            )
+            .await?;
         }
     }
     Ok(())

@@ -547,7 +547,9 @@ impl Store {
         sql.push(") UPDATE messages SET claim_token = ").int(token);
         super::leases::push_lease_end(&mut sql, postgres, now, lease);
         sql.push(if postgres {
-            " FROM picked WHERE messages.sid = picked.claimed_sid"
+            // The picked rows by key, whatever the statistics (see `claim_webhooks`).
+            " FROM picked WHERE messages.sid = picked.claimed_sid \
+             AND messages.sid = ANY(ARRAY(SELECT claimed_sid FROM picked))"
         } else {
             " FROM picked WHERE messages.sid = picked.sid"
         });

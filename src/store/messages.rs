@@ -517,14 +517,14 @@ impl Store {
         let postgres = self.backend() == super::Backend::Postgres;
         let mut sql = Sql::new("WITH picked AS (");
         if postgres {
-            sql.push("SELECT c.sid AS claimed_sid, c.lease_until AS old_lease FROM (VALUES ");
+            sql.push("SELECT c.sid AS claimed_sid, c.lease_until AS old_lease, c.ctid AS row_ctid FROM (VALUES ");
             for (i, account) in accounts.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
                 }
                 sql.push("(").text(account.clone()).push(")");
             }
-            sql.push(") AS a (account_sid) CROSS JOIN LATERAL (SELECT m.sid, m.lease_until FROM messages m WHERE m.account_sid = a.account_sid AND ");
+            sql.push(") AS a (account_sid) CROSS JOIN LATERAL (SELECT m.sid, m.lease_until, m.ctid FROM messages m WHERE m.account_sid = a.account_sid AND ");
             push_due_in(&mut sql, "m.", now);
             sql.push(" ORDER BY m.due_at LIMIT ")
                 .int(per_account)
@@ -547,9 +547,8 @@ impl Store {
         sql.push(") UPDATE messages SET claim_token = ").int(token);
         super::leases::push_lease_end(&mut sql, postgres, now, lease);
         sql.push(if postgres {
-            // The picked rows by key, whatever the statistics (see `claim_webhooks`).
-            " FROM picked WHERE messages.sid = picked.claimed_sid \
-             AND messages.sid = ANY(ARRAY(SELECT claimed_sid FROM picked))"
+            // The picked rows by their place, whatever the statistics (see `claim_webhooks`).
+            " FROM picked WHERE messages.ctid = picked.row_ctid"
         } else {
             " FROM picked WHERE messages.sid = picked.sid"
         });

@@ -151,10 +151,12 @@ impl Store {
     pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<WebhookClaim> {
         let token = super::leases::new_claim_token();
         let postgres = self.backend() == Backend::Postgres;
-        let mut sql = Sql::new(
-            "WITH picked AS (SELECT w.id, w.lease_until AS old_lease FROM webhook_outbox w WHERE w.due_at <= ",
-        );
-        sql.int(now)
+        let mut sql = Sql::new("WITH picked AS (SELECT w.id, w.lease_until AS old_lease");
+        if postgres {
+            sql.push(", w.ctid AS row_ctid");
+        }
+        sql.push(" FROM webhook_outbox w WHERE w.due_at <= ")
+            .int(now)
             .push(" AND (w.lease_until IS NULL OR w.lease_until < ")
             .int(now)
             .push(
@@ -175,14 +177,16 @@ impl Store {
         sql.push(") UPDATE webhook_outbox SET claim_token = ")
             .int(token);
         push_lease_end(&mut sql, postgres, now, lease);
-        sql.push(" FROM picked WHERE webhook_outbox.id = picked.id");
-        if postgres {
-            // The picked rows by key, whatever the statistics: vacuumed just after a burst
-            // drained (many pages, one row), the outbox looked empty to the planner, and the
-            // update walked all of it for each picked row (up to 760 ms per claim).
-            sql.push(" AND webhook_outbox.id = ANY(ARRAY(SELECT id FROM picked))");
-        }
-        sql.push(" RETURNING ");
+        sql.push(if postgres {
+            // The picked rows by their place (locked, they stay there until the statement
+            // ends): one fetch each, whatever the planner believes of the outbox. Joined by
+            // key, statistics taken just after a burst drained (many pages, one row) had the
+            // update walk the whole outbox, or its key index, once per picked row (up to
+            // 760 ms per claim).
+            " FROM picked WHERE webhook_outbox.ctid = picked.row_ctid RETURNING "
+        } else {
+            " FROM picked WHERE webhook_outbox.id = picked.id RETURNING "
+        });
         let mut webhooks = Vec::new();
         let mut taken_over = 0;
         if postgres {

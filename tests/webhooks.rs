@@ -1268,3 +1268,75 @@ async fn callbacks_refused_while_the_receiver_is_down_all_arrive_in_order_when_i
     }
     hook.assert_signed(MAIN_TOKEN);
 }
+
+/// A slow receiver holds up only its own callbacks: while one round waits on it, the next
+/// round claims and sends what became due since. (One round at a time, a callback queued
+/// behind a slow request waited for it: a round ends with its slowest request.)
+#[tokio::test]
+async fn a_slow_request_does_not_hold_up_callbacks_queued_after_it() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let server = spawn().await;
+    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let seen = arrivals.clone();
+    let receiver = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let seen = seen.clone();
+        async move {
+            seen.lock()
+                .unwrap()
+                .push((uri.path().to_string(), Instant::now()));
+            if uri.path() == "/slow" {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+            }
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let queue = |id: &'static str, path: &'static str| {
+        let store = server.app.store.clone();
+        let work = server.app.webhook_work.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let now = now_micros();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
+                 payload, attempts, created_at, due_at) VALUES ('{id}', 'trigger', '{MAIN_SID}', \
+                 '{id}', 0, '{url}', 'POST', 'Sent=1', 0, {now}, {now})"
+            )))
+            .execute(store.pool())
+            .await
+            .unwrap();
+            work.notify_one();
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let app = server.app.clone();
+    let rounds = tokio::spawn(async move { app.run_webhooks(stopped).await });
+    let arrived = |path: &'static str| {
+        let arrivals = arrivals.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some((_, at)) = arrivals.lock().unwrap().iter().find(|(p, _)| p == path) {
+                    return *at;
+                }
+                assert!(Instant::now() < deadline, "no request to {path}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    queue("WHslow", "/slow").await;
+    arrived("/slow").await;
+    let queued = Instant::now();
+    queue("WHquick", "/quick").await;
+    let quick = arrived("/quick").await;
+    assert!(
+        quick.duration_since(queued) < Duration::from_secs(2),
+        "a callback queued behind a slow request waited {:?}",
+        quick.duration_since(queued)
+    );
+    stop.send(true).unwrap();
+    rounds.await.unwrap();
+}

@@ -35,6 +35,9 @@ use std::collections::HashMap;
 
 /// Webhooks claimed (and sent concurrently) per round.
 const BATCH: i64 = 256;
+/// Rounds under way at once: a round ends with its slowest request, and the next one's
+/// requests keep the receivers busy meanwhile.
+const ROUNDS_AT_ONCE: usize = 2;
 /// Added to one request's timeout to make a claim's lease (renewed while requests go on).
 const LEASE_MARGIN: i64 = 5_000_000;
 /// Most `<Redirect>`s followed for one inbound message.
@@ -647,16 +650,32 @@ impl App {
         Ok(Ok((message, media)))
     }
 
-    /// Sends webhooks until `shutdown` fires.
-    pub async fn run_webhooks(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Sends webhooks until `shutdown` fires: `ROUNDS_AT_ONCE` rounds at a time, so the next
+    /// round's requests go out while the last of the previous one are still answered.
+    pub async fn run_webhooks(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let lanes =
+            (0..ROUNDS_AT_ONCE).map(|lane| self.run_webhook_rounds(lane == 0, shutdown.clone()));
+        futures_util::future::join_all(lanes).await;
+    }
+
+    /// One round after another. Rounds running at once claim under tokens of their own, and a
+    /// message's next callback is claimable only once its previous one is settled, so they
+    /// never send one callback twice nor a message's callbacks out of order (as with nodes).
+    async fn run_webhook_rounds(
+        &self,
+        evaluates: bool,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            // Triggers and alarms are evaluated here, beside the webhooks they queue, so a slow
-            // evaluation never holds up dispatching.
-            self.evaluate_triggers_if_due(now_micros()).await;
-            self.evaluate_alarms_if_due(now_micros()).await;
+            if evaluates {
+                // Triggers and alarms are evaluated here, beside the webhooks they queue, so
+                // a slow evaluation never holds up dispatching.
+                self.evaluate_triggers_if_due(now_micros()).await;
+                self.evaluate_alarms_if_due(now_micros()).await;
+            }
             let sent = self
                 .deliver_webhooks_once(now_micros())
                 .await

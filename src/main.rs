@@ -15,6 +15,19 @@ use warbler::store::Store;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_t`, which the sys crate does
+/// not name).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// mimalloc keeps freed pages resident for a second (its default `purge_delay`) before it
+/// gives them back; under load that held ~30 MB more at the peak (`docs/performance.md`,
+/// S18) for no throughput gain. Returned at once instead, unless `MIMALLOC_PURGE_DELAY` says
+/// otherwise.
+fn tune_allocator() {
+    // SAFETY: sets one of mimalloc's integer options; any value is valid for this one.
+    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 0) }
+}
+
 /// A self-hosted, Twilio-compatible programmable messaging server.
 ///
 /// Configuration is read from defaults, then the TOML file given by --config, then WARBLER_*
@@ -316,6 +329,7 @@ async fn a2p_command(config: Config, command: A2pCommand) -> anyhow::Result<()> 
 }
 
 fn main() -> anyhow::Result<()> {
+    tune_allocator();
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref()).context("reading configuration")?;
     if let Some(listen) = cli.listen {
@@ -795,4 +809,26 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purge_delay() -> std::os::raw::c_long {
+        // SAFETY: reads one of mimalloc's integer options.
+        unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+    }
+
+    #[test]
+    fn the_allocator_returns_freed_pages_at_once() {
+        // The option at that position is the purge delay: mimalloc's default for it (1,000 ms)
+        // until tuned, so a renumbering in a new mimalloc fails here rather than tuning
+        // another option.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(purge_delay(), 1000);
+            tune_allocator();
+            assert_eq!(purge_delay(), 0);
+        }
+    }
 }

@@ -267,6 +267,14 @@ async fn a_webhook_settled_under_a_lost_claim_stays_for_its_new_holder() {
     assert_eq!(store.pending_webhooks().await.unwrap(), 0);
 }
 
+/// Runs one statement on the store's pool (test set-up: vacuums, analyses, bulk edits).
+async fn execute(store: &Store, statement: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(store.pool())
+        .await
+        .unwrap();
+}
+
 /// Adds `rows` pending status callbacks, two per message (`seq` 0 then 1), due from
 /// `first_due` on, with ids `{prefix}{message}-{seq}`.
 async fn fill_outbox(store: &Store, prefix: &str, rows: i64, first_due: i64) {
@@ -381,25 +389,23 @@ async fn claims_stay_quick_whatever_statistics_taken_mid_burst_said() {
     let now = now_micros();
     let backlog = 60_000;
     fill_outbox(&store, "WHS", backlog, now - 120 * SECOND).await;
-    let run = |statement: String| {
-        let store = store.clone();
-        async move {
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
-    };
-    run(format!(
-        "UPDATE webhook_outbox SET claim_token = 1, lease_until = {}",
-        now + 3_600 * SECOND
-    ))
+    execute(
+        &store,
+        &format!(
+            "UPDATE webhook_outbox SET claim_token = 1, lease_until = {}",
+            now + 3_600 * SECOND
+        ),
+    )
     .await;
-    run("ANALYZE webhook_outbox".into()).await;
+    execute(&store, "ANALYZE webhook_outbox").await;
     // The node holding them died: every lease lapsed at once.
-    run("UPDATE webhook_outbox SET claim_token = NULL, lease_until = NULL".into()).await;
+    execute(
+        &store,
+        "UPDATE webhook_outbox SET claim_token = NULL, lease_until = NULL",
+    )
+    .await;
     if postgres {
-        run("VACUUM webhook_outbox".into()).await;
+        execute(&store, "VACUUM webhook_outbox").await;
     }
     let started = std::time::Instant::now();
     let rounds = 20;
@@ -423,43 +429,39 @@ async fn claims_stay_quick_whatever_statistics_taken_mid_burst_said() {
     );
 }
 
-/// A webhook claim finds the rows it picked by key, whatever the database last learnt of the
-/// outbox. Vacuumed just after a burst drained (many pages, few live rows), the outbox looks
-/// nearly empty to the planner while the next burst fills those pages again; the claim's
-/// update then matched its picked rows by walking the whole outbox once for every one of them
-/// (a join filter dropping 758,528 pairs for 256 rows in a benchmark run: 169–760 ms per
-/// claim, callbacks at a fifth of their rate).
+/// A webhook claim finds the rows it picked by their place, whatever the database last learnt
+/// of the outbox. Vacuumed just after a burst drained (many pages, few live rows), the outbox
+/// looks nearly empty to the planner while the next burst fills those pages again; joined by
+/// key, the claim's update then matched its picked rows by walking the whole outbox once for
+/// every one of them (a join filter dropping 758,528 pairs for 256 rows in a benchmark run:
+/// 169–760 ms per claim, callbacks at a fifth of their rate).
 #[tokio::test]
 async fn claims_stay_quick_when_the_outbox_was_last_vacuumed_nearly_empty() {
     let url = common::fresh_database_url().await;
     let store = Store::connect(&url).await.unwrap();
     let postgres = store.backend() == warbler::store::Backend::Postgres;
     let now = now_micros();
-    let run = |statement: &str| {
-        let store = store.clone();
-        let statement = statement.to_string();
-        async move {
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(store.pool())
-                .await
-                .unwrap();
-        }
-    };
     // A burst delivered but for its last row (so vacuum has no empty page at the end to give
     // back), then vacuumed: many pages, one row.
     let drained = now - 600 * SECOND;
     let burst = 40_000;
     fill_outbox(&store, "WHD", burst, drained).await;
-    run(&format!(
-        "DELETE FROM webhook_outbox WHERE due_at <> {}",
-        drained + burst - 1
-    ))
+    execute(
+        &store,
+        &format!(
+            "DELETE FROM webhook_outbox WHERE due_at <> {}",
+            drained + burst - 1
+        ),
+    )
     .await;
-    run(if postgres {
-        "VACUUM ANALYZE webhook_outbox"
-    } else {
-        "ANALYZE webhook_outbox"
-    })
+    execute(
+        &store,
+        if postgres {
+            "VACUUM ANALYZE webhook_outbox"
+        } else {
+            "ANALYZE webhook_outbox"
+        },
+    )
     .await;
     // The next burst, in the same pages.
     let backlog = 40_000;
@@ -476,7 +478,7 @@ async fn claims_stay_quick_when_the_outbox_was_last_vacuumed_nearly_empty() {
     }
     let took = started.elapsed();
     assert_eq!(claimed, expected, "the oldest due first, in order");
-    // By key, a claim takes milliseconds here; walking the outbox per picked row, each took
+    // By place, a claim takes milliseconds here; walking the outbox per picked row, each took
     // about a second.
     assert!(
         took < std::time::Duration::from_secs(3),

@@ -1135,3 +1135,65 @@ async fn a_sandbox_subaccounts_messages_go_to_the_simulator_free_whatever_the_ro
         .await
         .assert_error(403, 20403);
 }
+
+/// A `submit_sm` for the unbinding test: `to` tells the two apart at the SMSC.
+fn plain_submit(to: &str) -> rusmpp::Pdu {
+    use std::str::FromStr;
+    rusmpp::Pdu::SubmitSm(
+        rusmpp::pdus::SubmitSm::builder()
+            .source_addr(rusmpp::types::COctetString::from_str("15550001111").unwrap())
+            .destination_addr(rusmpp::types::COctetString::from_str(to).unwrap())
+            .short_message(rusmpp::types::OctetString::from_vec(b"hello".to_vec()).unwrap())
+            .build(),
+    )
+}
+
+/// A session that unbinds (its bind slot passed to another node, or shutdown) first lets the
+/// submits it wrote get their answers and writes no new one: a submit whose answer the close
+/// dropped is retried by the dispatcher, and would reach the SMSC twice.
+#[tokio::test]
+async fn unbinding_waits_for_the_answers_of_submits_in_flight_and_writes_no_new_one() {
+    use warbler::carrier::smpp::session::{BindKind, RequestError, Session};
+    let port = common::free_port();
+    let mut config = common::smpp::smsc_config(port, false);
+    config.response_delay = Duration::from_millis(300);
+    let smsc = warbler::smsc::Smsc::start(config)
+        .await
+        .expect("start the SMSC");
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (deliveries, _received) = tokio::sync::mpsc::channel(16);
+    let session = Session::bind(stream, &route(port), BindKind::Transceiver, deliveries)
+        .await
+        .expect("bind");
+
+    let writer = session.clone();
+    let first = tokio::spawn(async move { writer.request(plain_submit("15550002001")).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let unbinder = session.clone();
+    let unbinding = tokio::spawn(async move { unbinder.unbind().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let late = session.request(plain_submit("15550002002")).await;
+    assert!(
+        matches!(late, Err(RequestError::Closed)),
+        "a submit after the unbind began is refused unwritten: {late:?}"
+    );
+    let answer = first.await.expect("join");
+    assert!(
+        answer.is_ok(),
+        "the submit written before the unbind gets its answer: {answer:?}"
+    );
+    unbinding.await.expect("join");
+    assert!(session.is_closed());
+    let seen: Vec<String> = smsc
+        .submits()
+        .iter()
+        .map(|s| s.destination.clone())
+        .collect();
+    assert_eq!(
+        seen,
+        vec!["15550002001".to_string()],
+        "what the SMSC received"
+    );
+}

@@ -11,7 +11,7 @@ use rusmpp::values::{InterfaceVersion, Npi, Ton};
 use rusmpp::{Command, CommandId, CommandStatus, Pdu};
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -109,6 +109,8 @@ pub struct Session {
     response_timeout: Duration,
     closed: watch::Receiver<bool>,
     close: watch::Sender<bool>,
+    /// Set by `unbind`: no `submit_sm` is written any more (see there).
+    draining: AtomicBool,
     /// The route's `max_submits_per_sec`, per session.
     limiter: Option<governor::DefaultDirectRateLimiter>,
 }
@@ -144,6 +146,7 @@ impl Session {
             response_timeout: Duration::from_millis(config.response_timeout_ms.max(1)),
             closed,
             close,
+            draining: AtomicBool::new(false),
             limiter: std::num::NonZeroU32::new(config.max_submits_per_sec)
                 // No burst: the carrier's contract is a rate, not an average.
                 .map(|rate| {
@@ -440,6 +443,12 @@ impl Session {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(sequence, tx);
+        // Checked after the insert, as `unbind` sets the flag before it counts what is in
+        // flight: a submit either is counted and awaited there, or sees the flag here.
+        if is_submit && self.draining.load(Ordering::SeqCst) {
+            self.take_pending(sequence);
+            return Err(RequestError::Closed);
+        }
         let frame = codec::encode(&Command::new(CommandStatus::EsmeRok, sequence, pdu));
         if self.out.send(frame).await.is_err() {
             self.take_pending(sequence);
@@ -484,9 +493,21 @@ impl Session {
         self.request_before(pdu, Some(not_after)).await
     }
 
-    /// Unbinds politely (waiting briefly for `unbind_resp`), then closes.
+    /// Unbinds politely (waiting briefly for `unbind_resp`), then closes. First no new
+    /// `submit_sm` is written (it fails as `Closed`, unwritten, and its message waits for
+    /// another session) and those written get their answers: a submit whose response the
+    /// close dropped would be retried, and reach the SMSC twice (seen when a node passed a
+    /// bind slot to another with submits in flight).
     pub async fn unbind(&self) {
         if !self.is_closed() {
+            self.draining.store(true, Ordering::SeqCst);
+            let deadline = tokio::time::Instant::now() + self.response_timeout;
+            while self.in_flight() > 0
+                && !self.is_closed()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let _ = tokio::time::timeout(Duration::from_secs(2), self.request(Pdu::Unbind)).await;
         }
         self.shut();

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -48,3 +49,11 @@ def assert_recent(moment: datetime, slack: timedelta = timedelta(minutes=10)) ->
     assert moment.tzinfo is not None
     now = datetime.now(timezone.utc)
     assert now - slack <= moment <= now + slack, f"{moment} is not close to {now}"
+
+
+def clear_of_utc_midnight(margin_seconds: int = 60) -> None:
+    """Waits out the last minute of a UTC day: a test that counts what it did "today" (or this
+    month) would otherwise read the next day's empty bucket when midnight falls inside it."""
+    left = 86_400 - int(time.time()) % 86_400
+    if left <= margin_seconds:
+        time.sleep(left + 1)

@@ -8,11 +8,12 @@ from decimal import Decimal
 
 import requests
 
-from helpers import twilio_error
+from helpers import clear_of_utc_midnight, twilio_error
 from inventory import buy_fresh_number, random_handset, wait_for_status
 
 
 def test_a_parent_reads_each_subaccounts_cost_this_month(client, client_for, server):
+    clear_of_utc_midnight()
     falcon = client.api.v2010.accounts.create(friendly_name="Falcon usage")
     owl = client.api.v2010.accounts.create(friendly_name="Owl usage")
     falcon_number = buy_fresh_number(server, client, account_sid=falcon.sid)

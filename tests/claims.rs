@@ -555,6 +555,7 @@ async fn callbacks_queued_behind_a_backlog_in_backoff_stay_quick_whatever_the_st
 /// order, so neither deadlocks and every message is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_with_the_same_accounts_in_opposite_orders_never_deadlock() {
+    common::clear_of_utc_midnight().await;
     let server = spawn().await;
     let (a, _) = server.subaccount("Alpha").await;
     let (b, _) = server.subaccount("Bravo").await;

@@ -667,6 +667,7 @@ async fn mms_media_are_listed_fetched_and_deleted() {
 
 #[tokio::test]
 async fn lists_filter_and_page_newest_first() {
+    common::clear_of_utc_midnight().await;
     let server = spawn().await;
     server.stock().await;
     server

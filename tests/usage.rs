@@ -43,6 +43,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[tokio::test]
 async fn usage_is_counted_per_category_and_subaccount() {
+    common::clear_of_utc_midnight().await;
     let server = spawn().await;
     server.stock().await;
     let (a, a_token) = server.subaccount("alpha").await;
@@ -317,6 +318,7 @@ async fn sends_stop_below_the_credit_limit_and_resume_after_a_credit() {
 
 #[tokio::test]
 async fn a_trigger_fires_once_per_period_through_the_outbox() {
+    common::clear_of_utc_midnight().await;
     let server = spawn().await;
     server.stock().await;
     server

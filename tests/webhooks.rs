@@ -1033,6 +1033,7 @@ async fn at_most_ten_twiml_replies_per_incoming_message() {
 /// sent, and leaves a 14101 alert), and none is sent while the account is suspended.
 #[tokio::test]
 async fn twiml_replies_count_against_the_monthly_cap_and_stop_with_the_account() {
+    common::clear_of_utc_midnight().await;
     let server = spawn().await;
     let hook = Receiver::start().await;
     server.stock().await;
@@ -1110,6 +1111,7 @@ async fn twiml_replies_count_against_the_monthly_cap_and_stop_with_the_account()
 /// and none goes out while the account is suspended.
 #[tokio::test]
 async fn keyword_auto_replies_count_against_the_monthly_cap_and_stop_with_the_account() {
+    common::clear_of_utc_midnight().await;
     let server = spawn().await;
     server.stock().await;
     let (sub, sub_token) = server.subaccount("keywords").await;

@@ -245,3 +245,12 @@ export async function twilioError(promise, status, code) {
   }
   throw new Error(`wanted ${status}/${code}, but the call succeeded`);
 }
+
+/**
+ * Waits out the last half minute of a UTC day (node --test stops a test after 60 s): a test that counts what it did "today" (or this
+ * month) would otherwise read the next day's empty bucket when midnight falls inside it.
+ */
+export async function clearOfUtcMidnight(marginMs = 30_000) {
+  const left = 86_400_000 - (Date.now() % 86_400_000);
+  if (left <= marginMs) await new Promise((resolve) => setTimeout(resolve, left + 1000));
+}

@@ -8,6 +8,7 @@ import { after, before, test } from "node:test";
 import twilio from "twilio";
 import {
   buyFreshNumber,
+  clearOfUtcMidnight,
   eventually,
   mainClient,
   randomHandset,
@@ -128,6 +129,7 @@ test("malformed TwiML leaves a 12100 alert", async () => {
 });
 
 test("usage records and the balance", async () => {
+  await clearOfUtcMidnight();
   const number = await buyFreshNumber(server, client);
   const message = await client.messages.create({ to: randomHandset(), from: number.phoneNumber, body: "count me" });
   await waitForStatus(() => client.messages(message.sid).fetch(), ["delivered"]);

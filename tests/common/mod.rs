@@ -440,3 +440,16 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Waits out the last minute of a UTC day: a test that counts what it did "today" (or this
+/// month) would otherwise read the next day's empty bucket when midnight falls inside it.
+pub async fn clear_of_utc_midnight() {
+    const MARGIN_SECS: u64 = 60;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    let left = 86_400 - now.as_secs() % 86_400;
+    if left <= MARGIN_SECS {
+        tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
+    }
+}

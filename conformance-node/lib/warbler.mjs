@@ -247,8 +247,9 @@ export async function twilioError(promise, status, code) {
 }
 
 /**
- * Waits out the last half minute of a UTC day (node --test stops a test after 60 s): a test that counts what it did "today" (or this
- * month) would otherwise read the next day's empty bucket when midnight falls inside it.
+ * Waits out the last half minute of a UTC day (node --test stops a test after 60 s): a test
+ * that counts what it did "today" (or this month) would otherwise read the next day's empty
+ * bucket when midnight falls inside it.
  */
 export async function clearOfUtcMidnight(marginMs = 30_000) {
   const left = 86_400_000 - (Date.now() % 86_400_000);

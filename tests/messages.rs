@@ -1096,3 +1096,96 @@ async fn date_filters_bound_a_date_time_to_its_second_and_a_date_to_its_day() {
         .await
         .assert_error(400, 20001);
 }
+
+#[tokio::test]
+async fn a_receipt_moves_its_message_in_the_transaction_that_takes_it() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let send_one = |callback: &'static str| {
+        let server = &server;
+        async move {
+            let created = send(
+                server,
+                &[
+                    ("To", "+15005550090"),
+                    ("From", "+14155550100"),
+                    ("Body", "x"),
+                    ("StatusCallback", callback),
+                ],
+            )
+            .await;
+            created["sid"].as_str().unwrap().to_string()
+        }
+    };
+    let sent = send_one("https://cb.example/sent").await;
+    let done = send_one("https://cb.example/done").await;
+    let now = now_micros();
+    server.app.dispatch_once(now).await.unwrap();
+    for (sid, carrier_id) in [(&sent, "carrier-sent"), (&done, "carrier-done")] {
+        sqlx::query("UPDATE messages SET carrier_message_id = $1 WHERE sid = $2")
+            .bind(carrier_id)
+            .bind(sid.clone())
+            .execute(server.app.store.pool())
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE messages SET status = 'undelivered' WHERE sid = $1")
+        .bind(done.clone())
+        .execute(server.app.store.pool())
+        .await
+        .unwrap();
+    let receipt = |id: &str, carrier_id: &str| warbler::store::rows::Receipt {
+        id: id.into(),
+        carrier_message_id: carrier_id.into(),
+        status: MessageStatus::Delivered,
+        error_code: None,
+        done_date: Some("2612041200".into()),
+        due_at: now,
+    };
+    let (changes, stored) = server
+        .app
+        .store
+        .apply_arriving_receipts(
+            &[
+                receipt("r1", "carrier-sent"),
+                // The SMSC sent it twice (two binds): one change, one event, one callback.
+                receipt("r2", "carrier-sent"),
+                // Final already: dropped.
+                receipt("r3", "carrier-done"),
+                // No message carries it yet: kept for the receipt round.
+                receipt("r4", "carrier-later"),
+            ],
+            now + SECOND,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].status, MessageStatus::Delivered);
+    assert_eq!(fetch(&server, &sent).await["status"], "delivered");
+    assert_eq!(fetch(&server, &done).await["status"], "undelivered");
+    let delivered_events = server
+        .app
+        .store
+        .message_events(&sent)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(status, ..)| *status == MessageStatus::Delivered)
+        .count();
+    assert_eq!(delivered_events, 1);
+    let callbacks: Vec<(String,)> =
+        sqlx::query_as("SELECT url FROM webhook_outbox WHERE message_status = 'delivered'")
+            .fetch_all(server.app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(callbacks, vec![("https://cb.example/sent".to_string(),)]);
+    let waiting: Vec<(String,)> = sqlx::query_as("SELECT id FROM carrier_receipts")
+        .fetch_all(server.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(waiting, vec![("r4".to_string(),)]);
+}

@@ -945,6 +945,74 @@ impl Store {
         Ok(())
     }
 
+    /// Applies receipts as a carrier sends them, in one transaction: a receipt whose message
+    /// carries its carrier id moves that message now; the others (a multipart message's parts,
+    /// one that came before its submit was recorded) are stored for the dispatcher's receipt
+    /// round. A receipt for a message already final is dropped, as that round drops it.
+    /// Returns the messages it changed and how many receipts it stored.
+    pub async fn apply_arriving_receipts(
+        &self,
+        receipts: &[Receipt],
+        now: i64,
+    ) -> Result<(Vec<StatusChange>, usize)> {
+        let mut tx = self.begin_write_native().await?;
+        // carrier id → the messages carrying it (SMSCs reuse ids after a while), with whether
+        // each is final already.
+        let mut found: std::collections::HashMap<String, Vec<(String, bool)>> =
+            std::collections::HashMap::new();
+        let mut targets = CallbackTargets::new();
+        let ids: Vec<&str> = receipts
+            .iter()
+            .map(|r| r.carrier_message_id.as_str())
+            .collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = Sql::new(&format!(
+                "SELECT m.sid, m.account_sid, m.carrier_message_id, m.status, {} AS url \
+                 FROM messages m \
+                 LEFT JOIN messaging_services s ON s.sid = m.messaging_service_sid \
+                 LEFT JOIN phone_numbers p ON p.phone_number = m.from_address AND p.account_sid = m.account_sid \
+                 WHERE m.carrier_message_id IS NOT NULL AND m.carrier_message_id IN ",
+                super::outbox::CALLBACK_URL
+            ));
+            sql.text_set(chunk.iter().copied());
+            for row in tx.fetch_all(sql).await? {
+                let sid = text(&row, "sid")?;
+                let status = MessageStatus::parse(&text(&row, "status")?)
+                    .ok_or_else(|| Error::internal("bad message status"))?;
+                let target = opt_text(&row, "url")?
+                    .map(|url| Ok::<_, Error>((text(&row, "account_sid")?, url)))
+                    .transpose()?;
+                targets.insert(sid.clone(), target);
+                found
+                    .entry(text(&row, "carrier_message_id")?)
+                    .or_default()
+                    .push((sid, status.is_final()));
+            }
+        }
+        let mut updates = Vec::new();
+        let mut waiting = Vec::new();
+        for receipt in receipts {
+            match found.get(&receipt.carrier_message_id) {
+                Some(messages) => {
+                    for (sid, _) in messages.iter().filter(|(_, is_final)| !is_final) {
+                        updates.push((
+                            sid.clone(),
+                            receipt.status,
+                            receipt.error_code,
+                            receipt.done_date.clone(),
+                        ));
+                    }
+                }
+                None => waiting.push(receipt.clone()),
+            }
+        }
+        let stored = waiting.len();
+        let writes = super::carrier::receipt_statements(&waiting);
+        let changes = write_receipt_updates(&mut tx, updates, &targets, writes, now).await?;
+        tx.commit().await?;
+        Ok((changes, stored))
+    }
+
     /// Applies due receipts to their messages. A receipt whose message does not carry its
     /// carrier id yet (the submit is still being recorded) waits for the next round. Returns
     /// the messages it changed.
@@ -1008,66 +1076,99 @@ impl Store {
         orphans.int(now - ORPHAN_RECEIPT_AGE);
         tx.execute(orphans).await?;
         updates.extend(part_updates);
-        let mut changes = Vec::with_capacity(updates.len());
-        for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text]);
-            for (sid, status, code, _) in chunk {
-                rows.text(sid.clone())
-                    .text(status.as_str())
-                    .opt_int(*code)
-                    .opt_text(code.map(|c| delivery_error_message(c).to_string()));
-            }
-            let mut sql = Sql::new(
-                "UPDATE messages SET status = v.column2, error_code = v.column3, \
-                 error_message = v.column4, date_updated = ",
-            );
-            sql.int(now).push(" FROM ").rows_as(rows, "v");
-            sql.push(
-                " WHERE messages.sid = v.column1 RETURNING messages.account_sid, \
-                 messages.messaging_service_sid, messages.status, messages.error_code, \
-                 messages.date_created, messages.num_segments",
-            );
-            for row in tx.fetch_all(sql).await? {
-                changes.push(StatusChange {
-                    account_sid: text(&row, "account_sid")?,
-                    service_sid: opt_text(&row, "messaging_service_sid")?,
-                    status: MessageStatus::parse(&text(&row, "status")?)
-                        .ok_or_else(|| Error::internal("bad message status"))?,
-                    error_code: opt_int(&row, "error_code")?,
-                    accepted_at: int(&row, "date_created")?,
-                    at: now,
-                    segments: int(&row, "num_segments")?,
-                });
-            }
-        }
-        let events: Vec<Event> = updates
-            .iter()
-            .map(|(sid, status, code, done_date)| Event {
-                done_date: done_date.clone(),
-                ..Event::change(sid, *status, *code, now)
-            })
-            .collect();
-        // The rest in one round trip on SQLite (see `record_outcomes`). The messages carry
-        // their new state already, as targets read in the transaction need.
-        let read = super::outbox::missing_targets(&mut tx, &events, Some(&targets)).await?;
-        let mut writes = event_statements(&events);
-        writes.extend(super::outbox::status_callback_statements(
-            &events,
-            Some(&targets),
-            &read,
-        ));
+        let mut writes = Vec::new();
         for chunk in part_ids.chunks(ROWS_PER_STATEMENT) {
             let mut sql = Sql::new("DELETE FROM carrier_receipts WHERE id IN ");
             sql.text_set(chunk.iter().map(String::as_str));
             writes.push(sql);
         }
-        writes.extend(super::alarms::outcome_count_statements(&changes));
-        writes.extend(super::console::console_outcome_statements(&changes));
-        tx.execute_all(writes).await?;
+        let changes = write_receipt_updates(&mut tx, updates, &targets, writes, now).await?;
         tx.commit().await?;
         Ok(changes)
     }
 }
+
+/// Writes receipts' effects in `tx`, with `writes` of the caller's own: each message not yet in
+/// a final state takes its receipt's state (a message already final keeps it: an expiry or an
+/// earlier receipt came first), with its event, the status callbacks it queues and the alarms'
+/// and console's counts. One update per message: a receipt sent twice changes it once.
+/// Returns the changes.
+async fn write_receipt_updates(
+    tx: &mut Tx<'_>,
+    mut updates: Vec<ReceiptUpdate>,
+    targets: &CallbackTargets,
+    mut writes: Vec<Sql>,
+    now: i64,
+) -> Result<Vec<StatusChange>> {
+    let mut seen = HashSet::with_capacity(updates.len());
+    updates.retain(|(sid, ..)| seen.insert(sid.clone()));
+    let mut changes = Vec::with_capacity(updates.len());
+    let mut changed = HashSet::with_capacity(updates.len());
+    for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+        let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text]);
+        for (sid, status, code, _) in chunk {
+            rows.text(sid.clone())
+                .text(status.as_str())
+                .opt_int(*code)
+                .opt_text(code.map(|c| delivery_error_message(c).to_string()));
+        }
+        let mut sql = Sql::new(
+            "UPDATE messages SET status = v.column2, error_code = v.column3, \
+             error_message = v.column4, date_updated = ",
+        );
+        sql.int(now).push(" FROM ").rows_as(rows, "v");
+        sql.push(" WHERE messages.sid = v.column1 AND messages.status NOT IN ")
+            .text_set(FINAL_STATUSES.iter().map(|s| s.as_str()))
+            .push(
+                " RETURNING messages.sid, messages.account_sid, \
+                 messages.messaging_service_sid, messages.status, messages.error_code, \
+                 messages.date_created, messages.num_segments",
+            );
+        for row in tx.fetch_all(sql).await? {
+            changed.insert(text(&row, "sid")?);
+            changes.push(StatusChange {
+                account_sid: text(&row, "account_sid")?,
+                service_sid: opt_text(&row, "messaging_service_sid")?,
+                status: MessageStatus::parse(&text(&row, "status")?)
+                    .ok_or_else(|| Error::internal("bad message status"))?,
+                error_code: opt_int(&row, "error_code")?,
+                accepted_at: int(&row, "date_created")?,
+                at: now,
+                segments: int(&row, "num_segments")?,
+            });
+        }
+    }
+    let events: Vec<Event> = updates
+        .iter()
+        .filter(|(sid, ..)| changed.contains(sid))
+        .map(|(sid, status, code, done_date)| Event {
+            done_date: done_date.clone(),
+            ..Event::change(sid, *status, *code, now)
+        })
+        .collect();
+    // The rest in one round trip on SQLite (see `record_outcomes`). The messages carry
+    // their new state already, as targets read in the transaction need.
+    let read = super::outbox::missing_targets(tx, &events, Some(targets)).await?;
+    writes.extend(event_statements(&events));
+    writes.extend(super::outbox::status_callback_statements(
+        &events,
+        Some(targets),
+        &read,
+    ));
+    writes.extend(super::alarms::outcome_count_statements(&changes));
+    writes.extend(super::console::console_outcome_statements(&changes));
+    tx.execute_all(writes).await?;
+    Ok(changes)
+}
+
+/// The states a message never leaves.
+const FINAL_STATUSES: [MessageStatus; 5] = [
+    MessageStatus::Delivered,
+    MessageStatus::Undelivered,
+    MessageStatus::Failed,
+    MessageStatus::Canceled,
+    MessageStatus::Received,
+];
 
 /// A claimed message from a row of its columns with `attempts, pace_slot, opt_out_exempt`.
 fn decode_claimed(row: &super::Row) -> Result<Claimed> {

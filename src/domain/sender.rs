@@ -75,8 +75,43 @@ pub struct SelectionSettings {
 pub struct Destination<'a> {
     /// E.164.
     pub number: &'a str,
-    /// ISO country of `number`.
-    pub iso_country: &'a str,
+    /// ISO country of `number`, when the caller knows it.
+    known_country: Option<&'a str>,
+    /// ISO country of `number` as libphonenumber places it, on first use: the costliest step
+    /// of a selection, which a sticky sender or an area-code match makes unneeded.
+    looked_up: std::cell::OnceCell<String>,
+}
+
+impl<'a> Destination<'a> {
+    /// A destination whose country is looked up if a rule needs it.
+    pub const fn new(number: &'a str) -> Destination<'a> {
+        Destination {
+            number,
+            known_country: None,
+            looked_up: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// A destination in a known country.
+    pub const fn in_country(number: &'a str, iso_country: &'a str) -> Destination<'a> {
+        Destination {
+            number,
+            known_country: Some(iso_country),
+            looked_up: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// ISO country of the number (empty when it is no number).
+    pub fn iso_country(&self) -> &str {
+        if let Some(country) = self.known_country {
+            return country;
+        }
+        self.looked_up.get_or_init(|| {
+            crate::domain::number::E164::parse(self.number)
+                .map(|n| n.iso_country())
+                .unwrap_or_default()
+        })
+    }
 }
 
 /// Which rule chose the sender (for logs and tests).
@@ -122,7 +157,7 @@ pub fn choose_sender<'a>(
                 }
             }
         }
-        let in_country = |s: &&'a Sender| s.iso_country.as_deref() == Some(to.iso_country);
+        let in_country = |s: &&'a Sender| s.iso_country.as_deref() == Some(to.iso_country());
         let short_codes: Vec<&Sender> = pool
             .iter()
             .filter(usable)
@@ -191,8 +226,8 @@ pub fn choose_sender<'a>(
 /// country; alphanumeric IDs only countries that allow them.
 fn can_reach(sender: &Sender, to: &Destination<'_>) -> bool {
     match sender.kind {
-        SenderKind::ShortCode => sender.iso_country.as_deref() == Some(to.iso_country),
-        SenderKind::Alpha => alpha_allowed(to.iso_country),
+        SenderKind::ShortCode => sender.iso_country.as_deref() == Some(to.iso_country()),
+        SenderKind::Alpha => alpha_allowed(to.iso_country()),
         SenderKind::LongCode | SenderKind::TollFree => true,
     }
 }
@@ -273,15 +308,13 @@ mod tests {
         mms_converter: true,
     };
 
-    const US_415: Destination<'static> = Destination {
-        number: "+14155550199",
-        iso_country: "US",
-    };
+    fn us_415() -> Destination<'static> {
+        Destination::in_country("+14155550199", "US")
+    }
 
-    const UK: Destination<'static> = Destination {
-        number: "+447700900456",
-        iso_country: "GB",
-    };
+    fn uk() -> Destination<'static> {
+        Destination::in_country("+447700900456", "GB")
+    }
 
     fn choose<'a>(
         pool: &'a [Sender],
@@ -301,12 +334,12 @@ mod tests {
             short("55555", "US"),
         ];
         assert_eq!(
-            choose(&pool, &US_415, Some("+12125550100"), false),
+            choose(&pool, &us_415(), Some("+12125550100"), false),
             Some(("+12125550100", Rule::Sticky, false))
         );
         // A sticky sender no longer in the pool is ignored.
         assert_eq!(
-            choose(&pool, &US_415, Some("+13125550100"), false)
+            choose(&pool, &us_415(), Some("+13125550100"), false)
                 .unwrap()
                 .1,
             Rule::ShortCode
@@ -316,7 +349,7 @@ mod tests {
             sticky_sender: false,
             ..ALL_ON
         };
-        let chosen = choose_sender(&pool, off, &US_415, Some("+12125550100"), false).unwrap();
+        let chosen = choose_sender(&pool, off, &us_415(), Some("+12125550100"), false).unwrap();
         assert_eq!(chosen.rule, Rule::ShortCode);
     }
 
@@ -328,11 +361,11 @@ mod tests {
             short("60001", "GB"),
         ];
         assert_eq!(
-            choose(&pool, &US_415, None, false),
+            choose(&pool, &us_415(), None, false),
             Some(("55555", Rule::ShortCode, false))
         );
         assert_eq!(
-            choose(&pool, &UK, None, false),
+            choose(&pool, &uk(), None, false),
             Some(("60001", Rule::ShortCode, false))
         );
     }
@@ -341,16 +374,16 @@ mod tests {
     fn alphanumeric_ids_only_where_allowed_and_never_for_mms() {
         let pool = [alpha("FalconAir"), long("+14155550100", "US")];
         assert_eq!(
-            choose(&pool, &UK, None, false),
+            choose(&pool, &uk(), None, false),
             Some(("FalconAir", Rule::Alpha, false))
         );
         assert_eq!(
-            choose(&pool, &US_415, None, false).unwrap().0,
+            choose(&pool, &us_415(), None, false).unwrap().0,
             "+14155550100"
         );
         // MMS to the UK: the alpha ID cannot carry it, the US long code can.
         assert_eq!(
-            choose(&pool, &UK, None, true),
+            choose(&pool, &uk(), None, true),
             Some(("+14155550100", Rule::Fallback, false))
         );
     }
@@ -363,7 +396,7 @@ mod tests {
             long("+14155550100", "US"),
             long("+14155550101", "US"),
         ];
-        let chosen = choose(&pool, &US_415, None, false).unwrap();
+        let chosen = choose(&pool, &us_415(), None, false).unwrap();
         assert_eq!(chosen.1, Rule::AreaCode);
         assert!(chosen.0.starts_with("+1415"));
         // Turned off: any US long code, by country.
@@ -372,16 +405,13 @@ mod tests {
             ..ALL_ON
         };
         assert_eq!(
-            choose_sender(&pool, off, &US_415, None, false)
+            choose_sender(&pool, off, &us_415(), None, false)
                 .unwrap()
                 .rule,
             Rule::Country
         );
         // No number in the area code: country match.
-        let to_seattle = Destination {
-            number: "+12065550123",
-            iso_country: "US",
-        };
+        let to_seattle = Destination::in_country("+12065550123", "US");
         assert_eq!(
             choose(&pool, &to_seattle, None, false).unwrap().1,
             Rule::Country
@@ -396,21 +426,15 @@ mod tests {
             toll_free("+18005550100"),
         ];
         assert_eq!(
-            choose(&pool, &UK, None, false),
+            choose(&pool, &uk(), None, false),
             Some(("+447700900100", Rule::Country, false))
         );
-        let to_france = Destination {
-            number: "+33612345678",
-            iso_country: "FR",
-        };
+        let to_france = Destination::in_country("+33612345678", "FR");
         let chosen = choose(&pool, &to_france, None, false).unwrap();
         assert_eq!(chosen.1, Rule::Fallback);
         // Long codes before toll-free in the destination's country.
         let pool = [toll_free("+18005550100"), long("+12125550100", "US")];
-        let to_seattle = Destination {
-            number: "+12065550123",
-            iso_country: "US",
-        };
+        let to_seattle = Destination::in_country("+12065550123", "US");
         assert_eq!(
             choose(&pool, &to_seattle, None, false).unwrap().0,
             "+12125550100"
@@ -428,7 +452,7 @@ mod tests {
         let pool = [toll_free("+18005550100"), short("55555", "US")];
         // No MMS-capable sender: converted to SMS when the converter is on…
         assert_eq!(
-            choose(&pool, &US_415, None, true),
+            choose(&pool, &us_415(), None, true),
             Some(("55555", Rule::ShortCode, true))
         );
         // …and no sender at all when it is off.
@@ -436,19 +460,19 @@ mod tests {
             mms_converter: false,
             ..ALL_ON
         };
-        assert_eq!(choose_sender(&pool, off, &US_415, None, true), None);
+        assert_eq!(choose_sender(&pool, off, &us_415(), None, true), None);
     }
 
     #[test]
     fn an_empty_or_unusable_pool_chooses_nothing() {
-        assert_eq!(choose(&[], &US_415, None, false), None);
+        assert_eq!(choose(&[], &us_415(), None, false), None);
         let pool = [short("60001", "GB"), alpha("FalconAir")];
-        assert_eq!(choose(&pool, &US_415, None, false), None);
+        assert_eq!(choose(&pool, &us_415(), None, false), None);
         let no_sms = [Sender {
             sms: false,
             ..long("+14155550100", "US")
         }];
-        assert_eq!(choose(&no_sms, &US_415, None, false), None);
+        assert_eq!(choose(&no_sms, &us_415(), None, false), None);
     }
 
     #[test]
@@ -456,19 +480,13 @@ mod tests {
         let pool: Vec<Sender> = (0..10)
             .map(|i| long(&format!("+1212555010{i}"), "US"))
             .collect();
-        let to = Destination {
-            number: "+13125550123",
-            iso_country: "US",
-        };
+        let to = Destination::in_country("+13125550123", "US");
         let first = choose(&pool, &to, None, false).unwrap().0;
         assert_eq!(choose(&pool, &to, None, false).unwrap().0, first);
         let used: std::collections::HashSet<&str> = (0..100)
             .map(|i| {
                 let number = format!("+1312555{i:04}");
-                let to = Destination {
-                    number: &number,
-                    iso_country: "US",
-                };
+                let to = Destination::in_country(&number, "US");
                 choose(&pool, &to, None, false).unwrap().0
             })
             .collect();
@@ -476,6 +494,25 @@ mod tests {
             used.len() >= 6,
             "recipients spread over the pool: {}",
             used.len()
+        );
+    }
+
+    #[test]
+    fn a_destination_looks_its_country_up_when_not_told() {
+        assert_eq!(Destination::new("+447700900456").iso_country(), "GB");
+        assert_eq!(Destination::new("+16045550123").iso_country(), "CA");
+        assert_eq!(Destination::new("not a number").iso_country(), "");
+        // Looked up, the country decides as a given one does: a GB short code reaches a UK
+        // number and a US one does not.
+        let pool = [short("60001", "GB")];
+        let uk = Destination::new("+447700900456");
+        assert_eq!(
+            choose(&pool, &uk, None, false),
+            Some(("60001", Rule::ShortCode, false))
+        );
+        assert_eq!(
+            choose(&pool, &Destination::new("+14155550199"), None, false),
+            None
         );
     }
 }

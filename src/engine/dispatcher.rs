@@ -327,19 +327,13 @@ impl App {
                                     .cloned(),
                                 None => None,
                             };
-                            let country = E164::parse(&message.to)
-                                .map(|n| n.iso_country().to_string())
-                                .unwrap_or_default();
                             let settings = SelectionSettings {
                                 // An already chosen sender (deferred by pacing) stays.
                                 sticky_sender: service.sticky_sender || message.from.is_some(),
                                 area_code_geomatch: service.area_code_geomatch,
                                 mms_converter: service.mms_converter,
                             };
-                            let to = Destination {
-                                number: &message.to,
-                                iso_country: &country,
-                            };
+                            let to = Destination::new(&message.to);
                             choose_sender(
                                 pool,
                                 settings,

@@ -1,7 +1,5 @@
-//! What SMPP carriers send, stored as it arrives: a delivery receipt moves its message in the
-//! transaction that takes it (one whose message is not recorded as submitted yet, or a
-//! multipart message's part, waits in `carrier_receipts` for the dispatcher's receipt round),
-//! mobile-originated messages through the
+//! What SMPP carriers send, stored as it arrives: delivery receipts go to the
+//! `carrier_receipts` table (applied by the dispatcher's receipt round), mobile-originated messages through the
 //! inbound path (parts of a concatenated message wait in `smpp_mo_parts` until complete or
 //! expired). Each operation is answered only after its effect is committed; a storage failure
 //! answers `ESME_RX_T_APPN` so the SMSC sends it again. Woken by the SMPP sessions' channel
@@ -42,8 +40,7 @@ impl App {
         }
     }
 
-    /// Stores a batch: receipts in one transaction (answered once it commits), inbound
-    /// messages one by one.
+    /// Stores a batch: receipts in one transaction, inbound messages one by one.
     pub async fn store_deliveries(&self, batch: Vec<Delivery>) {
         let now = now_micros();
         let mut receipts = Vec::new();
@@ -94,16 +91,9 @@ impl App {
         if receipts.is_empty() {
             return;
         }
-        let status = match self.store.apply_arriving_receipts(&receipts, now).await {
-            Ok((changes, stored)) => {
-                if stored > 0 {
-                    self.work.notify_one();
-                }
-                if !changes.is_empty() {
-                    // They queued status callbacks.
-                    self.webhook_work.notify_one();
-                    self.observe_changes(&changes).await;
-                }
+        let status = match self.store.insert_receipts(&receipts).await {
+            Ok(()) => {
+                self.work.notify_one();
                 CommandStatus::EsmeRok
             }
             Err(err) => {

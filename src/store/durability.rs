@@ -319,13 +319,17 @@ impl<'c> Tx<'c> {
     }
 
     pub async fn commit_deferred(self) -> Result<Durable> {
-        match self.inner {
-            Inner::Sqlx(tx) => tx.commit().await?,
+        let changed = match self.inner {
+            Inner::Sqlx(tx) => {
+                tx.commit().await?;
+                true
+            }
             Inner::Native(tx) => tx.commit()?,
-        }
+        };
+        // A transaction that changed no row has nothing to make durable.
         Ok(match &self.sync {
-            Some(sync) => sync.request(),
-            None => Durable::now(),
+            Some(sync) if changed => sync.request(),
+            _ => Durable::now(),
         })
     }
 

@@ -208,6 +208,8 @@ pub(crate) struct NativeTx {
     /// `WriteSession`). Released after the connection is given back (fields drop after
     /// `Drop::drop`).
     _lock: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    /// The connection's count of changed rows when the transaction began.
+    changes_at_begin: u64,
 }
 
 impl NativeTx {
@@ -218,10 +220,12 @@ impl NativeTx {
         lock: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
     ) -> Result<NativeTx> {
         let connection = writer.take()?;
+        let changes_at_begin = connection.total_changes();
         let mut tx = NativeTx {
             connection: Some(connection),
             writer,
             _lock: lock,
+            changes_at_begin,
         };
         tx.connection()?.execute_batch("BEGIN IMMEDIATE")?;
         Ok(tx)
@@ -234,10 +238,14 @@ impl NativeTx {
     }
 
     /// Commits (visible to readers; durable once `WalSync` has synced, as for sqlx's write
-    /// connection). A failed commit is rolled back on drop.
-    pub(crate) fn commit(mut self) -> Result<()> {
-        self.connection()?.execute_batch("COMMIT")?;
-        Ok(())
+    /// connection). A failed commit is rolled back on drop. Returns whether the transaction
+    /// changed any row (only those need the sync; the native writer runs no schema changes).
+    pub(crate) fn commit(mut self) -> Result<bool> {
+        let changes_at_begin = self.changes_at_begin;
+        let connection = self.connection()?;
+        let changed = connection.total_changes() != changes_at_begin;
+        connection.execute_batch("COMMIT")?;
+        Ok(changed)
     }
 }
 

@@ -36,22 +36,23 @@ impl MessageStatus {
         }
     }
 
+    /// Every status.
+    pub const ALL: [Self; 11] = [
+        Self::Accepted,
+        Self::Scheduled,
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Undelivered,
+        Self::Failed,
+        Self::Canceled,
+        Self::Receiving,
+        Self::Received,
+    ];
+
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Accepted,
-            Self::Scheduled,
-            Self::Queued,
-            Self::Sending,
-            Self::Sent,
-            Self::Delivered,
-            Self::Undelivered,
-            Self::Failed,
-            Self::Canceled,
-            Self::Receiving,
-            Self::Received,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
     }
 
     /// No further status change will come (the message may then be deleted).

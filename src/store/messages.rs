@@ -963,8 +963,8 @@ impl Store {
         sql.int(now).push(" ORDER BY r.due_at LIMIT ").int(limit);
         let rows = self.read_rows_planned_each_run(sql).await?;
         if rows.is_empty() {
-            // Most rounds: no receipt waits at all (an SMPP receipt is applied as it arrives).
-            // Then the write lock, which the API's inserts wait for, is not taken.
+            // No receipt due at all (an idle round, or the simulator's receipts not due yet):
+            // the write lock, which the API's inserts wait for, is not taken.
             let mut any = Sql::new("SELECT id FROM carrier_receipts WHERE due_at <= ");
             any.int(now).push(" LIMIT 1");
             if self.read_rows(any).await?.is_empty() {
@@ -1059,7 +1059,12 @@ async fn write_receipt_updates(
         );
         sql.int(now).push(" FROM ").rows_as(rows, "v");
         sql.push(" WHERE messages.sid = v.column1 AND messages.status NOT IN ")
-            .text_set(FINAL_STATUSES.iter().map(|s| s.as_str()))
+            .text_set(
+                MessageStatus::ALL
+                    .into_iter()
+                    .filter(|s| s.is_final())
+                    .map(MessageStatus::as_str),
+            )
             .push(
                 " RETURNING messages.sid, messages.account_sid, \
                  messages.messaging_service_sid, messages.status, messages.error_code, \
@@ -1101,15 +1106,6 @@ async fn write_receipt_updates(
     tx.execute_all(writes).await?;
     Ok(changes)
 }
-
-/// The states a message never leaves.
-const FINAL_STATUSES: [MessageStatus; 5] = [
-    MessageStatus::Delivered,
-    MessageStatus::Undelivered,
-    MessageStatus::Failed,
-    MessageStatus::Canceled,
-    MessageStatus::Received,
-];
 
 /// A claimed message from a row of its columns with `attempts, pace_slot, opt_out_exempt`.
 fn decode_claimed(row: &super::Row) -> Result<Claimed> {

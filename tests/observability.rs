@@ -157,6 +157,10 @@ fn sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// The metrics recorder is the process's, and every test server's main account has the same
+/// SID: the tests that send (and read what sending moved) take turns.
+static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn scrape(server: &common::TestServer) -> String {
     let reply = server.get("/metrics", server.main_creds()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -169,6 +173,7 @@ async fn scrape(server: &common::TestServer) -> String {
 
 #[tokio::test]
 async fn metrics_count_a_send_by_account_status_and_error_code() {
+    let _serial = METRICS.lock().await;
     let server = common::spawn().await;
     server.stock().await;
     server
@@ -257,6 +262,7 @@ async fn metrics_count_a_send_by_account_status_and_error_code() {
 
 #[tokio::test]
 async fn metrics_need_the_main_auth_token_or_their_own_listener() {
+    let _serial = METRICS.lock().await;
     let server = common::spawn().await;
     let anonymous = server
         .raw(
@@ -326,6 +332,7 @@ async fn metrics_need_the_main_auth_token_or_their_own_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_an_smpp_route_and_its_webhooks() {
+    let _serial = METRICS.lock().await;
     use common::smpp::{route, smsc_on, start, wait_for};
     let smsc = smsc_on(0, false).await;
     let running = start(vec![route(smsc.local_addr.port())]).await;
@@ -481,6 +488,7 @@ async fn spawn_with_mailer(smtp_port: u16) -> common::TestServer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_fires_once_on_the_third_undelivered_message_and_clears() {
+    let _serial = METRICS.lock().await;
     let (sink, smtp_port) = SmtpSink::start().await;
     let server = spawn_with_mailer(smtp_port).await;
     let app = &server.app;
@@ -607,6 +615,7 @@ async fn an_alarm_fires_once_on_the_third_undelivered_message_and_clears() {
 
 #[tokio::test]
 async fn alarms_are_checked_scoped_to_their_account_and_editable() {
+    let _serial = METRICS.lock().await;
     let server = common::spawn().await;
     let main = server.main_creds();
     let (sub, sub_token) = server.subaccount("Tenant").await;

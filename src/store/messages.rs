@@ -4,12 +4,12 @@
 use super::carrier::insert_receipts;
 use super::leases::new_claim_token;
 use super::queue::{
-    event_statements, insert_events, insert_messages_in, insert_new_messages_in, Framing,
-    ROWS_PER_STATEMENT,
+    insert_events, insert_messages_in, insert_new_messages_in, Framing, ROWS_PER_STATEMENT,
 };
 use super::rows::{
-    decode_message as decode, Admission, CallbackSubject, CallbackTargets, Event, Receipt,
-    ReceiptUpdate, StatusChange, MESSAGE_COLUMNS as COLUMNS,
+    decode_events, decode_message as decode, event_entries, push_event_entries, Admission,
+    CallbackSubject, CallbackTargets, Event, Receipt, ReceiptUpdate, StatusChange,
+    MESSAGE_COLUMNS as COLUMNS,
 };
 use super::{int, opt_int, opt_text, text, Kind, Rows, Sql, Store, Tx};
 use crate::domain::message::{Media, Message, MessageStatus};
@@ -239,26 +239,19 @@ impl Store {
         Ok(rows)
     }
 
-    /// The statuses a message went through, in order.
+    /// The statuses a message went through, in the order they happened.
     pub async fn message_events(
         &self,
         sid: &str,
     ) -> Result<Vec<(MessageStatus, Option<i64>, i64)>> {
-        let rows = sqlx::query("SELECT status, error_code, at FROM message_events WHERE message_sid = $1 ORDER BY at, status")
+        let row = sqlx::query("SELECT events FROM messages WHERE sid = $1")
             .bind(sid.to_string())
-            .fetch_all(self.pool())
+            .fetch_optional(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| {
-                let status = text(r, "status")?;
-                Ok((
-                    MessageStatus::parse(&status)
-                        .ok_or_else(|| Error::internal("bad event status"))?,
-                    opt_int(r, "error_code")?,
-                    int(r, "at")?,
-                ))
-            })
-            .collect()
+        match row {
+            Some(row) => decode_events(opt_text(&row, "events")?.as_deref().unwrap_or("")),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Newest first, as Twilio lists messages; keyset paging on (date_created, sid) descending.
@@ -381,7 +374,6 @@ impl Store {
         // Its idempotency key goes too: a retry of a deleted message's create sends anew.
         for table in [
             "message_media",
-            "message_events",
             "message_feedback",
             "idempotency_keys",
             "console_callback_attempts",
@@ -686,15 +678,19 @@ impl Store {
                     from,
                     status,
                 } => {
+                    let mut entries = String::new();
+                    if *status != m.status {
+                        let event = Event::change(&m.sid, *status, None, now);
+                        push_event_entries(&mut entries, [&event]);
+                        events.push(event);
+                    }
                     later.push((
                         m.sid.clone(),
                         *due_at,
                         from.clone().or_else(|| m.from.clone()),
                         *status,
+                        entries,
                     ));
-                    if *status != m.status {
-                        events.push(Event::change(&m.sid, *status, None, now));
-                    }
                 }
                 Outcome::Sent {
                     from,
@@ -715,6 +711,13 @@ impl Store {
                         },
                         cost.unwrap_or(0),
                     ));
+                    let first = events.len();
+                    if m.status != MessageStatus::Queued {
+                        events.push(Event::change(&m.sid, MessageStatus::Queued, None, *at));
+                    }
+                    for status in [MessageStatus::Sending, MessageStatus::Sent] {
+                        events.push(Event::change(&m.sid, status, None, *at));
+                    }
                     sent.push((
                         m.sid.clone(),
                         from.clone(),
@@ -724,13 +727,8 @@ impl Store {
                         cost.map(|c| crate::domain::usage::format_money(-c)),
                         *at,
                         m.num_segments,
+                        event_entries(&events[first..]),
                     ));
-                    if m.status != MessageStatus::Queued {
-                        events.push(Event::change(&m.sid, MessageStatus::Queued, None, *at));
-                    }
-                    for status in [MessageStatus::Sending, MessageStatus::Sent] {
-                        events.push(Event::change(&m.sid, status, None, *at));
-                    }
                     if let Some(service) = &m.messaging_service_sid {
                         sticky.insert((service.clone(), m.to.clone()), (from.clone(), *at));
                     }
@@ -742,19 +740,17 @@ impl Store {
                     error_message,
                     at,
                 } => {
+                    let event =
+                        Event::change(&m.sid, MessageStatus::Failed, Some(*error_code), *at);
                     failed.push((
                         m.sid.clone(),
                         from.clone().or_else(|| m.from.clone()),
                         *error_code,
                         error_message.clone(),
                         *at,
+                        event_entries([&event]),
                     ));
-                    events.push(Event::change(
-                        &m.sid,
-                        MessageStatus::Failed,
-                        Some(*error_code),
-                        *at,
-                    ));
+                    events.push(event);
                     changes.push(StatusChange::of(
                         m,
                         MessageStatus::Failed,
@@ -770,14 +766,17 @@ impl Store {
         let mut writes: Vec<Sql> = Vec::new();
         // `Sql::rows_as` names the columns column1, column2… on both databases.
         for chunk in later.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Int, Kind::Text, Kind::Text]);
-            for (sid, due_at, from, status) in chunk {
+            let mut rows = Rows::new(&[Kind::Text, Kind::Int, Kind::Text, Kind::Text, Kind::Text]);
+            for (sid, due_at, from, status, entries) in chunk {
                 rows.text(sid.clone())
                     .int(*due_at)
                     .opt_text(from.clone())
-                    .text(status.as_str());
+                    .text(status.as_str())
+                    .text(entries.clone());
             }
-            let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = v.column2, pace_slot = v.column2, from_address = v.column3, status = v.column4, date_updated = ");
+            // Each message's transitions go into its own row with the update that makes them
+            // (see `rows::push_event_entries`).
+            let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = v.column2, pace_slot = v.column2, from_address = v.column3, status = v.column4, events = COALESCE(messages.events, '') || v.column5, date_updated = ");
             sql.int(now)
                 .push(" FROM ")
                 .rows_as(rows, "v")
@@ -793,37 +792,49 @@ impl Store {
                 Kind::Text,
                 Kind::Int,
                 Kind::Int,
+                Kind::Text,
             ]);
-            for (sid, from, route, carrier_id, price, at, segments) in chunk {
+            for (sid, from, route, carrier_id, price, at, segments, entries) in chunk {
                 rows.text(sid.clone())
                     .text(from.clone())
                     .text(route.clone())
                     .text(carrier_id.clone())
                     .opt_text(price.clone())
                     .int(*at)
-                    .int(*segments);
+                    .int(*segments)
+                    .text(entries.clone());
             }
             let mut sql = Sql::new(
                 "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'sent', attempts = attempts + 1, \
                  from_address = v.column2, route = v.column3, carrier_message_id = v.column4, price = v.column5, \
-                 date_sent = v.column6, date_updated = v.column6, num_segments = v.column7 FROM ",
+                 date_sent = v.column6, date_updated = v.column6, num_segments = v.column7, \
+                 events = COALESCE(messages.events, '') || v.column8 FROM ",
             );
             sql.rows_as(rows, "v")
                 .push(" WHERE messages.sid = v.column1");
             writes.push(sql);
         }
         for chunk in failed.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text, Kind::Int]);
-            for (sid, from, code, text_message, at) in chunk {
+            let mut rows = Rows::new(&[
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Text,
+                Kind::Int,
+                Kind::Text,
+            ]);
+            for (sid, from, code, text_message, at, entries) in chunk {
                 rows.text(sid.clone())
                     .opt_text(from.clone())
                     .int(*code)
                     .text(text_message.clone())
-                    .int(*at);
+                    .int(*at)
+                    .text(entries.clone());
             }
             let mut sql = Sql::new(
                 "UPDATE messages SET lease_until = NULL, due_at = NULL, status = 'failed', from_address = v.column2, \
-                 error_code = v.column3, error_message = v.column4, date_updated = v.column5 FROM ",
+                 error_code = v.column3, error_message = v.column4, date_updated = v.column5, \
+                 events = COALESCE(messages.events, '') || v.column6 FROM ",
             );
             sql.rows_as(rows, "v")
                 .push(" WHERE messages.sid = v.column1");
@@ -834,7 +845,6 @@ impl Store {
             tx.execute_all(std::mem::take(&mut writes)).await?;
         }
         let read = super::outbox::missing_targets(&mut tx, &events, Some(&targets)).await?;
-        writes.extend(event_statements(&events));
         writes.extend(super::outbox::status_callback_statements(
             &events,
             Some(&targets),
@@ -1046,16 +1056,20 @@ async fn write_receipt_updates(
     let mut changes = Vec::with_capacity(updates.len());
     let mut changed = HashSet::with_capacity(updates.len());
     for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text]);
+        let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text, Kind::Text]);
         for (sid, status, code, _) in chunk {
             rows.text(sid.clone())
                 .text(status.as_str())
                 .opt_int(*code)
-                .opt_text(code.map(|c| delivery_error_message(c).to_string()));
+                .opt_text(code.map(|c| delivery_error_message(c).to_string()))
+                .text(event_entries([&Event::change(sid, *status, *code, now)]));
         }
+        // The transition goes into the message's row with the update that makes it, so only
+        // a message this update changes records it.
         let mut sql = Sql::new(
             "UPDATE messages SET status = v.column2, error_code = v.column3, \
-             error_message = v.column4, date_updated = ",
+             error_message = v.column4, events = COALESCE(messages.events, '') || v.column5, \
+             date_updated = ",
         );
         sql.int(now).push(" FROM ").rows_as(rows, "v");
         sql.push(" WHERE messages.sid = v.column1 AND messages.status NOT IN ")
@@ -1095,7 +1109,6 @@ async fn write_receipt_updates(
     // The rest in one round trip on SQLite (see `record_outcomes`). The messages carry
     // their new state already, as targets read in the transaction need.
     let read = super::outbox::missing_targets(tx, &events, Some(targets)).await?;
-    writes.extend(event_statements(&events));
     writes.extend(super::outbox::status_callback_statements(
         &events,
         Some(targets),

@@ -2,7 +2,9 @@
 //! group commit's admission (caps, opt-outs, idempotency keys) and the rows of new messages,
 //! their media and status events, with the status callbacks those events owe.
 
-use super::rows::{Admission, CallbackTargets, Event, MESSAGE_COLUMNS};
+use super::rows::{
+    event_entries, push_event_entries, Admission, CallbackTargets, Event, MESSAGE_COLUMNS,
+};
 use super::{opt_text, text, Kind, Rows, Sql, Tx};
 use crate::domain::message::{IdempotencyKey, Media, Message};
 use crate::error::Result;
@@ -28,27 +30,38 @@ pub(crate) async fn insert_events_to(
     super::outbox::enqueue_status_callbacks(tx, events, targets).await
 }
 
-/// Multi-row inserts of status transitions (their callbacks are separate).
+/// Appends status transitions to their messages' `events` column, one multi-row update per
+/// chunk of messages (their callbacks are separate). The transitions of one message keep their
+/// order. The hot paths (outcomes, receipts) fold their entries into the update that moves the
+/// message instead (see `rows::push_event_entries`).
 pub(crate) fn event_statements(events: &[Event]) -> Vec<Sql> {
-    events
+    let mut by_message: Vec<(&str, String)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for event in events {
+        let at = *index.entry(event.sid.as_str()).or_insert_with(|| {
+            by_message.push((event.sid.as_str(), String::new()));
+            by_message.len() - 1
+        });
+        push_event_entries(&mut by_message[at].1, [event]);
+    }
+    by_message
         .chunks(ROWS_PER_STATEMENT)
         .map(|chunk| {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Int]);
-            for e in chunk {
-                rows.text(e.sid.clone())
-                    .text(e.status.as_str())
-                    .opt_int(e.error_code)
-                    .int(e.at);
+            let mut rows = Rows::new(&[Kind::Text, Kind::Text]);
+            for (sid, entries) in chunk {
+                rows.text(sid.to_string()).text(entries.clone());
             }
-            let mut sql =
-                Sql::new("INSERT INTO message_events (message_sid, status, error_code, at) ");
-            sql.insert_rows(rows);
+            let mut sql = Sql::new(
+                "UPDATE messages SET events = COALESCE(messages.events, '') || v.column2 FROM ",
+            );
+            sql.rows_as(rows, "v")
+                .push(" WHERE messages.sid = v.column1");
             sql
         })
         .collect()
 }
 
-/// Inserts messages with their media and first event inside `tx`.
+/// Inserts messages with their media and first event (in the row) inside `tx`.
 pub(crate) async fn insert_messages_in(
     tx: &mut Tx<'_>,
     batch: &[(Message, Vec<Media>)],
@@ -57,11 +70,11 @@ pub(crate) async fn insert_messages_in(
     tx.execute_all(new_message_statements(batch, due_now)).await
 }
 
-/// The statements that insert new messages with their media and first event (a first event
-/// owes no status callback).
+/// The statements that insert new messages with their media; each row carries its first
+/// event (which owes no status callback) in its `events` column.
 fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<Sql> {
     let mut statements = Vec::new();
-    /// The columns of `MESSAGE_COLUMNS`, then `attempts, due_at`.
+    /// The columns of `MESSAGE_COLUMNS`, then `attempts, due_at, events`.
     const MESSAGE_KINDS: &[Kind] = &[
         Kind::Text, // sid
         Kind::Text, // account_sid
@@ -86,6 +99,7 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
         Kind::Int,  // date_sent
         Kind::Int,  // attempts
         Kind::Int,  // due_at
+        Kind::Text, // events
     ];
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut rows = Rows::new(MESSAGE_KINDS);
@@ -117,10 +131,18 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
                 .int(m.date_updated)
                 .opt_int(m.date_sent)
                 .int(0)
-                .opt_int(due);
+                .opt_int(due)
+                .text(event_entries([&Event {
+                    sid: m.sid.clone(),
+                    status: m.status,
+                    error_code: m.error_code,
+                    at: m.date_created,
+                    done_date: None,
+                    notify: false,
+                }]));
         }
         let mut sql = Sql::new(&format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at) "
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at, events) "
         ));
         sql.insert_rows(rows);
         statements.push(sql);
@@ -151,18 +173,6 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
         sql.insert_rows(rows);
         statements.push(sql);
     }
-    let events: Vec<Event> = batch
-        .iter()
-        .map(|(m, _)| Event {
-            sid: m.sid.clone(),
-            status: m.status,
-            error_code: m.error_code,
-            at: m.date_created,
-            done_date: None,
-            notify: false,
-        })
-        .collect();
-    statements.extend(event_statements(&events));
     statements
 }
 

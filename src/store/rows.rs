@@ -53,6 +53,57 @@ impl Event {
     }
 }
 
+/// Appends `events`' entries to `out` in the form of the `messages.events` column: one
+/// `status,at[,code];` per transition (the order they are given is the order they happened).
+pub(crate) fn push_event_entries<'a>(
+    out: &mut String,
+    events: impl IntoIterator<Item = &'a Event>,
+) {
+    use std::fmt::Write;
+    for event in events {
+        let _ = write!(out, "{},{}", event.status.as_str(), event.at);
+        if let Some(code) = event.error_code {
+            let _ = write!(out, ",{code}");
+        }
+        out.push(';');
+    }
+}
+
+/// The entries of `events` as one `messages.events` fragment (see `push_event_entries`).
+pub(crate) fn event_entries<'a>(events: impl IntoIterator<Item = &'a Event>) -> String {
+    let mut out = String::new();
+    push_event_entries(&mut out, events);
+    out
+}
+
+/// The transitions recorded in a `messages.events` column, in order: (status, error code, at).
+pub(crate) fn decode_events(column: &str) -> Result<Vec<(MessageStatus, Option<i64>, i64)>> {
+    let bad = || Error::internal("bad message event");
+    column
+        .split(';')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let mut fields = entry.split(',');
+            let status = fields
+                .next()
+                .and_then(MessageStatus::parse)
+                .ok_or_else(bad)?;
+            let at = fields
+                .next()
+                .and_then(|at| at.parse::<i64>().ok())
+                .ok_or_else(bad)?;
+            let code = match fields.next() {
+                Some(code) => Some(code.parse::<i64>().map_err(|_| bad())?),
+                None => None,
+            };
+            if fields.next().is_some() {
+                return Err(bad());
+            }
+            Ok((status, code, at))
+        })
+        .collect()
+}
+
 /// What the group commit did with one new message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -189,4 +240,55 @@ pub(crate) fn decode_message(row: &impl super::Columns) -> Result<Message> {
         date_updated: int(row, "date_updated")?,
         date_sent: opt_int(row, "date_sent")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_events_column_reads_back_what_was_appended_in_order() {
+        let mut column = event_entries([&Event {
+            notify: false,
+            ..Event::change("SM1", MessageStatus::Queued, None, 10)
+        }]);
+        push_event_entries(
+            &mut column,
+            &[
+                Event::change("SM1", MessageStatus::Sending, None, 20),
+                Event::change("SM1", MessageStatus::Sent, None, 20),
+            ],
+        );
+        column.push_str(&event_entries([&Event::change(
+            "SM1",
+            MessageStatus::Undelivered,
+            Some(30003),
+            15,
+        )]));
+        assert_eq!(column, "queued,10;sending,20;sent,20;undelivered,15,30003;");
+        // The order appended, not the times': a later node's clock may lag an earlier one's.
+        assert_eq!(
+            decode_events(&column).unwrap(),
+            vec![
+                (MessageStatus::Queued, None, 10),
+                (MessageStatus::Sending, None, 20),
+                (MessageStatus::Sent, None, 20),
+                (MessageStatus::Undelivered, Some(30003), 15),
+            ]
+        );
+        assert_eq!(decode_events("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_damaged_message_events_column_is_an_error_not_a_guess() {
+        for bad in [
+            "queued;",
+            "nonsense,10;",
+            "sent,ten;",
+            "failed,10,code;",
+            "failed,10,1,2;",
+        ] {
+            assert!(decode_events(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -7,8 +7,8 @@ use super::queue::{
     insert_events, insert_messages_in, insert_new_messages_in, Framing, ROWS_PER_STATEMENT,
 };
 use super::rows::{
-    decode_events, decode_message as decode, event_entries, push_event_entries, Admission,
-    CallbackSubject, CallbackTargets, Event, Receipt, ReceiptUpdate, StatusChange,
+    decode_events, decode_message as decode, event_entries, event_entry, push_event_entry,
+    Admission, CallbackSubject, CallbackTargets, Event, Receipt, ReceiptUpdate, StatusChange,
     MESSAGE_COLUMNS as COLUMNS,
 };
 use super::{int, opt_int, opt_text, text, Kind, Rows, Sql, Store, Tx};
@@ -680,9 +680,8 @@ impl Store {
                 } => {
                     let mut entries = String::new();
                     if *status != m.status {
-                        let event = Event::change(&m.sid, *status, None, now);
-                        push_event_entries(&mut entries, [&event]);
-                        events.push(event);
+                        push_event_entry(&mut entries, *status, now, None);
+                        events.push(Event::change(&m.sid, *status, None, now));
                     }
                     later.push((
                         m.sid.clone(),
@@ -740,17 +739,20 @@ impl Store {
                     error_message,
                     at,
                 } => {
-                    let event =
-                        Event::change(&m.sid, MessageStatus::Failed, Some(*error_code), *at);
                     failed.push((
                         m.sid.clone(),
                         from.clone().or_else(|| m.from.clone()),
                         *error_code,
                         error_message.clone(),
                         *at,
-                        event_entries([&event]),
+                        event_entry(MessageStatus::Failed, *at, Some(*error_code)),
                     ));
-                    events.push(event);
+                    events.push(Event::change(
+                        &m.sid,
+                        MessageStatus::Failed,
+                        Some(*error_code),
+                        *at,
+                    ));
                     changes.push(StatusChange::of(
                         m,
                         MessageStatus::Failed,
@@ -1062,7 +1064,7 @@ async fn write_receipt_updates(
                 .text(status.as_str())
                 .opt_int(*code)
                 .opt_text(code.map(|c| delivery_error_message(c).to_string()))
-                .text(event_entries([&Event::change(sid, *status, *code, now)]));
+                .text(event_entry(*status, now, *code));
         }
         // The transition goes into the message's row with the update that makes it, so only
         // a message this update changes records it.

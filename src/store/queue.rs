@@ -3,7 +3,7 @@
 //! their media and status events, with the status callbacks those events owe.
 
 use super::rows::{
-    event_entries, push_event_entries, Admission, CallbackTargets, Event, MESSAGE_COLUMNS,
+    event_entry, push_event_entries, Admission, CallbackTargets, Event, MESSAGE_COLUMNS,
 };
 use super::{opt_text, text, Kind, Rows, Sql, Tx};
 use crate::domain::message::{IdempotencyKey, Media, Message};
@@ -132,14 +132,7 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
                 .opt_int(m.date_sent)
                 .int(0)
                 .opt_int(due)
-                .text(event_entries([&Event {
-                    sid: m.sid.clone(),
-                    status: m.status,
-                    error_code: m.error_code,
-                    at: m.date_created,
-                    done_date: None,
-                    notify: false,
-                }]));
+                .text(event_entry(m.status, m.date_created, m.error_code));
         }
         let mut sql = Sql::new(&format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at, events) "

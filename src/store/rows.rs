@@ -53,19 +53,37 @@ impl Event {
     }
 }
 
-/// Appends `events`' entries to `out` in the form of the `messages.events` column: one
-/// `status,at[,code];` per transition (the order they are given is the order they happened).
+/// Appends one transition to `out` in the form of the `messages.events` column:
+/// `status,at[,code];`.
+pub(crate) fn push_event_entry(
+    out: &mut String,
+    status: MessageStatus,
+    at: i64,
+    error_code: Option<i64>,
+) {
+    use std::fmt::Write;
+    let _ = write!(out, "{},{at}", status.as_str());
+    if let Some(code) = error_code {
+        let _ = write!(out, ",{code}");
+    }
+    out.push(';');
+}
+
+/// One transition as a `messages.events` fragment (see `push_event_entry`).
+pub(crate) fn event_entry(status: MessageStatus, at: i64, error_code: Option<i64>) -> String {
+    let mut out = String::new();
+    push_event_entry(&mut out, status, at, error_code);
+    out
+}
+
+/// Appends `events`' entries to `out` (see `push_event_entry`), in the order given, which is
+/// the order they happened.
 pub(crate) fn push_event_entries<'a>(
     out: &mut String,
     events: impl IntoIterator<Item = &'a Event>,
 ) {
-    use std::fmt::Write;
     for event in events {
-        let _ = write!(out, "{},{}", event.status.as_str(), event.at);
-        if let Some(code) = event.error_code {
-            let _ = write!(out, ",{code}");
-        }
-        out.push(';');
+        push_event_entry(out, event.status, event.at, event.error_code);
     }
 }
 

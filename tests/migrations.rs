@@ -6,10 +6,9 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::Row;
 use warbler::domain::message::MessageStatus;
 
-/// Migration 0022 rebuilds `message_events` without its foreign key (SQLite cannot drop one):
-/// the events recorded before it must come through, and the key must be gone.
-#[tokio::test]
-async fn message_events_keep_their_rows_when_their_key_is_dropped() {
+/// A fresh database (its URL and a one-connection pool on it, nothing migrated yet) and the
+/// project's migrations.
+async fn fresh_database() -> (String, sqlx::AnyPool, sqlx::migrate::Migrator) {
     let mut url = common::fresh_database_url().await;
     if url.starts_with("sqlite") {
         url.push_str("?mode=rwc");
@@ -20,7 +19,14 @@ async fn message_events_keep_their_rows_when_their_key_is_dropped() {
         .connect(&url)
         .await
         .expect("connect");
-    let migrator = sqlx::migrate!("./migrations");
+    (url, pool, sqlx::migrate!("./migrations"))
+}
+
+/// Migration 0022 rebuilds `message_events` without its foreign key (SQLite cannot drop one):
+/// the events recorded before it must come through, and the key must be gone.
+#[tokio::test]
+async fn message_events_keep_their_rows_when_their_key_is_dropped() {
+    let (url, pool, migrator) = fresh_database().await;
     migrator.run_to(21, &pool).await.expect("migrate to 0021");
 
     for statement in [
@@ -101,17 +107,7 @@ async fn message_events_keep_their_rows_when_their_key_is_dropped() {
 /// kept; a message with no event has none, and the table is gone.
 #[tokio::test]
 async fn message_events_move_into_their_message_row() {
-    let mut url = common::fresh_database_url().await;
-    if url.starts_with("sqlite") {
-        url.push_str("?mode=rwc");
-    }
-    sqlx::any::install_default_drivers();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("connect");
-    let migrator = sqlx::migrate!("./migrations");
+    let (url, pool, migrator) = fresh_database().await;
     migrator.run_to(22, &pool).await.expect("migrate to 0022");
     let message = |sid: &str| {
         format!(

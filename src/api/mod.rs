@@ -32,9 +32,21 @@ use axum::Router;
 use limits::{AccountBudget, FailedAuthLimits, Limits};
 use std::sync::Arc;
 
-/// Shared state of the HTTP layer.
+/// Shared state of the HTTP layer. axum clones it for every request (the router and each
+/// `State` extractor), so it is one `Arc`: a clone of `App` itself is some twenty counter
+/// increments, and as many decrements when the request ends.
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiShared>);
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiShared;
+
+    fn deref(&self) -> &ApiShared {
+        &self.0
+    }
+}
+
+pub struct ApiShared {
     pub app: App,
     limits: Arc<Limits>,
     max_body_bytes: usize,
@@ -74,12 +86,12 @@ pub fn router(app: App, http: &HttpSettings) -> Router {
         Some(Arc::new(auth::ConsoleLogins(limits.clone()))),
         http.public_url.starts_with("https://"),
     );
-    let state = ApiState {
+    let state = ApiState(Arc::new(ApiShared {
         app,
         limits,
         max_body_bytes: http.max_body_bytes,
         public_url: Arc::from(http.public_url.trim_end_matches('/')),
-    };
+    }));
     // Installed before the first request, so the first scrape sees every count.
     crate::telemetry::prometheus();
     let inner = routes().nest_service("/console", console).with_state(state);

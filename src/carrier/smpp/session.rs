@@ -98,6 +98,11 @@ impl Responder {
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Command>>>>;
 
+/// Bytes read from the socket at most at once.
+const READ_BUFFER: usize = 64 * 1024;
+/// Queued frames are joined into one write up to about this many bytes.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// One bound session.
 pub struct Session {
     pub kind: BindKind,
@@ -133,7 +138,10 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (reader, mut writer) = tokio::io::split(stream);
+        // One read takes every PDU the SMSC has sent so far, not two reads (length, rest) per
+        // PDU: under load receipts and responses arrive back to back.
+        let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER, reader);
         let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(1024);
         let (close, closed) = watch::channel(false);
         let session = Arc::new(Session {
@@ -156,15 +164,33 @@ impl Session {
                 }),
         });
 
-        // Writer: frames in order; a write error closes the session.
+        // Writer: frames in order; a write error closes the session. The frames already
+        // queued behind the first go out with it in one write (one segment for the SMSC to
+        // read instead of one per PDU); nothing waits for more to come.
         let writer_session = Arc::downgrade(&session);
         let mut writer_closed = session.closed.clone();
         tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(WRITE_BATCH);
             loop {
                 tokio::select! {
                     frame = out_rx.recv() => {
                         let Some(frame) = frame else { break };
-                        if writer.write_all(&frame).await.is_err() {
+                        let written = match out_rx.try_recv() {
+                            Err(_) => writer.write_all(&frame).await,
+                            Ok(next) => {
+                                batch.clear();
+                                batch.extend_from_slice(&frame);
+                                batch.extend_from_slice(&next);
+                                while batch.len() < WRITE_BATCH {
+                                    match out_rx.try_recv() {
+                                        Ok(frame) => batch.extend_from_slice(&frame),
+                                        Err(_) => break,
+                                    }
+                                }
+                                writer.write_all(&batch).await
+                            }
+                        };
+                        if written.is_err() {
                             break;
                         }
                     }
@@ -584,6 +610,141 @@ pub async fn until_true(flag: &mut watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusmpp::pdus::{BindTransceiverResp, DeliverSm, SubmitSm, SubmitSmResp};
+    use rusmpp::types::OctetString;
+    use tokio::io::DuplexStream;
+
+    fn c<const MIN: usize, const MAX: usize>(value: &str) -> COctetString<MIN, MAX> {
+        COctetString::from_str(value).unwrap()
+    }
+
+    /// A transceiver session over an in-memory pipe, bound by the test's SMSC end.
+    async fn bound_session() -> (Arc<Session>, DuplexStream, mpsc::Receiver<Delivery>) {
+        // A window wide enough for every request of a test to be written before any answer.
+        let (esme, mut smsc) = tokio::io::duplex(1 << 20);
+        let (deliveries, delivered) = mpsc::channel(1024);
+        let binding = tokio::spawn(async move {
+            let config = SmppRouteConfig {
+                system_id: "test".into(),
+                password: "secret".into(),
+                window: 256,
+                ..SmppRouteConfig::default()
+            };
+            Session::bind(esme, &config, BindKind::Transceiver, deliveries).await
+        });
+        let bind = codec::read_frame(&mut smsc).await.unwrap().unwrap();
+        let sequence = codec::header(&bind).unwrap().sequence_number;
+        let resp = BindTransceiverResp::builder().system_id(c("smsc")).build();
+        smsc.write_all(&codec::encode(&Command::new(
+            CommandStatus::EsmeRok,
+            sequence,
+            resp,
+        )))
+        .await
+        .unwrap();
+        let session = binding.await.unwrap().unwrap();
+        (session, smsc, delivered)
+    }
+
+    #[tokio::test]
+    async fn operations_that_arrive_in_one_segment_are_each_handed_over_and_answered_in_order() {
+        let (_session, mut smsc, mut delivered) = bound_session().await;
+        // Forty deliver_sm in a single write, as a busy SMSC's receipts reach the socket.
+        let mut burst = Vec::new();
+        for sequence in 100..140u32 {
+            let pdu = DeliverSm::builder()
+                .source_addr(c("14155550199"))
+                .destination_addr(c("14155550100"))
+                .short_message(OctetString::from_str(&format!("part {sequence}")).unwrap())
+                .build();
+            burst.extend(codec::encode(&Command::new(
+                CommandStatus::EsmeRok,
+                sequence,
+                pdu,
+            )));
+        }
+        smsc.write_all(&burst).await.unwrap();
+        for sequence in 100..140u32 {
+            let delivery = tokio::time::timeout(Duration::from_secs(5), delivered.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(delivery.command.sequence_number(), sequence);
+            let Some(Pdu::DeliverSm(pdu)) = delivery.command.pdu() else {
+                panic!("not a deliver_sm: {:?}", delivery.command);
+            };
+            assert_eq!(
+                pdu.short_message().as_ref(),
+                format!("part {sequence}").as_bytes()
+            );
+            delivery.responder.respond(CommandStatus::EsmeRok).await;
+        }
+        for sequence in 100..140u32 {
+            let frame = codec::read_frame(&mut smsc).await.unwrap().unwrap();
+            let head = codec::header(&frame).unwrap();
+            assert_eq!(head.command_id, u32::from(CommandId::DeliverSmResp));
+            assert_eq!(head.sequence_number, sequence);
+        }
+    }
+
+    #[tokio::test]
+    async fn submits_written_together_arrive_whole_and_each_gets_its_own_response() {
+        let (session, mut smsc, _delivered) = bound_session().await;
+        let submits = (0..200).map(|i| {
+            let session = session.clone();
+            async move {
+                let pdu = SubmitSm::builder()
+                    .source_addr(c("14155550100"))
+                    .destination_addr(c(&format!("1415555{i:04}")))
+                    .short_message(OctetString::from_str("hello").unwrap())
+                    .build();
+                (i, session.request(pdu).await)
+            }
+        });
+        let answering = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while seen.len() < 200 {
+                let frame = codec::read_frame(&mut smsc).await.unwrap().unwrap();
+                let command = codec::decode_frame(&frame).unwrap();
+                let Some(Pdu::SubmitSm(pdu)) = command.pdu() else {
+                    panic!("not a submit_sm: {command:?}");
+                };
+                let to = pdu.destination_addr.as_ref();
+                let to = String::from_utf8(to.strip_suffix(b"\0").unwrap_or(to).to_vec()).unwrap();
+                seen.push((command.sequence_number(), to));
+            }
+            // Answered in reverse: each answer must still reach its own request.
+            for (sequence, to) in seen.iter().rev() {
+                let resp = SubmitSmResp::builder()
+                    .message_id(c(&format!("id-{to}")))
+                    .build();
+                smsc.write_all(&codec::encode(&Command::new(
+                    CommandStatus::EsmeRok,
+                    *sequence,
+                    resp,
+                )))
+                .await
+                .unwrap();
+            }
+            (smsc, seen)
+        });
+        let answers = futures_util::future::join_all(submits).await;
+        let (_smsc, seen) = answering.await.unwrap();
+        let mut sequences: Vec<u32> = seen.iter().map(|(sequence, _)| *sequence).collect();
+        sequences.sort_unstable();
+        sequences.dedup();
+        assert_eq!(sequences.len(), 200);
+        for (i, answer) in answers {
+            let Some(Pdu::SubmitSmResp(resp)) = answer.unwrap().pdu().cloned() else {
+                panic!("not a submit_sm_resp");
+            };
+            let id = resp.message_id().as_ref();
+            assert_eq!(
+                id.strip_suffix(b"\0").unwrap_or(id),
+                format!("id-1415555{i:04}").as_bytes()
+            );
+        }
+    }
 
     /// A runtime that stops for 400 ms right after a request with a 100 ms timeout was written
     /// (as a SIGSTOP does), and whose answer is read just after the overdue timer fired.

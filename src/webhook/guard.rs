@@ -1,8 +1,11 @@
 //! Keeps webhooks off loopback, private and link-local networks (server-side request
 //! forgery): a resolver that drops such addresses, and the same test for IP literals.
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use hyper_util::client::legacy::connect::dns::Name;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
@@ -55,23 +58,39 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-pub struct PublicOnly;
+/// The webhook client's resolver: the system's (`getaddrinfo`, on a blocking thread), and with
+/// `public_only` only the public addresses of a name, so a name pointed at a private address
+/// cannot reach the operator's network.
+#[derive(Clone)]
+pub struct Resolver {
+    pub public_only: bool,
+}
 
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let public_only = self.public_only;
         Box::pin(async move {
-            let host = format!("{}:0", name.as_str());
-            let found: Vec<SocketAddr> = tokio::net::lookup_host(host)
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
                 .await?
-                .filter(|addr| is_public(addr.ip()))
+                .filter(|addr| !public_only || is_public(addr.ip()))
                 .collect();
             if found.is_empty() {
-                let err: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{} resolves to no public address", name.as_str()).into();
-                return Err(err);
+                return Err(std::io::Error::other(format!(
+                    "{} resolves to no {}address",
+                    name.as_str(),
+                    if public_only { "public " } else { "" }
+                )));
             }
-            let addrs: Addrs = Box::new(found.into_iter());
-            Ok(addrs)
+            Ok(found.into_iter())
         })
     }
 }

@@ -5,8 +5,18 @@
 mod guard;
 pub mod signature;
 
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
+use hyper::{header, Method};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// The `User-Agent` of Twilio's webhook requests.
+const USER_AGENT: &str = "TwilioProxy/1.1";
 
 /// One webhook request.
 #[derive(Debug, Clone)]
@@ -70,36 +80,51 @@ const CONNECTIONS_PER_RECEIVER: usize = 32;
 /// Receivers whose bound is remembered; past it the map starts over (see `receiver_slots`).
 const RECEIVERS_REMEMBERED: usize = 10_000;
 
+/// The connector: plain TCP through `guard::Resolver`, TLS where the URL says `https`.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<guard::Resolver>>;
+
 #[derive(Clone)]
 pub struct WebhookClient {
-    http: reqwest::Client,
+    http: Client<Connector, Full<Bytes>>,
+    /// For the whole exchange: connecting, sending, and reading the answer.
+    timeout: Duration,
     allow_private_targets: bool,
     receivers:
         std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>>,
 }
 
 /// Installs rustls' `ring` crypto provider for the process (once; later calls do nothing).
-/// reqwest is built without a bundled provider, so every reqwest client needs this first.
+/// Every TLS client of the process (webhooks, SMPP over TLS) needs it first.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl WebhookClient {
     pub fn new(settings: &WebhookSettings) -> anyhow::Result<WebhookClient> {
+        use rustls_platform_verifier::ConfigVerifierExt;
         install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve the target itself, past the private-address guard.
-            .no_proxy()
-            .user_agent("TwilioProxy/1.1")
-            .pool_max_idle_per_host(CONNECTIONS_PER_RECEIVER);
-        if !settings.allow_private_targets {
-            builder = builder.dns_resolver(std::sync::Arc::new(guard::PublicOnly));
-        }
+        let mut tcp = HttpConnector::new_with_resolver(guard::Resolver {
+            public_only: !settings.allow_private_targets,
+        });
+        // The scheme is checked by `check_target`; TLS wraps this connector for https.
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(settings.connect_timeout));
+        tcp.set_nodelay(true);
+        let tls = rustls::ClientConfig::with_platform_verifier()?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        // No proxy: a proxy would resolve the target itself, past the private-address guard.
+        // No redirects: a callback's answer is its status.
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(CONNECTIONS_PER_RECEIVER)
+            .build(connector);
         Ok(WebhookClient {
-            http: builder.build()?,
+            http,
+            timeout: settings.timeout,
             allow_private_targets: settings.allow_private_targets,
             receivers: std::sync::Arc::default(),
         })
@@ -179,63 +204,72 @@ impl WebhookClient {
         let Ok(_slot) = slots.acquire().await else {
             return failed(url, headers, "webhook client closed".into());
         };
-        // The URL parsed once, by `check_target`, rather than again by the client.
-        let mut builder = if let Some(body) = &request.json_body {
-            self.http
-                .post(target)
-                .header("Content-Type", "application/json; charset=utf-8")
-                .body(body.clone())
+        let (method, content_type, body) = if let Some(body) = &request.json_body {
+            (
+                Method::POST,
+                Some("application/json; charset=utf-8"),
+                Bytes::from(body.clone()),
+            )
         } else if get {
-            self.http.get(target)
+            (Method::GET, None, Bytes::new())
         } else {
             let body = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(borrowed.iter())
                 .finish();
-            self.http
-                .post(target)
-                .header(
-                    "Content-Type",
-                    "application/x-www-form-urlencoded; charset=utf-8",
-                )
-                .body(body)
+            (
+                Method::POST,
+                Some("application/x-www-form-urlencoded; charset=utf-8"),
+                Bytes::from(body),
+            )
         };
-        for (name, value) in &headers {
-            builder = builder.header(name, value);
-        }
-        let mut response = match builder.send().await {
-            Ok(response) => response,
-            Err(err) => return failed(url, headers, describe(&err)),
+        let http_request = match build_request(method, target, content_type, &headers, body) {
+            Ok(http_request) => http_request,
+            Err(reason) => return failed(url, headers, reason),
         };
-        let status = response.status().as_u16();
-        let answer_headers: Vec<(String, String)> = response
-            .headers()
+        let exchange = async {
+            let response = self
+                .http
+                .request(http_request)
+                .await
+                .map_err(|err| describe(&err))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|err| {
+                    if err.is::<LengthLimitError>() {
+                        "response body too large".to_string()
+                    } else {
+                        format!("request failed: {err}")
+                    }
+                })?
+                .to_bytes();
+            Ok::<_, String>((parts, body))
+        };
+        let (parts, body) = match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(reason)) => return failed(url, headers, reason),
+            Err(_) => {
+                let reason = format!("timeout: no answer within {:?}", self.timeout);
+                return failed(url, headers, reason);
+            }
+        };
+        let answer_headers: Vec<(String, String)> = parts
+            .headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let content_type = response
-            .headers()
-            .get("content-type")
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > MAX_RESPONSE_BYTES {
-                        return failed(url, headers, "response body too large".into());
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => return failed(url, headers, describe(&err)),
-            }
-        }
         Response {
             url,
             request_headers: headers,
             result: Ok(Answer {
-                status,
+                status: parts.status.as_u16(),
                 content_type,
                 headers: answer_headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
@@ -290,19 +324,80 @@ fn failure_cause(response: &Response) -> Option<&'static str> {
     }
 }
 
-fn describe(err: &reqwest::Error) -> String {
+/// An error of the client, with the cause's chain: `timeout` (connecting took longer than
+/// the connect timeout), `connection failed` or `request failed` first (see `failure_cause`).
+fn describe(err: &hyper_util::client::legacy::Error) -> String {
     use std::error::Error as _;
-    let kind = if err.is_timeout() {
+    let mut causes = Vec::new();
+    let mut timed_out = false;
+    let mut source = err.source();
+    while let Some(cause) = source {
+        timed_out |= cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let kind = if timed_out {
         "timeout"
     } else if err.is_connect() {
         "connection failed"
     } else {
         "request failed"
     };
-    match err.source() {
-        Some(source) => format!("{kind}: {source}"),
-        None => kind.to_string(),
+    if causes.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", causes.join(": "))
     }
+}
+
+/// The HTTP request for `target` (already checked), its credentials, if the URL has any, sent
+/// as HTTP basic authentication and left out of the request line.
+fn build_request(
+    method: Method,
+    mut target: url::Url,
+    content_type: Option<&str>,
+    headers: &[(String, String)],
+    body: Bytes,
+) -> std::result::Result<http::Request<Full<Bytes>>, String> {
+    let credentials = (!target.username().is_empty() || target.password().is_some()).then(|| {
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = decode(target.username());
+        let password = decode(target.password().unwrap_or(""));
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    });
+    if credentials.is_some() {
+        let _ = target.set_username("");
+        let _ = target.set_password(None);
+    }
+    let uri: http::Uri = target
+        .as_str()
+        .parse()
+        .map_err(|err| format!("invalid URL: {err}"))?;
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::USER_AGENT, USER_AGENT);
+    if let Some(content_type) = content_type {
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+    }
+    if let Some(credentials) = credentials {
+        builder = builder.header(header::AUTHORIZATION, credentials);
+    }
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(Full::new(body))
+        .map_err(|err| format!("invalid request: {err}"))
 }
 
 #[cfg(test)]
@@ -346,6 +441,177 @@ mod tests {
             }
         });
         (url, connections, most)
+    }
+
+    /// What a receiver saw of one request.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        uri: String,
+        authorization: Option<String>,
+        user_agent: Option<String>,
+        body: String,
+    }
+
+    /// A receiver that records each request and answers 200 with `answer_bytes` bytes after
+    /// `delay`; counts the connections opened.
+    async fn recording_receiver(
+        delay: Duration,
+        answer_bytes: usize,
+    ) -> (
+        std::net::SocketAddr,
+        Arc<std::sync::Mutex<Vec<Seen>>>,
+        Arc<AtomicUsize>,
+    ) {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (log, opened) = (seen.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                opened.fetch_add(1, Ordering::SeqCst);
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let log = log.clone();
+                            async move {
+                                let header = |name: &str| {
+                                    request
+                                        .headers()
+                                        .get(name)
+                                        .map(|v| v.to_str().unwrap().to_string())
+                                };
+                                let (authorization, user_agent) =
+                                    (header("authorization"), header("user-agent"));
+                                let uri = request.uri().to_string();
+                                let body = request.into_body().collect().await.unwrap();
+                                log.lock().unwrap().push(Seen {
+                                    uri,
+                                    authorization,
+                                    user_agent,
+                                    body: String::from_utf8_lossy(&body.to_bytes()).into(),
+                                });
+                                tokio::time::sleep(delay).await;
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(Bytes::from(vec![
+                                        b'x';
+                                        answer_bytes
+                                    ])),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (address, seen, connections)
+    }
+
+    fn post(url: String) -> Request {
+        Request {
+            url,
+            method: "POST".into(),
+            params: vec![("MessageSid".into(), "SM1".into())],
+            json_body: None,
+            auth_token: "token".into(),
+            idempotency_token: "id1".into(),
+        }
+    }
+
+    fn client(allow_private_targets: bool, timeout: Duration) -> WebhookClient {
+        WebhookClient::new(&WebhookSettings {
+            allow_private_targets,
+            timeout,
+            ..WebhookSettings::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn credentials_in_the_url_are_sent_as_basic_authentication_not_in_the_request_line() {
+        let (address, seen, _) = recording_receiver(Duration::ZERO, 2).await;
+        let client = client(true, Duration::from_secs(5));
+        let response = client
+            .send(&post(format!(
+                "http://us%40er:pa%3Ass@{address}/status?x=1"
+            )))
+            .await;
+        assert!(
+            matches!(&response.result, Ok(answer) if answer.status == 200 && answer.body == "xx")
+        );
+        let first = seen.lock().unwrap()[0].clone();
+        assert_eq!(first.uri, "/status?x=1");
+        let expected = base64::engine::general_purpose::STANDARD.encode("us@er:pa:ss");
+        assert_eq!(first.authorization, Some(format!("Basic {expected}")));
+        assert_eq!(first.user_agent.as_deref(), Some(USER_AGENT));
+        assert_eq!(first.body, "MessageSid=SM1");
+        // Without credentials, no Authorization header.
+        client.send(&post(format!("http://{address}/plain"))).await;
+        let plain = seen.lock().unwrap()[1].clone();
+        assert_eq!((plain.uri.as_str(), plain.authorization), ("/plain", None));
+    }
+
+    #[tokio::test]
+    async fn private_targets_are_refused_by_address_and_by_name_unless_allowed() {
+        let (address, seen, connections) = recording_receiver(Duration::ZERO, 0).await;
+        let guarded = client(false, Duration::from_secs(5));
+        let by_address = guarded.send(&post(format!("http://{address}/a"))).await;
+        assert!(
+            matches!(&by_address.result, Err(reason) if reason.contains("private address")),
+            "{:?}",
+            by_address.result
+        );
+        let by_name = guarded
+            .send(&post(format!("http://localhost:{}/b", address.port())))
+            .await;
+        assert!(
+            matches!(&by_name.result, Err(reason) if reason.contains("no public address")),
+            "{:?}",
+            by_name.result
+        );
+        assert_eq!(failure_cause(&by_name), Some("connect"));
+        assert_eq!(connections.load(Ordering::SeqCst), 0);
+        let allowed = client(true, Duration::from_secs(5))
+            .send(&post(format!("http://localhost:{}/c", address.port())))
+            .await;
+        assert!(matches!(&allowed.result, Ok(answer) if answer.status == 200));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_times_out_and_a_huge_one_is_refused() {
+        let (slow, _, _) = recording_receiver(Duration::from_millis(500), 2).await;
+        let response = client(true, Duration::from_millis(100))
+            .send(&post(format!("http://{slow}/slow")))
+            .await;
+        assert!(
+            matches!(&response.result, Err(reason) if reason.starts_with("timeout")),
+            "{:?}",
+            response.result
+        );
+        assert_eq!(failure_cause(&response), Some("timeout"));
+        let (huge, _, _) = recording_receiver(Duration::ZERO, MAX_RESPONSE_BYTES + 1).await;
+        let response = client(true, Duration::from_secs(5))
+            .send(&post(format!("http://{huge}/huge")))
+            .await;
+        assert!(
+            matches!(&response.result, Err(reason) if reason == "response body too large"),
+            "{:?}",
+            response.result
+        );
+        // Refused before any request: an unsupported scheme.
+        let response = client(true, Duration::from_secs(5))
+            .send(&post("ftp://example.com/x".into()))
+            .await;
+        assert_eq!(failure_cause(&response), Some("refused"));
     }
 
     #[tokio::test]

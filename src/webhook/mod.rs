@@ -587,6 +587,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_https_url_is_spoken_to_in_tls() {
+        // A plain-HTTP receiver: the client's TLS handshake is not an HTTP request to it.
+        let (address, seen, connections) = recording_receiver(Duration::ZERO, 0).await;
+        let response = client(true, Duration::from_secs(5))
+            .send(&post(format!("https://{address}/tls")))
+            .await;
+        assert!(
+            matches!(&response.result, Err(reason) if reason.starts_with("connection failed")),
+            "{:?}",
+            response.result
+        );
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+        assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn a_slow_answer_times_out_and_a_huge_one_is_refused() {
         let (slow, _, _) = recording_receiver(Duration::from_millis(500), 2).await;
         let response = client(true, Duration::from_millis(100))

@@ -111,14 +111,17 @@ impl CarrierRecords {
 pub(crate) fn carrier_record_statements(records: &CarrierRecords) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in records.simulated.chunks(ROWS) {
-        let mut rows = Rows::new(&[
-            Kind::Text,
-            Kind::Text,
-            Kind::Text,
-            Kind::Text,
-            Kind::Int,
-            Kind::Int,
-        ]);
+        let mut rows = Rows::with_capacity(
+            chunk.len(),
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Int,
+            ],
+        );
         for s in chunk {
             rows.text(s.carrier_message_id.clone())
                 .text(s.message_sid.clone())
@@ -235,7 +238,10 @@ impl Store {
         }
         let mut tx = self.begin_write_native().await?;
         for chunk in parts.chunks(ROWS) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Int, Kind::Int]);
+            let mut rows = Rows::with_capacity(
+                chunk.len(),
+                &[Kind::Text, Kind::Text, Kind::Int, Kind::Int, Kind::Int],
+            );
             for p in chunk {
                 rows.text(p.carrier_message_id.clone())
                     .text(p.message_sid.clone())
@@ -468,14 +474,17 @@ pub(crate) async fn insert_receipts(tx: &mut Tx<'_>, receipts: &[Receipt]) -> Re
 pub(crate) fn receipt_statements(receipts: &[Receipt]) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in receipts.chunks(ROWS) {
-        let mut rows = Rows::new(&[
-            Kind::Text,
-            Kind::Text,
-            Kind::Text,
-            Kind::Int,
-            Kind::Text,
-            Kind::Int,
-        ]);
+        let mut rows = Rows::with_capacity(
+            chunk.len(),
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Text,
+                Kind::Int,
+            ],
+        );
         for r in chunk {
             rows.text(r.id.clone())
                 .text(r.carrier_message_id.clone())

@@ -56,19 +56,22 @@ pub const CALLBACK_ATTEMPTS_KEPT: i64 = 7 * 24 * 3_600_000_000;
 pub(crate) fn callback_attempt_statements(attempts: &[&CallbackAttempt]) -> Vec<Sql> {
     let mut statements = Vec::new();
     for chunk in attempts.chunks(200) {
-        let mut rows = Rows::new(&[
-            Kind::Text, // message_sid
-            Kind::Text, // account_sid
-            Kind::Int,  // attempt
-            Kind::Text, // reported_status
-            Kind::Text, // url
-            Kind::Text, // method
-            Kind::Int,  // response_code
-            Kind::Text, // error
-            Kind::Int,  // latency
-            Kind::Text, // outcome
-            Kind::Int,  // at
-        ]);
+        let mut rows = Rows::with_capacity(
+            chunk.len(),
+            &[
+                Kind::Text, // message_sid
+                Kind::Text, // account_sid
+                Kind::Int,  // attempt
+                Kind::Text, // reported_status
+                Kind::Text, // url
+                Kind::Text, // method
+                Kind::Int,  // response_code
+                Kind::Text, // error
+                Kind::Int,  // latency
+                Kind::Text, // outcome
+                Kind::Int,  // at
+            ],
+        );
         for a in chunk {
             rows.text(a.message_sid.clone())
                 .text(a.account_sid.clone())

@@ -768,7 +768,10 @@ impl Store {
         let mut writes: Vec<Sql> = Vec::new();
         // `Sql::rows_as` names the columns column1, column2… on both databases.
         for chunk in later.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Int, Kind::Text, Kind::Text, Kind::Text]);
+            let mut rows = Rows::with_capacity(
+                chunk.len(),
+                &[Kind::Text, Kind::Int, Kind::Text, Kind::Text, Kind::Text],
+            );
             for (sid, due_at, from, status, entries) in chunk {
                 rows.text(sid.clone())
                     .int(*due_at)
@@ -786,16 +789,19 @@ impl Store {
             writes.push(sql);
         }
         for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[
-                Kind::Text,
-                Kind::Text,
-                Kind::Text,
-                Kind::Text,
-                Kind::Text,
-                Kind::Int,
-                Kind::Int,
-                Kind::Text,
-            ]);
+            let mut rows = Rows::with_capacity(
+                chunk.len(),
+                &[
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Int,
+                    Kind::Int,
+                    Kind::Text,
+                ],
+            );
             for (sid, from, route, carrier_id, price, at, segments, entries) in chunk {
                 rows.text(sid.clone())
                     .text(from.clone())
@@ -817,14 +823,17 @@ impl Store {
             writes.push(sql);
         }
         for chunk in failed.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[
-                Kind::Text,
-                Kind::Text,
-                Kind::Int,
-                Kind::Text,
-                Kind::Int,
-                Kind::Text,
-            ]);
+            let mut rows = Rows::with_capacity(
+                chunk.len(),
+                &[
+                    Kind::Text,
+                    Kind::Text,
+                    Kind::Int,
+                    Kind::Text,
+                    Kind::Int,
+                    Kind::Text,
+                ],
+            );
             for (sid, from, code, text_message, at, entries) in chunk {
                 rows.text(sid.clone())
                     .opt_text(from.clone())
@@ -859,7 +868,10 @@ impl Store {
         let mut pacing = pacing.to_vec();
         pacing.sort_unstable();
         for chunk in sticky.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Text, Kind::Int]);
+            let mut rows = Rows::with_capacity(
+                chunk.len(),
+                &[Kind::Text, Kind::Text, Kind::Text, Kind::Int],
+            );
             for ((service, to), (from, at)) in chunk {
                 rows.text(service.clone())
                     .text(to.clone())
@@ -875,7 +887,7 @@ impl Store {
         }
         // Pacing commits with the sends it accounts for.
         for chunk in pacing.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Rows::new(&[Kind::Text, Kind::Int]);
+            let mut rows = Rows::with_capacity(chunk.len(), &[Kind::Text, Kind::Int]);
             for (address, next_free_at) in chunk {
                 rows.text(address.clone()).int(*next_free_at);
             }
@@ -1058,7 +1070,10 @@ async fn write_receipt_updates(
     let mut changes = Vec::with_capacity(updates.len());
     let mut changed = HashSet::with_capacity(updates.len());
     for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Rows::new(&[Kind::Text, Kind::Text, Kind::Int, Kind::Text, Kind::Text]);
+        let mut rows = Rows::with_capacity(
+            chunk.len(),
+            &[Kind::Text, Kind::Text, Kind::Int, Kind::Text, Kind::Text],
+        );
         for (sid, status, code, _) in chunk {
             rows.text(sid.clone())
                 .text(status.as_str())

@@ -154,21 +154,24 @@ pub(crate) fn status_callback_statements(
         .filter_map(|e| target(&e.sid).map(|target| (e, target)))
         .collect();
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Rows::new(&[
-            Kind::Text, // id
-            Kind::Text, // kind
-            Kind::Text, // account_sid
-            Kind::Text, // ordering_key
-            Kind::Int,  // seq
-            Kind::Text, // url
-            Kind::Text, // method
-            Kind::Text, // message_status
-            Kind::Int,  // error_code
-            Kind::Text, // done_date
-            Kind::Int,  // attempts
-            Kind::Int,  // created_at
-            Kind::Int,  // due at the earliest
-        ]);
+        let mut rows = Rows::with_capacity(
+            chunk.len(),
+            &[
+                Kind::Text, // id
+                Kind::Text, // kind
+                Kind::Text, // account_sid
+                Kind::Text, // ordering_key
+                Kind::Int,  // seq
+                Kind::Text, // url
+                Kind::Text, // method
+                Kind::Text, // message_status
+                Kind::Int,  // error_code
+                Kind::Text, // done_date
+                Kind::Int,  // attempts
+                Kind::Int,  // created_at
+                Kind::Int,  // due at the earliest
+            ],
+        );
         for (e, (account_sid, url)) in chunk {
             rows.text(new_id())
                 .text("status")

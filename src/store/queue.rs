@@ -102,7 +102,7 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
         Kind::Text, // events
     ];
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Rows::new(MESSAGE_KINDS);
+        let mut rows = Rows::with_capacity(chunk.len(), MESSAGE_KINDS);
         for (m, _) in chunk {
             let due = if m.status.is_final() {
                 None
@@ -142,15 +142,18 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
     }
     let media: Vec<&Media> = batch.iter().flat_map(|(_, media)| media.iter()).collect();
     for chunk in media.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Rows::new(&[
-            Kind::Text,
-            Kind::Text,
-            Kind::Text,
-            Kind::Text,
-            Kind::Text,
-            Kind::Int,
-            Kind::Int,
-        ]);
+        let mut rows = Rows::with_capacity(
+            chunk.len(),
+            &[
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Text,
+                Kind::Int,
+                Kind::Int,
+            ],
+        );
         for item in chunk {
             rows.text(item.sid.clone())
                 .text(item.message_sid.clone())

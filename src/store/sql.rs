@@ -100,6 +100,16 @@ impl Rows {
         }
     }
 
+    /// For `rows` rows: the values' vector is allocated once, at its size. Grown a value at a
+    /// time, a batch's vector is copied a dozen times, into freshly mapped pages each time
+    /// once it is large (the allocator returns freed pages at once, see `main.rs`).
+    pub fn with_capacity(rows: usize, kinds: &'static [Kind]) -> Rows {
+        Rows {
+            kinds,
+            values: Vec::with_capacity(rows * kinds.len()),
+        }
+    }
+
     pub fn text(&mut self, value: impl Into<String>) -> &mut Self {
         self.values.push(Arg::Text(value.into()));
         self
@@ -287,6 +297,12 @@ impl Sql {
 
     fn push_values(&mut self, rows: Rows, form: Form) -> &mut Self {
         let width = rows.width();
+        // Sized once (see `Rows::with_capacity`): a placeholder is at most 7 bytes of text
+        // with its separator below 100,000 values.
+        let count = rows.values.len();
+        self.args.reserve(count);
+        self.placeholders.reserve(count);
+        self.text.reserve(8 * count + 16);
         self.push("VALUES ");
         for (i, value) in rows.values.into_iter().enumerate() {
             let (row, column) = (i / width, i % width);

@@ -158,8 +158,8 @@ pub(crate) async fn apply_part_receipts(
          WHERE r.due_at <= ",
     );
     due.int(now)
-        .push(" AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at LIMIT ")
-        .int(limit);
+        .push(" AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at")
+        .limit(limit);
     let rows = tx.fetch_all_planned_each_run(due).await?;
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));

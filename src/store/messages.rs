@@ -518,8 +518,8 @@ impl Store {
             }
             sql.push(") AS a (account_sid) CROSS JOIN LATERAL (SELECT m.sid, m.lease_until, m.ctid FROM messages m WHERE m.account_sid = a.account_sid AND ");
             push_due_in(&mut sql, "m.", now);
-            sql.push(" ORDER BY m.due_at LIMIT ")
-                .int(per_account)
+            sql.push(" ORDER BY m.due_at")
+                .limit(per_account)
                 .push(" FOR UPDATE SKIP LOCKED) AS c");
         } else {
             // One writer at a time: nothing to skip, and no lateral joins.
@@ -531,8 +531,8 @@ impl Store {
                 push_due(&mut sql, now);
                 sql.push(" AND account_sid = ")
                     .text(account.clone())
-                    .push(" ORDER BY due_at LIMIT ")
-                    .int(per_account)
+                    .push(" ORDER BY due_at")
+                    .limit(per_account)
                     .push(&format!(") AS a{i}"));
             }
         }
@@ -984,7 +984,7 @@ impl Store {
              WHERE r.due_at <= ",
             super::outbox::CALLBACK_URL
         ));
-        sql.int(now).push(" ORDER BY r.due_at LIMIT ").int(limit);
+        sql.int(now).push(" ORDER BY r.due_at").limit(limit);
         let rows = self.read_rows_planned_each_run(sql).await?;
         if rows.is_empty() {
             // No receipt due at all (an idle round, or the simulator's receipts not due yet):

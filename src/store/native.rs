@@ -339,6 +339,48 @@ mod tests {
         }
     }
 
+    /// How many times a cached statement was prepared again over three runs, each with other
+    /// values bound.
+    fn reprepares(sqls: &[Sql]) -> i32 {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE t (due_at INTEGER); CREATE INDEX t_due ON t (due_at); \
+                 INSERT INTO t VALUES (1), (2), (3), (4)",
+            )
+            .unwrap();
+        for sql in sqls {
+            assert_eq!(super::fetch_on(&connection, sql).unwrap().len(), 2);
+        }
+        let statement = connection
+            .prepare_cached(&sqls[0].statement_text())
+            .unwrap();
+        statement.get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
+    /// SQLite plans a bound `LIMIT` with its value, so binding another one throws the plan
+    /// away: the engine's claims were prepared twice per round. A limit written into the text
+    /// (`Sql::limit`) keeps the statement.
+    #[test]
+    fn a_limit_in_the_text_keeps_its_prepared_statement_where_a_bound_one_does_not() {
+        let bound: Vec<Sql> = (0..3)
+            .map(|round| {
+                let mut sql = Sql::new("SELECT due_at FROM t WHERE due_at <= ");
+                sql.int(4 + round).push(" ORDER BY due_at LIMIT ").int(2);
+                sql
+            })
+            .collect();
+        assert!(reprepares(&bound) > 0, "the hazard this guards against");
+        let written: Vec<Sql> = (0..3)
+            .map(|round| {
+                let mut sql = Sql::new("SELECT due_at FROM t WHERE due_at <= ");
+                sql.int(4 + round).push(" ORDER BY due_at").limit(2);
+                sql
+            })
+            .collect();
+        assert_eq!(reprepares(&written), 0);
+    }
+
     /// The same statement read natively and through sqlx gives the same values, NULLs and
     /// all, and a native read sees what the write connection committed just before.
     #[tokio::test]

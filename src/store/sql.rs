@@ -213,6 +213,16 @@ impl Sql {
         self
     }
 
+    /// Appends ` LIMIT n` with `n` written into the text. SQLite plans a `LIMIT ?` with the
+    /// value bound, so a prepared statement whose limit is bound again is prepared anew on
+    /// its next run (the engine's claims and receipt reads were, every round); a limit in the
+    /// text keeps the prepared statement for as long as the limit stays the same.
+    pub fn limit(&mut self, n: i64) -> &mut Self {
+        use std::fmt::Write;
+        let _ = write!(self.text, " LIMIT {n}");
+        self
+    }
+
     /// Appends a placeholder bound to a text value.
     pub fn text(&mut self, value: impl Into<String>) -> &mut Self {
         self.args.push(Arg::Text(value.into()));

@@ -170,7 +170,7 @@ impl Store {
             // scan of the whole outbox per candidate, quadratic in a burst's backlog.
             sql.push(" OFFSET 0");
         }
-        sql.push(") ORDER BY w.due_at LIMIT ").int(limit);
+        sql.push(") ORDER BY w.due_at").limit(limit);
         if postgres {
             sql.push(" FOR UPDATE OF w SKIP LOCKED");
         }

@@ -199,6 +199,45 @@ async fn service_callbacks_report_queued_and_carry_the_service() {
     hook.assert_signed(MAIN_TOKEN);
 }
 
+/// A message's own `StatusCallback` comes before its service's and its sender's: every one of
+/// its callbacks goes there, none to the others.
+#[tokio::test]
+async fn a_message_s_own_callback_comes_before_its_service_s_and_its_number_s() {
+    let server = spawn().await;
+    let hook = Receiver::start().await;
+    server.stock().await;
+    let number = buy_configured(
+        &server,
+        "+14155550100",
+        &[("StatusCallback", &hook.url("/number"))],
+    )
+    .await;
+    let service = create_service(&server, &[("StatusCallback", &hook.url("/service"))]).await;
+    add_to_service(&server, &service, &number).await;
+    let message = send(
+        &server,
+        &[
+            ("To", HANDSET),
+            ("MessagingServiceSid", &service),
+            ("Body", "Hi there"),
+            ("StatusCallback", &hook.url("/own")),
+        ],
+    )
+    .await;
+    let t0 = now_micros();
+    server.app.dispatch_once(t0).await.unwrap();
+    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
+    flush(&server, t0 + 5 * SECOND).await;
+    let sid = message["sid"].as_str().unwrap();
+    assert_eq!(
+        statuses(&hook.hits("/own"), sid),
+        ["queued", "sent", "delivered"]
+    );
+    assert!(statuses(&hook.hits("/service"), sid).is_empty());
+    assert!(statuses(&hook.hits("/number"), sid).is_empty());
+    hook.assert_signed(MAIN_TOKEN);
+}
+
 /// A service without a callback: its messages report to the callback of the pool number the
 /// dispatcher chose, from the moment it is chosen (the number is resolved with the sender
 /// being recorded, before the message row carries it).

@@ -631,7 +631,10 @@ impl Store {
         now: i64,
         token: i64,
     ) -> Result<Recorded> {
-        // Read before the write transaction, so that it holds the write connection less long.
+        // A message's own `StatusCallback` comes first (`outbox::CALLBACK_URL`), and the claim
+        // handed it over: only the messages without one need their service's or sender's read,
+        // before the write transaction, so that it holds the write connection less long.
+        let mut own = super::rows::CallbackTargets::new();
         let reported: Vec<(&str, Option<&str>)> = outcomes
             .iter()
             .filter_map(|(m, outcome)| {
@@ -642,10 +645,22 @@ impl Store {
                     }
                     Outcome::Sent { from, .. } => Some(from.as_str()),
                 };
+                if let Some(url) = m.status_callback.as_deref().filter(|url| !url.is_empty()) {
+                    own.insert(
+                        m.sid.clone(),
+                        Some((m.account_sid.clone(), url.to_string())),
+                    );
+                    return None;
+                }
                 Some((m.sid.as_str(), from))
             })
             .collect();
-        let targets = self.callback_targets(&reported).await?;
+        let mut targets = if reported.is_empty() {
+            super::rows::CallbackTargets::new()
+        } else {
+            self.callback_targets(&reported).await?
+        };
+        targets.extend(own);
         let mut tx = self.begin_write_native().await?;
         let sids: Vec<&str> = outcomes.iter().map(|(m, _)| m.sid.as_str()).collect();
         let held =

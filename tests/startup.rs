@@ -119,3 +119,61 @@ fn the_reason_a_database_cannot_be_opened_is_shown() {
         "{stderr}"
     );
 }
+
+/// A SQLite database has one server: its webhook sender keeps its claims in memory, so a
+/// second server on the same file is refused (with the reason), and the first keeps serving.
+#[test]
+fn a_second_server_on_one_sqlite_file_is_refused() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!(
+        "warbler-one-server-{}",
+        warbler::domain::sid::random_hex32()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/warbler.db", dir.display());
+    let mut first = Command::new(env!("CARGO_BIN_EXE_warbler"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .current_dir(&dir)
+        .env_remove("WARBLER_DATABASE_URL")
+        .env_remove("WARBLER_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warbler");
+    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    let serving = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("is serving the Twilio API"));
+    assert!(serving, "the first server did not start");
+    let (started, _, stderr) = serve_with(&url);
+    assert!(!started);
+    assert!(
+        stderr.contains("another warbler server is already running on this SQLite database"),
+        "{stderr}"
+    );
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first server stopped"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Once it is gone, a server starts on the file again.
+    let mut again = Command::new(env!("CARGO_BIN_EXE_warbler"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .current_dir(&dir)
+        .env_remove("WARBLER_DATABASE_URL")
+        .env_remove("WARBLER_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warbler");
+    let serving = std::io::BufReader::new(again.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("is serving the Twilio API"));
+    again.kill().unwrap();
+    again.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(serving, "a server did not start once the first was gone");
+}

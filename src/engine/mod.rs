@@ -111,6 +111,8 @@ impl App {
             tokio::spawn(run());
             return Ok(stopped);
         }
+        // Its claims live in this process's memory: no other process may send them too.
+        self.store.hold_webhook_outbox()?;
         crate::service::run_on_own_thread("webhooks", run)?;
         Ok(stopped)
     }

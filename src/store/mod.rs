@@ -90,6 +90,9 @@ pub struct Store {
     native_writer: Option<Arc<native::NativeWriter>>,
     /// Callers waiting for a write connection (see `WriteSession::others_wait`).
     writers_waiting: Arc<AtomicUsize>,
+    /// On a SQLite file, the webhook outbox's claims (see `leases::MemoryLeases`); elsewhere
+    /// they are written into its rows.
+    webhook_leases: Option<Arc<leases::MemoryLeases>>,
 }
 
 /// A write connection held across several transactions. Taking the connection from the pool
@@ -336,6 +339,13 @@ impl Store {
         } else {
             None
         };
+        let webhook_leases = if backend == Backend::Sqlite && max_connections > 1 {
+            Some(Arc::new(leases::MemoryLeases::new(std::path::Path::new(
+                sqlite_path(&url),
+            ))))
+        } else {
+            None
+        };
         Ok(Store {
             pool,
             writes,
@@ -344,6 +354,7 @@ impl Store {
             native,
             native_writer,
             writers_waiting: Arc::default(),
+            webhook_leases,
         })
     }
 

@@ -150,6 +150,11 @@ impl Store {
     /// (`sql::one_shot_persistent`). The lease ends by the database's clock.
     pub async fn claim_webhooks(&self, now: i64, lease: i64, limit: i64) -> Result<WebhookClaim> {
         let token = super::leases::new_claim_token();
+        if let Some(memory) = &self.webhook_leases {
+            return self
+                .claim_webhooks_in_memory(memory, token, now, lease, limit)
+                .await;
+        }
         let postgres = self.backend() == Backend::Postgres;
         let mut sql = Sql::new("WITH picked AS (SELECT w.id, w.lease_until AS old_lease");
         if postgres {
@@ -240,6 +245,57 @@ impl Store {
         })
     }
 
+    /// `claim_webhooks` on a SQLite file (one node): the same choice of rows, read without
+    /// writing them, held in this process's memory (`leases::MemoryLeases`). The rows still
+    /// held are among the due ones it reads, so it reads that many more and skips them. Read
+    /// on the write connection, whose page cache the outbox's writes keep warm (a read
+    /// connection drops its cache at each of the writer's commits).
+    async fn claim_webhooks_in_memory(
+        &self,
+        memory: &super::leases::MemoryLeases,
+        token: i64,
+        now: i64,
+        lease: i64,
+        limit: i64,
+    ) -> Result<WebhookClaim> {
+        let held = i64::try_from(memory.held_count(now)).unwrap_or(i64::MAX);
+        let mut sql = Sql::new(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhook_outbox w WHERE w.due_at <= "
+        ));
+        // Leases written into rows (by a version that wrote them) are still honoured.
+        sql.int(now)
+            .push(" AND (w.lease_until IS NULL OR w.lease_until < ")
+            .int(now)
+            .push(
+                ") AND NOT EXISTS (SELECT 1 FROM webhook_outbox e WHERE e.ordering_key = w.ordering_key \
+                 AND (e.seq, e.id) < (w.seq, w.id)) ORDER BY w.due_at",
+            )
+            .limit(limit.saturating_add(held));
+        let rows = self.write_volatile_planned_each_run(sql).await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .map(|row| text(row, "id"))
+            .collect::<Result<_>>()?;
+        let until = now.max(crate::domain::time::now_micros()) + lease;
+        let (taken, taken_over) = memory.claim(
+            ids.iter().map(String::as_str),
+            token,
+            now,
+            until,
+            usize::try_from(limit).unwrap_or(0),
+        );
+        let mut webhooks = Vec::with_capacity(taken.len());
+        for position in taken {
+            webhooks.push(decode_webhook(&rows[position])?);
+        }
+        webhooks.sort_by_key(|w| w.created_at);
+        Ok(WebhookClaim {
+            token,
+            webhooks,
+            taken_over,
+        })
+    }
+
     /// Extends the claim `token` on `ids` by `lease` from now (the database's clock): a slow
     /// receiver is still being waited on. Returns how many rows the claim still held.
     pub async fn renew_webhooks(
@@ -249,6 +305,10 @@ impl Store {
         now: i64,
         lease: i64,
     ) -> Result<u64> {
+        if let Some(memory) = &self.webhook_leases {
+            let until = now.max(crate::domain::time::now_micros()) + lease;
+            return Ok(memory.renew(ids, token, until));
+        }
         let postgres = self.backend() == Backend::Postgres;
         let mut renewed = 0;
         for chunk in ids.chunks(500) {
@@ -289,15 +349,20 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin_write_native().await?;
-        let held = super::leases::held_claims(
-            &mut tx,
-            self.backend(),
-            "webhook_outbox",
-            "id",
-            &ids,
-            token,
-        )
-        .await?;
+        let held = match &self.webhook_leases {
+            Some(memory) => memory.held_by(&ids, token),
+            None => {
+                super::leases::held_claims(
+                    &mut tx,
+                    self.backend(),
+                    "webhook_outbox",
+                    "id",
+                    &ids,
+                    token,
+                )
+                .await?
+            }
+        };
         if held.len() < ids.len() {
             tracing::warn!(
                 lost = ids.len() - held.len(),
@@ -395,7 +460,21 @@ impl Store {
         tx.execute_all(writes).await?;
         insert_alerts(&mut tx, &alerts).await?;
         tx.commit().await?;
+        if let Some(memory) = &self.webhook_leases {
+            // Settled and committed: their rows are gone or due again later.
+            let settled: Vec<&str> = held.iter().map(String::as_str).collect();
+            memory.release(&settled, token);
+        }
         Ok(())
+    }
+
+    /// On a SQLite file, makes this process the one that sends the database's webhooks (see
+    /// `leases::MemoryLeases::hold_process_lock`); elsewhere there is nothing to hold.
+    pub fn hold_webhook_outbox(&self) -> std::io::Result<()> {
+        match &self.webhook_leases {
+            Some(memory) => memory.hold_process_lock(),
+            None => Ok(()),
+        }
     }
 
     /// Pending webhooks (for tests and metrics).

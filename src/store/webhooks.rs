@@ -376,10 +376,13 @@ impl Store {
         let mut done: Vec<&str> = Vec::new();
         // The round's writes go in one multi-statement query on SQLite (`Tx::execute_all`).
         let mut writes: Vec<Sql> = Vec::new();
+        // The rows this round settles: those of settlements whose rows the claim all holds.
+        let mut settled_ids: Vec<&str> = Vec::with_capacity(ids.len());
         for settlement in settlements {
             if !settlement.settled.iter().all(|s| held.contains(s.id())) {
                 continue;
             }
+            settled_ids.extend(settlement.settled.iter().map(Settled::id));
             for settled in &settlement.settled {
                 match settled {
                     // Deleted together below: one statement per round, not one per callback.
@@ -461,9 +464,10 @@ impl Store {
         insert_alerts(&mut tx, &alerts).await?;
         tx.commit().await?;
         if let Some(memory) = &self.webhook_leases {
-            // Settled and committed: their rows are gone or due again later.
-            let settled: Vec<&str> = held.iter().map(String::as_str).collect();
-            memory.release(&settled, token);
+            // Settled and committed: their rows are gone or due again later. Rows held but
+            // not settled (their settlement had one the claim lost) stay held until their
+            // lease ends, as a lease written into them would.
+            memory.release(&settled_ids, token);
         }
         Ok(())
     }

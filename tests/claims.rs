@@ -650,3 +650,57 @@ async fn bind_slots_are_shared_out_and_a_dead_nodes_are_taken_over() {
     );
     assert_eq!(hold("node-b", 3, later).await, vec![0, 1, 2]);
 }
+
+/// A settlement that names a row its claim lost settles none of its rows, and the row the
+/// claim still holds stays held until its lease ends (its delivery may still be under way):
+/// it is not claimed again sooner, and it is after.
+#[tokio::test]
+async fn a_settlement_naming_a_lost_row_settles_nothing_and_the_rest_stays_held() {
+    use warbler::store::webhooks::{Settled, Settlement};
+    let url = common::fresh_database_url().await;
+    let store = Store::connect(&url).await.unwrap();
+    let now = now_micros();
+    // Two messages with two callbacks each: a claim takes each message's first.
+    fill_outbox(&store, "WHP", 4, now - SECOND).await;
+    let lease = 10 * SECOND;
+    let first = store.claim_webhooks(now, lease, 10).await.unwrap();
+    let ids = |claim: &warbler::store::webhooks::WebhookClaim| -> Vec<String> {
+        claim.webhooks.iter().map(|w| w.id.clone()).collect()
+    };
+    assert_eq!(ids(&first), ["WHP0-0", "WHP1-0"]);
+    // One row's lease is renewed; the other's lapses and a later claim takes it.
+    let renewed = store
+        .renew_webhooks(&["WHP0-0"], first.token, now, 30 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(renewed, 1);
+    let later = now + 11 * SECOND;
+    let second = store.claim_webhooks(later, lease, 10).await.unwrap();
+    assert_eq!(ids(&second), ["WHP1-0"]);
+    // The first claim settles both rows together: it lost one, so neither is settled.
+    let both = Settlement {
+        settled: vec![
+            Settled::Done {
+                id: "WHP0-0".into(),
+            },
+            Settled::Done {
+                id: "WHP1-0".into(),
+            },
+        ],
+        ..Settlement::default()
+    };
+    store
+        .settle_webhooks(&[both], first.token, later)
+        .await
+        .unwrap();
+    assert_eq!(store.pending_webhooks().await.unwrap(), 4);
+    // The row the first claim still holds is not claimed again before its lease ends…
+    let meanwhile = store.claim_webhooks(later, lease, 10).await.unwrap();
+    assert!(meanwhile.webhooks.is_empty(), "{:?}", ids(&meanwhile));
+    // …and is once it has (with the second claim's, whose lease ended too).
+    let after = store
+        .claim_webhooks(now + 31 * SECOND, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&after), ["WHP0-0", "WHP1-0"]);
+}

@@ -120,31 +120,46 @@ fn the_reason_a_database_cannot_be_opened_is_shown() {
     );
 }
 
-/// A SQLite database has one server: its webhook sender keeps its claims in memory, so a
-/// second server on the same file is refused (with the reason), and the first keeps serving.
-#[test]
-fn a_second_server_on_one_sqlite_file_is_refused() {
+/// Starts `warbler serve` on `url` in `dir` and reads its output until it says it is serving:
+/// the child, whether it did, and its output (kept open, so that the server's later lines
+/// still have a reader).
+fn start_serving(
+    url: &str,
+    dir: &std::path::Path,
+) -> (
+    std::process::Child,
+    bool,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
     use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!(
-        "warbler-one-server-{}",
-        warbler::domain::sid::random_hex32()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/warbler.db", dir.display());
-    let mut first = Command::new(env!("CARGO_BIN_EXE_warbler"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
-        .current_dir(&dir)
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warbler"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
+        .current_dir(dir)
         .env_remove("WARBLER_DATABASE_URL")
         .env_remove("WARBLER_CONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start warbler");
-    let mut lines = std::io::BufReader::new(first.stdout.take().unwrap()).lines();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let serving = lines
         .by_ref()
         .map_while(Result::ok)
         .any(|line| line.contains("is serving the Twilio API"));
+    (child, serving, lines)
+}
+
+/// A SQLite database has one server: its webhook sender keeps its claims in memory, so a
+/// second server on the same file is refused (with the reason), and the first keeps serving.
+#[test]
+fn a_second_server_on_one_sqlite_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!(
+        "warbler-one-server-{}",
+        warbler::domain::sid::random_hex32()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/warbler.db", dir.display());
+    let (mut first, serving, _output) = start_serving(&url, &dir);
     assert!(serving, "the first server did not start");
     let (started, _, stderr) = serve_with(&url);
     assert!(!started);
@@ -159,19 +174,7 @@ fn a_second_server_on_one_sqlite_file_is_refused() {
     first.kill().unwrap();
     first.wait().unwrap();
     // Once it is gone, a server starts on the file again.
-    let mut again = Command::new(env!("CARGO_BIN_EXE_warbler"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
-        .current_dir(&dir)
-        .env_remove("WARBLER_DATABASE_URL")
-        .env_remove("WARBLER_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start warbler");
-    let serving = std::io::BufReader::new(again.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("is serving the Twilio API"));
+    let (mut again, serving, _output) = start_serving(&url, &dir);
     again.kill().unwrap();
     again.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

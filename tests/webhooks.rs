@@ -77,15 +77,22 @@ async fn add_to_service(server: &TestServer, service: &str, number_sid: &str) {
 /// Sends "Hi there" to `HANDSET` through `service`, then dispatches it, applies its receipt
 /// and delivers the callbacks it owes. Returns the message as created.
 async fn send_through_service_until_delivered(server: &TestServer, service: &str) -> Value {
-    let message = send(
-        server,
-        &[
-            ("To", HANDSET),
-            ("MessagingServiceSid", service),
-            ("Body", "Hi there"),
-        ],
-    )
-    .await;
+    send_through_service_until_delivered_with(server, service, &[]).await
+}
+
+/// `send_through_service_until_delivered` with more of the send's parameters.
+async fn send_through_service_until_delivered_with(
+    server: &TestServer,
+    service: &str,
+    more: &[(&str, &str)],
+) -> Value {
+    let mut form = vec![
+        ("To", HANDSET),
+        ("MessagingServiceSid", service),
+        ("Body", "Hi there"),
+    ];
+    form.extend_from_slice(more);
+    let message = send(server, &form).await;
     let t0 = now_micros();
     server.app.dispatch_once(t0).await.unwrap();
     server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
@@ -214,20 +221,10 @@ async fn a_message_s_own_callback_comes_before_its_service_s_and_its_number_s() 
     .await;
     let service = create_service(&server, &[("StatusCallback", &hook.url("/service"))]).await;
     add_to_service(&server, &service, &number).await;
-    let message = send(
-        &server,
-        &[
-            ("To", HANDSET),
-            ("MessagingServiceSid", &service),
-            ("Body", "Hi there"),
-            ("StatusCallback", &hook.url("/own")),
-        ],
-    )
-    .await;
-    let t0 = now_micros();
-    server.app.dispatch_once(t0).await.unwrap();
-    server.app.apply_receipts(t0 + 5 * SECOND).await.unwrap();
-    flush(&server, t0 + 5 * SECOND).await;
+    let own = hook.url("/own");
+    let message =
+        send_through_service_until_delivered_with(&server, &service, &[("StatusCallback", &own)])
+            .await;
     let sid = message["sid"].as_str().unwrap();
     assert_eq!(
         statuses(&hook.hits("/own"), sid),

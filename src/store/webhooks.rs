@@ -270,7 +270,15 @@ impl Store {
                 ") AND NOT EXISTS (SELECT 1 FROM webhook_outbox e WHERE e.ordering_key = w.ordering_key \
                  AND (e.seq, e.id) < (w.seq, w.id)) ORDER BY w.due_at",
             )
-            .limit(limit.saturating_add(held));
+            // Rounded up to a multiple of `limit`: the limit is in the text (`Sql::limit`),
+            // and one text per count of held rows would fill the statement cache.
+            .limit(
+                u64::try_from(limit.saturating_add(held))
+                    .unwrap_or(0)
+                    .next_multiple_of(u64::try_from(limit.max(1)).unwrap_or(1))
+                    .try_into()
+                    .unwrap_or(i64::MAX),
+            );
         let rows = self.write_volatile_planned_each_run(sql).await?;
         let ids: Vec<String> = rows
             .iter()

@@ -10,6 +10,7 @@ use warbler::carrier::{Submit, SubmitOutcome};
 use warbler::domain::message::MessageStatus;
 use warbler::domain::time::now_micros;
 use warbler::store::messages::Outcome;
+use warbler::store::queue::BirthClaim;
 use warbler::store::Store;
 
 const SECOND: i64 = 1_000_000;
@@ -703,4 +704,204 @@ async fn a_settlement_naming_a_lost_row_settles_nothing_and_the_rest_stays_held(
         .await
         .unwrap();
     assert_eq!(ids(&after), ["WHP0-0", "WHP1-0"]);
+}
+
+/// Messages claimed as they are written (`BirthClaim`): only the first `count` of those due at
+/// once are claimed, and they stay out of every database claim until their lease ends. An
+/// outcome under the birth claim's token is recorded; one under it after another claim took
+/// the message over is not. A released message is claimed at once.
+#[tokio::test]
+async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lease_ends() {
+    let server = spawn().await;
+    let store = &server.app.store;
+    let now = now_micros();
+    let lease = 2 * SECOND;
+    let token = 0x5eed_u64 as i64;
+    let sid = |i: u64| format!("SM{:032x}", 0xb127_0000_u64 + i);
+    let mut scheduled = queued_message(sid(9), common::MAIN_SID, "later", now);
+    scheduled.status = MessageStatus::Scheduled;
+    scheduled.send_at = Some(now + 3_600 * SECOND);
+    let batch = vec![
+        (scheduled, Vec::new()),
+        (
+            queued_message(sid(1), common::MAIN_SID, "held", now),
+            Vec::new(),
+        ),
+        (
+            queued_message(sid(2), common::MAIN_SID, "lapses", now),
+            Vec::new(),
+        ),
+        (
+            queued_message(sid(3), common::MAIN_SID, "released", now),
+            Vec::new(),
+        ),
+        (
+            queued_message(sid(4), common::MAIN_SID, "beyond the count", now),
+            Vec::new(),
+        ),
+    ];
+    let mut session = store.write_session().await.unwrap();
+    let (admissions, durable) = session
+        .insert_new_messages(
+            &batch,
+            &[0; 5],
+            &[],
+            now,
+            Some(BirthClaim {
+                token,
+                lease_until: now + lease,
+                count: 3,
+            }),
+        )
+        .await
+        .unwrap();
+    durable.wait().await.unwrap();
+    drop(session);
+    assert_eq!(admissions.len(), 5);
+
+    // The scheduled message is not due at once and takes none of the three; the fourth due
+    // one is beyond them: it alone is the database's to claim.
+    let claim = store.claim_due(now, lease, 10).await.unwrap();
+    let claimed: Vec<&str> = claim
+        .messages
+        .iter()
+        .map(|c| c.message.sid.as_str())
+        .collect();
+    assert_eq!(claimed, [sid(4).as_str()]);
+    let done = |claim: warbler::store::messages::Claim| async move {
+        let outcomes: Vec<_> = claim
+            .messages
+            .into_iter()
+            .map(|c| (c.message, sent(now)))
+            .collect();
+        store
+            .record_outcomes(&outcomes, &[], &Default::default(), now, claim.token)
+            .await
+            .unwrap()
+            .count
+    };
+    assert_eq!(done(claim).await, 1);
+
+    let held = store
+        .message(common::MAIN_SID, &sid(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let recorded = store
+        .record_outcomes(&[(held, sent(now))], &[], &Default::default(), now, token)
+        .await
+        .unwrap();
+    assert_eq!(recorded.count, 1, "the birth claim holds its message");
+
+    assert_eq!(
+        store
+            .release_message_claims(token, &[sid(3).as_str()], now)
+            .await
+            .unwrap(),
+        1
+    );
+    let claim = store.claim_due(now, lease, 10).await.unwrap();
+    let claimed: Vec<&str> = claim
+        .messages
+        .iter()
+        .map(|c| c.message.sid.as_str())
+        .collect();
+    assert_eq!(claimed, [sid(3).as_str()], "released: claimed at once");
+    assert_eq!(done(claim).await, 1);
+
+    // The node that wrote them died: once the lease ends, another claim takes the rest.
+    let later = now + lease + SECOND;
+    let claim = store.claim_due(later, lease, 10).await.unwrap();
+    let claimed: Vec<&str> = claim
+        .messages
+        .iter()
+        .map(|c| c.message.sid.as_str())
+        .collect();
+    assert_eq!(claimed, [sid(2).as_str()]);
+    if store.backend() == warbler::store::Backend::Postgres {
+        assert_eq!(claim.taken_over, 1, "the lapsed birth claim is counted");
+    }
+    let lapsed = store
+        .message(common::MAIN_SID, &sid(2))
+        .await
+        .unwrap()
+        .unwrap();
+    let stale = store
+        .record_outcomes(
+            &[(lapsed, sent(later))],
+            &[],
+            &Default::default(),
+            later,
+            token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale.count, 0, "the dead writer's token no longer holds it");
+    assert_eq!(
+        store
+            .release_message_claims(token, &[sid(2).as_str()], later)
+            .await
+            .unwrap(),
+        0,
+        "nor can it release it"
+    );
+}
+
+/// The claim token and lease end of a message's row, and whether it is due by `now`.
+async fn claim_of(store: &Store, sid: &str, now: i64) -> (Option<i64>, Option<i64>, bool) {
+    use sqlx::Row;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT claim_token, lease_until, due_at FROM messages WHERE sid = '{sid}'"
+    )))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let due: Option<i64> = row.try_get("due_at").unwrap();
+    (
+        row.try_get("claim_token").unwrap(),
+        row.try_get("lease_until").unwrap(),
+        due.is_some_and(|due| due <= now),
+    )
+}
+
+/// While the dispatcher runs, the API's messages are written claimed for it and handed over in
+/// memory: the row that went out carries the handoff's token. Once it stops, new messages are
+/// written unclaimed and due at once, for whichever dispatcher claims next.
+#[tokio::test]
+async fn the_api_s_messages_are_claimed_for_the_running_dispatcher_as_they_are_written() {
+    let running = common::smpp::start(Vec::new()).await;
+    let server = &running.server;
+    let form = [
+        ("To", "+14155550111"),
+        ("From", "+14155550100"),
+        ("Body", "handed over"),
+    ];
+    let sent = common::smpp::send(server, &form).await;
+    let sid = sent["sid"].as_str().unwrap().to_string();
+    common::smpp::wait_for(server, &sid, "delivered", 20).await;
+    let (token, lease, _) = claim_of(&server.app.store, &sid, now_micros()).await;
+    assert_eq!(
+        token,
+        Some(server.app.handoff.token()),
+        "dispatched from the handoff"
+    );
+    assert_eq!(lease, None, "its outcome ended the lease");
+
+    running.stop_engine();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.app.handoff.birth_claim(SECOND, 0).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dispatcher never stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let later = common::smpp::send(server, &form).await;
+    let sid = later["sid"].as_str().unwrap();
+    let (token, lease, due) = claim_of(&server.app.store, sid, now_micros()).await;
+    assert_eq!(
+        (token, lease, due),
+        (None, None, true),
+        "nobody's, due at once"
+    );
 }

@@ -809,11 +809,12 @@ async fn a_failed_group_leaves_nothing_behind_and_its_session_writes_the_next() 
             &[0, 0],
             &[],
             created,
+            None,
         )
         .await;
     assert!(failed.is_err());
     let (admissions, durable) = session
-        .insert_new_messages(&[(once.clone(), Vec::new())], &[0], &[], created)
+        .insert_new_messages(&[(once.clone(), Vec::new())], &[0], &[], created, None)
         .await
         .expect("the session's connection is usable after a failed group");
     durable.wait().await.unwrap();

@@ -23,6 +23,7 @@ use crate::domain::time::now_micros;
 use crate::error::Result;
 use crate::service::App;
 use crate::store::carrier::CarrierRecords;
+use crate::store::messages::Claim;
 use crate::store::messages::{Claimed, Outcome};
 use std::collections::HashMap;
 
@@ -138,8 +139,15 @@ impl App {
         self.dispatch_round(now, BATCH).await
     }
 
-    /// `dispatch_once` with at most `limit` messages.
-    async fn dispatch_round(&self, now: i64, limit: i64) -> Result<usize> {
+    /// This round's claim and the time its submits must start by: messages the writer
+    /// claimed as it wrote them (`service::handoff`), or a claim from the database when it
+    /// is the database's turn or nothing waits in the handoff.
+    async fn next_claim(&self, now: i64, limit: i64) -> Result<(Claim, std::time::Instant)> {
+        if !self.handoff.database_turn() {
+            if let Some(handed) = self.take_handed(limit).await? {
+                return Ok(handed);
+            }
+        }
         // Taken before the claim, so the lease (which the database starts after it) outlasts
         // it. Submits start only in the lease's first half: the second covers the carrier's
         // answer and the record, so a claim that lapsed is never submitted under.
@@ -148,8 +156,49 @@ impl App {
             .store
             .claim_due(now, self.settings.dispatch_lease, limit)
             .await?;
+        self.handoff.database_claimed();
+        if claim.messages.is_empty() {
+            if let Some(handed) = self.take_handed(limit).await? {
+                return Ok(handed);
+            }
+        }
         let submit_deadline = claimed_at
             + std::time::Duration::from_micros(self.settings.dispatch_lease.max(0) as u64 / 2);
+        Ok((claim, submit_deadline))
+    }
+
+    /// Up to `limit` messages from the handoff, as a claim; those that waited there past
+    /// half their lease are released for a claim from the database instead.
+    async fn take_handed(&self, limit: i64) -> Result<Option<(Claim, std::time::Instant)>> {
+        let Some(taken) = self.handoff.take(usize::try_from(limit).unwrap_or(0)) else {
+            return Ok(None);
+        };
+        if !taken.stale.is_empty() {
+            tracing::warn!(
+                messages = taken.stale.len(),
+                "messages waited for the dispatcher past half their lease; released for a new claim"
+            );
+            let stale: Vec<&str> = taken.stale.iter().map(String::as_str).collect();
+            self.store
+                .release_message_claims(taken.token, &stale, now_micros())
+                .await?;
+        }
+        if taken.messages.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((
+            Claim {
+                token: taken.token,
+                messages: taken.messages,
+                taken_over: 0,
+            },
+            taken.submit_by,
+        )))
+    }
+
+    /// `dispatch_once` with at most `limit` messages.
+    async fn dispatch_round(&self, now: i64, limit: i64) -> Result<usize> {
+        let (claim, submit_deadline) = self.next_claim(now, limit).await?;
         let token = claim.token;
         let claimed = claim.messages;
         if claimed.is_empty() {
@@ -578,6 +627,7 @@ impl App {
     /// Runs the dispatcher and receipts until `shutdown` fires: a round, then a wait for new
     /// work (or a short tick, for scheduled messages, pacing and receipts coming due).
     pub async fn run_workers(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.handoff.open();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -618,6 +668,18 @@ impl App {
                     _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
                     _ = shutdown.changed() => {}
                 }
+            }
+        }
+        // What waits in the handoff goes back to the database, for the next claim anywhere.
+        let held = self.handoff.close();
+        if !held.is_empty() {
+            let sids: Vec<&str> = held.iter().map(String::as_str).collect();
+            if let Err(err) = self
+                .store
+                .release_message_claims(self.handoff.token(), &sids, now_micros())
+                .await
+            {
+                tracing::warn!(%err, "releasing the handoff's messages failed; they are claimed again after their lease");
             }
         }
     }

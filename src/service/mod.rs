@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod console;
 pub mod content;
 pub mod export;
+pub mod handoff;
 pub mod inbound;
 pub mod keys;
 pub mod messages;
@@ -213,6 +214,8 @@ pub struct App {
     pub webhook_work: std::sync::Arc<tokio::sync::Notify>,
     /// Group commit of new messages.
     pub writer: writer::MessageWriter,
+    /// New messages the writer claimed for this node's dispatcher as it wrote them.
+    pub handoff: std::sync::Arc<handoff::Handoff>,
     /// Sends webhooks.
     pub webhook_client: crate::webhook::WebhookClient,
     /// Accounts recently read by `authenticate`.
@@ -588,6 +591,7 @@ impl App {
         );
         let webhook_client = crate::webhook::WebhookClient::new(&settings.webhooks)
             .expect("the HTTP client for webhooks (TLS set-up)");
+        let handoff = std::sync::Arc::new(handoff::Handoff::default());
         let app = App {
             webhook_client,
             accounts: std::sync::Arc::default(),
@@ -602,7 +606,12 @@ impl App {
             counters: std::sync::Arc::default(),
             node: std::sync::Arc::new(Node::new()),
             main_accounts: std::sync::Arc::default(),
-            writer: writer::MessageWriter::start(store.clone()),
+            writer: writer::MessageWriter::start(
+                store.clone(),
+                handoff.clone(),
+                settings.dispatch_lease,
+            ),
+            handoff,
             store,
             settings: std::sync::Arc::new(settings),
             carrier,

@@ -4,11 +4,13 @@
 //! durable, but the database sees one commit per batch instead of one per message, and on
 //! SQLite the next batch commits while the disk syncs the last one (`store::Durable`).
 
+use super::handoff::Handoff;
 use crate::domain::message::{IdempotencyKey, Media, Message};
 use crate::domain::time::now_micros;
 use crate::domain::usage::Money;
 use crate::error::{Error, Result};
-use crate::store::queue::Terms;
+use crate::store::messages::Claimed;
+use crate::store::queue::{due_at_once, BirthClaim, Terms};
 use crate::store::rows::Admission;
 use crate::store::{Backend, Durable, Store, WriteSession};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -61,6 +63,14 @@ pub struct MessageWriter {
     queue: Option<mpsc::Sender<Job>>,
     store: Store,
     waiting: Arc<Waiting>,
+}
+
+/// Where the writer hands the messages it claims as it writes them (see `super::handoff`).
+#[derive(Clone)]
+struct Handing {
+    handoff: Arc<Handoff>,
+    /// The dispatcher's lease, in microseconds.
+    lease: i64,
 }
 
 /// API requests waiting for their message to be written, when the last one arrived, and a
@@ -143,19 +153,22 @@ impl Drop for WaitingRequest<'_> {
 impl MessageWriter {
     /// Starts the writer when a Tokio runtime is running (otherwise writes go straight to the
     /// store, one transaction each).
-    pub fn start(store: Store) -> MessageWriter {
+    pub fn start(store: Store, handoff: Arc<Handoff>, lease: i64) -> MessageWriter {
+        let handing = Handing { handoff, lease };
         let queue = tokio::runtime::Handle::try_current()
             .ok()
             .and_then(|handle| {
                 let (tx, rx) = mpsc::channel::<Job>(MAX_BATCH * 4);
                 if store.backend() == Backend::Postgres {
                     // PostgreSQL connections belong to the runtime that opened them: stay on it.
-                    handle.spawn(run(store.clone(), rx));
+                    handle.spawn(run(store.clone(), rx, handing));
                     return Some(tx);
                 }
                 // On SQLite the writer gets a thread of its own (see `run_on_own_thread`).
                 let writer_store = store.clone();
-                match super::run_on_own_thread("message-writer", move || run(writer_store, rx)) {
+                match super::run_on_own_thread("message-writer", move || {
+                    run(writer_store, rx, handing)
+                }) {
                     Ok(()) => Some(tx),
                     Err(err) => {
                         tracing::error!(%err, "the message writer could not start");
@@ -208,7 +221,7 @@ impl MessageWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, handing: Handing) {
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // Held while groups keep coming (see `WriteSession`).
     let mut session: Option<WriteSession> = None;
@@ -228,11 +241,17 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
         }
         metrics::histogram!(crate::telemetry::WRITE_GROUP_SIZE).record(batch.len() as f64);
         let started = std::time::Instant::now();
-        let result = match write_group(&store, &mut session, &batch, &estimates, &keys).await {
+        let birth = handing.handoff.birth_claim(handing.lease, now_micros());
+        let claim = birth.map(|(claim, _)| claim);
+        let result = match write_group(&store, &mut session, &batch, &estimates, &keys, claim).await
+        {
             Ok(written) => {
                 metrics::histogram!(crate::telemetry::COMMIT_DURATION)
                     .record(started.elapsed().as_secs_f64());
-                GroupResult::Whole(written)
+                let handed = birth.map(|(claim, claimed_at)| {
+                    (born_claimed(&batch, &written.0, claim.count), claimed_at)
+                });
+                GroupResult::Whole(written, handed)
             }
             Err(err) => {
                 // One bad message (or one conflict too many) must not fail the requests of
@@ -257,20 +276,71 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
         }
         // The batch is answered once its commit is durable, while this loop already commits
         // the next one.
-        tokio::spawn(answer_when_durable(result, waiters));
+        tokio::spawn(answer_when_durable(
+            result,
+            waiters,
+            store.clone(),
+            handing.clone(),
+        ));
     }
 }
 
-/// How a group was written: in one transaction, or (after that failed) one by one.
+/// The messages of a group that its `BirthClaim` claimed: the first `count` accepted ones
+/// due at once, in the order the store wrote them (`store::queue::BirthClaim`).
+fn born_claimed(
+    batch: &[(Message, Vec<Media>)],
+    admissions: &[Admission],
+    count: usize,
+) -> Vec<Claimed> {
+    batch
+        .iter()
+        .zip(admissions)
+        .filter(|((m, _), a)| **a == Admission::Accepted && due_at_once(m))
+        .take(count)
+        .map(|((m, _), _)| Claimed {
+            message: m.clone(),
+            attempts: 0,
+            pace_slot: None,
+            // The API's messages never are (`Terms::opt_out_exempt`).
+            opt_out_exempt: false,
+        })
+        .collect()
+}
+
+/// How a group was written: in one transaction (with the messages it claimed for this node's
+/// dispatcher, and when), or (after that failed) one by one.
 enum GroupResult {
-    Whole((Vec<Admission>, Durable)),
+    Whole(
+        (Vec<Admission>, Durable),
+        Option<(Vec<Claimed>, std::time::Instant)>,
+    ),
     Members(Vec<Result<(Admission, Durable)>>),
 }
 
-async fn answer_when_durable(result: GroupResult, waiters: Vec<oneshot::Sender<Result<Written>>>) {
+async fn answer_when_durable(
+    result: GroupResult,
+    waiters: Vec<oneshot::Sender<Result<Written>>>,
+    store: Store,
+    handing: Handing,
+) {
     match result {
-        GroupResult::Whole((admissions, durable)) => {
+        GroupResult::Whole((admissions, durable), handed) => {
             let durable = durable.wait().await;
+            // The dispatcher gets the messages once their rows are durable, as a claim from
+            // the database would; if it stopped meanwhile they are released for any other.
+            if let (Ok(()), Some((claimed, claimed_at))) = (&durable, handed) {
+                let sids: Vec<String> = claimed.iter().map(|c| c.message.sid.clone()).collect();
+                if !claimed.is_empty() && !handing.handoff.hand(claimed, claimed_at, handing.lease)
+                {
+                    let sids: Vec<&str> = sids.iter().map(String::as_str).collect();
+                    if let Err(err) = store
+                        .release_message_claims(handing.handoff.token(), &sids, now_micros())
+                        .await
+                    {
+                        tracing::warn!(%err, "releasing messages claimed for a stopped dispatcher failed; they are claimed again after their lease");
+                    }
+                }
+            }
             for (i, done) in waiters.into_iter().enumerate() {
                 let written = match (&durable, admissions.get(i)) {
                     (Err(err), _) => Err(err.clone()),
@@ -314,6 +384,8 @@ async fn write_alone(
             idempotency: key,
             ..Terms::default()
         }],
+        // Alone after its group failed: written unclaimed, for the database's claims.
+        None,
     )
     .await;
     match written {
@@ -348,6 +420,7 @@ async fn write_group(
     batch: &[(Message, Vec<Media>)],
     estimates: &[Money],
     terms: &[Terms],
+    claim: Option<BirthClaim>,
 ) -> Result<(Vec<Admission>, Durable)> {
     let mut attempt = 1;
     loop {
@@ -356,7 +429,7 @@ async fn write_group(
             None => session.insert(store.write_session().await?),
         };
         match open
-            .insert_new_messages(batch, estimates, terms, now_micros())
+            .insert_new_messages(batch, estimates, terms, now_micros(), claim)
             .await
         {
             Err(err) if err.is_transient() && attempt < GROUP_ATTEMPTS => {

@@ -219,6 +219,7 @@ impl Store {
                     ..Default::default()
                 }],
                 now,
+                None,
             )
             .await?;
             if let Some(super::rows::Admission::OverCap(reason)) = admissions.first() {

@@ -144,6 +144,7 @@ impl Store {
             estimates,
             &[],
             due_now,
+            None,
         )
         .await?;
         Ok((admissions, tx.commit_deferred().await?))
@@ -602,6 +603,25 @@ impl Store {
         })
     }
 
+    /// Ends the leases that claim `token` still holds on the messages `sids`, so that any
+    /// dispatcher claims them at once: a node lets go of messages it will not dispatch (see
+    /// `service::handoff`). A message another claim took since keeps that claim.
+    pub async fn release_message_claims(&self, token: i64, sids: &[&str], now: i64) -> Result<u64> {
+        let mut released = 0;
+        for chunk in sids.chunks(ROWS_PER_STATEMENT) {
+            // Due at once: a message claimed as it was written is due when its lease ends.
+            let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = ");
+            sql.int(now)
+                .push(" WHERE claim_token = ")
+                .int(token)
+                .push(" AND lease_until IS NOT NULL AND sid IN ")
+                .text_set(chunk.iter().copied());
+            // A release lost in a crash only leaves the lease to run out.
+            released += self.write_volatile_count(sql).await?;
+        }
+        Ok(released)
+    }
+
     /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
     /// one multi-row statement per kind of decision.
     ///
@@ -961,9 +981,11 @@ impl Store {
     /// `/metrics`, at scrape time: it reads the rows that have a send time, the backlog.
     pub async fn queue_depth(&self, now: i64) -> Result<(i64, i64, i64)> {
         let row = sqlx::query(
-            "SELECT COUNT(CASE WHEN due_at <= $1 THEN 1 END) AS due, \
-             COUNT(CASE WHEN due_at > $1 AND status = 'scheduled' THEN 1 END) AS scheduled, \
-             COUNT(CASE WHEN due_at > $1 AND status <> 'scheduled' THEN 1 END) AS pacing \
+            // A message claimed as it was written is due when its lease ends, and waits to be
+            // sent meanwhile (`store::queue::BirthClaim`).
+            "SELECT COUNT(CASE WHEN due_at <= $1 OR lease_until IS NOT NULL THEN 1 END) AS due, \
+             COUNT(CASE WHEN due_at > $1 AND lease_until IS NULL AND status = 'scheduled' THEN 1 END) AS scheduled, \
+             COUNT(CASE WHEN due_at > $1 AND lease_until IS NULL AND status <> 'scheduled' THEN 1 END) AS pacing \
              FROM messages WHERE due_at IS NOT NULL",
         )
         .bind(now)

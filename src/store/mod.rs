@@ -128,6 +128,7 @@ impl WriteSession {
         estimates: &[crate::domain::usage::Money],
         terms: &[queue::Terms],
         due_now: i64,
+        claim: Option<queue::BirthClaim>,
     ) -> Result<(Vec<rows::Admission>, Durable)> {
         if self.store.backend == Backend::Postgres || self.store.native_writer.is_some() {
             let mut tx = self.begin().await?;
@@ -138,6 +139,7 @@ impl WriteSession {
                 estimates,
                 terms,
                 due_now,
+                claim,
             )
             .await?;
             return Ok((admissions, tx.commit_deferred().await?));
@@ -150,6 +152,7 @@ impl WriteSession {
             estimates,
             terms,
             due_now,
+            claim,
         )
         .await;
         match written {

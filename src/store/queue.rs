@@ -14,6 +14,22 @@ use crate::error::Result;
 /// PostgreSQL's 65,535).
 pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
+/// A claim made as new messages are written (see `service::handoff`): up to `count` of a
+/// group's accepted messages that are due at once are written already leased under `token`
+/// until `lease_until`, and due then, for this node's dispatcher, which gets them in memory
+/// instead of claiming them from the database. Every other message is written unclaimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BirthClaim {
+    pub token: i64,
+    pub lease_until: i64,
+    pub count: usize,
+}
+
+/// Whether a new message is due as soon as it is written: neither scheduled nor final.
+pub fn due_at_once(message: &Message) -> bool {
+    !message.status.is_final() && message.send_at.is_none()
+}
+
 /// Records transitions and, in the same transaction, the status callbacks they owe. Must run
 /// after the message rows carry their new state (the callback URL is resolved from them).
 pub(crate) async fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<()> {
@@ -67,14 +83,22 @@ pub(crate) async fn insert_messages_in(
     batch: &[(Message, Vec<Media>)],
     due_now: i64,
 ) -> Result<()> {
-    tx.execute_all(new_message_statements(batch, due_now)).await
+    tx.execute_all(new_message_statements(batch, due_now, None))
+        .await
 }
 
 /// The statements that insert new messages with their media; each row carries its first
-/// event (which owes no status callback) in its `events` column.
-fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<Sql> {
+/// event (which owes no status callback) in its `events` column, and `claim`'s lease if it
+/// is one of the first `claim.count` messages due at once.
+fn new_message_statements(
+    batch: &[(Message, Vec<Media>)],
+    due_now: i64,
+    claim: Option<BirthClaim>,
+) -> Vec<Sql> {
     let mut statements = Vec::new();
-    /// The columns of `MESSAGE_COLUMNS`, then `attempts, due_at, events`.
+    let mut unclaimed = claim.map_or(0, |c| c.count);
+    /// The columns of `MESSAGE_COLUMNS`, then `attempts, due_at, events, claim_token,
+    /// lease_until`.
     const MESSAGE_KINDS: &[Kind] = &[
         Kind::Text, // sid
         Kind::Text, // account_sid
@@ -100,12 +124,25 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
         Kind::Int,  // attempts
         Kind::Int,  // due_at
         Kind::Text, // events
+        Kind::Int,  // claim_token
+        Kind::Int,  // lease_until
     ];
     for chunk in batch.chunks(ROWS_PER_STATEMENT) {
         let mut rows = Rows::with_capacity(chunk.len(), MESSAGE_KINDS);
         for (m, _) in chunk {
+            let claimed = match claim {
+                Some(claim) if unclaimed > 0 && due_at_once(m) => {
+                    unclaimed -= 1;
+                    Some(claim)
+                }
+                _ => None,
+            };
+            // A message claimed here comes due for the database's claims only when its lease
+            // ends (a node that died holding it): until then no claim walks past it.
             let due = if m.status.is_final() {
                 None
+            } else if let Some(claim) = claimed {
+                Some(claim.lease_until)
             } else {
                 Some(m.send_at.unwrap_or(due_now))
             };
@@ -133,9 +170,11 @@ fn new_message_statements(batch: &[(Message, Vec<Media>)], due_now: i64) -> Vec<
                 .int(0)
                 .opt_int(due)
                 .text(event_entry(m.status, m.date_created, m.error_code));
+            rows.opt_int(claimed.map(|c| c.token))
+                .opt_int(claimed.map(|c| c.lease_until));
         }
         let mut sql = Sql::new(&format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at, events) "
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, attempts, due_at, events, claim_token, lease_until) "
         ));
         sql.insert_rows(rows);
         statements.push(sql);
@@ -191,6 +230,7 @@ pub(crate) async fn insert_new_messages_in(
     estimates: &[crate::domain::usage::Money],
     terms: &[Terms],
     due_now: i64,
+    claim: Option<BirthClaim>,
 ) -> Result<Vec<Admission>> {
     let mut stops = crate::domain::opt_out::OptOutsByRecipient::default();
     let mut accounts: Vec<&str> = batch.iter().map(|(m, _)| m.account_sid.as_str()).collect();
@@ -350,7 +390,7 @@ pub(crate) async fn insert_new_messages_in(
         .map(|(item, _)| item.clone())
         .collect();
     // One round trip on SQLite (see `Tx::execute_all`): the writer's cycle is its limit.
-    let mut statements = new_message_statements(&kept, due_now);
+    let mut statements = new_message_statements(&kept, due_now, claim);
     statements.extend(key_statements(batch, terms, &admissions, due_now));
     statements.extend(exempt_statements(batch, terms, &admissions));
     statements.extend(super::caps::count_statements(&counts));

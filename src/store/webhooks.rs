@@ -453,6 +453,7 @@ impl Store {
                 &estimates,
                 &[],
                 now,
+                None,
             )
             .await?;
             for ((message, _), admission) in replies.iter().zip(admissions) {

@@ -15,6 +15,13 @@ pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
+impl Running {
+    /// Stops the dispatcher and the webhook sender (the API keeps serving).
+    pub fn stop_engine(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

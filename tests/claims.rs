@@ -905,3 +905,88 @@ async fn the_api_s_messages_are_claimed_for_the_running_dispatcher_as_they_are_w
         "nobody's, due at once"
     );
 }
+
+/// A server on a SQLite file that crashed left its claims (a round's and those made as
+/// messages were written). The next server on the file, holding its lock, ends them as it
+/// starts, and they are claimed at once; a store without the lock ends nothing.
+#[tokio::test]
+async fn the_next_server_on_a_sqlite_file_ends_the_claims_a_crashed_one_left() {
+    let dir = std::env::temp_dir().join(format!(
+        "warbler-claims-{}",
+        warbler::domain::sid::random_hex32()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/warbler.db", dir.display());
+    let now = now_micros();
+    let lease = 60 * SECOND;
+    {
+        let crashed = Store::connect(&url).await.unwrap();
+        warbler::service::App::new(
+            crashed.clone(),
+            warbler::service::Settings::new(10, "test-pepper".into()),
+        )
+        .ensure_main_account(Some(common::MAIN_SID), Some(common::MAIN_TOKEN), "crashed")
+        .await
+        .unwrap();
+        crashed
+            .insert_messages(
+                &[(
+                    queued_message(
+                        format!("SM{:032x}", 0xc1),
+                        common::MAIN_SID,
+                        "in a round",
+                        now,
+                    ),
+                    Vec::new(),
+                )],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            crashed
+                .claim_due(now, lease, 10)
+                .await
+                .unwrap()
+                .messages
+                .len(),
+            1
+        );
+        let mut session = crashed.write_session().await.unwrap();
+        let born = queued_message(format!("SM{:032x}", 0xc2), common::MAIN_SID, "handed", now);
+        let (_, durable) = session
+            .insert_new_messages(
+                &[(born, Vec::new())],
+                &[0],
+                &[],
+                now,
+                Some(BirthClaim {
+                    token: 7,
+                    lease_until: now + lease,
+                    count: 1,
+                }),
+            )
+            .await
+            .unwrap();
+        durable.wait().await.unwrap();
+    }
+    let next = Store::connect(&url).await.unwrap();
+    assert_eq!(
+        next.end_claims_of_earlier_servers(now).await.unwrap(),
+        0,
+        "without the file's lock, another process may hold them"
+    );
+    assert!(next
+        .claim_due(now, lease, 10)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+    next.hold_webhook_outbox().unwrap();
+    assert_eq!(next.end_claims_of_earlier_servers(now).await.unwrap(), 2);
+    assert_eq!(
+        next.claim_due(now, lease, 10).await.unwrap().messages.len(),
+        2
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -627,6 +627,14 @@ impl App {
     /// Runs the dispatcher and receipts until `shutdown` fires: a round, then a wait for new
     /// work (or a short tick, for scheduled messages, pacing and receipts coming due).
     pub async fn run_workers(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        match self.store.end_claims_of_earlier_servers(now_micros()).await {
+            Ok(0) => {}
+            Ok(ended) => tracing::warn!(
+                messages = ended,
+                "the last server on this database stopped holding claims (it crashed); they are sent now"
+            ),
+            Err(err) => tracing::error!(%err, "ending an earlier server's claims failed; they are claimed after their leases"),
+        }
         self.handoff.open();
         loop {
             if *shutdown.borrow() {

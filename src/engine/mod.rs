@@ -90,6 +90,9 @@ impl App {
             tokio::spawn(run());
             return Ok(stopped);
         }
+        // One server per SQLite file (see `spawn_webhooks`): taken before the dispatcher ends
+        // the claims an earlier server left (`Store::end_claims_of_earlier_servers`).
+        self.store.hold_webhook_outbox()?;
         crate::service::run_on_own_thread("dispatcher", run)?;
         Ok(stopped)
     }

@@ -137,6 +137,14 @@ impl MemoryLeases {
         }
     }
 
+    /// Whether this process holds the lock (`hold_process_lock`).
+    pub(crate) fn holds_process_lock(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, i64)>> {
         // A panic while holding it left a map that is still whole (each change is one call).
         self.held

@@ -622,6 +622,26 @@ impl Store {
         Ok(released)
     }
 
+    /// On a SQLite file whose lock this process holds (`hold_webhook_outbox`: the file's one
+    /// server), ends the message claims an earlier server left when it stopped without letting
+    /// go of them (it crashed): its messages go out as soon as this server starts, not when
+    /// their leases would have ended. Elsewhere, with no way to know that no other process
+    /// holds them, it does nothing. Returns how many claims it ended.
+    pub async fn end_claims_of_earlier_servers(&self, now: i64) -> Result<u64> {
+        if !self
+            .webhook_leases
+            .as_ref()
+            .is_some_and(|memory| memory.holds_process_lock())
+        {
+            return Ok(0);
+        }
+        // A claimed message is due by its claim's time, or (claimed as it was written) when
+        // its lease ends: either way, due now.
+        let mut sql = Sql::new("UPDATE messages SET lease_until = NULL, due_at = MIN(due_at, ");
+        sql.int(now).push(") WHERE lease_until IS NOT NULL");
+        self.write_volatile_count(sql).await
+    }
+
     /// Records the dispatcher's decisions for a batch in one transaction (group commit), with
     /// one multi-row statement per kind of decision.
     ///

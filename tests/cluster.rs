@@ -684,6 +684,20 @@ impl Sent {
             + self.not_sent
     }
 
+    /// Adds what `other` sent to this.
+    fn absorb(&mut self, other: Sent) {
+        self.accepted.extend(other.accepted);
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.transport_errors += other.transport_errors;
+        self.not_sent += other.not_sent;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        self.samples.extend(other.samples);
+        self.elapsed = self.elapsed.max(other.elapsed);
+    }
+
     fn latency(&self, quantile: f64) -> Duration {
         if self.latencies.is_empty() {
             return Duration::ZERO;
@@ -1222,6 +1236,8 @@ async fn cluster_with_a_holding_node(
     must_be_healthy(client, &mut a).await;
     must_be_healthy(client, &mut c).await;
     let senders = two_senders(client, &b.base).await;
+    let senders_of_a = senders.clone();
+    let callback_of_a = callback.clone();
     let bases = vec![b.base.clone(), c.base.clone()];
     let sending = {
         let client = client.clone();
@@ -1239,8 +1255,13 @@ async fn cluster_with_a_holding_node(
             .await
         })
     };
-    // As soon as A says it holds claims (it then sleeps `ms` before working on them).
+    // A node dispatches the messages it accepts itself (claimed as it writes them,
+    // `service::handoff`), so some of the load goes to A too: a few at a time, each batch
+    // answered before the next, so that no request to A is under way when it is killed or
+    // stopped. As soon as A says it holds claims (it then sleeps `ms` before working on them).
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut to_a = Sent::default();
+    let mut batch = 0;
     while !a.proc.stderr.contains(holding) {
         if let Some(status) = a.proc.exited() {
             panic!("{test}: node A exited ({status}) before holding claims");
@@ -1252,13 +1273,27 @@ async fn cluster_with_a_holding_node(
                 a.proc.stderr.snapshot()
             );
         }
+        let tag = format!("hold-a{batch}");
+        let sent = send_messages(
+            client,
+            std::slice::from_ref(&a.base),
+            &senders_of_a,
+            4,
+            &tag,
+            callback_of_a.clone(),
+            4,
+            Duration::from_secs(10),
+        )
+        .await;
+        to_a.absorb(sent);
+        batch += 1;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     Holding {
         a,
         others: vec![b, c],
         sending: Some(sending),
-        sent: Sent::default(),
+        sent: to_a,
     }
 }
 
@@ -1267,8 +1302,11 @@ impl Holding {
     /// the problem if any was not answered 201.
     async fn finish_sending(&mut self, test: &str) -> Vec<String> {
         let task = self.sending.take().expect("a sending task");
+        let to_a = std::mem::take(&mut self.sent);
         self.sent = task.await.expect("the sending task");
-        self.sent.print(test);
+        to_a.print(&format!("{test} (to A, before it was touched)"));
+        self.sent.print(&format!("{test} (to B and C)"));
+        self.sent.absorb(to_a);
         let mut problems = Vec::new();
         if self.sent.not_created() > 0 {
             problems.push(format!(

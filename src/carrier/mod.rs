@@ -124,6 +124,12 @@ impl Carrier {
         self.smpp.iter()
     }
 
+    /// Whether every SMPP route has a session bound here (true without SMPP routes): what
+    /// this node dispatches then goes out, not deferred to a node that holds a bind.
+    pub fn every_route_bound(&self) -> bool {
+        self.smpp_routes().all(|(_, route)| route.bound() > 0)
+    }
+
     pub fn has_smpp(&self) -> bool {
         !self.smpp.is_empty()
     }

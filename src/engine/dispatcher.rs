@@ -645,6 +645,7 @@ impl App {
             } else {
                 BATCH_UNDER_LOAD
             };
+            self.handoff.set_sending(self.carrier.every_route_bound());
             let now = now_micros();
             let round = std::time::Instant::now();
             let dispatched = self.dispatch_round(now, limit).await.unwrap_or_else(|err| {

@@ -52,6 +52,10 @@ pub struct Handoff {
     token: i64,
     /// A dispatcher runs in this process and takes what is handed over.
     open: AtomicBool,
+    /// It can send what it takes: every SMPP route has a session bound here. A node without
+    /// would defer the messages to one with (its bind slots are the cluster's), so it leaves
+    /// them to the database's claims.
+    sending: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -81,6 +85,7 @@ impl Default for Handoff {
         Handoff {
             token: crate::store::leases::new_claim_token(),
             open: AtomicBool::new(false),
+            sending: AtomicBool::new(true),
             state: Mutex::default(),
         }
     }
@@ -100,6 +105,11 @@ impl Handoff {
         self.open.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the dispatcher can send what it takes now (see `Handoff::sending`).
+    pub fn set_sending(&self, sending: bool) {
+        self.sending.store(sending, Ordering::Relaxed);
+    }
+
     /// The dispatcher stops: nothing more is claimed as it is written, and the SIDs of the
     /// messages still waiting come back, to release.
     pub fn close(&self) -> Vec<String> {
@@ -115,12 +125,13 @@ impl Handoff {
     }
 
     /// The claim for the next group the writer writes, with the time its lease starts, or
-    /// `None` when no dispatcher runs here or it is behind: the oldest message waiting has
+    /// `None` when no dispatcher runs here, it cannot send (`set_sending`), or it is behind:
+    /// the oldest message waiting has
     /// waited a quarter of its lease (then new messages wait in the database, where a claim
     /// finds them in due order), or `CAPACITY` wait. `lease` is the dispatcher's lease, in
     /// microseconds, and `now` this process's clock.
     pub fn birth_claim(&self, lease: i64, now: i64) -> Option<(BirthClaim, Instant)> {
-        if !self.open.load(Ordering::SeqCst) {
+        if !self.open.load(Ordering::SeqCst) || !self.sending.load(Ordering::Relaxed) {
             return None;
         }
         let state = self.state();
@@ -296,6 +307,16 @@ mod tests {
         );
         assert_eq!(handoff.close(), vec!["SM1".to_string(), "SM2".to_string()]);
         assert!(handoff.birth_claim(1_000_000, 5).is_none(), "closed again");
+    }
+
+    #[test]
+    fn a_dispatcher_that_cannot_send_gets_no_new_messages() {
+        let handoff = Handoff::default();
+        handoff.open();
+        handoff.set_sending(false);
+        assert!(handoff.birth_claim(1_000_000, 0).is_none());
+        handoff.set_sending(true);
+        assert!(handoff.birth_claim(1_000_000, 0).is_some());
     }
 
     #[test]

@@ -248,8 +248,12 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, handing: Handing) {
             Ok(written) => {
                 metrics::histogram!(crate::telemetry::COMMIT_DURATION)
                     .record(started.elapsed().as_secs_f64());
+                // The batch is not needed again: its messages move to the handoff.
                 let handed = birth.map(|(claim, claimed_at)| {
-                    (born_claimed(&batch, &written.0, claim.count), claimed_at)
+                    (
+                        born_claimed(std::mem::take(&mut batch), &written.0, claim.count),
+                        claimed_at,
+                    )
                 });
                 GroupResult::Whole(written, handed)
             }
@@ -288,17 +292,17 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, handing: Handing) {
 /// The messages of a group that its `BirthClaim` claimed: the first `count` accepted ones
 /// due at once, in the order the store wrote them (`store::queue::BirthClaim`).
 fn born_claimed(
-    batch: &[(Message, Vec<Media>)],
+    batch: Vec<(Message, Vec<Media>)>,
     admissions: &[Admission],
     count: usize,
 ) -> Vec<Claimed> {
     batch
-        .iter()
+        .into_iter()
         .zip(admissions)
         .filter(|((m, _), a)| **a == Admission::Accepted && due_at_once(m))
         .take(count)
         .map(|((m, _), _)| Claimed {
-            message: m.clone(),
+            message: m,
             attempts: 0,
             pace_slot: None,
             // The API's messages never are (`Terms::opt_out_exempt`).

@@ -151,11 +151,16 @@ impl Handoff {
     }
 
     /// Hands over messages claimed as they were written, once their rows are durable;
-    /// `claimed_at` is when their lease started. False when the dispatcher has stopped
-    /// meanwhile: then the caller releases them.
-    pub fn hand(&self, messages: Vec<Claimed>, claimed_at: Instant, lease: i64) -> bool {
+    /// `claimed_at` is when their lease started. They come back when the dispatcher has
+    /// stopped meanwhile: then the caller releases them.
+    pub fn hand(
+        &self,
+        messages: Vec<Claimed>,
+        claimed_at: Instant,
+        lease: i64,
+    ) -> std::result::Result<(), Vec<Claimed>> {
         if !self.open.load(Ordering::SeqCst) {
-            return false;
+            return Err(messages);
         }
         let submit_by = claimed_at + Duration::from_micros(lease.max(0) as u64 / 2);
         let mut state = self.state();
@@ -178,7 +183,7 @@ impl Handoff {
                 }
             }
         }
-        true
+        Ok(())
     }
 
     /// Whether the dispatcher should claim from the database this round: nothing waits here,
@@ -290,17 +295,21 @@ mod tests {
     fn nothing_is_claimed_at_birth_unless_a_dispatcher_takes_it() {
         let handoff = Handoff::default();
         assert!(handoff.birth_claim(1_000_000, 5).is_none(), "closed");
-        assert!(!handoff.hand(vec![claimed("SM1")], Instant::now(), 1_000_000));
+        assert!(handoff
+            .hand(vec![claimed("SM1")], Instant::now(), 1_000_000)
+            .is_err_and(|back| back.len() == 1));
         handoff.open();
         let (claim, _) = handoff.birth_claim(1_000_000, 5).expect("open");
         assert_eq!(claim.token, handoff.token());
         assert_eq!(claim.lease_until, 1_000_005);
         assert_eq!(claim.count, CAPACITY);
-        assert!(handoff.hand(
-            vec![claimed("SM1"), claimed("SM2")],
-            Instant::now(),
-            1_000_000
-        ));
+        assert!(handoff
+            .hand(
+                vec![claimed("SM1"), claimed("SM2")],
+                Instant::now(),
+                1_000_000
+            )
+            .is_ok());
         assert_eq!(
             handoff.birth_claim(1_000_000, 5).map(|(c, _)| c.count),
             Some(CAPACITY - 2)
@@ -324,7 +333,7 @@ mod tests {
         let handoff = Handoff::default();
         handoff.open();
         let many: Vec<Claimed> = (0..CAPACITY).map(|i| claimed(&format!("SM{i}"))).collect();
-        assert!(handoff.hand(many, Instant::now(), 1_000_000));
+        assert!(handoff.hand(many, Instant::now(), 1_000_000).is_ok());
         assert!(handoff.birth_claim(1_000_000, 0).is_none());
         let taken = handoff.take(10).expect("waiting");
         assert_eq!(taken.messages.len(), 10);
@@ -340,13 +349,17 @@ mod tests {
         handoff.open();
         let long_ago = Instant::now() - Duration::from_secs(10);
         // A lease of 10 s from 10 s ago: half of it is over.
-        assert!(handoff.hand(vec![claimed("SM-old")], long_ago, 10_000_000));
+        assert!(handoff
+            .hand(vec![claimed("SM-old")], long_ago, 10_000_000)
+            .is_ok());
         let fresh = Instant::now();
-        assert!(handoff.hand(
-            vec![claimed("SM1"), claimed("SM2"), claimed("SM3")],
-            fresh,
-            10_000_000
-        ));
+        assert!(handoff
+            .hand(
+                vec![claimed("SM1"), claimed("SM2"), claimed("SM3")],
+                fresh,
+                10_000_000
+            )
+            .is_ok());
         let taken = handoff.take(2).expect("waiting");
         assert_eq!(taken.token, handoff.token());
         assert_eq!(taken.stale, vec!["SM-old".to_string()]);
@@ -368,16 +381,20 @@ mod tests {
         let handoff = Handoff::default();
         handoff.open();
         let at = Instant::now();
-        assert!(handoff.hand(
-            vec![
-                claimed_of("AC1", "SM1"),
-                claimed_of("AC1", "SM2"),
-                claimed_of("AC1", "SM3")
-            ],
-            at,
-            30_000_000
-        ));
-        assert!(handoff.hand(vec![claimed_of("AC2", "SM4")], at, 30_000_000));
+        assert!(handoff
+            .hand(
+                vec![
+                    claimed_of("AC1", "SM1"),
+                    claimed_of("AC1", "SM2"),
+                    claimed_of("AC1", "SM3")
+                ],
+                at,
+                30_000_000
+            )
+            .is_ok());
+        assert!(handoff
+            .hand(vec![claimed_of("AC2", "SM4")], at, 30_000_000)
+            .is_ok());
         let taken = handoff.take(3).expect("waiting");
         let sids: Vec<&str> = taken
             .messages
@@ -399,17 +416,21 @@ mod tests {
         let handoff = Handoff::default();
         handoff.open();
         let lease = 8_000_000;
-        assert!(handoff.hand(
-            vec![claimed("SM1")],
-            Instant::now() - Duration::from_secs(1),
-            lease
-        ));
+        assert!(handoff
+            .hand(
+                vec![claimed("SM1")],
+                Instant::now() - Duration::from_secs(1),
+                lease
+            )
+            .is_ok());
         assert!(handoff.birth_claim(lease, 0).is_some(), "1 s behind of 8");
-        assert!(handoff.hand(
-            vec![claimed_of("AC2", "SM2")],
-            Instant::now() - Duration::from_secs(2),
-            lease
-        ));
+        assert!(handoff
+            .hand(
+                vec![claimed_of("AC2", "SM2")],
+                Instant::now() - Duration::from_secs(2),
+                lease
+            )
+            .is_ok());
         assert!(handoff.birth_claim(lease, 0).is_none(), "2 s behind of 8");
         handoff.take(1).expect("waiting");
         handoff.take(1).expect("waiting");
@@ -421,7 +442,9 @@ mod tests {
         let handoff = Handoff::default();
         handoff.open();
         assert!(handoff.database_turn(), "nothing waits");
-        assert!(handoff.hand(vec![claimed("SM1")], Instant::now(), 30_000_000));
+        assert!(handoff
+            .hand(vec![claimed("SM1")], Instant::now(), 30_000_000)
+            .is_ok());
         assert!(
             handoff.database_turn(),
             "never claimed from the database yet"

@@ -333,10 +333,8 @@ async fn answer_when_durable(
             // The dispatcher gets the messages once their rows are durable, as a claim from
             // the database would; if it stopped meanwhile they are released for any other.
             if let (Ok(()), Some((claimed, claimed_at))) = (&durable, handed) {
-                let sids: Vec<String> = claimed.iter().map(|c| c.message.sid.clone()).collect();
-                if !claimed.is_empty() && !handing.handoff.hand(claimed, claimed_at, handing.lease)
-                {
-                    let sids: Vec<&str> = sids.iter().map(String::as_str).collect();
+                if let Err(back) = handing.handoff.hand(claimed, claimed_at, handing.lease) {
+                    let sids: Vec<&str> = back.iter().map(|c| c.message.sid.as_str()).collect();
                     if let Err(err) = store
                         .release_message_claims(handing.handoff.token(), &sids, now_micros())
                         .await

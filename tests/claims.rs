@@ -762,12 +762,7 @@ async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lea
     // The scheduled message is not due at once and takes none of the three; the fourth due
     // one is beyond them: it alone is the database's to claim.
     let claim = store.claim_due(now, lease, 10).await.unwrap();
-    let claimed: Vec<&str> = claim
-        .messages
-        .iter()
-        .map(|c| c.message.sid.as_str())
-        .collect();
-    assert_eq!(claimed, [sid(4).as_str()]);
+    assert_eq!(sids_of(&claim), [sid(4).as_str()]);
     let done = |claim: warbler::store::messages::Claim| async move {
         let outcomes: Vec<_> = claim
             .messages
@@ -801,23 +796,17 @@ async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lea
         1
     );
     let claim = store.claim_due(now, lease, 10).await.unwrap();
-    let claimed: Vec<&str> = claim
-        .messages
-        .iter()
-        .map(|c| c.message.sid.as_str())
-        .collect();
-    assert_eq!(claimed, [sid(3).as_str()], "released: claimed at once");
+    assert_eq!(
+        sids_of(&claim),
+        [sid(3).as_str()],
+        "released: claimed at once"
+    );
     assert_eq!(done(claim).await, 1);
 
     // The node that wrote them died: once the lease ends, another claim takes the rest.
     let later = now + lease + SECOND;
     let claim = store.claim_due(later, lease, 10).await.unwrap();
-    let claimed: Vec<&str> = claim
-        .messages
-        .iter()
-        .map(|c| c.message.sid.as_str())
-        .collect();
-    assert_eq!(claimed, [sid(2).as_str()]);
+    assert_eq!(sids_of(&claim), [sid(2).as_str()]);
     if store.backend() == warbler::store::Backend::Postgres {
         assert_eq!(claim.taken_over, 1, "the lapsed birth claim is counted");
     }
@@ -845,6 +834,15 @@ async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lea
         0,
         "nor can it release it"
     );
+}
+
+/// The SIDs a claim took, in its order.
+fn sids_of(claim: &warbler::store::messages::Claim) -> Vec<&str> {
+    claim
+        .messages
+        .iter()
+        .map(|c| c.message.sid.as_str())
+        .collect()
 }
 
 /// The claim token and lease end of a message's row, and whether it is due by `now`.

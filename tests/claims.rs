@@ -81,6 +81,7 @@ async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
             &Default::default(),
             now,
             first.token,
+            None,
         )
         .await
         .unwrap();
@@ -100,6 +101,7 @@ async fn an_outcome_recorded_under_a_lost_claim_writes_nothing() {
             &Default::default(),
             later,
             second.token,
+            None,
         )
         .await
         .unwrap();
@@ -153,7 +155,7 @@ async fn a_batch_partly_taken_over_records_only_what_it_still_holds() {
         .map(|claimed| (claimed.message.clone(), sent(now)))
         .collect();
     let recorded = store
-        .record_outcomes(&outcomes, &[], &Default::default(), now, first.token)
+        .record_outcomes(&outcomes, &[], &Default::default(), now, first.token, None)
         .await
         .unwrap();
     assert_eq!(recorded.count, 2, "the two still held");
@@ -530,7 +532,7 @@ async fn callbacks_queued_behind_a_backlog_in_backoff_stay_quick_whatever_the_st
         .collect();
     let started = std::time::Instant::now();
     let recorded = store
-        .record_outcomes(&outcomes, &[], &Default::default(), now, claim.token)
+        .record_outcomes(&outcomes, &[], &Default::default(), now, claim.token, None)
         .await
         .unwrap();
     let took = started.elapsed();
@@ -770,7 +772,7 @@ async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lea
             .map(|c| (c.message, sent(now)))
             .collect();
         store
-            .record_outcomes(&outcomes, &[], &Default::default(), now, claim.token)
+            .record_outcomes(&outcomes, &[], &Default::default(), now, claim.token, None)
             .await
             .unwrap()
             .count
@@ -783,7 +785,14 @@ async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lea
         .unwrap()
         .unwrap();
     let recorded = store
-        .record_outcomes(&[(held, sent(now))], &[], &Default::default(), now, token)
+        .record_outcomes(
+            &[(held, sent(now))],
+            &[],
+            &Default::default(),
+            now,
+            token,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(recorded.count, 1, "the birth claim holds its message");
@@ -822,6 +831,7 @@ async fn messages_claimed_as_they_are_written_stay_out_of_claims_until_their_lea
             &Default::default(),
             later,
             token,
+            None,
         )
         .await
         .unwrap();
@@ -987,4 +997,200 @@ async fn the_next_server_on_a_sqlite_file_ends_the_claims_a_crashed_one_left() {
         2
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On PostgreSQL, a status callback is written claimed for this node's webhook sender when it
+/// is its message's only pending webhook: it stays out of the database's claims while its
+/// lease lasts, a callback queued behind it waits for it (and not for its lease), a released
+/// one is claimed at once, and a lapsed one is taken over and fenced off from its writer.
+/// (On a SQLite file the sender's claims are held in memory; nothing is claimed as written.)
+#[tokio::test]
+async fn status_callbacks_claimed_as_they_are_written_go_only_to_their_holder_in_order() {
+    use warbler::store::webhooks::CallbackBirthClaim;
+    use warbler::store::webhooks::Settlement;
+    let server = spawn().await;
+    let store = &server.app.store;
+    if store.backend() != warbler::store::Backend::Postgres {
+        return;
+    }
+    let now = now_micros();
+    let lease = 2 * SECOND;
+    let birth = CallbackBirthClaim {
+        token: 0xca11_u64 as i64,
+        lease,
+        now,
+    };
+    let sid = |i: u64| format!("SM{:032x}", 0xcb_0000_u64 + i);
+    let batch: Vec<_> = (1..=3)
+        .map(|i| {
+            let mut message = queued_message(sid(i), common::MAIN_SID, "callbacks", now);
+            message.status_callback = Some("http://127.0.0.1:9/status".into());
+            (message, Vec::new())
+        })
+        .collect();
+    let mut session = store.write_session().await.unwrap();
+    let (_, durable) = session
+        .insert_new_messages(&batch, &[0; 3], &[], now, None)
+        .await
+        .unwrap();
+    durable.wait().await.unwrap();
+    drop(session);
+    let claim = store.claim_due(now, lease, 10).await.unwrap();
+    assert_eq!(claim.messages.len(), 3);
+    let carrier_id = |sid: &str| format!("CB-{sid}");
+    let outcomes: Vec<_> = claim
+        .messages
+        .into_iter()
+        .map(|c| {
+            let carrier_message_id = carrier_id(&c.message.sid);
+            (
+                c.message,
+                Outcome::Sent {
+                    from: "+14155550100".into(),
+                    route: "simulated".into(),
+                    carrier_message_id,
+                    cost: Some(7_900),
+                    category: "sms-outbound-longcode".into(),
+                    at: now,
+                },
+            )
+        })
+        .collect();
+    let recorded = store
+        .record_outcomes(
+            &outcomes,
+            &[],
+            &Default::default(),
+            now,
+            claim.token,
+            Some(birth),
+        )
+        .await
+        .unwrap();
+    let id_of = |callbacks: &[warbler::store::webhooks::Webhook], message: &str| {
+        callbacks
+            .iter()
+            .find(|w| w.message_sid == message)
+            .map(|w| w.id.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        recorded.callbacks.len(),
+        3,
+        "each `sent` is its message's head"
+    );
+    assert!(recorded
+        .callbacks
+        .iter()
+        .all(|w| w.message_status.as_deref() == Some("sent") && w.attempts == 0));
+    assert!(
+        store
+            .claim_webhooks(now, lease, 10)
+            .await
+            .unwrap()
+            .webhooks
+            .is_empty(),
+        "claimed as written: out of the database's claims"
+    );
+
+    // Message 1's `sent` went out; message 2's is still in flight when both are delivered.
+    let done = |id: String| Settlement::done(id);
+    store
+        .settle_webhooks(
+            &[done(id_of(&recorded.callbacks, &sid(1)))],
+            birth.token,
+            now,
+        )
+        .await
+        .unwrap();
+    let receipt = |i: u64| warbler::store::rows::Receipt {
+        id: format!("R{i}"),
+        carrier_message_id: carrier_id(&sid(i)),
+        status: MessageStatus::Delivered,
+        error_code: None,
+        done_date: None,
+        due_at: now,
+    };
+    store
+        .insert_receipts(&[receipt(1), receipt(2)])
+        .await
+        .unwrap();
+    let applied = store
+        .apply_due_receipts(now, 10, Some(birth))
+        .await
+        .unwrap();
+    assert_eq!(applied.changes.len(), 2);
+    assert_eq!(
+        applied
+            .callbacks
+            .iter()
+            .map(|w| w.message_sid.as_str())
+            .collect::<Vec<_>>(),
+        [sid(1).as_str()],
+        "message 2's `delivered` waits behind its `sent`"
+    );
+    assert!(store
+        .claim_webhooks(now, lease, 10)
+        .await
+        .unwrap()
+        .webhooks
+        .is_empty());
+    store
+        .settle_webhooks(
+            &[done(id_of(&recorded.callbacks, &sid(2)))],
+            birth.token,
+            now,
+        )
+        .await
+        .unwrap();
+    let next = store.claim_webhooks(now, lease, 10).await.unwrap();
+    assert_eq!(
+        next.webhooks
+            .iter()
+            .map(|w| (w.message_sid.as_str(), w.message_status.as_deref()))
+            .collect::<Vec<_>>(),
+        [(sid(2).as_str(), Some("delivered"))],
+        "due once its head is gone, not when the head's lease would have ended"
+    );
+    store
+        .settle_webhooks(&[done(next.webhooks[0].id.clone())], next.token, now)
+        .await
+        .unwrap();
+
+    // Released (its sender stopped): claimed at once.
+    let third = id_of(&recorded.callbacks, &sid(3));
+    assert_eq!(
+        store
+            .release_webhook_claims(birth.token, &[third.as_str()], now)
+            .await
+            .unwrap(),
+        1
+    );
+    let released = store.claim_webhooks(now, lease, 10).await.unwrap();
+    assert_eq!(released.webhooks.len(), 1);
+    assert_eq!(released.webhooks[0].id, third);
+    assert_eq!(released.taken_over, 0);
+    store
+        .settle_webhooks(&[done(third)], released.token, now)
+        .await
+        .unwrap();
+
+    // Message 1's `delivered` was claimed as written and its node died: once the lease ends,
+    // a claim takes it over, and the dead node's settlement writes nothing.
+    assert_eq!(store.pending_webhooks().await.unwrap(), 1);
+    let later = now + lease + SECOND;
+    let taken = store.claim_webhooks(later, lease, 10).await.unwrap();
+    assert_eq!(taken.webhooks.len(), 1);
+    assert_eq!(taken.webhooks[0].id, applied.callbacks[0].id);
+    assert_eq!(taken.taken_over, 1, "the lapsed claim is counted");
+    store
+        .settle_webhooks(&[done(taken.webhooks[0].id.clone())], birth.token, later)
+        .await
+        .unwrap();
+    assert_eq!(store.pending_webhooks().await.unwrap(), 1, "fenced off");
+    store
+        .settle_webhooks(&[done(taken.webhooks[0].id.clone())], taken.token, later)
+        .await
+        .unwrap();
+    assert_eq!(store.pending_webhooks().await.unwrap(), 0);
 }

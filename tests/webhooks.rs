@@ -1307,6 +1307,71 @@ async fn callbacks_refused_while_the_receiver_is_down_all_arrive_in_order_when_i
     hook.assert_signed(MAIN_TOKEN);
 }
 
+/// With the workers running for real: on PostgreSQL the status writes claim each message's
+/// callback for this node's sender as they write it and hand it over in memory (on a SQLite
+/// file the sender's claims are in memory already, and nothing is handed over). Either way
+/// every callback arrives exactly once, in order per message, and none is left pending.
+#[tokio::test]
+async fn with_the_workers_running_every_callback_arrives_once_in_order() {
+    use std::collections::HashMap;
+    use std::time::Duration;
+    const MESSAGES: usize = 30;
+    let running = common::smpp::start(Vec::new()).await;
+    let server = &running.server;
+    let hook = Receiver::start().await;
+    let url = hook.url("/status");
+    let mut sids = Vec::new();
+    for i in 0..MESSAGES {
+        let reply = common::smpp::send(
+            server,
+            &[
+                ("To", HANDSET),
+                ("From", "+14155550100"),
+                ("Body", &format!("handed {i}")),
+                ("StatusCallback", &url),
+            ],
+        )
+        .await;
+        sids.push(reply["sid"].as_str().unwrap().to_string());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let per_message = loop {
+        let mut per_message: HashMap<String, Vec<String>> = HashMap::new();
+        for hit in hook.hits("/status") {
+            per_message
+                .entry(hit.get("MessageSid").unwrap().to_string())
+                .or_default()
+                .push(hit.get("MessageStatus").unwrap().to_string());
+        }
+        let complete = sids
+            .iter()
+            .filter(|sid| per_message.get(*sid).is_some_and(|s| s.len() >= 2))
+            .count();
+        if complete == MESSAGES && server.app.store.pending_webhooks().await.unwrap() == 0 {
+            break per_message;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{complete} of {MESSAGES} messages have both callbacks: {per_message:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for sid in &sids {
+        assert_eq!(per_message[sid], ["sent", "delivered"], "{sid}");
+    }
+    let handed = server.app.callback_handoff.handed();
+    if server.app.store.backend() == warbler::store::Backend::Postgres {
+        assert!(handed > 0, "no callback was claimed as it was written");
+    } else {
+        assert_eq!(handed, 0, "a SQLite file's sender claims in memory");
+    }
+    eprintln!(
+        "{handed} of {} callbacks handed over as written",
+        2 * MESSAGES
+    );
+    hook.assert_signed(MAIN_TOKEN);
+}
+
 /// A slow receiver holds up only its own callbacks: while one round waits on it, the next
 /// round claims and sends what became due since. (One round at a time, a callback queued
 /// behind a slow request waited for it: a round ends with its slowest request.)

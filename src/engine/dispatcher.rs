@@ -588,9 +588,7 @@ impl App {
                         .await
                     {
                         Ok((outcomes, kept)) => {
-                            app.store
-                                .record_outcomes(&outcomes, &[], &kept, now, token)
-                                .await
+                            app.record_outcomes(&outcomes, &[], &kept, now, token).await
                         }
                         Err(err) => Err(err),
                     };
@@ -608,7 +606,6 @@ impl App {
             let count = decided.len() + background;
             let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
             let recorded = self
-                .store
                 .record_outcomes(&decided, &pacing, &records, now, token)
                 .await?;
             self.observe_changes(&recorded.changes).await;
@@ -617,11 +614,40 @@ impl App {
         let count = decided.len();
         let pacing: Vec<(String, i64)> = pacing.into_iter().collect();
         let recorded = self
-            .store
             .record_outcomes(&decided, &pacing, &records, now, token)
             .await?;
         self.observe_changes(&recorded.changes).await;
         Ok(count)
+    }
+
+    /// `Store::record_outcomes`, claiming the status callbacks it queues for this node's
+    /// webhook sender (`service::callback_handoff`), and handing them over once committed.
+    async fn record_outcomes(
+        &self,
+        outcomes: &[(Message, Outcome)],
+        pacing: &[(String, i64)],
+        carrier: &crate::store::carrier::CarrierRecords,
+        now: i64,
+        token: i64,
+    ) -> Result<crate::store::messages::Recorded> {
+        let birth = self.callback_birth_claim();
+        let mut recorded = self
+            .store
+            .record_outcomes(
+                outcomes,
+                pacing,
+                carrier,
+                now,
+                token,
+                birth.map(|(claim, _)| claim),
+            )
+            .await?;
+        self.hand_callbacks(
+            std::mem::take(&mut recorded.callbacks),
+            birth.map(|(_, at)| at),
+        )
+        .await;
+        Ok(recorded)
     }
 
     /// Runs the dispatcher and receipts until `shutdown` fires: a round, then a wait for new

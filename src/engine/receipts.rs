@@ -17,8 +17,14 @@ impl App {
 
     /// `apply_receipts`, at most `limit` of them.
     pub(crate) async fn apply_receipts_limited(&self, now: i64, limit: i64) -> Result<usize> {
-        let changes = self.store.apply_due_receipts(now, limit).await?;
-        self.observe_changes(&changes).await;
-        Ok(changes.len())
+        let birth = self.callback_birth_claim();
+        let applied = self
+            .store
+            .apply_due_receipts(now, limit, birth.map(|(claim, _)| claim))
+            .await?;
+        self.hand_callbacks(applied.callbacks, birth.map(|(_, at)| at))
+            .await;
+        self.observe_changes(&applied.changes).await;
+        Ok(applied.changes.len())
     }
 }

@@ -252,13 +252,108 @@ impl App {
         (base.saturating_mul(factor) / 2).clamp(base, MAX_BACKOFF.max(base))
     }
 
+    /// A webhook claim's lease: it outlives one request, and is renewed while requests are
+    /// still waited on (an inbound webhook may follow redirects), so no other node takes a row
+    /// still in flight, and a dead node's rows are taken again soon.
+    pub(crate) fn webhook_lease(&self) -> i64 {
+        i64::try_from(self.settings.webhooks.timeout.as_micros())
+            .unwrap_or(i64::MAX / 2)
+            .saturating_add(LEASE_MARGIN)
+    }
+
+    /// The claim under which a status write claims its callbacks for this node's sender as
+    /// it writes them (`service::callback_handoff`), with when its lease starts; `None` on a
+    /// SQLite file (whose outbox leases live in the sender's memory), or when no sender runs
+    /// here or it is behind.
+    pub(crate) fn callback_birth_claim(
+        &self,
+    ) -> Option<(
+        crate::store::webhooks::CallbackBirthClaim,
+        std::time::Instant,
+    )> {
+        if self.store.backend() != crate::store::Backend::Postgres {
+            return None;
+        }
+        self.callback_handoff
+            .birth_claim(self.webhook_lease(), now_micros())
+    }
+
+    /// Hands the callbacks a committed status write claimed to this node's sender, or
+    /// releases them if it stopped meanwhile.
+    pub(crate) async fn hand_callbacks(
+        &self,
+        callbacks: Vec<Webhook>,
+        claimed_at: Option<std::time::Instant>,
+    ) {
+        let Some(claimed_at) = claimed_at else {
+            return;
+        };
+        if callbacks.is_empty() {
+            return;
+        }
+        match self
+            .callback_handoff
+            .hand(callbacks, claimed_at, self.webhook_lease())
+        {
+            Ok(()) => self.webhook_work.notify_one(),
+            Err(back) => {
+                self.release_callbacks(back.iter().map(|w| w.id.as_str()))
+                    .await
+            }
+        }
+    }
+
+    async fn release_callbacks<'a>(&self, ids: impl Iterator<Item = &'a str>) {
+        let ids: Vec<&str> = ids.collect();
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(err) = self
+            .store
+            .release_webhook_claims(self.callback_handoff.token(), &ids, now_micros())
+            .await
+        {
+            tracing::warn!(%err, "releasing status callbacks claimed as they were written failed; they are claimed again after their lease");
+        }
+    }
+
+    /// What a round sends: the database's claim when it is its turn (and it found any),
+    /// else the callbacks handed over as they were written.
+    async fn next_webhooks(
+        &self,
+        now: i64,
+        lease: i64,
+    ) -> Result<crate::store::webhooks::WebhookClaim> {
+        if self.callback_handoff.database_turn() {
+            self.callback_handoff.database_claimed();
+            let claim = self.store.claim_webhooks(now, lease, BATCH).await?;
+            if !claim.webhooks.is_empty() {
+                return Ok(claim);
+            }
+        }
+        let Some(taken) = self
+            .callback_handoff
+            .take(usize::try_from(BATCH).unwrap_or(0))
+        else {
+            return Ok(crate::store::webhooks::WebhookClaim {
+                token: self.callback_handoff.token(),
+                webhooks: Vec::new(),
+                taken_over: 0,
+            });
+        };
+        self.release_callbacks(taken.stale.iter().map(String::as_str))
+            .await;
+        Ok(crate::store::webhooks::WebhookClaim {
+            token: taken.token,
+            webhooks: taken.webhooks,
+            taken_over: 0,
+        })
+    }
+
     /// One round of webhook delivery at `now` (microseconds). Returns how many were sent.
     pub async fn deliver_webhooks_once(&self, now: i64) -> Result<usize> {
-        // A claim outlives one request; it is renewed while requests are still waited on (an
-        // inbound webhook may follow redirects), so no other node takes a row still in flight,
-        // and a dead node's rows are taken again soon.
-        let lease = self.settings.webhooks.timeout.as_micros() as i64 + LEASE_MARGIN;
-        let claim = self.store.claim_webhooks(now, lease, BATCH).await?;
+        let lease = self.webhook_lease();
+        let claim = self.next_webhooks(now, lease).await?;
         let token = claim.token;
         let claimed = claim.webhooks;
         if claimed.is_empty() {
@@ -653,9 +748,14 @@ impl App {
     /// Sends webhooks until `shutdown` fires: `ROUNDS_AT_ONCE` rounds at a time, so the next
     /// round's requests go out while the last of the previous one are still answered.
     pub async fn run_webhooks(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.callback_handoff.open();
         let lanes =
             (0..ROUNDS_AT_ONCE).map(|lane| self.run_webhook_rounds(lane == 0, shutdown.clone()));
         futures_util::future::join_all(lanes).await;
+        // What waits in the handoff goes back to the database, for the next claim anywhere.
+        let held = self.callback_handoff.close();
+        self.release_callbacks(held.iter().map(String::as_str))
+            .await;
     }
 
     /// One round after another. Rounds running at once claim under tokens of their own, and a

@@ -7,6 +7,7 @@ pub mod a2p;
 pub mod accounts;
 pub mod alarms;
 pub mod alerts;
+pub mod callback_handoff;
 pub mod console;
 pub mod content;
 pub mod export;
@@ -216,6 +217,8 @@ pub struct App {
     pub writer: writer::MessageWriter,
     /// New messages the writer claimed for this node's dispatcher as it wrote them.
     pub handoff: std::sync::Arc<handoff::Handoff>,
+    /// Status callbacks claimed for this node's webhook sender as they were written.
+    pub callback_handoff: std::sync::Arc<callback_handoff::CallbackHandoff>,
     /// Sends webhooks.
     pub webhook_client: crate::webhook::WebhookClient,
     /// Accounts recently read by `authenticate`.
@@ -612,6 +615,7 @@ impl App {
                 settings.dispatch_lease,
             ),
             handoff,
+            callback_handoff: std::sync::Arc::default(),
             store,
             settings: std::sync::Arc::new(settings),
             carrier,

@@ -11,6 +11,7 @@ use super::rows::{
     Admission, CallbackSubject, CallbackTargets, Event, Receipt, ReceiptUpdate, StatusChange,
     MESSAGE_COLUMNS as COLUMNS,
 };
+use super::webhooks::CallbackBirthClaim;
 use super::{int, opt_int, opt_text, text, Kind, Rows, Sql, Store, Tx};
 use crate::domain::message::{Media, Message, MessageStatus};
 use crate::domain::paging::PageRequest;
@@ -94,6 +95,14 @@ pub enum Outcome {
 pub struct Recorded {
     pub count: usize,
     pub changes: Vec<StatusChange>,
+    /// Status callbacks claimed as they were written (`webhooks::CallbackBirthClaim`).
+    pub callbacks: Vec<super::webhooks::Webhook>,
+}
+
+/// What applying receipts changed, and the status callbacks it claimed as it wrote them.
+pub struct ReceiptsApplied {
+    pub changes: Vec<StatusChange>,
+    pub callbacks: Vec<super::webhooks::Webhook>,
 }
 
 impl Store {
@@ -658,9 +667,12 @@ impl Store {
         carrier: &super::carrier::CarrierRecords,
         now: i64,
         token: i64,
+        callbacks: Option<CallbackBirthClaim>,
     ) -> Result<Recorded> {
-        super::retry_transient(|| self.record_outcomes_once(outcomes, pacing, carrier, now, token))
-            .await
+        super::retry_transient(|| {
+            self.record_outcomes_once(outcomes, pacing, carrier, now, token, callbacks)
+        })
+        .await
     }
 
     async fn record_outcomes_once(
@@ -670,6 +682,7 @@ impl Store {
         carrier: &super::carrier::CarrierRecords,
         now: i64,
         token: i64,
+        callbacks: Option<CallbackBirthClaim>,
     ) -> Result<Recorded> {
         // A message's own `StatusCallback` comes first (`outbox::CALLBACK_URL`), and the claim
         // handed it over: only the messages without one need their service's or sender's read,
@@ -911,11 +924,9 @@ impl Store {
             tx.execute_all(std::mem::take(&mut writes)).await?;
         }
         let read = super::outbox::missing_targets(&mut tx, &events, Some(&targets)).await?;
-        writes.extend(super::outbox::status_callback_statements(
-            &events,
-            Some(&targets),
-            &read,
-        ));
+        let mut inserts =
+            super::outbox::status_callback_inserts(&events, Some(&targets), &read, callbacks);
+        writes.append(&mut inserts.writes);
         writes.extend(super::usage::usage_statements(&usage));
         // Upserts in key order, as every writer goes, so concurrent ones never deadlock.
         let mut sticky: Vec<((String, String), (String, i64))> = sticky.into_iter().collect();
@@ -955,8 +966,13 @@ impl Store {
         writes.extend(super::alarms::outcome_count_statements(&changes));
         writes.extend(super::console::console_outcome_statements(&changes));
         tx.execute_all(writes).await?;
+        let callbacks = inserts.claim_in(&mut tx).await?;
         tx.commit().await?;
-        Ok(Recorded { count, changes })
+        Ok(Recorded {
+            count,
+            changes,
+            callbacks,
+        })
     }
 
     /// The sticky senders of a service for several recipients.
@@ -1029,7 +1045,12 @@ impl Store {
     /// Applies due receipts to their messages. A receipt whose message does not carry its
     /// carrier id yet (the submit is still being recorded) waits for the next round. Returns
     /// the messages it changed.
-    pub async fn apply_due_receipts(&self, now: i64, limit: i64) -> Result<Vec<StatusChange>> {
+    pub async fn apply_due_receipts(
+        &self,
+        now: i64,
+        limit: i64,
+        callbacks: Option<CallbackBirthClaim>,
+    ) -> Result<ReceiptsApplied> {
         // Read on a read connection, with where each message's callbacks go, so that the write
         // transaction only writes.
         let mut sql = Sql::new(&format!(
@@ -1049,7 +1070,10 @@ impl Store {
             let mut any = Sql::new("SELECT id FROM carrier_receipts WHERE due_at <= ");
             any.int(now).push(" LIMIT 1");
             if self.read_rows(any).await?.is_empty() {
-                return Ok(Vec::new());
+                return Ok(ReceiptsApplied {
+                    changes: Vec::new(),
+                    callbacks: Vec::new(),
+                });
             }
         }
         let mut ids = Vec::with_capacity(rows.len());
@@ -1104,9 +1128,10 @@ impl Store {
             sql.text_set(chunk.iter().map(String::as_str));
             writes.push(sql);
         }
-        let changes = write_receipt_updates(&mut tx, updates, &targets, writes, now).await?;
+        let applied =
+            write_receipt_updates(&mut tx, updates, &targets, writes, now, callbacks).await?;
         tx.commit().await?;
-        Ok(changes)
+        Ok(applied)
     }
 }
 
@@ -1121,7 +1146,8 @@ async fn write_receipt_updates(
     targets: &CallbackTargets,
     mut writes: Vec<Sql>,
     now: i64,
-) -> Result<Vec<StatusChange>> {
+    callbacks: Option<CallbackBirthClaim>,
+) -> Result<ReceiptsApplied> {
     let mut seen = HashSet::with_capacity(updates.len());
     updates.retain(|(sid, ..)| seen.insert(sid.clone()));
     let mut changes = Vec::with_capacity(updates.len());
@@ -1183,15 +1209,14 @@ async fn write_receipt_updates(
     // The rest in one round trip on SQLite (see `record_outcomes`). The messages carry
     // their new state already, as targets read in the transaction need.
     let read = super::outbox::missing_targets(tx, &events, Some(targets)).await?;
-    writes.extend(super::outbox::status_callback_statements(
-        &events,
-        Some(targets),
-        &read,
-    ));
+    let mut inserts =
+        super::outbox::status_callback_inserts(&events, Some(targets), &read, callbacks);
+    writes.append(&mut inserts.writes);
     writes.extend(super::alarms::outcome_count_statements(&changes));
     writes.extend(super::console::console_outcome_statements(&changes));
     tx.execute_all(writes).await?;
-    Ok(changes)
+    let callbacks = inserts.claim_in(tx).await?;
+    Ok(ReceiptsApplied { changes, callbacks })
 }
 
 /// A claimed message from a row of its columns with `attempts, pace_slot, opt_out_exempt`.

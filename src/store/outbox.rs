@@ -4,6 +4,7 @@
 //! delivers the outbox is `webhooks` (claims, settlement) with `engine::webhooks`.
 
 use super::rows::{CallbackTargets, Event, WebhookKind, ALERT_COLUMNS};
+use super::webhooks::CallbackBirthClaim;
 use super::{opt_text, text, Kind, Rows, Sql, Store, Tx};
 use crate::domain::alert::Alert;
 use crate::domain::message::{Message, MessageStatus};
@@ -136,6 +137,37 @@ pub(crate) async fn missing_targets(
     Ok(read)
 }
 
+/// The statements that queue status callbacks, split by how they run.
+#[derive(Default)]
+pub(crate) struct CallbackInserts {
+    /// Run with the transaction's other writes.
+    pub writes: Vec<Sql>,
+    /// Insert and claim at once (`CallbackBirthClaim`): each returns the ids of the rows it
+    /// claimed; run by `CallbackInserts::claim_in`.
+    claiming: Vec<Sql>,
+    /// The rows `claiming` may claim, by id, as the webhook sender will want them.
+    candidates: std::collections::HashMap<String, super::webhooks::Webhook>,
+}
+
+impl CallbackInserts {
+    /// Runs the claiming inserts in `tx` (after the transaction's other writes) and returns
+    /// the webhooks they claimed, to hand over once `tx` is committed.
+    pub(crate) async fn claim_in(
+        mut self,
+        tx: &mut Tx<'_>,
+    ) -> Result<Vec<super::webhooks::Webhook>> {
+        let mut claimed = Vec::new();
+        for sql in std::mem::take(&mut self.claiming) {
+            for row in tx.fetch_all(sql).await? {
+                if let Some(webhook) = self.candidates.remove(&text(&row, "id")?) {
+                    claimed.push(webhook);
+                }
+            }
+        }
+        Ok(claimed)
+    }
+}
+
 /// The statements of `enqueue_status_callbacks`, with the targets `resolved` beforehand and
 /// those `read` by `missing_targets`.
 pub(crate) fn status_callback_statements(
@@ -143,7 +175,20 @@ pub(crate) fn status_callback_statements(
     resolved: Option<&CallbackTargets>,
     read: &CallbackTargets,
 ) -> Vec<Sql> {
-    let mut statements = Vec::new();
+    status_callback_inserts(events, resolved, read, None).writes
+}
+
+/// `status_callback_statements`, claiming as they are written under `claim` if any: a row is
+/// claimed when it is the first of its message's in `events` and its message has no webhook
+/// pending (a callback waits for the one before it, so only the head of a message's callbacks
+/// may be sent).
+pub(crate) fn status_callback_inserts(
+    events: &[Event],
+    resolved: Option<&CallbackTargets>,
+    read: &CallbackTargets,
+    claim: Option<CallbackBirthClaim>,
+) -> CallbackInserts {
+    let mut inserts = CallbackInserts::default();
     let target = |sid: &str| {
         resolved
             .and_then(|known| known.get(sid))
@@ -153,6 +198,7 @@ pub(crate) fn status_callback_statements(
     let reported: Vec<(&Event, &(String, String))> = reported(events)
         .filter_map(|e| target(&e.sid).map(|target| (e, target)))
         .collect();
+    let mut heads: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
         let mut rows = Rows::with_capacity(
             chunk.len(),
@@ -170,10 +216,35 @@ pub(crate) fn status_callback_statements(
                 Kind::Int,  // attempts
                 Kind::Int,  // created_at
                 Kind::Int,  // due at the earliest
+                Kind::Int,  // 1: may be claimed as it is written
             ],
         );
         for (e, (account_sid, url)) in chunk {
-            rows.text(new_id())
+            let id = new_id();
+            // Events come in order: a message's first here is the one that may go first.
+            let head = claim.is_some() && heads.insert(e.sid.as_str());
+            if head {
+                inserts.candidates.insert(
+                    id.clone(),
+                    super::webhooks::Webhook {
+                        id: id.clone(),
+                        kind: WebhookKind::Status,
+                        account_sid: account_sid.clone(),
+                        message_sid: e.sid.clone(),
+                        url: url.clone(),
+                        method: "POST".into(),
+                        fallback_url: None,
+                        fallback_method: None,
+                        message_status: Some(e.status.as_str().to_string()),
+                        error_code: e.error_code,
+                        done_date: e.done_date.clone(),
+                        payload: None,
+                        attempts: 0,
+                        created_at: e.at,
+                    },
+                );
+            }
+            rows.text(id)
                 .text("status")
                 .text(account_sid.clone())
                 .text(e.sid.clone())
@@ -185,20 +256,50 @@ pub(crate) fn status_callback_statements(
                 .opt_text(e.done_date.clone())
                 .int(0)
                 .int(e.at)
-                .int(e.at);
+                .int(e.at)
+                .int(i64::from(head));
         }
-        let mut sql = Sql::new(
+        let columns =
             "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
-             message_status, error_code, done_date, attempts, created_at, due_at) \
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
-             v.column8, v.column9, v.column10, v.column11, v.column12, ",
-        );
-        sql.push(&not_before_pending("v.column4", "v.column13"))
-            .push(" FROM ")
-            .rows_as(rows, "v");
-        statements.push(sql);
+             message_status, error_code, done_date, attempts, created_at, due_at";
+        let values =
+            "SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+             v.column8, v.column9, v.column10, v.column11, v.column12, ";
+        match claim {
+            None => {
+                let mut sql = Sql::new(&format!("{columns}) {values}"));
+                sql.push(&not_before_pending("v.column4", "v.column13"))
+                    .push(" FROM ")
+                    .rows_as(rows, "v");
+                inserts.writes.push(sql);
+            }
+            Some(claim) => {
+                // `born`: a head whose message has nothing pending, decided once per row; a
+                // claimed row is due when its lease ends, out of the way of the database's
+                // claims, which walk the due rows.
+                let mut sql = Sql::new(&format!(
+                    "WITH inserted AS ({columns}, claim_token, lease_until) {values}\
+                     CASE WHEN b.born THEN b.lease_end ELSE {} END, \
+                     CASE WHEN b.born THEN ",
+                    not_before_pending("v.column4", "v.column13")
+                ));
+                sql.int(claim.token)
+                    .push(" END, CASE WHEN b.born THEN b.lease_end END FROM ")
+                    .rows_as(rows, "v")
+                    .push(
+                        " CROSS JOIN LATERAL (SELECT v.column14 = 1 AND NOT EXISTS \
+                         (SELECT 1 FROM webhook_outbox p WHERE p.ordering_key = v.column4) AS born, ",
+                    );
+                super::leases::push_lease_clock(&mut sql, true, claim.now);
+                sql.push(" + ").int(claim.lease).push(
+                    " AS lease_end) b RETURNING id, claim_token) \
+                         SELECT id FROM inserted WHERE claim_token IS NOT NULL",
+                );
+                inserts.claiming.push(sql);
+            }
+        }
     }
-    statements
+    inserts
 }
 
 /// The alert for a reply (TwiML `<Message>` or keyword auto-reply) the account may not send
@@ -232,10 +333,14 @@ pub fn refused_reply_alert(reply: &Message, reason: &str, now: i64) -> Alert {
 /// the statistics of a quiet outbox may walk that index down from the latest due time,
 /// through every row in retry backoff, for each new webhook, where the key's own few rows
 /// (the `(ordering_key, seq, id)` index) are all it needs.
+///
+/// A row under a lease is left out: one claimed as it was written is due when its lease ends
+/// only to keep it out of the claims' way (a retry pushes the rows behind it when it is
+/// settled), and one claimed from the database was due already.
 fn not_before_pending(ordering_key: &str, due: &str) -> String {
     format!(
         "COALESCE((SELECT MAX(p.due_at + 0) FROM webhook_outbox p WHERE p.ordering_key = {ordering_key} \
-         AND p.due_at + 0 > {due}), {due})"
+         AND p.due_at + 0 > {due} AND p.lease_until IS NULL), {due})"
     )
 }
 

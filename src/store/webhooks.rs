@@ -53,6 +53,19 @@ impl Settled {
     }
 }
 
+/// A claim made as status callbacks are written (see `service::callback_handoff`): each row
+/// that is the only pending webhook of its message when it is written is leased under `token`
+/// for `lease` microseconds (the database's clock) and due when the lease ends, for this
+/// node's webhook sender, which gets it in memory instead of claiming it from the database.
+/// PostgreSQL only (the outbox's leases are in memory on a SQLite file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallbackBirthClaim {
+    pub token: i64,
+    pub lease: i64,
+    /// The caller's time: the lease starts no earlier (`leases::push_lease_clock`).
+    pub now: i64,
+}
+
 /// What one claim of webhooks took, and the token to settle them with.
 #[derive(Debug)]
 pub struct WebhookClaim {
@@ -329,6 +342,27 @@ impl Store {
             renewed += self.write_volatile_count(sql).await?;
         }
         Ok(renewed)
+    }
+
+    /// Ends claim `token` on the webhooks `ids` now: they were claimed as they were written
+    /// (`outbox::CallbackBirthClaim`) but this node will not send them (its sender stopped,
+    /// or they waited too long). Due at once, for the next claim anywhere. Returns how many
+    /// the claim still held.
+    pub async fn release_webhook_claims(&self, token: i64, ids: &[&str], now: i64) -> Result<u64> {
+        let mut released = 0;
+        for chunk in ids.chunks(500) {
+            let mut sql = Sql::new(
+                "UPDATE webhook_outbox SET claim_token = NULL, lease_until = NULL, due_at = ",
+            );
+            sql.int(now)
+                .push(" WHERE claim_token = ")
+                .int(token)
+                .push(" AND id IN ")
+                .text_set(chunk.iter().copied());
+            // A release lost in a crash only leaves the lease to run out.
+            released += self.write_volatile_count(sql).await?;
+        }
+        Ok(released)
     }
 
     /// Commits one delivery round: rows delivered or retried, with their alerts and TwiML

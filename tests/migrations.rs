@@ -168,3 +168,30 @@ async fn message_events_move_into_their_message_row() {
     );
     assert_eq!(events("SM00000000000000000000000000000003").await, vec![]);
 }
+
+/// On PostgreSQL a store leaves room in `messages`' pages for the updates of a message's
+/// status (its fill factor); a second store on the same database keeps it.
+#[tokio::test]
+async fn postgres_messages_pages_keep_room_for_status_updates() {
+    let url = common::fresh_database_url().await;
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let options = |store: &warbler::store::Store| {
+        let pool = store.pool().clone();
+        async move {
+            let row = sqlx::query(
+                "SELECT COALESCE(array_to_string(reloptions, ','), '') AS options \
+                 FROM pg_class WHERE oid = 'messages'::regclass",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            row.try_get::<String, _>("options").unwrap()
+        }
+    };
+    let first = warbler::store::Store::connect(&url).await.unwrap();
+    assert_eq!(options(&first).await, "fillfactor=50");
+    let second = warbler::store::Store::connect(&url).await.unwrap();
+    assert_eq!(options(&second).await, "fillfactor=50");
+}

@@ -179,7 +179,7 @@ pub(crate) fn status_callback_statements(
 }
 
 /// `status_callback_statements`, claiming as they are written under `claim` if any: a row is
-/// claimed when it is the first of its message's in `events` and its message has no webhook
+/// claimed when it is its message's earliest in `events` and its message has no webhook
 /// pending (a callback waits for the one before it, so only the head of a message's callbacks
 /// may be sent).
 pub(crate) fn status_callback_inserts(
@@ -198,7 +198,15 @@ pub(crate) fn status_callback_inserts(
     let reported: Vec<(&Event, &(String, String))> = reported(events)
         .filter_map(|e| target(&e.sid).map(|target| (e, target)))
         .collect();
-    let mut heads: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let seq = |e: &Event| e.at * 16 + rank(e.status);
+    // Each message's earliest event here: the one whose callback may go first.
+    let mut heads: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    if claim.is_some() {
+        for (e, _) in &reported {
+            let earliest = heads.entry(e.sid.as_str()).or_insert(seq(e));
+            *earliest = (*earliest).min(seq(e));
+        }
+    }
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
         let mut rows = Rows::with_capacity(
             chunk.len(),
@@ -221,8 +229,9 @@ pub(crate) fn status_callback_inserts(
         );
         for (e, (account_sid, url)) in chunk {
             let id = new_id();
-            // Events come in order: a message's first here is the one that may go first.
-            let head = claim.is_some() && heads.insert(e.sid.as_str());
+            // Taken out once found: of two events of one instant and status, one is the head.
+            let head = heads.get(e.sid.as_str()) == Some(&seq(e))
+                && heads.remove(e.sid.as_str()).is_some();
             if head {
                 inserts.candidates.insert(
                     id.clone(),
@@ -248,7 +257,7 @@ pub(crate) fn status_callback_inserts(
                 .text("status")
                 .text(account_sid.clone())
                 .text(e.sid.clone())
-                .int(e.at * 16 + rank(e.status))
+                .int(seq(e))
                 .text(url.clone())
                 .text("POST")
                 .text(e.status.as_str())
@@ -425,4 +434,43 @@ pub(crate) async fn insert_alerts(tx: &mut Tx<'_>, alerts: &[Alert]) -> Result<(
         tx.execute(sql).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_each_message_s_earliest_callback_may_be_claimed_as_it_is_written() {
+        let target = Some(("AC1".to_string(), "http://127.0.0.1:9/s".to_string()));
+        let known: CallbackTargets = [("SM1".to_string(), target.clone()), ("SM2".into(), target)]
+            .into_iter()
+            .collect();
+        // Listed out of order: SM1's `queued` comes before its `sent` of the same instant.
+        let events = [
+            Event::change("SM1", MessageStatus::Sent, None, 10),
+            Event::change("SM1", MessageStatus::Queued, None, 10),
+            Event::change("SM2", MessageStatus::Delivered, None, 12),
+            Event::change("SM2", MessageStatus::Delivered, None, 12),
+        ];
+        let claim = CallbackBirthClaim {
+            token: 1,
+            lease: 1_000_000,
+            now: 10,
+        };
+        let inserts = status_callback_inserts(&events, Some(&known), &known, Some(claim));
+        assert!(inserts.writes.is_empty());
+        assert_eq!(inserts.claiming.len(), 1, "one statement for the batch");
+        let mut heads: Vec<(&str, Option<&str>)> = inserts
+            .candidates
+            .values()
+            .map(|w| (w.message_sid.as_str(), w.message_status.as_deref()))
+            .collect();
+        heads.sort_unstable();
+        assert_eq!(heads, [("SM1", Some("queued")), ("SM2", Some("delivered"))]);
+
+        let unclaimed = status_callback_inserts(&events, Some(&known), &known, None);
+        assert_eq!(unclaimed.writes.len(), 1);
+        assert!(unclaimed.candidates.is_empty() && unclaimed.claiming.is_empty());
+    }
 }

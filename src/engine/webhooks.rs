@@ -2,6 +2,9 @@
 //!
 //! - **Claims** due outbox rows under a lease (per message, only the oldest pending one, so
 //!   each message's callbacks stay in order; several nodes split the rest).
+//!   On PostgreSQL it also takes the status callbacks this node's status writes claimed for
+//!   it as they wrote them (`service::callback_handoff`); it claims from the database when
+//!   nothing waits there, and at least every 100 ms while something does.
 //! - **Sends** status callbacks (retried with exponential backoff for a configurable window),
 //!   inbound-message webhooks (primary URL, then the fallback URL; their TwiML answers become
 //!   reply messages), usage-trigger, alarm and A2P registration notifications, in parallel

@@ -10,20 +10,19 @@
 //! it when the lease runs out; one this node will not send (its sender stops, or it waited
 //! here past half its lease) is released in the database at once. The sender still claims
 //! from the database (retries, inbound and other webhooks, what other nodes left) whenever
-//! nothing waits here, and at least every `DATABASE_TURN` while something does.
+//! nothing waits here, and at least every `super::handoff::DATABASE_TURN` while something
+//! does; both handoffs share their rules (`super::handoff::taker_is_behind` and the rest).
 
+use super::handoff::{database_turn_due, half_lease_after, taker_is_behind};
 use crate::store::webhooks::CallbackBirthClaim;
 use crate::store::webhooks::Webhook;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Most callbacks waiting here, whatever their age (memory).
 const CAPACITY: usize = 16_384;
-
-/// How often, at least, the sender claims from the database while callbacks wait here.
-pub const DATABASE_TURN: Duration = Duration::from_millis(100);
 
 /// A callback handed over, and the time by which it must have gone out (half its lease: the
 /// other half covers the request, renewed while it lasts, and the settlement).
@@ -104,13 +103,8 @@ impl CallbackHandoff {
             return None;
         }
         let state = self.state();
-        let quarter = Duration::from_micros(lease.max(0) as u64 / 4);
-        if state.waiting.len() >= CAPACITY
-            || state
-                .waiting
-                .front()
-                .is_some_and(|handed| handed.claimed_at.elapsed() >= quarter)
-        {
+        let oldest = state.waiting.front().map(|handed| handed.claimed_at);
+        if taker_is_behind(oldest, CAPACITY.saturating_sub(state.waiting.len()), lease) {
             return None;
         }
         Some((
@@ -135,7 +129,7 @@ impl CallbackHandoff {
         if !self.open.load(Ordering::SeqCst) {
             return Err(webhooks);
         }
-        let send_by = claimed_at + Duration::from_micros(lease.max(0) as u64 / 2);
+        let send_by = half_lease_after(claimed_at, lease);
         let mut state = self.state();
         state.handed += webhooks.len() as u64;
         state
@@ -148,14 +142,10 @@ impl CallbackHandoff {
         Ok(())
     }
 
-    /// Whether the sender should claim from the database this round: nothing waits here, or
-    /// its last database claim is `DATABASE_TURN` old.
+    /// Whether the sender should claim from the database this round (`database_turn_due`).
     pub fn database_turn(&self) -> bool {
         let state = self.state();
-        state.waiting.is_empty()
-            || state
-                .database_claimed_at
-                .is_none_or(|at| at.elapsed() >= DATABASE_TURN)
+        database_turn_due(state.waiting.is_empty(), state.database_claimed_at)
     }
 
     /// The sender claimed from the database.
@@ -198,7 +188,9 @@ impl CallbackHandoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::handoff::DATABASE_TURN;
     use crate::store::rows::WebhookKind;
+    use std::time::Duration;
 
     fn webhook(id: &str) -> Webhook {
         Webhook {

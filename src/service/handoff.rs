@@ -23,8 +23,30 @@ use std::time::{Duration, Instant};
 /// Most messages waiting here, whatever their age (memory).
 const CAPACITY: usize = 65_536;
 
-/// How often, at least, the dispatcher claims from the database while messages wait here.
+/// How often, at least, the dispatcher claims from the database while messages wait here
+/// (and the webhook sender while callbacks wait in `super::callback_handoff`).
 pub const DATABASE_TURN: Duration = Duration::from_millis(100);
+
+/// The rules both handoffs follow (this one and `super::callback_handoff`): whether the
+/// taker is behind, so that new work waits in the database instead: `CAPACITY`-like room is
+/// gone, or the oldest item waiting (its lease started at `oldest`) has waited a quarter of
+/// its lease of `lease` microseconds.
+pub(super) fn taker_is_behind(oldest: Option<Instant>, room: usize, lease: i64) -> bool {
+    let quarter = Duration::from_micros(lease.max(0) as u64 / 4);
+    room == 0 || oldest.is_some_and(|at| at.elapsed() >= quarter)
+}
+
+/// When an item whose lease of `lease` microseconds started at `claimed_at` must have gone
+/// out: half its lease (the other half covers the answer and its record).
+pub(super) fn half_lease_after(claimed_at: Instant, lease: i64) -> Instant {
+    claimed_at + Duration::from_micros(lease.max(0) as u64 / 2)
+}
+
+/// Whether the taker should claim from the database this round: nothing waits in the
+/// handoff, or its last database claim (at `last`) is `DATABASE_TURN` old.
+pub(super) fn database_turn_due(nothing_waits: bool, last: Option<Instant>) -> bool {
+    nothing_waits || last.is_none_or(|at| at.elapsed() >= DATABASE_TURN)
+}
 
 /// A message handed over, when its lease started, and the time by which its dispatch must
 /// start (half its lease, as for a database claim: the other half covers the carrier's
@@ -136,8 +158,7 @@ impl Handoff {
         }
         let state = self.state();
         let room = CAPACITY.saturating_sub(state.waiting);
-        let quarter = Duration::from_micros(lease.max(0) as u64 / 4);
-        if room == 0 || state.oldest().is_some_and(|at| at.elapsed() >= quarter) {
+        if taker_is_behind(state.oldest(), room, lease) {
             return None;
         }
         Some((
@@ -162,7 +183,7 @@ impl Handoff {
         if !self.open.load(Ordering::SeqCst) {
             return Err(messages);
         }
-        let submit_by = claimed_at + Duration::from_micros(lease.max(0) as u64 / 2);
+        let submit_by = half_lease_after(claimed_at, lease);
         let mut state = self.state();
         state.waiting += messages.len();
         for claimed in messages {
@@ -190,10 +211,7 @@ impl Handoff {
     /// or its last database claim is `DATABASE_TURN` old.
     pub fn database_turn(&self) -> bool {
         let state = self.state();
-        state.waiting == 0
-            || state
-                .database_claimed_at
-                .is_none_or(|at| at.elapsed() >= DATABASE_TURN)
+        database_turn_due(state.waiting == 0, state.database_claimed_at)
     }
 
     /// The dispatcher claimed from the database.

@@ -207,26 +207,30 @@ pub(crate) fn status_callback_inserts(
             *earliest = (*earliest).min(seq(e));
         }
     }
+    static COLUMNS: [Kind; 14] = [
+        Kind::Text, // id
+        Kind::Text, // kind
+        Kind::Text, // account_sid
+        Kind::Text, // ordering_key
+        Kind::Int,  // seq
+        Kind::Text, // url
+        Kind::Text, // method
+        Kind::Text, // message_status
+        Kind::Int,  // error_code
+        Kind::Text, // done_date
+        Kind::Int,  // attempts
+        Kind::Int,  // created_at
+        Kind::Int,  // due at the earliest
+        Kind::Int,  // under a claim only: 1 if it may be claimed as it is written
+    ];
+    // Without a claim the last column is not sent.
+    let columns = if claim.is_some() {
+        &COLUMNS[..]
+    } else {
+        &COLUMNS[..13]
+    };
     for chunk in reported.chunks(ROWS_PER_STATEMENT) {
-        let mut rows = Rows::with_capacity(
-            chunk.len(),
-            &[
-                Kind::Text, // id
-                Kind::Text, // kind
-                Kind::Text, // account_sid
-                Kind::Text, // ordering_key
-                Kind::Int,  // seq
-                Kind::Text, // url
-                Kind::Text, // method
-                Kind::Text, // message_status
-                Kind::Int,  // error_code
-                Kind::Text, // done_date
-                Kind::Int,  // attempts
-                Kind::Int,  // created_at
-                Kind::Int,  // due at the earliest
-                Kind::Int,  // 1: may be claimed as it is written
-            ],
-        );
+        let mut rows = Rows::with_capacity(chunk.len(), columns);
         for (e, (account_sid, url)) in chunk {
             let id = new_id();
             // Taken out once found: of two events of one instant and status, one is the head.
@@ -265,10 +269,12 @@ pub(crate) fn status_callback_inserts(
                 .opt_text(e.done_date.clone())
                 .int(0)
                 .int(e.at)
-                .int(e.at)
-                .int(i64::from(head));
+                .int(e.at);
+            if claim.is_some() {
+                rows.int(i64::from(head));
+            }
         }
-        let columns =
+        let insert =
             "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
              message_status, error_code, done_date, attempts, created_at, due_at";
         let values =
@@ -276,7 +282,7 @@ pub(crate) fn status_callback_inserts(
              v.column8, v.column9, v.column10, v.column11, v.column12, ";
         match claim {
             None => {
-                let mut sql = Sql::new(&format!("{columns}) {values}"));
+                let mut sql = Sql::new(&format!("{insert}) {values}"));
                 sql.push(&not_before_pending("v.column4", "v.column13"))
                     .push(" FROM ")
                     .rows_as(rows, "v");
@@ -287,7 +293,7 @@ pub(crate) fn status_callback_inserts(
                 // claimed row is due when its lease ends, out of the way of the database's
                 // claims, which walk the due rows.
                 let mut sql = Sql::new(&format!(
-                    "WITH inserted AS ({columns}, claim_token, lease_until) {values}\
+                    "WITH inserted AS ({insert}, claim_token, lease_until) {values}\
                      CASE WHEN b.born THEN b.lease_end ELSE {} END, \
                      CASE WHEN b.born THEN ",
                     not_before_pending("v.column4", "v.column13")

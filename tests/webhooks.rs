@@ -100,6 +100,31 @@ async fn send_through_service_until_delivered_with(
     message
 }
 
+/// Sends `count` messages from the stocked number to `HANDSET` through the API, each with
+/// `callback` as its `StatusCallback` (bodies `"{body} {i}"`). Returns their SIDs in order.
+async fn send_with_callback(
+    server: &TestServer,
+    count: usize,
+    body: &str,
+    callback: &str,
+) -> Vec<String> {
+    let mut sids = Vec::with_capacity(count);
+    for i in 0..count {
+        let reply = common::smpp::send(
+            server,
+            &[
+                ("To", HANDSET),
+                ("From", "+14155550100"),
+                ("Body", &format!("{body} {i}")),
+                ("StatusCallback", callback),
+            ],
+        )
+        .await;
+        sids.push(reply["sid"].as_str().unwrap().to_string());
+    }
+    sids
+}
+
 fn statuses(hits: &[Hit], sid: &str) -> Vec<String> {
     hits.iter()
         .filter(|h| h.get("MessageSid") == Some(sid))
@@ -1242,20 +1267,7 @@ async fn callbacks_refused_while_the_receiver_is_down_all_arrive_in_order_when_i
     // Nothing listens on the port yet: connections are refused.
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}/status");
-    let mut sids = Vec::new();
-    for i in 0..MESSAGES {
-        let reply = common::smpp::send(
-            server,
-            &[
-                ("To", HANDSET),
-                ("From", "+14155550100"),
-                ("Body", &format!("while down {i}")),
-                ("StatusCallback", &url),
-            ],
-        )
-        .await;
-        sids.push(reply["sid"].as_str().unwrap().to_string());
-    }
+    let sids = send_with_callback(server, MESSAGES, "while down", &url).await;
     // Every message is delivered while its callbacks fail.
     for sid in &sids {
         common::smpp::wait_for(server, sid, "delivered", 15).await;
@@ -1320,20 +1332,7 @@ async fn with_the_workers_running_every_callback_arrives_once_in_order() {
     let server = &running.server;
     let hook = Receiver::start().await;
     let url = hook.url("/status");
-    let mut sids = Vec::new();
-    for i in 0..MESSAGES {
-        let reply = common::smpp::send(
-            server,
-            &[
-                ("To", HANDSET),
-                ("From", "+14155550100"),
-                ("Body", &format!("handed {i}")),
-                ("StatusCallback", &url),
-            ],
-        )
-        .await;
-        sids.push(reply["sid"].as_str().unwrap().to_string());
-    }
+    let sids = send_with_callback(server, MESSAGES, "handed", &url).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let per_message = loop {
         let mut per_message: HashMap<String, Vec<String>> = HashMap::new();

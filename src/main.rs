@@ -15,17 +15,17 @@ use warbler::store::Store;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_t`, which the sys crate does
-/// not name).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// mimalloc keeps freed pages resident for a second (its default `purge_delay`) before it
-/// gives them back; under load that held ~30 MB more at the peak (`docs/performance.md`,
-/// S18) for no throughput gain. Returned at once instead, unless `MIMALLOC_PURGE_DELAY` says
-/// otherwise.
-fn tune_allocator() {
-    // SAFETY: sets one of mimalloc's integer options; any value is valid for this one.
-    unsafe { libmimalloc_sys::mi_option_set_default(MI_OPTION_PURGE_DELAY, 0) }
+/// Keeps the process's memory in 4 KiB pages. With transparent huge pages on (Debian's
+/// default is `always`), every page mimalloc hands back and touches again faults in and zeroes
+/// 2 MiB: under load that was ~7 % of the pipeline's CPU and ~30 MB of peak RSS
+/// (`docs/performance.md`, stop 43). `MIMALLOC_ALLOW_THP=1` in the environment leaves them on.
+fn keep_pages_small() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        if let Err(error) = rustix::thread::disable_transparent_huge_pages(true) {
+            eprintln!("warning: transparent huge pages stay on: {error}");
+        }
+    }
 }
 
 /// A self-hosted, Twilio-compatible programmable messaging server.
@@ -329,7 +329,7 @@ async fn a2p_command(config: Config, command: A2pCommand) -> anyhow::Result<()> 
 }
 
 fn main() -> anyhow::Result<()> {
-    tune_allocator();
+    keep_pages_small();
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref()).context("reading configuration")?;
     if let Some(listen) = cli.listen {
@@ -815,20 +815,23 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
-    fn purge_delay() -> std::os::raw::c_long {
-        // SAFETY: reads one of mimalloc's integer options.
-        unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+    #[cfg(target_os = "linux")]
+    fn transparent_huge_pages_enabled() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("THP_enabled:"));
+        // Kernels before 5.0 have no such line; the flag is read back through prctl then.
+        match line {
+            Some(line) => line.split_whitespace().nth(1) == Some("1"),
+            None => !rustix::thread::transparent_huge_pages_are_disabled().unwrap(),
+        }
     }
 
     #[test]
-    fn the_allocator_returns_freed_pages_at_once() {
-        // The option at that position is the purge delay: mimalloc's default for it (1,000 ms)
-        // until tuned, so a renumbering in a new mimalloc fails here rather than tuning
-        // another option.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(purge_delay(), 1000);
-            tune_allocator();
-            assert_eq!(purge_delay(), 0);
+    #[cfg(target_os = "linux")]
+    fn the_process_keeps_its_memory_in_small_pages() {
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+            keep_pages_small();
+            assert!(!transparent_huge_pages_enabled());
         }
     }
 }

@@ -17,8 +17,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Keeps the process's memory in 4 KiB pages. With transparent huge pages on (Debian's
 /// default is `always`), every page mimalloc hands back and touches again faults in and zeroes
-/// 2 MiB: under load that was ~7 % of the pipeline's CPU and ~30 MB of peak RSS
-/// (`docs/performance.md`, stop 43). `MIMALLOC_ALLOW_THP=1` in the environment leaves them on.
+/// 2 MiB: under load that was ~7 % of the pipeline's profile samples (`docs/performance.md`,
+/// stop 43). `MIMALLOC_ALLOW_THP=1` in the environment leaves them on.
 fn keep_pages_small() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {

@@ -361,6 +361,62 @@ async fn brands_and_campaigns_move_through_the_operators_review_and_report_each_
     assert_eq!(failure["registrationerrorcode"], 30896);
 }
 
+/// Two changes of one record made within one millisecond still reach the sink in order: the
+/// outbox orders a record's events by their sequence, not by row ids (time-ordered only to
+/// the millisecond). Campaigns submitted and rejected back to back make such pairs often.
+#[tokio::test]
+async fn a_records_events_keep_their_order_when_made_within_one_millisecond() {
+    let server = spawn().await;
+    let receiver = Receiver::start().await;
+    let (sid, token) = server.subaccount("Kestrel").await;
+    let creds = (sid.as_str(), token.as_str());
+    let sink = server
+        .post(
+            &format!("/warbler/v1/Accounts/{sid}/A2pEventSink"),
+            creds,
+            &[("Url", &receiver.url("/a2p"))],
+        )
+        .await;
+    assert_eq!(sink.status, StatusCode::OK, "{}", sink.body);
+    let brand = create_brand(&server, creds, false).await;
+    let brand_sid = brand["sid"].as_str().unwrap().to_string();
+    review(&server, &brand_sid, &[("Decision", "approve")]).await;
+    let service = create_service(&server, creds, "Kestrel alerts").await;
+    let usa2p = format!("/v1/Services/{service}/Compliance/Usa2p");
+    let mut campaigns = Vec::new();
+    for _ in 0..100 {
+        let created = server.post(&usa2p, creds, &campaign_form(&brand_sid)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let campaign = created.body["sid"].as_str().unwrap().to_string();
+        review(
+            &server,
+            &campaign,
+            &[("Decision", "reject"), ("FailureReason", "No opt-in shown")],
+        )
+        .await;
+        let deleted = server.delete(&format!("{usa2p}/{campaign}"), creds).await;
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        campaigns.push(campaign);
+    }
+    deliver_events(&server).await;
+    let received = events(&receiver, "/a2p", &token);
+    for campaign in &campaigns {
+        let kinds: Vec<&str> = received
+            .iter()
+            .filter(|e| e["data"]["campaignsid"] == campaign.as_str())
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "com.twilio.messaging.compliance.campaign-registration.campaign-submitted",
+                "com.twilio.messaging.compliance.campaign-registration.campaign-failure"
+            ],
+            "{campaign}"
+        );
+    }
+}
+
 /// A sent message's status after the dispatcher's rounds.
 async fn status_of(server: &TestServer, account: &str, sid: &str) -> Value {
     server

@@ -382,6 +382,13 @@ pub(crate) async fn enqueue_inbound(
 
 /// Queues a webhook whose form is already built (`payload`, URL-encoded) inside `tx`.
 /// `ordering_key` names what it is about (a message, a trigger).
+///
+/// It goes after every webhook of its key still pending: its `seq` is one past theirs. Row ids
+/// order only to the millisecond, so two events of one record written within one millisecond
+/// (a brand approved and its campaign's review opened by one operator call) would otherwise
+/// be ordered by the random part of their ids. Writers of one record are serialized by its
+/// row, so each sees the other's committed rows (on PostgreSQL a statement's snapshot is
+/// taken after the row lock it waited for).
 pub(crate) async fn enqueue_payload(
     tx: &mut Tx<'_>,
     kind: WebhookKind,
@@ -394,7 +401,8 @@ pub(crate) async fn enqueue_payload(
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_outbox (id, kind, account_sid, ordering_key, seq, url, method, \
          fallback_url, fallback_method, payload, attempts, created_at, due_at) \
-         SELECT $1, $2, $3, $4, 0, $5, $6, $7, $8, $9, 0, $10, {}",
+         SELECT $1, $2, $3, $4, COALESCE((SELECT MAX(p.seq) + 1 FROM webhook_outbox p \
+         WHERE p.ordering_key = $4), 0), $5, $6, $7, $8, $9, 0, $10, {}",
         not_before_pending("$4", "$10")
     )))
     .bind(new_id())

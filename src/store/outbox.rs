@@ -385,10 +385,10 @@ pub(crate) async fn enqueue_inbound(
 ///
 /// It goes after every webhook of its key still pending: its `seq` is one past theirs. Row ids
 /// order only to the millisecond, so two events of one record written within one millisecond
-/// (a brand approved and its campaign's review opened by one operator call) would otherwise
-/// be ordered by the random part of their ids. Writers of one record are serialized by its
-/// row, so each sees the other's committed rows (on PostgreSQL a statement's snapshot is
-/// taken after the row lock it waited for).
+/// (a campaign submitted, then rejected at once) would otherwise be ordered by the random
+/// part of their ids. Every caller first writes the record's row in the same transaction, so
+/// writers of one record take turns and each sees the other's committed webhooks (on
+/// PostgreSQL each statement's snapshot is taken as it starts, after that row's lock).
 pub(crate) async fn enqueue_payload(
     tx: &mut Tx<'_>,
     kind: WebhookKind,

@@ -64,6 +64,19 @@ async fn create_service(server: &TestServer, creds: (&str, &str), name: &str) ->
     reply.body["sid"].as_str().unwrap().to_string()
 }
 
+/// Points the account of `creds` at `url` for its A2P events; returns the sink.
+async fn set_event_sink(server: &TestServer, creds: (&str, &str), url: &str) -> Value {
+    let reply = server
+        .post(
+            &format!("/warbler/v1/Accounts/{}/A2pEventSink", creds.0),
+            creds,
+            &[("Url", url)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
 async fn review(server: &TestServer, sid: &str, form: &[(&str, &str)]) -> Value {
     let reply = server
         .post(
@@ -112,15 +125,8 @@ async fn brands_and_campaigns_move_through_the_operators_review_and_report_each_
     let (sid, token) = server.subaccount("Falcon").await;
     let creds = (sid.as_str(), token.as_str());
     let (sibling, sibling_token) = server.subaccount("Owl").await;
-    let sink = server
-        .post(
-            &format!("/warbler/v1/Accounts/{sid}/A2pEventSink"),
-            creds,
-            &[("Url", &receiver.url("/a2p"))],
-        )
-        .await;
-    assert_eq!(sink.status, StatusCode::OK, "{}", sink.body);
-    assert_eq!(sink.body["url"], receiver.url("/a2p"));
+    let sink = set_event_sink(&server, creds, &receiver.url("/a2p")).await;
+    assert_eq!(sink["url"], receiver.url("/a2p"));
 
     // Bad input is refused with Twilio's envelope.
     server
@@ -370,14 +376,7 @@ async fn a_records_events_keep_their_order_when_made_within_one_millisecond() {
     let receiver = Receiver::start().await;
     let (sid, token) = server.subaccount("Kestrel").await;
     let creds = (sid.as_str(), token.as_str());
-    let sink = server
-        .post(
-            &format!("/warbler/v1/Accounts/{sid}/A2pEventSink"),
-            creds,
-            &[("Url", &receiver.url("/a2p"))],
-        )
-        .await;
-    assert_eq!(sink.status, StatusCode::OK, "{}", sink.body);
+    set_event_sink(&server, creds, &receiver.url("/a2p")).await;
     let brand = create_brand(&server, creds, false).await;
     let brand_sid = brand["sid"].as_str().unwrap().to_string();
     review(&server, &brand_sid, &[("Decision", "approve")]).await;

@@ -91,7 +91,10 @@ def main():
     parser.add_argument("--pages", metavar="INDEX", help="the pages the last commits wrote in INDEX")
     args = parser.parse_args()
     names = sorted(os.listdir(args.directory))
-    database = next(os.path.join(args.directory, n) for n in names if n.endswith(".db"))
+    databases = [os.path.join(args.directory, n) for n in names if n.endswith(".db")]
+    if not databases or not os.path.exists(databases[0] + "-wal"):
+        raise SystemExit(f"{args.directory} holds no database file (*.db) with its WAL (*.db-wal)")
+    database = databases[0]
     wal = database + "-wal"
     frames, page_size, data = frames_of(wal)
     owners, paths = owners_of(args.directory, database, wal)

@@ -15,6 +15,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://path/file.db` (embedded, the default) or `postgres://user:pass@host/db`.
     pub database_url: String,
+    /// When a write counts as done and is answered: `synced` (on the disk, the default) or
+    /// `written` (handed to the OS or the database server: a crash of warbler loses
+    /// nothing, a crash of the machine can lose the last moments). See `store::Durability`.
+    pub durability: crate::store::Durability,
     /// Absolute base URL clients reach this server at (scheme://host:port). The v1 APIs put it
     /// in `meta` paging URLs, which the SDKs follow verbatim. Default: `http://` + `listen`.
     pub public_url: Option<String>,
@@ -161,6 +165,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: "sqlite://warbler-data/warbler.db".to_string(),
+            durability: crate::store::Durability::Synced,
             public_url: None,
             account_sid: None,
             auth_token: None,
@@ -329,6 +334,32 @@ mod tests {
             jail.create_file("limit.toml", "credit_limit = \"0\"\n")?;
             let config = Config::load(Some(Path::new("limit.toml"))).map_err(|e| *e)?;
             assert_eq!(config.credit_limit.as_deref(), Some("0"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn writes_are_synced_unless_written_is_asked_for() {
+        use crate::store::Durability;
+        assert_eq!(Config::default().durability, Durability::Synced);
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("warbler.toml", "durability = \"written\"")?;
+            let path = std::path::Path::new("warbler.toml");
+            assert_eq!(
+                Config::load(Some(path)).map_err(|e| *e)?.durability,
+                Durability::Written
+            );
+            jail.set_env("WARBLER_DURABILITY", "synced");
+            assert_eq!(
+                Config::load(Some(path)).map_err(|e| *e)?.durability,
+                Durability::Synced
+            );
+            jail.set_env("WARBLER_DURABILITY", "fast");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("DURABILITY") && err.contains("written"),
+                "{err}"
+            );
             Ok(())
         });
     }

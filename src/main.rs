@@ -483,7 +483,7 @@ async fn open_app(config: &Config) -> anyhow::Result<App> {
 
 /// The application; with `carriers`, the SMPP routes start binding.
 async fn open_app_with(config: &Config, carriers: bool) -> anyhow::Result<App> {
-    let store = Store::connect(&config.database_url)
+    let store = Store::connect_with(&config.database_url, config.durability)
         .await
         .with_context(|| {
             format!(

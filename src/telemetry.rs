@@ -44,6 +44,9 @@ pub const DB_POOL: &str = "warbler_db_pool_connections";
 pub const WRITE_GROUP_SIZE: &str = "warbler_db_write_group_size";
 /// Time one group commit of new messages took, in seconds.
 pub const COMMIT_DURATION: &str = "warbler_db_commit_duration_seconds";
+/// Syncs of a SQLite file's WAL made so that commits could be answered (none with
+/// `durability = "written"`).
+pub const WAL_SYNCS: &str = "warbler_db_wal_syncs_total";
 /// SMPP, per route: bound sessions and submit windows in use (gauges), then counters.
 pub const SMPP_SESSIONS_BOUND: &str = "warbler_smpp_sessions_bound";
 pub const SMPP_WINDOW_IN_USE: &str = "warbler_smpp_window_in_use";
@@ -143,6 +146,10 @@ fn describe() {
     describe_gauge!(DB_POOL, "Database connections by pool and state");
     describe_histogram!(WRITE_GROUP_SIZE, "New messages per group commit");
     describe_histogram!(COMMIT_DURATION, Unit::Seconds, "Group commit duration");
+    describe_counter!(
+        WAL_SYNCS,
+        "Syncs of the SQLite WAL made before answering commits"
+    );
     describe_gauge!(SMPP_SESSIONS_BOUND, "SMPP sessions bound, per route");
     describe_gauge!(
         SMPP_WINDOW_IN_USE,
@@ -195,6 +202,7 @@ mod tests {
         DB_POOL,
         WRITE_GROUP_SIZE,
         COMMIT_DURATION,
+        WAL_SYNCS,
         SMPP_SESSIONS_BOUND,
         SMPP_WINDOW_IN_USE,
         SMPP_SUBMITS,

@@ -1,7 +1,8 @@
 //! Crash safety: `kill -9` the server while it is still accepting and dispatching messages,
 //! restart it, and check that every accepted message (and any whose 201 was lost to the kill)
 //! reaches exactly one final state. Submits repeated after the restart can only be those in
-//! flight at the kill; the test counts and prints them.
+//! flight at the kill; the test counts and prints them. With `durability = "written"`
+//! (nothing waits for the disk) a crash of warbler must lose nothing either.
 
 mod common;
 
@@ -12,7 +13,7 @@ use warbler::store::Store;
 
 const MESSAGES: usize = 600;
 
-fn start(database_url: &str, port: u16, dir: &std::path::Path) -> Child {
+fn start(database_url: &str, port: u16, dir: &std::path::Path, durability: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_warbler"))
         .args([
             "serve",
@@ -29,6 +30,7 @@ fn start(database_url: &str, port: u16, dir: &std::path::Path) -> Child {
         .env("WARBLER_DISPATCH_LEASE_MS", "1000")
         .env("WARBLER_PACING__LONG_CODE", "1000000")
         .env("WARBLER_LOG", "warn")
+        .env("WARBLER_DURABILITY", durability)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -48,8 +50,62 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
     panic!("warbler did not become ready");
 }
 
+/// `warbler_db_wal_syncs_total` as `/metrics` shows it (0 when not yet counted).
+async fn wal_syncs(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .basic_auth(common::MAIN_SID, Some(common::MAIN_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("warbler_db_wal_syncs_total "))
+        .map(|value| value.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
+    kill_while_sending_then_restart("synced").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_writes_not_synced_a_killed_server_loses_nothing_either() {
+    kill_while_sending_then_restart("written").await;
+}
+
+/// On PostgreSQL, `written` turns `synchronous_commit` off for warbler's sessions only; the
+/// default leaves the server's setting alone.
+#[tokio::test]
+async fn written_sessions_on_postgresql_do_not_wait_for_the_servers_flush() {
+    use warbler::store::Durability;
+    let database_url = common::fresh_database_url().await;
+    if !database_url.starts_with("postgres") {
+        return;
+    }
+    let show = |store: Store| async move {
+        let (now, server): (String, String) = sqlx::query_as(
+            "SELECT current_setting('synchronous_commit'), reset_val FROM pg_settings \
+             WHERE name = 'synchronous_commit'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        (now, server)
+    };
+    let written = Store::connect_with(&database_url, Durability::Written)
+        .await
+        .unwrap();
+    assert_eq!(show(written).await.0, "off");
+    let synced = Store::connect(&database_url).await.unwrap();
+    let (now, server) = show(synced).await;
+    assert_eq!(now, server, "the server's own setting");
+}
+
+async fn kill_while_sending_then_restart(durability: &str) {
     let database_url = common::fresh_database_url().await;
     let dir = std::env::temp_dir().join(format!(
         "warbler-crash-{}",
@@ -64,7 +120,7 @@ async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
     let auth =
         |r: reqwest::RequestBuilder| r.basic_auth(common::MAIN_SID, Some(common::MAIN_TOKEN));
 
-    let mut server = start(&database_url, port, &dir);
+    let mut server = start(&database_url, port, &dir, durability);
     wait_ready(&client, &base).await;
     let bought = auth(client.post(format!("{accounts}/IncomingPhoneNumbers.json")))
         .form(&[("PhoneNumber", "+14155550100")])
@@ -112,8 +168,16 @@ async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
     while accepted.lock().await.len() < MESSAGES / 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let syncs = wal_syncs(&client, &base).await;
     server.kill().unwrap();
     server.wait().unwrap();
+    if database_url.starts_with("sqlite") {
+        // Synced, every answer waited for a sync of the WAL; written, none did.
+        match durability {
+            "written" => assert_eq!(syncs, 0, "no WAL sync when writes are not synced"),
+            _ => assert!(syncs > 0, "the WAL was synced before answering"),
+        }
+    }
     eprintln!("crash test: killed after {:?}", started.elapsed());
     for task in tasks {
         task.await.unwrap();
@@ -127,7 +191,7 @@ async fn a_killed_server_loses_nothing_and_resends_only_in_flight_messages() {
     .await
     .unwrap();
 
-    let mut server = start(&database_url, port, &dir);
+    let mut server = start(&database_url, port, &dir, durability);
     wait_ready(&client, &base).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

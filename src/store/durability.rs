@@ -5,6 +5,10 @@
 //! ends. A commit is still answered only once it is durable, as with `synchronous=FULL`, but
 //! the single write connection goes on to the next transaction while the disk works, and
 //! commits that wait together share one sync.
+//!
+//! With `Durability::Written` nothing waits for the disk: a commit counts once SQLite has
+//! appended it to the WAL file (or PostgreSQL has it, `synchronous_commit=off`), which a
+//! crash of warbler cannot undo but a crash of the machine (of the database server) can.
 
 use super::{native, Row};
 use crate::error::{Error, Result};
@@ -15,15 +19,38 @@ use tokio::sync::oneshot;
 
 type Waiter = oneshot::Sender<std::result::Result<(), String>>;
 
-/// Syncs a SQLite database's WAL file on request, one `fdatasync` for everyone waiting.
+/// When a write counts as done: when its answer (a 2xx, a status taken as reached) may go out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// On the disk: a power cut loses nothing answered. A SQLite file's WAL is synced
+    /// (`fdatasync`) first; PostgreSQL commits as its server is set (`synchronous_commit`,
+    /// on unless the operator turned it off).
+    #[default]
+    Synced,
+    /// Handed over: SQLite has appended the commit to the WAL file (the kernel holds it),
+    /// PostgreSQL has it in memory (`synchronous_commit=off` for warbler's sessions). A crash
+    /// of warbler loses nothing answered; a crash of the machine, or of the PostgreSQL
+    /// server, can lose the last moments of answered writes (on SQLite, what came after the
+    /// last checkpoint, which syncs the WAL: at most `CHECKPOINT_AT_LEAST`, 10 s, under
+    /// load). Kannel's `store-file` gives the same (it writes its store without syncing).
+    Written,
+}
+
+/// Syncs a SQLite database's WAL file on request, one `fdatasync` for everyone waiting; with
+/// `Durability::Written`, answers every request at once and syncs nothing.
 #[derive(Clone)]
 pub struct WalSync {
-    requests: mpsc::Sender<Waiter>,
+    requests: Option<mpsc::Sender<Waiter>>,
 }
 
 impl WalSync {
-    /// Starts the syncing thread for the database file at `database`.
-    pub fn start(database: PathBuf) -> std::io::Result<WalSync> {
+    /// Starts the syncing thread for the database file at `database` (none for
+    /// `Durability::Written`).
+    pub fn start(database: PathBuf, durability: Durability) -> std::io::Result<WalSync> {
+        if durability == Durability::Written {
+            return Ok(WalSync { requests: None });
+        }
         let (requests, waiting) = mpsc::channel::<Waiter>();
         // Opened before the thread starts: `start` returns with the files held.
         let mut files = SyncedFiles::new(database);
@@ -34,6 +61,7 @@ impl WalSync {
                     let mut waiters = vec![first];
                     waiters.extend(waiting.try_iter());
                     let outcome = files.sync().map_err(|err| err.to_string());
+                    metrics::counter!(crate::telemetry::WAL_SYNCS).increment(1);
                     if let Err(err) = &outcome {
                         tracing::error!(%err, "syncing the SQLite WAL failed");
                     }
@@ -42,13 +70,19 @@ impl WalSync {
                     }
                 }
             })?;
-        Ok(WalSync { requests })
+        Ok(WalSync {
+            requests: Some(requests),
+        })
     }
 
-    /// A handle that resolves once everything committed before this call is on disk.
+    /// A handle that resolves once everything committed before this call is as durable as
+    /// asked: on disk, or (`Durability::Written`) at once.
     pub fn request(&self) -> Durable {
+        let Some(requests) = &self.requests else {
+            return Durable::now();
+        };
         let (done, wait) = oneshot::channel();
-        match self.requests.send(done) {
+        match requests.send(done) {
             Ok(()) => Durable(Some(wait)),
             Err(_) => Durable::failed(),
         }
@@ -398,7 +432,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let database = dir.join("test.db");
         std::fs::write(&database, b"").unwrap();
-        let sync = WalSync::start(database.clone()).unwrap();
+        let sync = WalSync::start(database.clone(), Durability::Synced).unwrap();
         // No WAL yet: the database file is synced instead.
         let waits: Vec<Durable> = (0..5).map(|_| sync.request()).collect();
         for wait in waits {
@@ -445,7 +479,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let sync = WalSync::start(database).unwrap();
+        let sync = WalSync::start(database, Durability::Synced).unwrap();
         // Take every descriptor left.
         let mut hoard = Vec::new();
         loop {

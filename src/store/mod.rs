@@ -34,7 +34,7 @@ pub mod triggers;
 pub mod usage;
 pub mod webhooks;
 
-pub use durability::{Durable, Tx};
+pub use durability::{Durability, Durable, Tx};
 pub use sql::{Kind, Rows, Sql};
 
 use crate::error::{Error, Result};
@@ -282,12 +282,17 @@ impl Store {
     /// Opens the database and runs its migrations. Errors never show a password of `url`:
     /// sqlx's messages may quote the URL, and they end up printed at start-up.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
-        Self::open(url)
+        Self::connect_with(url, Durability::Synced).await
+    }
+
+    /// `connect`, with writes done when `durability` says.
+    pub async fn connect_with(url: &str, durability: Durability) -> anyhow::Result<Store> {
+        Self::open(url, durability)
             .await
             .map_err(|err| anyhow::anyhow!(database_url::scrub(&format!("{err:#}"), url)))
     }
 
-    async fn open(url: &str) -> anyhow::Result<Store> {
+    async fn open(url: &str, durability: Durability) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url).map_err(|_| {
             anyhow::anyhow!("unsupported database URL (expected sqlite:// or postgres://)")
@@ -311,7 +316,7 @@ impl Store {
             }
         }
         let pool = AnyPoolOptions::new()
-            .after_connect(move |conn, _meta| Box::pin(tune_connection(conn, backend)))
+            .after_connect(move |conn, _meta| Box::pin(tune_connection(conn, backend, durability)))
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
             .connect(&url)
@@ -340,7 +345,7 @@ impl Store {
             leave_room_for_updates(&pool).await?;
         }
         let sync = if backend == Backend::Sqlite && max_connections > 1 {
-            Some(WalSync::start(sqlite_path(&url).into())?)
+            Some(WalSync::start(sqlite_path(&url).into(), durability)?)
         } else {
             None
         };
@@ -626,7 +631,11 @@ impl Store {
 /// statement) stay in memory instead of temporary files. Checkpoints run in the background
 /// (`Store::checkpoint`, called by the server's workers when the API pauses) rather than
 /// inside whichever commit crosses the WAL threshold.
-async fn tune_connection(conn: &mut sqlx::AnyConnection, backend: Backend) -> sqlx::Result<()> {
+async fn tune_connection(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    durability: Durability,
+) -> sqlx::Result<()> {
     match backend {
         Backend::Sqlite => {
             sqlx::Executor::execute(
@@ -646,6 +655,10 @@ async fn tune_connection(conn: &mut sqlx::AnyConnection, backend: Backend) -> sq
                 "SELECT set_config('jit', 'off', false) FROM pg_settings WHERE name = 'jit'",
             )
             .await?;
+            if durability == Durability::Written {
+                // The commit returns once the server has it, before its WAL is flushed.
+                sqlx::Executor::execute(&mut *conn, "SET synchronous_commit = off").await?;
+            }
         }
     }
     Ok(())
@@ -654,7 +667,8 @@ async fn tune_connection(conn: &mut sqlx::AnyConnection, backend: Backend) -> sq
 /// The write connection of a SQLite file commits without syncing: `WalSync` syncs for it,
 /// off the connection (see `durability`).
 async fn tune_sqlite_writer(conn: &mut sqlx::AnyConnection) -> sqlx::Result<()> {
-    tune_connection(conn, Backend::Sqlite).await?;
+    // Durability does not change a SQLite connection: `WalSync` decides it.
+    tune_connection(conn, Backend::Sqlite, Durability::Synced).await?;
     // Every API write and dispatcher round goes through this one connection: a page cache
     // of 16 MiB instead of SQLite's 2 MiB keeps the indexes it writes to in memory.
     sqlx::Executor::execute(

@@ -11,7 +11,8 @@ use warbler::store::Store;
 
 /// glibc's allocator cost about a fifth of the pipeline's CPU under load (arenas consolidated
 /// and chunks unlinked as rows and requests move between threads); mimalloc's per-thread
-/// free lists do not.
+/// free lists do not. With the crate's `override` feature, C code's `malloc` (SQLite's page
+/// cache and statements) is mimalloc's too (`docs/performance.md`, stop 46).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -31,8 +32,9 @@ fn keep_pages_small() {
 /// A self-hosted, Twilio-compatible programmable messaging server.
 ///
 /// Configuration is read from defaults, then the TOML file given by --config, then WARBLER_*
-/// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_PUBLIC_URL,
-/// WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME, WARBLER_MAX_SUBACCOUNTS,
+/// environment variables (WARBLER_LISTEN, WARBLER_DATABASE_URL, WARBLER_DURABILITY,
+/// WARBLER_PUBLIC_URL, WARBLER_ACCOUNT_SID, WARBLER_AUTH_TOKEN, WARBLER_MAIN_ACCOUNT_NAME,
+/// WARBLER_MAX_SUBACCOUNTS,
 /// WARBLER_MAX_BODY_BYTES, WARBLER_RATE_LIMIT_PER_SECOND, WARBLER_RATE_LIMIT_BURST,
 /// WARBLER_HEADER_READ_TIMEOUT_MS, WARBLER_KEEP_ALIVE_TIMEOUT_MS, WARBLER_MAX_CONNECTIONS,
 /// WARBLER_FAILED_AUTH_LIMIT, WARBLER_KEY_PEPPER, WARBLER_DEMO_INVENTORY, WARBLER_PRICE_UNIT,

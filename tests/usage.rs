@@ -756,6 +756,71 @@ async fn a_claim_serves_many_accounts_and_the_next_claim_the_rest() {
         .is_empty());
 }
 
+/// Accounts whose queued messages are all due later (scheduled) sit between the accounts
+/// with due work: a claim passes over them without counting them among the 100 accounts it
+/// serves, takes none of their messages, and takes them once they come due. Walking past an
+/// account costs one index seek, however many messages it has queued.
+#[tokio::test]
+async fn a_claim_passes_over_accounts_whose_messages_are_due_later() {
+    let server = spawn().await;
+    let base = now_micros() - 60 * SECOND;
+    let later = now_micros() + 3600 * SECOND;
+    let mut backlog = Vec::new();
+    let mut due_accounts = std::collections::BTreeSet::new();
+    let mut later_accounts = std::collections::BTreeSet::new();
+    for a in 0..140 {
+        let (account, _) = server.subaccount(&format!("tenant {a}")).await;
+        if a % 2 == 0 {
+            for i in 0..2 {
+                backlog.push((
+                    queued_message(format!("SM{a:030x}{i:02x}"), &account, "due", base + i),
+                    Vec::new(),
+                ));
+            }
+            due_accounts.insert(account);
+        } else {
+            for i in 0..30 {
+                let mut scheduled =
+                    queued_message(format!("SM{a:030x}{i:02x}"), &account, "later", base + i);
+                scheduled.status = warbler::domain::message::MessageStatus::Scheduled;
+                scheduled.send_at = Some(later);
+                backlog.push((scheduled, Vec::new()));
+            }
+            later_accounts.insert(account);
+        }
+    }
+    let store = &server.app.store;
+    store.insert_messages(&backlog, base).await.unwrap();
+    let accounts = |claimed: &[warbler::store::messages::Claimed]| {
+        claimed
+            .iter()
+            .map(|c| c.message.account_sid.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let now = now_micros();
+    // Longer than the wait for the scheduled ones, so these stay claimed meanwhile.
+    let lease = 2 * 3600 * SECOND;
+    // Claims start after a random SID and wrap around: whatever the start, one claim serves
+    // all 70 accounts with due messages and none of the others.
+    let first = store.claim_due(now, lease, 1000).await.unwrap().messages;
+    assert_eq!(accounts(&first), due_accounts);
+    assert_eq!(first.len(), 140, "both due messages of each");
+    assert!(store
+        .claim_due(now, lease, 1000)
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+    // An hour later the scheduled ones are due: 70 accounts, 15 each (1000 / 70, rounded up).
+    let hour_later = store
+        .claim_due(later + SECOND, lease, 1000)
+        .await
+        .unwrap()
+        .messages;
+    assert_eq!(accounts(&hour_later), later_accounts);
+    assert_eq!(hour_later.len(), 70 * 15);
+}
+
 /// Caps with and without a rate, set in turns: every answer is 200 with what was set. (On
 /// PostgreSQL a statement prepared with the rate missing once expected a 4-byte float
 /// afterwards, so a later set with a rate failed with 500 on that connection.)

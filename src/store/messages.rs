@@ -1253,32 +1253,48 @@ fn push_due_in(sql: &mut Sql, table: &str, now: i64) {
 /// wrapping around, so that with more accounts than one claim takes each gets its turn.
 async fn due_accounts(store: &Store, now: i64) -> Result<Vec<String>> {
     let start = format!("AC{}", crate::domain::sid::random_hex32());
-    let mut found = due_accounts_after(store, now, &start, MAX_ACCOUNTS_PER_CLAIM).await?;
+    let mut found = due_accounts_between(store, now, &start, None, MAX_ACCOUNTS_PER_CLAIM).await?;
     let missing = MAX_ACCOUNTS_PER_CLAIM - found.len() as i64;
     if missing > 0 {
-        for account in due_accounts_after(store, now, "", missing).await? {
-            if account >= start || found.contains(&account) {
-                break;
-            }
-            found.push(account);
-        }
+        found.extend(due_accounts_between(store, now, "", Some(&start), missing).await?);
     }
     Ok(found)
 }
 
-/// Up to `max` accounts with due messages whose SIDs sort after `after`, in SID order.
-async fn due_accounts_after(store: &Store, now: i64, after: &str, max: i64) -> Result<Vec<String>> {
+/// Up to `max` accounts with due messages whose SIDs sort after `after` (and before
+/// `before`), in SID order. The walk visits every account with queued messages, whatever
+/// their due time, one index seek each, and keeps those with a message due now, one seek
+/// into that account's own range. A walk that looked for due messages while it skipped
+/// could only narrow its seek by account, and so read every queued entry of each account it
+/// passed (scheduled messages, and the messages in flight, leased until later) on every
+/// claim.
+async fn due_accounts_between(
+    store: &Store,
+    now: i64,
+    after: &str,
+    before: Option<&str>,
+    max: i64,
+) -> Result<Vec<String>> {
     let mut sql = Sql::new(
-        "WITH RECURSIVE walk (account_sid, n) AS (SELECT (SELECT account_sid FROM messages WHERE ",
+        "WITH RECURSIVE walk (account_sid) AS (SELECT (SELECT account_sid FROM messages \
+         WHERE due_at IS NOT NULL AND account_sid > ",
     );
-    push_due(&mut sql, now);
-    sql.push(" AND account_sid > ")
-        .text(after)
-        .push(" ORDER BY account_sid LIMIT 1), 1 UNION ALL SELECT (SELECT m.account_sid FROM messages m WHERE ");
-    push_due(&mut sql, now);
-    sql.push(" AND m.account_sid > walk.account_sid ORDER BY m.account_sid LIMIT 1), n + 1 FROM walk WHERE walk.account_sid IS NOT NULL AND n < ")
-        .int(max)
-        .push(") SELECT account_sid FROM walk WHERE account_sid IS NOT NULL");
+    sql.text(after).push(
+        " ORDER BY account_sid LIMIT 1) UNION ALL SELECT (SELECT m.account_sid FROM messages m \
+         WHERE m.due_at IS NOT NULL AND m.account_sid > walk.account_sid \
+         ORDER BY m.account_sid LIMIT 1) FROM walk WHERE walk.account_sid IS NOT NULL",
+    );
+    if let Some(before) = before {
+        sql.push(" AND walk.account_sid < ").text(before);
+    }
+    sql.push(") SELECT account_sid FROM walk WHERE account_sid IS NOT NULL");
+    if let Some(before) = before {
+        sql.push(" AND account_sid < ").text(before);
+    }
+    sql.push(" AND EXISTS (SELECT 1 FROM messages d WHERE d.account_sid = walk.account_sid AND ");
+    push_due_in(&mut sql, "d.", now);
+    // The walk is evaluated only as far as this limit reads it (SQLite and PostgreSQL both).
+    sql.push(")").limit(max);
     let rows = store.read_rows(sql).await?;
     rows.iter().map(|row| text(row, "account_sid")).collect()
 }

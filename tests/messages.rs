@@ -1097,6 +1097,114 @@ async fn date_filters_bound_a_date_time_to_its_second_and_a_date_to_its_day() {
         .assert_error(400, 20001);
 }
 
+/// Receipts no message claims (another system's ids, or a submit whose record a crash lost)
+/// wait a minute in every round for their message, then are set aside and looked at again
+/// every hour, and dropped once a week old. One that finds its message when looked at
+/// again is applied then. A receipt whose message is recorded is applied however old.
+#[tokio::test]
+async fn receipts_no_message_claims_are_set_aside_and_dropped_after_a_week() {
+    let server = spawn().await;
+    server.stock().await;
+    server
+        .buy(MAIN_SID, "+14155550100", server.main_creds())
+        .await;
+    let mut sids = Vec::new();
+    for _ in 0..2 {
+        let created = send(
+            &server,
+            &[
+                ("To", "+15005550090"),
+                ("From", "+14155550100"),
+                ("Body", "x"),
+            ],
+        )
+        .await;
+        sids.push(created["sid"].as_str().unwrap().to_string());
+    }
+    let now = now_micros();
+    server.app.dispatch_once(now).await.unwrap();
+    let store = &server.app.store;
+    let pool = store.pool().clone();
+    let pool = &pool;
+    let set_carrier_id = |sid: String, carrier_id: &'static str| async move {
+        sqlx::query("UPDATE messages SET carrier_message_id = $1 WHERE sid = $2")
+            .bind(carrier_id)
+            .bind(sid)
+            .execute(pool)
+            .await
+            .unwrap();
+    };
+    set_carrier_id(sids[0].clone(), "carrier-known").await;
+    let minute = 60 * SECOND;
+    let receipt = |id: &str, carrier_id: &str, at: i64| warbler::store::rows::Receipt {
+        id: id.into(),
+        carrier_message_id: carrier_id.into(),
+        status: MessageStatus::Delivered,
+        error_code: None,
+        done_date: None,
+        due_at: at,
+    };
+    store
+        .insert_receipts(&[
+            receipt("known", "carrier-known", now - 2 * minute),
+            receipt("later", "carrier-later", now - 2 * minute),
+            receipt("stranger", "carrier-stranger", now - 2 * minute),
+            receipt("young", "carrier-young", now - 10 * SECOND),
+            receipt("ancient", "carrier-ancient", now - 8 * 24 * 60 * minute),
+        ])
+        .await
+        .unwrap();
+    let due_of = |id: &'static str| async move {
+        sqlx::query_as::<_, (i64,)>("SELECT due_at FROM carrier_receipts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+            .map(|(due,)| due)
+    };
+    let hour = 60 * minute;
+    assert_eq!(server.app.apply_receipts(now).await.unwrap(), 1);
+    assert_eq!(fetch(&server, &sids[0]).await["status"], "delivered");
+    assert_eq!(due_of("known").await, None, "applied");
+    assert_eq!(due_of("ancient").await, None, "a week old: dropped");
+    assert_eq!(due_of("later").await, Some(now + hour), "set aside");
+    assert_eq!(due_of("stranger").await, Some(now + hour), "set aside");
+    assert_eq!(
+        due_of("young").await,
+        Some(now - 10 * SECOND),
+        "still waits for its message in every round"
+    );
+    // A minute on, the young one is set aside too.
+    assert_eq!(server.app.apply_receipts(now + minute).await.unwrap(), 0);
+    assert_eq!(due_of("young").await, Some(now + minute + hour));
+    // The message of one turns up: applied when it is looked at again.
+    set_carrier_id(sids[1].clone(), "carrier-later").await;
+    assert_eq!(
+        server.app.apply_receipts(now + 30 * minute).await.unwrap(),
+        0
+    );
+    assert_ne!(fetch(&server, &sids[1]).await["status"], "delivered");
+    assert_eq!(server.app.apply_receipts(now + hour).await.unwrap(), 1);
+    assert_eq!(fetch(&server, &sids[1]).await["status"], "delivered");
+    assert_eq!(due_of("later").await, None);
+    // Looked at again, the stranger waits its minute in every round, then is set aside again.
+    assert_eq!(due_of("stranger").await, Some(now + hour));
+    server
+        .app
+        .apply_receipts(now + hour + minute)
+        .await
+        .unwrap();
+    assert_eq!(due_of("stranger").await, Some(now + 2 * hour + minute));
+    // Once a week old, the next look drops them.
+    server
+        .app
+        .apply_receipts(now + 7 * 24 * hour)
+        .await
+        .unwrap();
+    assert_eq!(due_of("stranger").await, None, "a week old: dropped");
+    assert_eq!(due_of("young").await, None, "a week old: dropped");
+}
+
 #[tokio::test]
 async fn a_receipt_sent_twice_or_for_a_final_message_changes_nothing_more() {
     let server = spawn().await;

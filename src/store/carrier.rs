@@ -483,6 +483,7 @@ pub(crate) fn receipt_statements(receipts: &[Receipt]) -> Vec<Sql> {
                 Kind::Int,
                 Kind::Text,
                 Kind::Int,
+                Kind::Int,
             ],
         );
         for r in chunk {
@@ -491,10 +492,12 @@ pub(crate) fn receipt_statements(receipts: &[Receipt]) -> Vec<Sql> {
                 .text(r.status.as_str())
                 .opt_int(r.error_code)
                 .opt_text(r.done_date.clone())
+                .int(r.due_at)
                 .int(r.due_at);
         }
         let mut sql = Sql::new(
-            "INSERT INTO carrier_receipts (id, carrier_message_id, status, error_code, done_date, due_at) ",
+            "INSERT INTO carrier_receipts \
+             (id, carrier_message_id, status, error_code, done_date, due_at, received_at) ",
         );
         sql.insert_rows(rows);
         statements.push(sql);

@@ -1116,11 +1116,7 @@ impl Store {
             .collect();
         let (part_ids, part_updates) =
             super::carrier::apply_part_receipts(&mut tx, now, limit).await?;
-        // Receipts no message claimed within a week (ids of messages sent before a crash
-        // lost their record, or of another system) are dropped.
-        let mut orphans = Sql::new("DELETE FROM carrier_receipts WHERE due_at < ");
-        orphans.int(now - ORPHAN_RECEIPT_AGE);
-        tx.execute(orphans).await?;
+        tx.execute_all(orphan_receipt_statements(now)).await?;
         updates.extend(part_updates);
         let mut writes = Vec::new();
         for chunk in part_ids.chunks(ROWS_PER_STATEMENT) {
@@ -1316,6 +1312,49 @@ async fn consume_receipts(tx: &mut Tx<'_>, ids: &[String]) -> Result<Vec<String>
 
 /// How long a receipt may wait for its message (microseconds).
 const ORPHAN_RECEIPT_AGE: i64 = 7 * 24 * 3600 * 1_000_000;
+/// How long a receipt waits in every round for its message or part to be recorded: far longer
+/// than recording a submit takes (microseconds).
+const ORPHAN_GRACE: i64 = 60 * 1_000_000;
+/// How often a receipt past its grace is looked at again (microseconds). Looked at again, it
+/// waits its grace once more in every round: an hour keeps that to a sixtieth of the time.
+const ORPHAN_RECHECK: i64 = 3600 * 1_000_000;
+/// Most orphan receipts one round sets aside.
+const ORPHANS_PER_ROUND: i64 = 1_000;
+
+/// The statements that set aside the receipts no message or message part has claimed within
+/// `ORPHAN_GRACE` (ids of another system, or of a submit whose record a crash lost): due
+/// again only after `ORPHAN_RECHECK`, and dropped once `ORPHAN_RECEIPT_AGE` old. Left due,
+/// every round's read of the due receipts walked past each of them.
+fn orphan_receipt_statements(now: i64) -> Vec<Sql> {
+    let candidates = |sql: &mut Sql| {
+        sql.push(" WHERE id IN (SELECT r.id FROM carrier_receipts r WHERE r.due_at <= ")
+            .int(now - ORPHAN_GRACE)
+            .push(
+                " AND NOT EXISTS (SELECT 1 FROM messages m \
+                 WHERE m.carrier_message_id = r.carrier_message_id) \
+                 AND NOT EXISTS (SELECT 1 FROM carrier_parts p \
+                 WHERE p.carrier_message_id = r.carrier_message_id)",
+            );
+    };
+    let mut dropped = Sql::new("DELETE FROM carrier_receipts");
+    candidates(&mut dropped);
+    dropped
+        .push(" AND COALESCE(r.received_at, r.due_at) < ")
+        .int(now - ORPHAN_RECEIPT_AGE)
+        .push(" ORDER BY r.due_at")
+        .limit(ORPHANS_PER_ROUND)
+        .push(")");
+    let mut set_aside = Sql::new(
+        "UPDATE carrier_receipts SET received_at = COALESCE(received_at, due_at), due_at = ",
+    );
+    set_aside.int(now + ORPHAN_RECHECK);
+    candidates(&mut set_aside);
+    set_aside
+        .push(" ORDER BY r.due_at")
+        .limit(ORPHANS_PER_ROUND)
+        .push(")");
+    vec![dropped, set_aside]
+}
 
 /// Twilio's titles for the delivery errors warbler reports.
 pub fn delivery_error_message(code: i64) -> &'static str {

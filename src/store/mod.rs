@@ -32,6 +32,7 @@ mod sql;
 pub mod test_credentials;
 pub mod triggers;
 pub mod usage;
+mod walbuf;
 pub mod webhooks;
 
 pub use durability::{Durability, Durable, Tx};
@@ -305,6 +306,8 @@ impl Store {
                 // Each connection to an in-memory database would see its own empty database.
                 max_connections = 1;
             } else {
+                // Before the first connection: every SQLite connection of the process uses it.
+                walbuf::register();
                 create_sqlite_parent_dir(&url)?;
                 if !url.contains("mode=") {
                     url.push_str(if url.contains('?') {

@@ -1116,7 +1116,11 @@ impl Store {
             .collect();
         let (part_ids, part_updates) =
             super::carrier::apply_part_receipts(&mut tx, now, limit).await?;
-        tx.execute_all(orphan_receipt_statements(now)).await?;
+        tx.execute_all(orphan_receipt_statements(
+            now,
+            self.backend() == super::Backend::Postgres,
+        ))
+        .await?;
         updates.extend(part_updates);
         let mut writes = Vec::new();
         for chunk in part_ids.chunks(ROWS_PER_STATEMENT) {
@@ -1324,8 +1328,14 @@ const ORPHANS_PER_ROUND: i64 = 1_000;
 /// The statements that set aside the receipts no message or message part has claimed within
 /// `ORPHAN_GRACE` (ids of another system, or of a submit whose record a crash lost): due
 /// again only after `ORPHAN_RECHECK`, and dropped once `ORPHAN_RECEIPT_AGE` old. Left due,
-/// every round's read of the due receipts walked past each of them.
-fn orphan_receipt_statements(now: i64) -> Vec<Sql> {
+/// every round's read of the due receipts walked past each of them. On PostgreSQL a receipt
+/// another node's round has locked is left to it: two rounds never wait for each other's.
+fn orphan_receipt_statements(now: i64, postgres: bool) -> Vec<Sql> {
+    let lock = if postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
     let candidates = |sql: &mut Sql| {
         sql.push(" WHERE id IN (SELECT r.id FROM carrier_receipts r WHERE r.due_at <= ")
             .int(now - ORPHAN_GRACE)
@@ -1343,6 +1353,7 @@ fn orphan_receipt_statements(now: i64) -> Vec<Sql> {
         .int(now - ORPHAN_RECEIPT_AGE)
         .push(" ORDER BY r.due_at")
         .limit(ORPHANS_PER_ROUND)
+        .push(lock)
         .push(")");
     let mut set_aside = Sql::new(
         "UPDATE carrier_receipts SET received_at = COALESCE(received_at, due_at), due_at = ",
@@ -1352,6 +1363,7 @@ fn orphan_receipt_statements(now: i64) -> Vec<Sql> {
     set_aside
         .push(" ORDER BY r.due_at")
         .limit(ORPHANS_PER_ROUND)
+        .push(lock)
         .push(")");
     vec![dropped, set_aside]
 }

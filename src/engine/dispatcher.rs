@@ -662,6 +662,7 @@ impl App {
             Err(err) => tracing::error!(%err, "ending an earlier server's claims failed; they are claimed after their leases"),
         }
         self.handoff.open();
+        let mut receipt_rounds = super::receipts::ReceiptRounds::default();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -682,13 +683,17 @@ impl App {
                 metrics::histogram!(crate::telemetry::DISPATCH_ROUND)
                     .record(round.elapsed().as_secs_f64());
             }
-            let delivered = self
-                .apply_receipts_limited(now, limit)
-                .await
-                .unwrap_or_else(|err| {
-                    tracing::error!(%err, "receipt round failed");
-                    0
-                });
+            let behind = dispatched as i64 >= limit;
+            let delivered = if receipt_rounds.due(behind, std::time::Instant::now()) {
+                self.apply_receipts_limited(now, limit)
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::error!(%err, "receipt round failed");
+                        0
+                    })
+            } else {
+                0
+            };
             if let Err(err) = self.charge_rentals(now).await {
                 tracing::error!(%err, "rental charges failed");
             }

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 /// While the dispatcher is behind, how long receipts wait between two of their rounds.
 const RECEIPTS_WAIT_WHILE_BEHIND: Duration = Duration::from_millis(100);
 
-/// When the dispatcher loop applies receipts. Each round takes the one write connection (which
-/// the API's inserts and the dispatcher's records wait for) and writes statuses and callbacks
-/// for messages already sent. While the dispatcher is behind (its last round took all it was
-/// allowed), messages waiting to be sent come first: receipts get one round per
-/// `RECEIPTS_WAIT_WHILE_BEHIND`, still at least a round's batch every 100 ms, and catch up
-/// with a round after every dispatch once the dispatcher has.
+/// When the dispatcher loop applies receipts. A round writes statuses and callbacks for
+/// messages already sent, on SQLite holding the one write connection that the API's inserts
+/// and the dispatcher's records wait for. While the dispatcher is behind (its last round took
+/// all it was allowed), messages waiting to be sent come first: receipts get one round (a
+/// dispatcher round's batch) per `RECEIPTS_WAIT_WHILE_BEHIND`, and a round after every
+/// dispatch round again once the dispatcher has caught up. Nothing waits only in memory: the
+/// receipts wait as `carrier_receipts` rows.
 #[derive(Debug, Default)]
 pub struct ReceiptRounds {
     last: Option<Instant>,

@@ -1,5 +1,6 @@
 //! Delivery receipts: applies the receipts that came due (a carrier's `deliver_sm` receipt,
-//! or the simulated carrier's scheduled one) to their messages, one batch per dispatcher round.
+//! or the simulated carrier's scheduled one) to their messages, one batch per dispatcher round
+//! (or per `RECEIPTS_WAIT_WHILE_BEHIND` while the dispatcher is behind).
 //! Reads `carrier_receipts` rows that came due (the simulated carrier writes its own receipts
 //! there too) and deletes each in the transaction that applies it. Writes message
 //! statuses, events and the status callbacks they queue. Run by the dispatcher loop, which

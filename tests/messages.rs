@@ -28,6 +28,20 @@ async fn send(server: &TestServer, form: &[(&str, &str)]) -> Value {
     reply.body
 }
 
+/// Sends `count` messages "x" from +14155550100 to `to`; returns their SIDs.
+async fn send_from_the_bought_number(server: &TestServer, to: &str, count: usize) -> Vec<String> {
+    let mut sids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let created = send(
+            server,
+            &[("To", to), ("From", "+14155550100"), ("Body", "x")],
+        )
+        .await;
+        sids.push(created["sid"].as_str().unwrap().to_string());
+    }
+    sids
+}
+
 async fn fetch(server: &TestServer, sid: &str) -> Value {
     server
         .get(&message_path(MAIN_SID, sid), server.main_creds())
@@ -851,19 +865,7 @@ async fn a_per_number_rate_overrides_the_default_pacing() {
     server
         .buy(MAIN_SID, "+14155550100", server.main_creds())
         .await;
-    let mut sids = Vec::new();
-    for _ in 0..4 {
-        let created = send(
-            &server,
-            &[
-                ("To", "+14155550199"),
-                ("From", "+14155550100"),
-                ("Body", "x"),
-            ],
-        )
-        .await;
-        sids.push(created["sid"].as_str().unwrap().to_string());
-    }
+    let sids = send_from_the_bought_number(&server, "+14155550199", 4).await;
     let sent_at = dispatch_and_time_sends(&server, &sids, 2 * SECOND, SECOND / 8).await;
     assert_eq!(
         sent_at,
@@ -1108,19 +1110,7 @@ async fn receipts_no_message_claims_are_set_aside_and_dropped_after_a_week() {
     server
         .buy(MAIN_SID, "+14155550100", server.main_creds())
         .await;
-    let mut sids = Vec::new();
-    for _ in 0..2 {
-        let created = send(
-            &server,
-            &[
-                ("To", "+15005550090"),
-                ("From", "+14155550100"),
-                ("Body", "x"),
-            ],
-        )
-        .await;
-        sids.push(created["sid"].as_str().unwrap().to_string());
-    }
+    let sids = send_from_the_bought_number(&server, "+15005550090", 2).await;
     let now = now_micros();
     server.app.dispatch_once(now).await.unwrap();
     let store = &server.app.store;

@@ -12,7 +12,8 @@
 #
 # The server runs from its own data directory under a mktemp directory, as the `postgres` OS
 # user when we are root (initdb refuses root), listens on 127.0.0.1 only, on a free port from
-# PG_PORT (default 55432) upwards, with trust authentication and fsync off. Missing server
+# PG_PORT (default 55432) upwards, with trust authentication, fsync off and at most 256 MB of WAL
+# (each test creates a database, which PostgreSQL 15 writes to the WAL). Missing server
 # binaries are installed from apt (`postgresql`).
 
 PG_PORT_BASE="${PG_PORT:-55432}"
@@ -107,7 +108,7 @@ pg_start() {
     for _ in $(seq 1 50); do
         if _pg_port_free "$port"; then
             if _pg_run "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -l "$PG_TMPDIR/postgres.log" -w -t 60 \
-                -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMPDIR/socket -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB" \
+                -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TMPDIR/socket -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB -c max_wal_size=256MB" \
                 start >"$PG_TMPDIR/pg_ctl.log" 2>&1; then
                 PG_PORT_USED=$port
                 break

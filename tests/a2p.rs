@@ -534,7 +534,8 @@ async fn without_enforcement_unregistered_numbers_send() {
 /// rate is printed before and after (figures for the issue note, not a timed assertion).
 #[tokio::test]
 async fn rejecting_one_tenants_campaign_contains_it_and_spares_its_sibling() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = warbler::store::Store::connect(&url).await.unwrap();
     let mut settings = warbler::service::Settings::new(1000, "pepper".into());
     settings.a2p_enforcement = true;
@@ -544,7 +545,7 @@ async fn rejecting_one_tenants_campaign_contains_it_and_spares_its_sibling() {
     app.ensure_main_account(Some(MAIN_SID), Some(common::MAIN_TOKEN), "main")
         .await
         .unwrap();
-    let server = TestServer::from_app(app);
+    let server = TestServer::from_app(app).holding(database);
     server.stock().await;
     let mut tenants = Vec::new();
     for (name, number) in [("Falcon", "+14155550101"), ("Owl", "+14155550102")] {

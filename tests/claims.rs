@@ -304,7 +304,8 @@ async fn fill_outbox(store: &Store, prefix: &str, rows: i64, first_due: i64) {
 /// message's callbacks in order (only a message's first is claimed).
 #[tokio::test]
 async fn a_claim_over_a_sudden_backlog_stays_quick_whatever_the_statistics_said() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = Store::connect(&url).await.unwrap();
     let now = now_micros();
     // The statistics of a quiet outbox: one row.
@@ -347,7 +348,8 @@ async fn a_claim_over_a_sudden_backlog_stays_quick_whatever_the_statistics_said(
 /// other nodes hold, or ones waiting behind those, the due callbacks after it are still found.
 #[tokio::test]
 async fn a_claim_finds_the_due_callbacks_behind_a_head_full_of_others_in_flight() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = Store::connect(&url).await.unwrap();
     let now = now_micros();
     // 1,500 messages' two callbacks, the oldest due: each first one held by another node
@@ -386,7 +388,8 @@ async fn a_claim_finds_the_due_callbacks_behind_a_head_full_of_others_in_flight(
 /// statistics lasted. Claims are never compiled (warbler's sessions run with `jit = off`).
 #[tokio::test]
 async fn claims_stay_quick_whatever_statistics_taken_mid_burst_said() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = Store::connect(&url).await.unwrap();
     let postgres = store.backend() == warbler::store::Backend::Postgres;
     let now = now_micros();
@@ -440,7 +443,8 @@ async fn claims_stay_quick_whatever_statistics_taken_mid_burst_said() {
 /// 169–760 ms per claim, callbacks at a fifth of their rate).
 #[tokio::test]
 async fn claims_stay_quick_when_the_outbox_was_last_vacuumed_nearly_empty() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = Store::connect(&url).await.unwrap();
     let postgres = store.backend() == warbler::store::Backend::Postgres;
     let now = now_micros();
@@ -660,7 +664,8 @@ async fn bind_slots_are_shared_out_and_a_dead_nodes_are_taken_over() {
 #[tokio::test]
 async fn a_settlement_naming_a_lost_row_settles_nothing_and_the_rest_stays_held() {
     use warbler::store::webhooks::{Settled, Settlement};
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = Store::connect(&url).await.unwrap();
     let now = now_micros();
     // Two messages with two callbacks each: a claim takes each message's first.

@@ -1159,7 +1159,8 @@ async fn three_nodes_send_ten_thousand_messages_from_two_accounts_each_once_with
     if !postgres_or_skip(TEST) {
         return;
     }
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     bounded(
         TEST,
         Duration::from_secs(190),
@@ -1175,7 +1176,8 @@ async fn three_nodes_over_smpp_submit_each_message_once_and_apply_each_receipt_o
     if !postgres_or_skip(TEST) {
         return;
     }
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     bounded(
         TEST,
         Duration::from_secs(170),
@@ -1334,7 +1336,8 @@ async fn a_node_killed_while_holding_claims_loses_nothing_and_its_messages_are_s
     if !postgres_or_skip(TEST) {
         return;
     }
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     bounded(TEST, Duration::from_secs(150), &database_url, async {
         let client = http_client();
         let db = pool(&database_url).await;
@@ -1398,7 +1401,8 @@ async fn a_node_killed_while_holding_callbacks_has_them_sent_once_by_the_others_
     if !postgres_or_skip(TEST) {
         return;
     }
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     bounded(TEST, Duration::from_secs(150), &database_url, async {
         let client = http_client();
         let db = pool(&database_url).await;
@@ -1465,7 +1469,8 @@ async fn a_node_stopped_while_holding_claims_submits_nothing_twice_over_smpp() {
     if !postgres_or_skip(TEST) {
         return;
     }
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     bounded(TEST, Duration::from_secs(150), &database_url, async {
         let client = http_client();
         let db = pool(&database_url).await;
@@ -1639,10 +1644,11 @@ async fn three_nodes_at_once(test: &str, database_url: &str, fixed_main: bool) -
 const START_ROUNDS: usize = 5;
 
 async fn starts_on_empty_databases(test: &str, fixed_main: bool) {
-    let mut urls = Vec::new();
+    let mut databases = Vec::new();
     for _ in 0..START_ROUNDS {
-        urls.push(common::fresh_database_url().await);
+        databases.push(common::fresh_database().await);
     }
+    let urls: Vec<String> = databases.iter().map(|d| d.url.clone()).collect();
     bounded(test, Duration::from_secs(150), &urls[0], async {
         let mut problems = Vec::new();
         let mut failed_rounds = 0;

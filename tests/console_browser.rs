@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{fresh_database_url, MAIN_SID, MAIN_TOKEN};
+use common::{fresh_database, MAIN_SID, MAIN_TOKEN};
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -201,7 +201,8 @@ async fn the_console_end_to_end_in_chromium() {
     }
     // The server, as `warbler serve` runs it, with its workers, on a local port (plain http:
     // the session cookie is then not `Secure`).
-    let store = Store::connect(&fresh_database_url().await).await.unwrap();
+    let database = fresh_database().await;
+    let store = Store::connect(&database.url).await.unwrap();
     let app = App::new(
         store,
         Settings {

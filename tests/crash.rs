@@ -82,7 +82,8 @@ async fn with_writes_not_synced_a_killed_server_loses_nothing_either() {
 #[tokio::test]
 async fn written_sessions_on_postgresql_do_not_wait_for_the_servers_flush() {
     use warbler::store::Durability;
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     if !database_url.starts_with("postgres") {
         return;
     }
@@ -106,7 +107,8 @@ async fn written_sessions_on_postgresql_do_not_wait_for_the_servers_flush() {
 }
 
 async fn kill_while_sending_then_restart(durability: &str) {
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     let dir = std::env::temp_dir().join(format!(
         "warbler-crash-{}",
         warbler::domain::sid::random_hex32()

@@ -298,9 +298,8 @@ async fn the_sqlite_files_are_readable_by_their_owner_only() {
 #[tokio::test]
 async fn keys_and_services_per_account_are_bounded() {
     use common::{TestServer, MAIN_TOKEN};
-    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
-        .await
-        .unwrap();
+    let database = common::fresh_database().await;
+    let store = warbler::store::Store::connect(&database.url).await.unwrap();
     let app = warbler::service::App::new(
         store,
         warbler::service::Settings {
@@ -313,7 +312,7 @@ async fn keys_and_services_per_account_are_bounded() {
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Bounded")
         .await
         .unwrap();
-    let server = TestServer::from_app(app);
+    let server = TestServer::from_app(app).holding(database);
     let keys = format!("/2010-04-01/Accounts/{MAIN_SID}/Keys.json");
     let tries = (0..6).map(|_| server.post(&keys, server.main_creds(), &[]));
     let replies = futures::future::join_all(tries).await;

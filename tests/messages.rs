@@ -852,7 +852,8 @@ async fn a_suspended_subaccount_cannot_send_even_through_its_parent() {
 
 #[tokio::test]
 async fn a_per_number_rate_overrides_the_default_pacing() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     let store = warbler::store::Store::connect(&url).await.unwrap();
     let mut settings = warbler::service::Settings::new(1000, "pepper".into());
     settings.pacing_overrides.insert("+14155550100".into(), 4.0);
@@ -861,7 +862,7 @@ async fn a_per_number_rate_overrides_the_default_pacing() {
         .await
         .unwrap();
     app.seed_demo_inventory().await.unwrap();
-    let server = common::TestServer::from_app(app);
+    let server = common::TestServer::from_app(app).holding(database);
     server
         .buy(MAIN_SID, "+14155550100", server.main_creds())
         .await;
@@ -917,9 +918,8 @@ async fn feedback_records_the_outcome() {
 
 #[tokio::test]
 async fn a_held_write_session_sees_another_writer_waiting_and_lets_it_in_when_dropped() {
-    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
-        .await
-        .unwrap();
+    let database = common::fresh_database().await;
+    let store = warbler::store::Store::connect(&database.url).await.unwrap();
     let mut session = store.write_session().await.unwrap();
     assert!(!session.others_wait());
     // Two transactions in turn on the session's one connection.

@@ -6,10 +6,16 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::Row;
 use warbler::domain::message::MessageStatus;
 
-/// A fresh database (its URL and a one-connection pool on it, nothing migrated yet) and the
-/// project's migrations.
-async fn fresh_database() -> (String, sqlx::AnyPool, sqlx::migrate::Migrator) {
-    let mut url = common::fresh_database_url().await;
+/// A fresh database (its guard, its URL and a one-connection pool on it, nothing migrated yet)
+/// and the project's migrations.
+async fn unmigrated_database() -> (
+    common::TestDatabase,
+    String,
+    sqlx::AnyPool,
+    sqlx::migrate::Migrator,
+) {
+    let database = common::fresh_database().await;
+    let mut url = database.url.clone();
     if url.starts_with("sqlite") {
         url.push_str("?mode=rwc");
     }
@@ -19,14 +25,14 @@ async fn fresh_database() -> (String, sqlx::AnyPool, sqlx::migrate::Migrator) {
         .connect(&url)
         .await
         .expect("connect");
-    (url, pool, sqlx::migrate!("./migrations"))
+    (database, url, pool, sqlx::migrate!("./migrations"))
 }
 
 /// Migration 0022 rebuilds `message_events` without its foreign key (SQLite cannot drop one):
 /// the events recorded before it must come through, and the key must be gone.
 #[tokio::test]
 async fn message_events_keep_their_rows_when_their_key_is_dropped() {
-    let (url, pool, migrator) = fresh_database().await;
+    let (_database, url, pool, migrator) = unmigrated_database().await;
     migrator.run_to(21, &pool).await.expect("migrate to 0021");
 
     for statement in [
@@ -107,7 +113,7 @@ async fn message_events_keep_their_rows_when_their_key_is_dropped() {
 /// kept; a message with no event has none, and the table is gone.
 #[tokio::test]
 async fn message_events_move_into_their_message_row() {
-    let (url, pool, migrator) = fresh_database().await;
+    let (_database, url, pool, migrator) = unmigrated_database().await;
     migrator.run_to(22, &pool).await.expect("migrate to 0022");
     let message = |sid: &str| {
         format!(
@@ -173,7 +179,8 @@ async fn message_events_move_into_their_message_row() {
 /// status (its fill factor); a second store on the same database keeps it.
 #[tokio::test]
 async fn postgres_messages_pages_keep_room_for_status_updates() {
-    let url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let url = database.url.clone();
     if !url.starts_with("postgres") {
         return;
     }

@@ -24,7 +24,8 @@ fn collect_lines(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
-    let database_url = common::fresh_database_url().await;
+    let database = common::fresh_database().await;
+    let database_url = database.url.clone();
     let dir = std::env::temp_dir().join(format!(
         "warbler-logs-{}",
         warbler::domain::sid::random_hex32()
@@ -458,9 +459,8 @@ impl SmtpSink {
 
 /// A server whose alarms can e-mail through `smtp_port`.
 async fn spawn_with_mailer(smtp_port: u16) -> common::TestServer {
-    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
-        .await
-        .unwrap();
+    let database = common::fresh_database().await;
+    let store = warbler::store::Store::connect(&database.url).await.unwrap();
     let app = warbler::service::App::new(
         store,
         warbler::service::Settings {
@@ -483,7 +483,7 @@ async fn spawn_with_mailer(smtp_port: u16) -> common::TestServer {
     app.ensure_main_account(Some(common::MAIN_SID), Some(common::MAIN_TOKEN), "Alarms")
         .await
         .unwrap();
-    common::TestServer::from_app(app)
+    common::TestServer::from_app(app).holding(database)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,9 +228,8 @@ async fn an_unknown_sid_is_remembered_and_not_read_again() {
 
 #[tokio::test]
 async fn an_account_created_after_its_sid_was_refused_authenticates_at_once() {
-    let store = warbler::store::Store::connect(&fresh_database_url().await)
-        .await
-        .unwrap();
+    let database = common::fresh_database().await;
+    let store = warbler::store::Store::connect(&database.url).await.unwrap();
     let app = warbler::service::App::new(
         store,
         warbler::service::Settings::new(10, "test-pepper".into()),

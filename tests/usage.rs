@@ -259,9 +259,8 @@ async fn usage_is_counted_per_category_and_subaccount() {
 
 #[tokio::test]
 async fn sends_stop_below_the_credit_limit_and_resume_after_a_credit() {
-    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
-        .await
-        .unwrap();
+    let database = common::fresh_database().await;
+    let store = warbler::store::Store::connect(&database.url).await.unwrap();
     let app = warbler::service::App::new(
         store,
         warbler::service::Settings {
@@ -272,7 +271,7 @@ async fn sends_stop_below_the_credit_limit_and_resume_after_a_credit() {
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Prepaid")
         .await
         .unwrap();
-    let server = TestServer::from_app(app);
+    let server = TestServer::from_app(app).holding(database);
     server.stock().await;
     server
         .buy(MAIN_SID, "+14155550100", server.main_creds())
@@ -477,16 +476,15 @@ fn app_with(settings: impl FnOnce(&mut warbler::service::Settings)) -> warbler::
 
 #[tokio::test]
 async fn a_capped_subaccount_is_held_back_while_its_sibling_keeps_its_pace() {
-    let store = warbler::store::Store::connect(&common::fresh_database_url().await)
-        .await
-        .unwrap();
+    let database = common::fresh_database().await;
+    let store = warbler::store::Store::connect(&database.url).await.unwrap();
     // Fast senders, so only the account cap limits the rate.
     let settings = app_with(|s| s.pacing.long_code = 100.0);
     let app = warbler::service::App::new(store, settings);
     app.ensure_main_account(Some(MAIN_SID), Some(MAIN_TOKEN), "Caps")
         .await
         .unwrap();
-    let server = TestServer::from_app(app);
+    let server = TestServer::from_app(app).holding(database);
     server.stock().await;
     let (noisy, noisy_token) = server.subaccount("noisy").await;
     let (calm, calm_token) = server.subaccount("calm").await;

@@ -24,6 +24,8 @@ pub struct TestServer {
     pub app: App,
     /// The database the app was opened on (empty for an app built by the test).
     pub database_url: String,
+    /// Declared after `app`, so it is dropped after the app lets go of it.
+    database: Option<TestDatabase>,
     router: axum::Router,
     service: axum::routing::RouterIntoService<Body>,
     pub main: (String, String),
@@ -77,8 +79,15 @@ impl Default for Options {
     }
 }
 
-/// A database URL no other test uses.
-pub async fn fresh_database_url() -> String {
+/// A database no other test uses, dropped (PostgreSQL) or deleted (SQLite) with this guard:
+/// a run creates over 400, and left behind they filled a small CI disk.
+pub struct TestDatabase {
+    pub url: String,
+    /// The server's admin URL and the database's name, for a PostgreSQL database.
+    postgres: Option<(String, String)>,
+}
+
+pub async fn fresh_database() -> TestDatabase {
     let base = std::env::var("TEST_DATABASE_URL").unwrap_or_default();
     let name = format!("warbler_test_{}", warbler::domain::sid::random_hex32());
     if base.starts_with("postgres") {
@@ -94,10 +103,61 @@ pub async fn fresh_database_url() -> String {
         let (server, _) = base
             .rsplit_once('/')
             .expect("postgres URL with a database name");
-        format!("{server}/{name}")
+        TestDatabase {
+            url: format!("{server}/{name}"),
+            postgres: Some((base, name)),
+        }
     } else {
         let path = std::env::temp_dir().join(format!("{name}.db"));
-        format!("sqlite://{}", path.display())
+        TestDatabase {
+            url: format!("sqlite://{}", path.display()),
+            postgres: None,
+        }
+    }
+}
+
+/// Unlinking SQLite files still open is harmless on Unix: the app's last tasks finish on them.
+/// A PostgreSQL database is dropped with `FORCE`, which ends the connections that pools (and
+/// nodes a test started) still hold. Runs during a panic too, so it never panics itself.
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            if let Some(path) = self.url.strip_prefix("sqlite://") {
+                // The database, its WAL, its shared memory and the webhook sender's lock.
+                for suffix in ["", "-wal", "-shm", "-webhooks.lock"] {
+                    let _ = std::fs::remove_file(format!("{path}{suffix}"));
+                }
+            }
+            return;
+        };
+        // Drop may run inside the test's runtime, which must not block on itself: the drop
+        // gets a thread and a runtime of its own.
+        let dropped = std::thread::spawn(move || -> Result<(), String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut admin = sqlx::AnyConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+                let _ = admin.close().await;
+                Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test database left behind: {e}"),
+            Err(_) => eprintln!("test database left behind: the drop panicked"),
+        }
     }
 }
 
@@ -106,9 +166,9 @@ pub async fn spawn() -> TestServer {
 }
 
 pub async fn spawn_with(options: Options) -> TestServer {
-    let url = fresh_database_url().await;
-    let store = Store::connect(&url).await.expect("open store");
-    let database_url = url.clone();
+    let database = fresh_database().await;
+    let store = Store::connect(&database.url).await.expect("open store");
+    let database_url = database.url.clone();
     let app = App::new(
         store,
         Settings {
@@ -139,6 +199,7 @@ pub async fn spawn_with(options: Options) -> TestServer {
     TestServer {
         app,
         database_url,
+        database: Some(database),
         service: router.clone().into_service(),
         router,
         main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
@@ -146,6 +207,13 @@ pub async fn spawn_with(options: Options) -> TestServer {
 }
 
 impl TestServer {
+    /// This server keeps `database` (the one its app was opened on) until it is dropped.
+    pub fn holding(mut self, database: TestDatabase) -> TestServer {
+        self.database_url = database.url.clone();
+        self.database = Some(database);
+        self
+    }
+
     /// A test server around an app built by the test (custom settings).
     pub fn from_app(app: App) -> TestServer {
         let router = api::router(
@@ -161,6 +229,7 @@ impl TestServer {
         TestServer {
             app,
             database_url: String::new(),
+            database: None,
             service: router.clone().into_service(),
             router,
             main: (MAIN_SID.to_string(), MAIN_TOKEN.to_string()),
@@ -186,29 +255,6 @@ impl TestServer {
             addr,
             stop: Some(stop),
             served: Some(served),
-        }
-    }
-}
-
-/// A test's SQLite file (and its WAL and shared-memory files) goes with its server: thousands
-/// of them piled up in the temp folder over runs. Unlinking files still open is harmless on
-/// Unix; the app's last tasks finish on them.
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let Some(path) = self.database_url.strip_prefix("sqlite://") else {
-            return;
-        };
-        let path = std::path::Path::new(path);
-        let ours = path.starts_with(std::env::temp_dir())
-            && path
-                .file_name()
-                .is_some_and(|name| name.to_string_lossy().starts_with("warbler_test_"));
-        if ours {
-            for suffix in ["", "-wal", "-shm"] {
-                let mut file = path.as_os_str().to_owned();
-                file.push(suffix);
-                let _ = std::fs::remove_file(file);
-            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! SMPP test helpers: a warbler with SMPP routes and its background workers running, and
 //! `warbler smsc` in-process.
 
-use super::{fresh_database_url, TestServer, MAIN_SID, MAIN_TOKEN};
+use super::{fresh_database, TestServer, MAIN_SID, MAIN_TOKEN};
 use axum::http::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
@@ -76,9 +76,8 @@ pub async fn start_with(
     routes: Vec<SmppRouteConfig>,
     adjust: impl FnOnce(&mut Settings),
 ) -> Running {
-    let store = Store::connect(&fresh_database_url().await)
-        .await
-        .expect("open store");
+    let database = fresh_database().await;
+    let store = Store::connect(&database.url).await.expect("open store");
     let mut settings = Settings {
         simulated_latency: 50_000,
         webhooks: warbler::webhook::WebhookSettings {
@@ -111,7 +110,7 @@ pub async fn start_with(
         let app = app.clone();
         async move { app.run_webhooks(stopped).await }
     });
-    let server = TestServer::from_app(app);
+    let server = TestServer::from_app(app).holding(database);
     server.stock().await;
     server
         .buy(MAIN_SID, "+14155550100", server.main_creds())

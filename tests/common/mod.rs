@@ -1,6 +1,7 @@
 //! Test fixture: a warbler API on a fresh database, driven in-process through its tower service.
 //! `TEST_DATABASE_URL` chooses the database: unset or `sqlite…` → a new SQLite file;
-//! `postgres://…` → a new database created on that server for each test.
+//! `postgres://…` → a new database created on that server for each test; either goes when the
+//! test ends (`TestDatabase`).
 #![allow(dead_code)]
 
 pub mod receiver;

@@ -381,6 +381,29 @@ async fn a_failing_receiver_gets_retries_in_order_and_leaves_alerts() {
         .as_str()
         .unwrap()
         .contains("down"));
+    // The headers sent (the signature the receiver checked, the delivery's idempotency token)
+    // and the ones answered.
+    let sent_headers = alert.body["request_headers"].as_str().unwrap();
+    let signature = hook.hits("/flaky")[0].signature.clone();
+    assert!(
+        sent_headers.contains(&format!(
+            "X-Twilio-Signature={}",
+            form_urlencoded::byte_serialize(signature.as_bytes()).collect::<String>()
+        )),
+        "{sent_headers}"
+    );
+    assert!(
+        sent_headers.contains("I-Twilio-Idempotency-Token="),
+        "{sent_headers}"
+    );
+    assert!(
+        alert.body["response_headers"]
+            .as_str()
+            .unwrap()
+            .contains("content-type=text%2Fplain"),
+        "{}",
+        alert.body
+    );
     // A sibling subaccount sees none of them.
     let (other, other_token) = server.subaccount("sibling").await;
     let theirs = server.get("/v1/Alerts", (&other, &other_token)).await;

@@ -151,7 +151,7 @@ fn callback_attempt(
     }
 }
 
-async fn deliver_inbound(client: WebhookClient, first: Request, webhook: Webhook) -> Delivery {
+async fn deliver_inbound(client: &WebhookClient, first: Request, webhook: Webhook) -> Delivery {
     let mut delivery = Delivery {
         webhook,
         exchanges: Vec::new(),
@@ -240,9 +240,9 @@ fn alert_for(
         request_method: exchange.map(|(q, _)| q.method.to_uppercase()),
         request_url: exchange.map(|(_, r)| r.url.clone()),
         request_variables: exchange.map(|(q, _)| encode_pairs(&q.params)),
-        request_headers: exchange.map(|(_, r)| encode_pairs(&r.request_headers)),
+        request_headers: exchange.map(|(q, r)| encode_pairs(&r.request_headers(q))),
         response_body: answer.map(|a| a.body.clone()),
-        response_headers: answer.map(|a| encode_pairs(&a.headers)),
+        response_headers: answer.map(|a| encode_pairs(&a.header_pairs())),
         date_created: now,
     }
 }
@@ -395,7 +395,9 @@ impl App {
             .collect();
         let mut settlements: Vec<Settlement> = Vec::new();
         let mut in_flight: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let mut tasks = tokio::task::JoinSet::new();
+        // Polled on this round's task: one task spawned per request cost more than its request.
+        let mut tasks = futures_util::stream::FuturesUnordered::new();
+        let client = &self.webhook_client;
         for webhook in claimed {
             if !tokens.contains_key(&webhook.account_sid) {
                 let token = self
@@ -436,9 +438,8 @@ impl App {
                 auth_token,
                 idempotency_token: webhook.id.clone(),
             };
-            let client = self.webhook_client.clone();
             in_flight.insert(webhook.id.clone());
-            tasks.spawn(async move {
+            let delivery = async move {
                 match webhook.kind {
                     WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
                     WebhookKind::Status
@@ -457,7 +458,11 @@ impl App {
                         }
                     }
                 }
-            });
+            };
+            // A panic is contained to its own delivery, as it was in a task of its own.
+            tasks.push(futures_util::FutureExt::catch_unwind(
+                std::panic::AssertUnwindSafe(delivery),
+            ));
         }
         // One bad delivery must not keep the others unsettled (they would be sent again when
         // their lease runs out): a failure leaves only its own row to be retried.
@@ -466,7 +471,7 @@ impl App {
             tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         loop {
             let joined = tokio::select! {
-                joined = tasks.join_next() => match joined {
+                joined = futures_util::StreamExt::next(&mut tasks) => match joined {
                     Some(joined) => joined,
                     None => break,
                 },
@@ -487,7 +492,7 @@ impl App {
                         Err(err) => tracing::error!(%err, "settling a webhook failed"),
                     }
                 }
-                Err(err) => tracing::error!(%err, "webhook task failed"),
+                Err(_) => tracing::error!("a webhook delivery panicked"),
             }
         }
         let replies = settlements.iter().any(|s| !s.replies.is_empty());

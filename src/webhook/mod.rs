@@ -37,8 +37,28 @@ pub struct Request {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub url: String,
-    pub request_headers: Vec<(String, String)>,
+    /// The `X-Twilio-Signature` sent, if the request got that far.
+    pub signature: Option<String>,
     pub result: std::result::Result<Answer, String>,
+}
+
+impl Response {
+    /// The headers Twilio's webhook requests carry besides the HTTP basics, as sent with
+    /// `request` (for the alert that records a failed one).
+    pub fn request_headers(&self, request: &Request) -> Vec<(String, String)> {
+        let Some(signature) = &self.signature else {
+            return Vec::new();
+        };
+        vec![
+            ("X-Twilio-Signature".to_string(), signature.clone()),
+            (
+                "I-Twilio-Idempotency-Token".to_string(),
+                request.idempotency_token.clone(),
+            ),
+            ("Accept".to_string(), ACCEPT.to_string()),
+            ("Cache-Control".to_string(), CACHE_CONTROL.to_string()),
+        ]
+    }
 }
 
 /// An HTTP answer (any status).
@@ -46,9 +66,23 @@ pub struct Response {
 pub struct Answer {
     pub status: u16,
     pub content_type: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: http::HeaderMap,
     pub body: String,
 }
+
+impl Answer {
+    /// The answer's headers as text pairs (a value that is not text reads as empty).
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect()
+    }
+}
+
+/// The `Accept` and `Cache-Control` values of Twilio's webhook requests.
+const ACCEPT: &str = "*/*";
+const CACHE_CONTROL: &str = "max-age=259200";
 
 /// Largest response body read (a TwiML answer is small).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -91,6 +125,17 @@ pub struct WebhookClient {
     allow_private_targets: bool,
     receivers:
         std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>>,
+    /// POST targets already checked, by URL: callbacks go to few URLs, each many times.
+    targets: std::sync::Arc<std::sync::Mutex<HashMap<String, std::sync::Arc<Target>>>>,
+}
+
+/// A checked URL, ready to be sent to.
+struct Target {
+    uri: http::Uri,
+    /// HTTP basic credentials from the URL's user and password, if it has any.
+    authorization: Option<http::HeaderValue>,
+    /// The receiver's request slots (see `CONNECTIONS_PER_RECEIVER`).
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Installs rustls' `ring` crypto provider for the process (once; later calls do nothing).
@@ -127,6 +172,7 @@ impl WebhookClient {
             timeout: settings.timeout,
             allow_private_targets: settings.allow_private_targets,
             receivers: std::sync::Arc::default(),
+            targets: std::sync::Arc::default(),
         })
     }
 
@@ -179,7 +225,7 @@ impl WebhookClient {
             // GET webhooks carry their parameters in the URL, which is what gets signed.
             let mut parsed = match url::Url::parse(&url) {
                 Ok(parsed) => parsed,
-                Err(err) => return failed(url, Vec::new(), format!("invalid URL: {err}")),
+                Err(err) => return failed(url, None, format!("invalid URL: {err}")),
             };
             parsed.query_pairs_mut().extend_pairs(borrowed.iter());
             url = parsed.to_string();
@@ -187,22 +233,13 @@ impl WebhookClient {
         } else {
             signature::sign_form(&request.auth_token, &url, &borrowed)
         };
-        let headers = vec![
-            ("X-Twilio-Signature".to_string(), signature),
-            (
-                "I-Twilio-Idempotency-Token".to_string(),
-                request.idempotency_token.clone(),
-            ),
-            ("Accept".to_string(), "*/*".to_string()),
-            ("Cache-Control".to_string(), "max-age=259200".to_string()),
-        ];
-        let target = match self.check_target(&url) {
+        // A GET's URL is new for every request: only POST targets are remembered.
+        let target = match self.target(&url, !get) {
             Ok(target) => target,
-            Err(reason) => return failed(url, headers, reason),
+            Err(reason) => return failed(url, Some(signature), reason),
         };
-        let slots = self.receiver_slots(&target);
-        let Ok(_slot) = slots.acquire().await else {
-            return failed(url, headers, "webhook client closed".into());
+        let Ok(_slot) = target.slots.acquire().await else {
+            return failed(url, Some(signature), "webhook client closed".into());
         };
         let (method, content_type, body) = if let Some(body) = &request.json_body {
             (
@@ -213,7 +250,7 @@ impl WebhookClient {
         } else if get {
             (Method::GET, None, Bytes::new())
         } else {
-            let body = form_urlencoded::Serializer::new(String::new())
+            let body = form_urlencoded::Serializer::new(String::with_capacity(512))
                 .extend_pairs(borrowed.iter())
                 .finish();
             (
@@ -222,9 +259,16 @@ impl WebhookClient {
                 Bytes::from(body),
             )
         };
-        let http_request = match build_request(method, target, content_type, &headers, body) {
+        let http_request = match build_request(
+            method,
+            &target,
+            content_type,
+            &signature,
+            &request.idempotency_token,
+            body,
+        ) {
             Ok(http_request) => http_request,
-            Err(reason) => return failed(url, headers, reason),
+            Err(reason) => return failed(url, Some(signature), reason),
         };
         let exchange = async {
             let response = self
@@ -248,17 +292,12 @@ impl WebhookClient {
         };
         let (parts, body) = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(reason)) => return failed(url, headers, reason),
+            Ok(Err(reason)) => return failed(url, Some(signature), reason),
             Err(_) => {
                 let reason = format!("timeout: no answer within {:?}", self.timeout);
-                return failed(url, headers, reason);
+                return failed(url, Some(signature), reason);
             }
         };
-        let answer_headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -267,14 +306,52 @@ impl WebhookClient {
             .to_string();
         Response {
             url,
-            request_headers: headers,
+            signature: Some(signature),
             result: Ok(Answer {
                 status: parts.status.as_u16(),
                 content_type,
-                headers: answer_headers,
+                headers: parts.headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
             }),
         }
+    }
+
+    /// The checked target of `url`, from those remembered if `remember`.
+    fn target(
+        &self,
+        url: &str,
+        remember: bool,
+    ) -> std::result::Result<std::sync::Arc<Target>, String> {
+        let lock = || {
+            self.targets
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if remember {
+            if let Some(target) = lock().get(url) {
+                return Ok(target.clone());
+            }
+        }
+        let mut parsed = self.check_target(url)?;
+        let slots = self.receiver_slots(&parsed);
+        let authorization = take_credentials(&mut parsed)?;
+        let uri: http::Uri = parsed
+            .as_str()
+            .parse()
+            .map_err(|err| format!("invalid URL: {err}"))?;
+        let target = std::sync::Arc::new(Target {
+            uri,
+            authorization,
+            slots,
+        });
+        if remember {
+            let mut targets = lock();
+            if targets.len() >= RECEIVERS_REMEMBERED {
+                targets.clear();
+            }
+            targets.insert(url.to_string(), target.clone());
+        }
+        Ok(target)
     }
 
     /// Only http(s) URLs, and no private IP literal unless allowed (host names are checked
@@ -302,10 +379,10 @@ impl WebhookClient {
     }
 }
 
-fn failed(url: String, request_headers: Vec<(String, String)>, reason: String) -> Response {
+fn failed(url: String, signature: Option<String>, reason: String) -> Response {
     Response {
         url,
-        request_headers,
+        signature,
         result: Err(reason),
     }
 }
@@ -352,52 +429,74 @@ fn describe(err: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
-/// The HTTP request for `target` (already checked), its credentials, if the URL has any, sent
-/// as HTTP basic authentication and left out of the request line.
+/// Takes the URL's credentials, if it has any, out of it: they are sent as HTTP basic
+/// authentication and left out of the request line.
+fn take_credentials(
+    target: &mut url::Url,
+) -> std::result::Result<Option<http::HeaderValue>, String> {
+    if target.username().is_empty() && target.password().is_none() {
+        return Ok(None);
+    }
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(target.username());
+    let password = decode(target.password().unwrap_or(""));
+    let credentials = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    );
+    let _ = target.set_username("");
+    let _ = target.set_password(None);
+    http::HeaderValue::from_str(&credentials)
+        .map(Some)
+        .map_err(|err| format!("invalid request: {err}"))
+}
+
+/// The HTTP request to `target`, signed.
 fn build_request(
     method: Method,
-    mut target: url::Url,
-    content_type: Option<&str>,
-    headers: &[(String, String)],
+    target: &Target,
+    content_type: Option<&'static str>,
+    signature: &str,
+    idempotency_token: &str,
     body: Bytes,
 ) -> std::result::Result<http::Request<Full<Bytes>>, String> {
-    let credentials = (!target.username().is_empty() || target.password().is_some()).then(|| {
-        let decode = |part: &str| {
-            percent_encoding::percent_decode_str(part)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let user = decode(target.username());
-        let password = decode(target.password().unwrap_or(""));
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-        )
-    });
-    if credentials.is_some() {
-        let _ = target.set_username("");
-        let _ = target.set_password(None);
-    }
-    let uri: http::Uri = target
-        .as_str()
-        .parse()
-        .map_err(|err| format!("invalid URL: {err}"))?;
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::USER_AGENT, USER_AGENT);
+    let invalid = |err: http::header::InvalidHeaderValue| format!("invalid request: {err}");
+    let mut request = http::Request::new(Full::new(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = target.uri.clone();
+    let headers = request.headers_mut();
+    headers.reserve(8);
+    headers.insert(
+        header::USER_AGENT,
+        header::HeaderValue::from_static(USER_AGENT),
+    );
     if let Some(content_type) = content_type {
-        builder = builder.header(header::CONTENT_TYPE, content_type);
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(content_type),
+        );
     }
-    if let Some(credentials) = credentials {
-        builder = builder.header(header::AUTHORIZATION, credentials);
+    if let Some(credentials) = &target.authorization {
+        headers.insert(header::AUTHORIZATION, credentials.clone());
     }
-    for (name, value) in headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    builder
-        .body(Full::new(body))
-        .map_err(|err| format!("invalid request: {err}"))
+    headers.insert(
+        header::HeaderName::from_static("x-twilio-signature"),
+        header::HeaderValue::from_str(signature).map_err(invalid)?,
+    );
+    headers.insert(
+        header::HeaderName::from_static("i-twilio-idempotency-token"),
+        header::HeaderValue::from_str(idempotency_token).map_err(invalid)?,
+    );
+    headers.insert(header::ACCEPT, header::HeaderValue::from_static(ACCEPT));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static(CACHE_CONTROL),
+    );
+    Ok(request)
 }
 
 #[cfg(test)]

@@ -11,12 +11,13 @@ pub fn sign_form(auth_token: &str, url: &str, params: &[(&str, &str)]) -> String
     let mut sorted: Vec<(&str, &str)> = params.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let mut payload = String::from(url);
+    let mut mac = hmac_for(auth_token);
+    mac.update(url.as_bytes());
     for (name, value) in sorted {
-        payload.push_str(name);
-        payload.push_str(value);
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
     }
-    sign_payload(auth_token, &payload)
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// Signs a JSON-body webhook: the URL with `bodySHA256=<hex sha256 of body>` appended, and no
@@ -30,10 +31,14 @@ pub fn sign_json(auth_token: &str, url: &str, body: &str) -> (String, String) {
     (signed_url, signature)
 }
 
-fn sign_payload(auth_token: &str, payload: &str) -> String {
+fn hmac_for(auth_token: &str) -> Hmac<Sha1> {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+}
+
+fn sign_payload(auth_token: &str, payload: &str) -> String {
+    let mut mac = hmac_for(auth_token);
     mac.update(payload.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }

@@ -247,6 +247,54 @@ fn alert_for(
     }
 }
 
+/// A round's deliveries under way.
+enum InFlight<F: std::future::Future<Output = Delivery> + Send + 'static> {
+    /// Polled on the round's own task: on the sender's own thread (SQLite) a task spawned per
+    /// request cost more than its request.
+    Polled(
+        futures_util::stream::FuturesUnordered<
+            futures_util::future::CatchUnwind<std::panic::AssertUnwindSafe<F>>,
+        >,
+    ),
+    /// A task each: on the runtime the API shares (PostgreSQL), the API's requests interleave
+    /// with them and they spread over its workers.
+    Spawned(tokio::task::JoinSet<Delivery>),
+}
+
+impl<F: std::future::Future<Output = Delivery> + Send + 'static> InFlight<F> {
+    fn new(spawned: bool) -> Self {
+        if spawned {
+            InFlight::Spawned(tokio::task::JoinSet::new())
+        } else {
+            InFlight::Polled(futures_util::stream::FuturesUnordered::new())
+        }
+    }
+
+    fn push(&mut self, delivery: F) {
+        match self {
+            // A panic stays with its own delivery, as in a task of its own.
+            InFlight::Polled(polled) => polled.push(futures_util::FutureExt::catch_unwind(
+                std::panic::AssertUnwindSafe(delivery),
+            )),
+            InFlight::Spawned(spawned) => {
+                spawned.spawn(delivery);
+            }
+        }
+    }
+
+    /// The next delivery done (`Err` if it panicked); `None` once all are.
+    async fn next(&mut self) -> Option<std::result::Result<Delivery, ()>> {
+        match self {
+            InFlight::Polled(polled) => futures_util::StreamExt::next(polled)
+                .await
+                .map(|done| done.map_err(|_| ())),
+            InFlight::Spawned(spawned) => {
+                spawned.join_next().await.map(|done| done.map_err(|_| ()))
+            }
+        }
+    }
+}
+
 impl App {
     /// Exponential backoff for the `attempts`-th retry (1-based).
     fn backoff(&self, attempts: i64) -> i64 {
@@ -395,9 +443,7 @@ impl App {
             .collect();
         let mut settlements: Vec<Settlement> = Vec::new();
         let mut in_flight: std::collections::HashSet<String> = std::collections::HashSet::new();
-        // Polled on this round's task: one task spawned per request cost more than its request.
-        let mut tasks = futures_util::stream::FuturesUnordered::new();
-        let client = &self.webhook_client;
+        let mut tasks = InFlight::new(self.store.backend() == crate::store::Backend::Postgres);
         for webhook in claimed {
             if !tokens.contains_key(&webhook.account_sid) {
                 let token = self
@@ -439,9 +485,10 @@ impl App {
                 idempotency_token: webhook.id.clone(),
             };
             in_flight.insert(webhook.id.clone());
+            let client = self.webhook_client.clone();
             let delivery = async move {
                 match webhook.kind {
-                    WebhookKind::Inbound => deliver_inbound(client, request, webhook).await,
+                    WebhookKind::Inbound => deliver_inbound(&client, request, webhook).await,
                     WebhookKind::Status
                     | WebhookKind::Trigger
                     | WebhookKind::Alarm
@@ -459,10 +506,7 @@ impl App {
                     }
                 }
             };
-            // A panic is contained to its own delivery, as it was in a task of its own.
-            tasks.push(futures_util::FutureExt::catch_unwind(
-                std::panic::AssertUnwindSafe(delivery),
-            ));
+            tasks.push(delivery);
         }
         // One bad delivery must not keep the others unsettled (they would be sent again when
         // their lease runs out): a failure leaves only its own row to be retried.
@@ -471,7 +515,7 @@ impl App {
             tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
         loop {
             let joined = tokio::select! {
-                joined = futures_util::StreamExt::next(&mut tasks) => match joined {
+                joined = tasks.next() => match joined {
                     Some(joined) => joined,
                     None => break,
                 },
@@ -492,7 +536,7 @@ impl App {
                         Err(err) => tracing::error!(%err, "settling a webhook failed"),
                     }
                 }
-                Err(_) => tracing::error!("a webhook delivery panicked"),
+                Err(()) => tracing::error!("a webhook delivery panicked"),
             }
         }
         let replies = settlements.iter().any(|s| !s.replies.is_empty());

@@ -185,8 +185,13 @@ impl WebhookClient {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if receivers.len() >= RECEIVERS_REMEMBERED && !receivers.contains_key(&origin) {
             // Slots in use stay valid (their holders own the semaphore); only the bound of
-            // the receivers forgotten is briefly doubled.
+            // the receivers forgotten is briefly doubled. The targets remembered hold their
+            // receivers' old slots, so they go too.
             receivers.clear();
+            self.targets
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clear();
         }
         receivers
             .entry(origin)
@@ -638,23 +643,27 @@ mod tests {
     async fn credentials_in_the_url_are_sent_as_basic_authentication_not_in_the_request_line() {
         let (address, seen, _) = recording_receiver(Duration::ZERO, 2).await;
         let client = client(true, Duration::from_secs(5));
-        let response = client
-            .send(&post(format!(
-                "http://us%40er:pa%3Ass@{address}/status?x=1"
-            )))
-            .await;
-        assert!(
-            matches!(&response.result, Ok(answer) if answer.status == 200 && answer.body == "xx")
-        );
-        let first = seen.lock().unwrap()[0].clone();
-        assert_eq!(first.uri, "/status?x=1");
+        // The second request goes to the target remembered from the first.
+        for _ in 0..2 {
+            let response = client
+                .send(&post(format!(
+                    "http://us%40er:pa%3Ass@{address}/status?x=1"
+                )))
+                .await;
+            assert!(
+                matches!(&response.result, Ok(answer) if answer.status == 200 && answer.body == "xx")
+            );
+        }
         let expected = base64::engine::general_purpose::STANDARD.encode("us@er:pa:ss");
-        assert_eq!(first.authorization, Some(format!("Basic {expected}")));
-        assert_eq!(first.user_agent.as_deref(), Some(USER_AGENT));
-        assert_eq!(first.body, "MessageSid=SM1");
+        for sent in seen.lock().unwrap().iter() {
+            assert_eq!(sent.uri, "/status?x=1");
+            assert_eq!(sent.authorization, Some(format!("Basic {expected}")));
+            assert_eq!(sent.user_agent.as_deref(), Some(USER_AGENT));
+            assert_eq!(sent.body, "MessageSid=SM1");
+        }
         // Without credentials, no Authorization header.
         client.send(&post(format!("http://{address}/plain"))).await;
-        let plain = seen.lock().unwrap()[1].clone();
+        let plain = seen.lock().unwrap()[2].clone();
         assert_eq!((plain.uri.as_str(), plain.authorization), ("/plain", None));
     }
 
@@ -668,15 +677,18 @@ mod tests {
             "{:?}",
             by_address.result
         );
-        let by_name = guarded
-            .send(&post(format!("http://localhost:{}/b", address.port())))
-            .await;
-        assert!(
-            matches!(&by_name.result, Err(reason) if reason.contains("no public address")),
-            "{:?}",
-            by_name.result
-        );
-        assert_eq!(failure_cause(&by_name), Some("connect"));
+        // A name is checked when connecting, each time: its target is remembered, not trusted.
+        for _ in 0..2 {
+            let by_name = guarded
+                .send(&post(format!("http://localhost:{}/b", address.port())))
+                .await;
+            assert!(
+                matches!(&by_name.result, Err(reason) if reason.contains("no public address")),
+                "{:?}",
+                by_name.result
+            );
+            assert_eq!(failure_cause(&by_name), Some("connect"));
+        }
         assert_eq!(connections.load(Ordering::SeqCst), 0);
         let allowed = client(true, Duration::from_secs(5))
             .send(&post(format!("http://localhost:{}/c", address.port())))

@@ -326,6 +326,9 @@ impl Exec<'_> {
 pub struct Tx<'c> {
     inner: Inner<'c>,
     sync: Option<WalSync>,
+    /// On a SQLite file, the write lock a transaction through sqlx holds (a native one holds
+    /// it in `NativeTx`). Declared last: released after the transaction has ended.
+    _lock: Option<native::WriteLock>,
 }
 
 enum Inner<'c> {
@@ -334,10 +337,15 @@ enum Inner<'c> {
 }
 
 impl<'c> Tx<'c> {
-    pub(crate) fn new(inner: Transaction<'c, sqlx::Any>, sync: Option<WalSync>) -> Tx<'c> {
+    pub(crate) fn new(
+        inner: Transaction<'c, sqlx::Any>,
+        sync: Option<WalSync>,
+        lock: Option<native::WriteLock>,
+    ) -> Tx<'c> {
         Tx {
             inner: Inner::Sqlx(inner),
             sync,
+            _lock: lock,
         }
     }
 
@@ -345,6 +353,7 @@ impl<'c> Tx<'c> {
         Tx {
             inner: Inner::Native(inner),
             sync,
+            _lock: None,
         }
     }
 

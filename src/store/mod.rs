@@ -96,13 +96,17 @@ pub struct Store {
     webhook_leases: Option<Arc<leases::MemoryLeases>>,
 }
 
-/// A write connection held across several transactions. Taking the connection from the pool
-/// and giving it back cost more than a small transaction itself (the pool tests a connection it
-/// gets back with a round trip to the database), so the API's group-commit writer keeps one
-/// while groups keep coming, and gives it back as soon as anyone else wants to write.
+/// A turn at writing held across several transactions: on a SQLite file the write lock (see
+/// `native`), elsewhere a write connection. The API's group-commit writer keeps one while
+/// groups keep coming, and gives it back as soon as anyone else wants to write. (Taking a
+/// connection from sqlx's pool and giving it back cost more than a small transaction: the
+/// pool tests a connection it gets back with a round trip to the database.)
 pub struct WriteSession {
-    /// `None` once the connection is known to be unusable (see `insert_new_messages`).
+    /// `None` once the connection is known to be unusable (see `insert_new_messages`), and
+    /// on a SQLite file, whose transactions here are native.
     connection: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    /// On a SQLite file, the write lock.
+    _lock: Option<native::WriteLock>,
     store: Store,
 }
 
@@ -187,8 +191,7 @@ impl WriteSession {
         let sqlite = self.store.backend == Backend::Sqlite;
         let sync = self.store.sync.clone();
         if let Some(writer) = self.store.native_writer.clone() {
-            // The session's connection is the write lock the native transaction needs.
-            self.connection()?;
+            // The session holds the write lock the native transaction needs.
             return Ok(Tx::native(native::NativeTx::begin(writer, None)?, sync));
         }
         let connection = self.connection()?;
@@ -197,7 +200,7 @@ impl WriteSession {
         } else {
             sqlx::Connection::begin(connection).await?
         };
-        Ok(Tx::new(tx, sync))
+        Ok(Tx::new(tx, sync, None))
     }
 
     /// Whether another caller waits for a write connection: then this session should end.
@@ -461,6 +464,7 @@ impl Store {
     ) -> Result<sqlx::any::AnyQueryResult> {
         let done = {
             let _waiting = WaitingWriter::new(&self.writers_waiting);
+            let _lock = self.write_lock().await;
             statement.execute(&self.writes).await?
         };
         if let Some(sync) = &self.sync {
@@ -487,7 +491,7 @@ impl Store {
     async fn write_volatile_planned(&self, sql: Sql, each_run: bool) -> Result<Vec<Row>> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
         if let Some(writer) = &self.native_writer {
-            let _lock = self.writes.acquire().await?;
+            let _lock = self.write_lock().await;
             return writer.fetch(&sql);
         }
         let query = if each_run {
@@ -507,7 +511,7 @@ impl Store {
     pub(crate) async fn write_volatile_count(&self, sql: Sql) -> Result<u64> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
         if let Some(writer) = &self.native_writer {
-            let _lock = self.writes.acquire().await?;
+            let _lock = self.write_lock().await;
             return writer.execute(&sql);
         }
         Ok(sql.query().execute(&self.writes).await?.rows_affected())
@@ -517,11 +521,18 @@ impl Store {
     /// read-then-write transactions queue instead of failing with "database is locked".
     pub async fn begin_write(&self) -> Result<Tx<'static>> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
+        let lock = self.write_lock().await;
         let tx = match self.backend {
             Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writes.begin().await?,
         };
-        Ok(Tx::new(tx, self.sync.clone()))
+        Ok(Tx::new(tx, self.sync.clone(), lock))
+    }
+
+    /// On a SQLite file, waits for the write lock (see `native`); elsewhere there is none to
+    /// take.
+    async fn write_lock(&self) -> Option<native::WriteLock> {
+        Some(self.native_writer.as_ref()?.lock().await)
     }
 
     /// Whether the engine's writes run natively (a SQLite file, see `native`).
@@ -531,14 +542,14 @@ impl Store {
 
     /// `begin_write` for the engine's transactions, whose statements are all `Sql` (run with
     /// `Tx::execute`, `fetch_all`, `execute_all`…): on a SQLite file it runs natively on this
-    /// thread (see `native`), holding the write connection as the write lock.
+    /// thread (see `native`), holding the write lock.
     pub(crate) async fn begin_write_native(&self) -> Result<Tx<'static>> {
         let Some(writer) = &self.native_writer else {
             return self.begin_write().await;
         };
         let lock = {
             let _waiting = WaitingWriter::new(&self.writers_waiting);
-            self.writes.acquire().await?
+            writer.lock().await
         };
         Ok(Tx::native(
             native::NativeTx::begin(writer.clone(), Some(lock))?,
@@ -546,11 +557,19 @@ impl Store {
         ))
     }
 
-    /// Takes a write connection to run several transactions on in turn (`WriteSession`).
+    /// Takes a turn at writing to run several transactions in (`WriteSession`).
     pub async fn write_session(&self) -> Result<WriteSession> {
         let _waiting = WaitingWriter::new(&self.writers_waiting);
+        if self.native_writer.is_some() {
+            return Ok(WriteSession {
+                connection: None,
+                _lock: self.write_lock().await,
+                store: self.clone(),
+            });
+        }
         Ok(WriteSession {
             connection: Some(self.writes.acquire().await?),
+            _lock: None,
             store: self.clone(),
         })
     }
@@ -560,8 +579,8 @@ impl Store {
     /// SQLITE_FULL as on a full disk; `None` lifts the cap. On the write connections (sqlx's and
     /// the native one), the only ones that write. Nothing on PostgreSQL.
     pub async fn fault_max_pages(&self, pages: Option<u64>) -> Result<()> {
+        let _lock = self.write_lock().await;
         if let Some(writer) = &self.native_writer {
-            let _lock = self.writes.acquire().await?;
             writer.set_max_pages(pages)?;
         }
         if self.backend == Backend::Sqlite {
@@ -598,7 +617,11 @@ impl Store {
     /// to copy, is short.
     pub async fn checkpoint(&self, on_writer: bool) -> Result<()> {
         if self.has_wal() {
-            let pool = if on_writer { &self.writes } else { &self.pool };
+            let (pool, _lock) = if on_writer {
+                (&self.writes, self.write_lock().await)
+            } else {
+                (&self.pool, None)
+            };
             sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                 .execute(pool)
                 .await?;

@@ -14,9 +14,12 @@
 //! outcomes, receipts, the webhook sender's claims and settlements) go the same way through
 //! `NativeWriter`'s one connection, each statement a call on the thread that owns the
 //! transaction instead of a round trip to sqlx's write connection and back. SQLite has one
-//! writer at a time: a native transaction holds sqlx's write connection (a pool of one) for
-//! its whole length without using it, so it and the writes that still go through sqlx take
-//! turns, as all writes did before.
+//! writer at a time: whoever writes holds `NativeWriter::lock` for as long as it writes, a
+//! native transaction as well as a write that still goes through sqlx's write connection, so
+//! they take turns, as all writes did before. The lock is warbler's own, not sqlx's write
+//! connection: sqlx tests a connection given back to its pool with a round trip to the
+//! connection's thread before another caller may take it, and a lock taken by every engine
+//! transaction must not cost that.
 
 use super::sql::Sql;
 use super::Row;
@@ -122,9 +125,14 @@ pub(crate) fn execute_on(connection: &Connection, sql: &Sql) -> Result<u64> {
 /// The native twin of sqlx's write connection to a SQLite file: one connection, used only
 /// while sqlx's write connection is held (see the module's comment), so never by two callers
 /// at once.
+/// A turn at writing to the SQLite file (see the module's documentation).
+pub(crate) type WriteLock = tokio::sync::OwnedMutexGuard<()>;
+
 pub(crate) struct NativeWriter {
     path: PathBuf,
     idle: Mutex<Option<Connection>>,
+    /// The file's write lock (see `lock`): first come, first served.
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// The fault-injection cap on the file's pages (`Store::fault_max_pages`), applied again to
     /// a connection opened after one was dropped.
     max_pages: Mutex<Option<u64>>,
@@ -135,8 +143,16 @@ impl NativeWriter {
         NativeWriter {
             path,
             idle: Mutex::new(None),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
             max_pages: Mutex::new(None),
         }
+    }
+
+    /// Waits for this process's turn to write to the file. Every writer takes it: native
+    /// transactions, and what goes through sqlx's write connection (`Store::begin_write`,
+    /// `Store::write`, checkpoints there).
+    pub(crate) async fn lock(&self) -> WriteLock {
+        self.turn.clone().lock_owned().await
     }
 
     /// The settings of sqlx's write connection (`tune_sqlite_writer`, and sqlx's own foreign
@@ -204,10 +220,9 @@ impl NativeWriter {
 pub(crate) struct NativeTx {
     connection: Option<Connection>,
     writer: Arc<NativeWriter>,
-    /// sqlx's write connection, held as the write lock; `None` when the caller holds it (a
-    /// `WriteSession`). Released after the connection is given back (fields drop after
-    /// `Drop::drop`).
-    _lock: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    /// The write lock; `None` when the caller holds it (a `WriteSession`). Released after the
+    /// connection is given back (fields drop after `Drop::drop`).
+    _lock: Option<WriteLock>,
     /// The connection's count of changed rows when the transaction began.
     changes_at_begin: u64,
 }
@@ -217,7 +232,7 @@ impl NativeTx {
     /// through sqlx.
     pub(crate) fn begin(
         writer: Arc<NativeWriter>,
-        lock: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+        lock: Option<WriteLock>,
     ) -> Result<NativeTx> {
         let connection = writer.take()?;
         let changes_at_begin = connection.total_changes();

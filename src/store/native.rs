@@ -230,10 +230,7 @@ pub(crate) struct NativeTx {
 impl NativeTx {
     /// Begins a transaction that takes SQLite's write lock at once, as `BEGIN IMMEDIATE` does
     /// through sqlx.
-    pub(crate) fn begin(
-        writer: Arc<NativeWriter>,
-        lock: Option<WriteLock>,
-    ) -> Result<NativeTx> {
+    pub(crate) fn begin(writer: Arc<NativeWriter>, lock: Option<WriteLock>) -> Result<NativeTx> {
         let connection = writer.take()?;
         let changes_at_begin = connection.total_changes();
         let mut tx = NativeTx {
@@ -336,6 +333,7 @@ fn mismatch(column: &str, wanted: &str, found: &Value) -> Error {
 #[cfg(test)]
 mod tests {
     use super::super::{opt_int, opt_text, Row, Sql, Store};
+    use std::time::Duration;
 
     async fn file_store(name: &str) -> (Store, std::path::PathBuf) {
         let path = std::env::temp_dir().join(format!(
@@ -541,6 +539,60 @@ mod tests {
         assert!(tx.conn().is_err());
         tx.execute(insert_pacing("+4", 1)).await.unwrap();
         tx.commit().await.unwrap();
+        assert_eq!(pacing_count(&store).await, 2);
+        remove(&path);
+    }
+
+    /// Every writer of a SQLite file takes the one write lock: a native transaction waits,
+    /// seen as waiting, behind a write session (which holds the lock between its transactions,
+    /// when SQLite itself holds nothing), and a sqlx write transaction waits behind it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_of_every_kind_wait_their_turn_at_the_write_lock() {
+        let (store, path) = file_store("lock").await;
+        let session = store.write_session().await.unwrap();
+        let (began, mut native_began) = tokio::sync::oneshot::channel();
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let native = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin_write_native().await.unwrap();
+                let _ = began.send(());
+                tx.execute(insert_pacing("+1", 1)).await.unwrap();
+                let _ = released.await;
+                tx.commit().await.unwrap();
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !session.others_wait() {
+            assert!(std::time::Instant::now() < deadline, "never seen waiting");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(native_began.try_recv().is_err(), "began beside the session");
+        drop(session);
+        tokio::time::timeout(Duration::from_secs(5), native_began)
+            .await
+            .expect("the native transaction began once the session ended")
+            .unwrap();
+        let sqlx_write = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin_write().await.unwrap();
+                tx.execute(insert_pacing("+2", 2)).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !sqlx_write.is_finished(),
+            "wrote beside the native transaction"
+        );
+        release.send(()).unwrap();
+        for task in [native, sqlx_write] {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("both writers finished in turn")
+                .unwrap();
+        }
         assert_eq!(pacing_count(&store).await, 2);
         remove(&path);
     }

@@ -203,7 +203,7 @@ impl WriteSession {
         Ok(Tx::new(tx, sync, None))
     }
 
-    /// Whether another caller waits for a write connection: then this session should end.
+    /// Whether another caller waits for a turn at writing: then this session should end.
     pub fn others_wait(&self) -> bool {
         self.store.writers_waiting.load(Ordering::SeqCst) > 0
     }

@@ -60,6 +60,11 @@ pub const SMPP_RECONNECTS: &str = "warbler_smpp_reconnects_total";
 pub const SMPP_SUBMIT_RESPONSE: &str = "warbler_smpp_submit_response_seconds";
 /// Alarms that fired and cleared.
 pub const ALARM_FIRINGS: &str = "warbler_alarm_firings_total";
+/// On a SQLite file: the wait for the one write lock, by holder (`store::native::WriteLock`).
+pub const WRITE_LOCK_WAIT: &str = "warbler_db_write_lock_wait_seconds";
+/// On a SQLite file: how long each turn at the write lock lasted, by holder. The `_sum`'s rate
+/// is the share of time the lock was busy.
+pub const WRITE_LOCK_HELD: &str = "warbler_db_write_lock_held_seconds";
 
 /// Latency buckets (seconds) for the request-sized histograms: 1 ms to 10 s.
 const FAST_BUCKETS: &[f64] = &[
@@ -68,6 +73,10 @@ const FAST_BUCKETS: &[f64] = &[
 /// Buckets (seconds) for end-to-end message times: 100 ms to 1 h.
 const SLOW_BUCKETS: &[f64] = &[
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// Buckets (seconds) for the write lock's turns and waits: 0.1 ms to 1 s.
+const LOCK_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 /// Buckets for the group commit's size (messages).
 const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
@@ -86,6 +95,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
             .and_then(|b| b.set_buckets_for_metric(suffix("_to_sent_seconds"), SLOW_BUCKETS))
             .and_then(|b| b.set_buckets_for_metric(suffix("_to_delivered_seconds"), SLOW_BUCKETS))
             .and_then(|b| b.set_buckets_for_metric(suffix("_write_group_size"), SIZE_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(suffix("_write_lock_wait_seconds"), LOCK_BUCKETS)
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(suffix("_write_lock_held_seconds"), LOCK_BUCKETS)
+            })
             .expect("constant, non-empty bucket lists")
             .build_recorder();
         let handle = recorder.handle();
@@ -173,6 +188,16 @@ fn describe() {
         "submit_sm to submit_sm_resp, per route"
     );
     describe_counter!(ALARM_FIRINGS, "Alarm firings and clearings");
+    describe_histogram!(
+        WRITE_LOCK_WAIT,
+        Unit::Seconds,
+        "Wait for the SQLite file's write lock, by holder"
+    );
+    describe_histogram!(
+        WRITE_LOCK_HELD,
+        Unit::Seconds,
+        "Turns at the SQLite file's write lock, by holder"
+    );
 }
 
 /// Seconds between two instants in microseconds (never negative).

@@ -259,6 +259,17 @@ async fn metrics_count_a_send_by_account_status_and_error_code() {
     assert!(after.contains("warbler_db_write_group_size_count"));
     assert!(after.contains("warbler_db_commit_duration_seconds_count"));
     assert!(after.contains("warbler_webhook_pending"));
+    // On a SQLite file every writer takes turns at one write lock: each turn is counted, by
+    // the thread's role. The API's messages are written by the message writer's thread; the
+    // dispatcher's and the receipts' transactions above ran on this test's thread ("other").
+    if server.database_url.starts_with("sqlite") {
+        let messages = [("holder", "messages")];
+        assert!(moved("warbler_db_write_lock_held_seconds_count", &messages) >= 1.0);
+        assert!(moved("warbler_db_write_lock_held_seconds_sum", &messages) > 0.0);
+        assert!(moved("warbler_db_write_lock_wait_seconds_count", &messages) >= 1.0);
+        let other = [("holder", "other")];
+        assert!(moved("warbler_db_write_lock_held_seconds_count", &other) >= 2.0);
+    }
 }
 
 #[tokio::test]

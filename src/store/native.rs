@@ -125,8 +125,32 @@ pub(crate) fn execute_on(connection: &Connection, sql: &Sql) -> Result<u64> {
 /// The native twin of sqlx's write connection to a SQLite file: one connection, used only
 /// while sqlx's write connection is held (see the module's comment), so never by two callers
 /// at once.
-/// A turn at writing to the SQLite file (see the module's documentation).
-pub(crate) type WriteLock = tokio::sync::OwnedMutexGuard<()>;
+/// A turn at writing to the SQLite file (see the module's documentation). Ending it (dropping
+/// it) records how long it was held, by holder (`telemetry::WRITE_LOCK_HELD`).
+pub(crate) struct WriteLock {
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    holder: &'static str,
+    taken_at: std::time::Instant,
+}
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        metrics::histogram!(crate::telemetry::WRITE_LOCK_HELD, "holder" => self.holder)
+            .record(self.taken_at.elapsed().as_secs_f64());
+    }
+}
+
+/// Who takes the write lock, as a metric label: the thread's role. Every writer of the file
+/// waits for the one lock, so its wait and hold times by holder show which stage the others
+/// wait behind. "other" is the API's runtime: requests' own writes, stored SMPP receipts.
+fn lock_holder() -> &'static str {
+    match std::thread::current().name() {
+        Some("message-writer") => "messages",
+        Some("dispatcher") => "dispatcher",
+        Some("webhooks") => "webhooks",
+        _ => "other",
+    }
+}
 
 pub(crate) struct NativeWriter {
     path: PathBuf,
@@ -152,7 +176,17 @@ impl NativeWriter {
     /// transactions, and what goes through sqlx's write connection (`Store::begin_write`,
     /// `Store::write`, checkpoints there).
     pub(crate) async fn lock(&self) -> WriteLock {
-        self.turn.clone().lock_owned().await
+        let holder = lock_holder();
+        let asked_at = std::time::Instant::now();
+        let turn = self.turn.clone().lock_owned().await;
+        let taken_at = std::time::Instant::now();
+        metrics::histogram!(crate::telemetry::WRITE_LOCK_WAIT, "holder" => holder)
+            .record(taken_at.duration_since(asked_at).as_secs_f64());
+        WriteLock {
+            _turn: turn,
+            holder,
+            taken_at,
+        }
     }
 
     /// The settings of sqlx's write connection (`tune_sqlite_writer`, and sqlx's own foreign

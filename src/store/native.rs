@@ -122,36 +122,73 @@ pub(crate) fn execute_on(connection: &Connection, sql: &Sql) -> Result<u64> {
     Ok(connection.changes())
 }
 
-/// The native twin of sqlx's write connection to a SQLite file: one connection, used only
-/// while sqlx's write connection is held (see the module's comment), so never by two callers
-/// at once.
 /// A turn at writing to the SQLite file (see the module's documentation). Ending it (dropping
-/// it) records how long it was held, by holder (`telemetry::WRITE_LOCK_HELD`).
+/// it) records its wait and how long it was held, by holder (`telemetry::WRITE_LOCK_WAIT`,
+/// `WRITE_LOCK_HELD`), once the lock is free again: the metrics never lengthen a turn.
 pub(crate) struct WriteLock {
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-    holder: &'static str,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    holder: LockHolder,
+    waited: std::time::Duration,
     taken_at: std::time::Instant,
 }
 
 impl Drop for WriteLock {
     fn drop(&mut self) {
-        metrics::histogram!(crate::telemetry::WRITE_LOCK_HELD, "holder" => self.holder)
-            .record(self.taken_at.elapsed().as_secs_f64());
+        let held = self.taken_at.elapsed();
+        drop(self.turn.take());
+        self.holder.record(self.waited, held);
     }
 }
 
 /// Who takes the write lock, as a metric label: the thread's role. Every writer of the file
-/// waits for the one lock, so its wait and hold times by holder show which stage the others
-/// wait behind. "other" is the API's runtime: requests' own writes, stored SMPP receipts.
-fn lock_holder() -> &'static str {
-    match std::thread::current().name() {
-        Some("message-writer") => "messages",
-        Some("dispatcher") => "dispatcher",
-        Some("webhooks") => "webhooks",
-        _ => "other",
+/// waits for the one lock, so its waits and turns by holder show which stage the others wait
+/// behind. `Other` is the API's runtime: requests' own writes, stored SMPP receipts.
+#[derive(Debug, Clone, Copy)]
+enum LockHolder {
+    Messages,
+    Dispatcher,
+    Webhooks,
+    Other,
+}
+
+impl LockHolder {
+    fn of_this_thread() -> LockHolder {
+        match std::thread::current().name() {
+            Some("message-writer") => LockHolder::Messages,
+            Some("dispatcher") => LockHolder::Dispatcher,
+            Some("webhooks") => LockHolder::Webhooks,
+            _ => LockHolder::Other,
+        }
+    }
+
+    /// Constant labels, so that recording builds no key.
+    fn record(self, waited: std::time::Duration, held: std::time::Duration) {
+        use crate::telemetry::{WRITE_LOCK_HELD, WRITE_LOCK_WAIT};
+        let (wait, turn) = match self {
+            LockHolder::Messages => (
+                metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "messages"),
+                metrics::histogram!(WRITE_LOCK_HELD, "holder" => "messages"),
+            ),
+            LockHolder::Dispatcher => (
+                metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "dispatcher"),
+                metrics::histogram!(WRITE_LOCK_HELD, "holder" => "dispatcher"),
+            ),
+            LockHolder::Webhooks => (
+                metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "webhooks"),
+                metrics::histogram!(WRITE_LOCK_HELD, "holder" => "webhooks"),
+            ),
+            LockHolder::Other => (
+                metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "other"),
+                metrics::histogram!(WRITE_LOCK_HELD, "holder" => "other"),
+            ),
+        };
+        wait.record(waited.as_secs_f64());
+        turn.record(held.as_secs_f64());
     }
 }
 
+/// The native twin of sqlx's write connection to a SQLite file: one connection, used only by
+/// the holder of the write lock (`lock`), so never by two callers at once.
 pub(crate) struct NativeWriter {
     path: PathBuf,
     idle: Mutex<Option<Connection>>,
@@ -176,15 +213,14 @@ impl NativeWriter {
     /// transactions, and what goes through sqlx's write connection (`Store::begin_write`,
     /// `Store::write`, checkpoints there).
     pub(crate) async fn lock(&self) -> WriteLock {
-        let holder = lock_holder();
+        let holder = LockHolder::of_this_thread();
         let asked_at = std::time::Instant::now();
         let turn = self.turn.clone().lock_owned().await;
         let taken_at = std::time::Instant::now();
-        metrics::histogram!(crate::telemetry::WRITE_LOCK_WAIT, "holder" => holder)
-            .record(taken_at.duration_since(asked_at).as_secs_f64());
         WriteLock {
-            _turn: turn,
+            turn: Some(turn),
             holder,
+            waited: taken_at.duration_since(asked_at),
             taken_at,
         }
     }
@@ -220,7 +256,7 @@ impl NativeWriter {
     }
 
     /// Runs one statement outside a transaction (it commits by itself) and returns its rows.
-    /// The caller holds sqlx's write connection.
+    /// The caller holds the write lock (`lock`).
     pub(crate) fn fetch(&self, sql: &Sql) -> Result<Vec<Row>> {
         let connection = self.take()?;
         let rows = fetch_on(&connection, sql);

@@ -75,6 +75,21 @@ async fn a_message_goes_out_over_smpp_and_its_receipt_fires_the_callback() {
     assert_eq!(raw.len(), 10, "{raw}");
     hooks.assert_signed(MAIN_TOKEN);
 
+    // On a SQLite file the sessions run on a thread of their own, which stored the receipt:
+    // its turn at the file's write lock is counted under that thread's role.
+    if server.database_url.starts_with("sqlite") {
+        let metrics = server.get("/metrics", server.main_creds()).await;
+        let text = metrics.body.as_str().unwrap();
+        let turns: f64 = text
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("warbler_db_write_lock_held_seconds_count{holder=\"smpp\"} ")
+            })
+            .map(|value| value.parse::<f64>().unwrap())
+            .sum();
+        assert!(turns >= 1.0, "no write turn on the smpp thread:\n{text}");
+    }
+
     // The operator sees the route bound, with its counters; a subaccount does not.
     let carriers = server.get("/admin/carriers", server.main_creds()).await;
     assert_eq!(carriers.status, StatusCode::OK, "{}", carriers.body);

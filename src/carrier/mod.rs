@@ -71,17 +71,17 @@ impl Carrier {
         Carrier::new(store, latency_micros, Vec::new(), None)
     }
 
-    /// The simulator plus SMPP routes, whose sessions start binding now; what their SMSCs
-    /// send goes to `deliveries`.
+    /// The simulator plus SMPP routes, whose sessions start binding now on `sessions`'
+    /// runtime; what their SMSCs send goes to its channel.
     pub fn new(
         store: Store,
         latency_micros: i64,
         routes: Vec<SmppRouteConfig>,
-        deliveries: Option<mpsc::Sender<Delivery>>,
+        sessions: Option<(mpsc::Sender<Delivery>, tokio::runtime::Handle)>,
     ) -> Carrier {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut smpp = HashMap::new();
-        if let Some(deliveries) = deliveries {
+        if let Some((deliveries, runtime)) = sessions {
             for config in &routes {
                 // On PostgreSQL the binds are leased cluster-wide (`App::run_bind_leases`).
                 let leased = store.backend() == crate::store::Backend::Postgres;
@@ -90,6 +90,7 @@ impl Carrier {
                     deliveries.clone(),
                     shutdown_rx.clone(),
                     leased,
+                    &runtime,
                 );
                 smpp.insert(config.name.clone(), Arc::new(route));
             }

@@ -569,6 +569,24 @@ impl Operation {
     }
 }
 
+/// Where the SMPP sessions run and their receipts are stored. On a SQLite file, a thread of
+/// their own (`runtime_on_own_thread`): on the server's runtime the sessions' reads and writes
+/// waited behind HTTP requests, and a batch of receipts held a worker for its transaction
+/// (SQLite's statements run on the thread that calls them), so `submit_sm_resp`s and
+/// requests waited for each other. On PostgreSQL they stay on the server's runtime, as the
+/// dispatcher does.
+fn smpp_runtime(store: &Store) -> tokio::runtime::Handle {
+    if store.backend() == crate::store::Backend::Sqlite {
+        match runtime_on_own_thread("smpp") {
+            Ok(runtime) => return runtime,
+            Err(err) => {
+                tracing::warn!(%err, "smpp: no thread of its own; sessions share the server's runtime")
+            }
+        }
+    }
+    tokio::runtime::Handle::current()
+}
+
 /// What an operation needs from the caller beyond being authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -586,11 +604,12 @@ impl App {
     pub fn new(store: Store, settings: Settings) -> App {
         // What SMPP carriers send (receipts, inbound messages) is stored by `run_smpp_deliveries`.
         let (deliveries, delivered) = tokio::sync::mpsc::channel(4096);
+        let smpp_runtime = (!settings.smpp_routes.is_empty()).then(|| smpp_runtime(&store));
         let carrier = crate::carrier::Carrier::new(
             store.clone(),
             settings.simulated_latency,
             settings.smpp_routes.clone(),
-            Some(deliveries),
+            smpp_runtime.clone().map(|runtime| (deliveries, runtime)),
         );
         let webhook_client = crate::webhook::WebhookClient::new(&settings.webhooks)
             .expect("the HTTP client for webhooks (TLS set-up)");
@@ -622,8 +641,8 @@ impl App {
             work: std::sync::Arc::new(tokio::sync::Notify::new()),
             webhook_work: std::sync::Arc::new(tokio::sync::Notify::new()),
         };
-        if app.carrier.has_smpp() {
-            tokio::spawn(app.clone().run_smpp_deliveries(delivered));
+        if let Some(runtime) = smpp_runtime.filter(|_| app.carrier.has_smpp()) {
+            runtime.spawn(app.clone().run_smpp_deliveries(delivered));
             if app.store.backend() == crate::store::Backend::Postgres {
                 tokio::spawn(app.clone().run_bind_leases());
             }
@@ -868,6 +887,39 @@ pub fn check_credential(principal: &Principal, operation: Operation) -> Result<(
         }
         Access::Operator => Ok(()),
     }
+}
+
+/// A single-threaded Tokio runtime on a thread of its own, for the tasks spawned onto it with
+/// the handle returned. It lasts as long as the runtime that calls this (the server's, or a
+/// test's): when that one shuts down, this one ends too and drops its tasks.
+pub(crate) fn runtime_on_own_thread(name: &str) -> std::io::Result<tokio::runtime::Handle> {
+    let (handle_tx, handle_rx) = std::sync::mpsc::sync_channel(1);
+    let (alive, caller_gone) = tokio::sync::oneshot::channel::<std::convert::Infallible>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => {
+                    let _ = handle_tx.send(Ok(runtime.handle().clone()));
+                    let _ = runtime.block_on(caller_gone);
+                }
+                Err(err) => {
+                    let _ = handle_tx.send(Err(err));
+                }
+            }
+        })?;
+    // A moment's block at start-up: the thread answers as soon as its runtime is built.
+    let handle = handle_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the runtime's thread ended before starting"))??;
+    tokio::spawn(async move {
+        let _alive = alive;
+        std::future::pending::<()>().await
+    });
+    Ok(handle)
 }
 
 /// Runs `task` on a thread of its own with a single-threaded Tokio runtime. The SQLite writer

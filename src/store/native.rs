@@ -142,12 +142,14 @@ impl Drop for WriteLock {
 
 /// Who takes the write lock, as a metric label: the thread's role. Every writer of the file
 /// waits for the one lock, so its waits and turns by holder show which stage the others wait
-/// behind. `Other` is the API's runtime: requests' own writes, stored SMPP receipts.
+/// behind. `Smpp` is the SMPP sessions' thread (stored receipts and inbound messages);
+/// `Other` the API's runtime (requests' own writes) and anything else.
 #[derive(Debug, Clone, Copy)]
 enum LockHolder {
     Messages,
     Dispatcher,
     Webhooks,
+    Smpp,
     Other,
 }
 
@@ -157,6 +159,7 @@ impl LockHolder {
             Some("message-writer") => LockHolder::Messages,
             Some("dispatcher") => LockHolder::Dispatcher,
             Some("webhooks") => LockHolder::Webhooks,
+            Some("smpp") => LockHolder::Smpp,
             _ => LockHolder::Other,
         }
     }
@@ -176,6 +179,10 @@ impl LockHolder {
             LockHolder::Webhooks => (
                 metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "webhooks"),
                 metrics::histogram!(WRITE_LOCK_HELD, "holder" => "webhooks"),
+            ),
+            LockHolder::Smpp => (
+                metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "smpp"),
+                metrics::histogram!(WRITE_LOCK_HELD, "holder" => "smpp"),
             ),
             LockHolder::Other => (
                 metrics::histogram!(WRITE_LOCK_WAIT, "holder" => "other"),

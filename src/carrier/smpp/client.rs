@@ -187,12 +187,13 @@ impl SmppRoute {
     /// Starts the route's sessions. Operations the SMSC sends (receipts, MO) go to
     /// `deliveries`, tagged with nothing: each route gets its own channel. With `leased`, a
     /// bind slot binds only once this node holds it (`hold_slots`): the route's `binds` are
-    /// then the cluster's; otherwise every slot binds at once.
+    /// then the cluster's; otherwise every slot binds at once. The sessions run on `runtime`.
     pub fn start(
         config: SmppRouteConfig,
         deliveries: mpsc::Sender<Delivery>,
         shutdown: watch::Receiver<bool>,
         leased: bool,
+        runtime: &tokio::runtime::Handle,
     ) -> SmppRoute {
         let config = Arc::new(config);
         let stats = Arc::new(RouteStats::default());
@@ -208,7 +209,7 @@ impl SmppRoute {
             };
             let (tx, rx) = watch::channel(None);
             slots.push(rx);
-            supervisors.push(tokio::spawn(supervise(
+            supervisors.push(runtime.spawn(supervise(
                 config.clone(),
                 transmit_kind,
                 tx,
@@ -219,7 +220,7 @@ impl SmppRoute {
             )));
             if config.bind_mode == BindMode::TransmitterReceiver {
                 let (tx, _rx) = watch::channel(None);
-                supervisors.push(tokio::spawn(supervise(
+                supervisors.push(runtime.spawn(supervise(
                     config.clone(),
                     BindKind::Receiver,
                     tx,

@@ -138,26 +138,6 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id() {
     );
 }
 
-/// The value of the sample of `family` whose labels include `labels` (0 when absent: a
-/// counter not yet incremented is not rendered).
-fn sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (name, rest) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest),
-                None => (series, ""),
-            };
-            (name == family
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
-            .then(|| value.parse::<f64>().unwrap())
-        })
-        .sum()
-}
-
 /// The metrics recorder is the process's, and every test server's main account has the same
 /// SID: the tests that send (and read what sending moved) take turns.
 static METRICS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -206,7 +186,8 @@ async fn metrics_count_a_send_by_account_status_and_error_code() {
     let after = scrape(&server).await;
 
     let moved = |family: &str, labels: &[(&str, &str)]| {
-        sample(&after, family, labels) - sample(&before, family, labels)
+        common::metric_sample(&after, family, labels)
+            - common::metric_sample(&before, family, labels)
     };
     let main = ("account", common::MAIN_SID);
     assert_eq!(moved("warbler_messages_accepted_total", &[main]), 3.0);
@@ -251,7 +232,7 @@ async fn metrics_count_a_send_by_account_status_and_error_code() {
         3.0
     );
     assert_eq!(
-        sample(&after, "warbler_queue_messages", &[("state", "due")]),
+        common::metric_sample(&after, "warbler_queue_messages", &[("state", "due")]),
         0.0
     );
     assert!(after.contains("warbler_queue_messages{state=\"scheduled\"}"));
@@ -315,7 +296,7 @@ async fn metrics_need_the_main_auth_token_or_their_own_listener() {
     }
     let text = scrape(&server).await;
     assert_eq!(
-        sample(
+        common::metric_sample(
             &text,
             "warbler_http_requests_total",
             &[
@@ -375,11 +356,12 @@ async fn metrics_follow_an_smpp_route_and_its_webhooks() {
     }
     let after = scrape(server).await;
     let moved = |family: &str, labels: &[(&str, &str)]| {
-        sample(&after, family, labels) - sample(&before, family, labels)
+        common::metric_sample(&after, family, labels)
+            - common::metric_sample(&before, family, labels)
     };
     let smsc_route = [("route", "smsc")];
     assert_eq!(
-        sample(&after, "warbler_smpp_sessions_bound", &smsc_route),
+        common::metric_sample(&after, "warbler_smpp_sessions_bound", &smsc_route),
         1.0
     );
     assert_eq!(moved("warbler_smpp_submits_total", &smsc_route), 1.0);
@@ -390,7 +372,7 @@ async fn metrics_follow_an_smpp_route_and_its_webhooks() {
     );
     assert_eq!(moved("warbler_smpp_rejected_total", &smsc_route), 0.0);
     assert_eq!(
-        sample(&after, "warbler_smpp_window_in_use", &smsc_route),
+        common::metric_sample(&after, "warbler_smpp_window_in_use", &smsc_route),
         0.0
     );
     // The webhook counters are the process's (other tests' servers may share it): at least ours.

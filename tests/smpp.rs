@@ -80,13 +80,11 @@ async fn a_message_goes_out_over_smpp_and_its_receipt_fires_the_callback() {
     if server.database_url.starts_with("sqlite") {
         let metrics = server.get("/metrics", server.main_creds()).await;
         let text = metrics.body.as_str().unwrap();
-        let turns: f64 = text
-            .lines()
-            .filter_map(|line| {
-                line.strip_prefix("warbler_db_write_lock_held_seconds_count{holder=\"smpp\"} ")
-            })
-            .map(|value| value.parse::<f64>().unwrap())
-            .sum();
+        let turns = common::metric_sample(
+            text,
+            "warbler_db_write_lock_held_seconds_count",
+            &[("holder", "smpp")],
+        );
         assert!(turns >= 1.0, "no write turn on the smpp thread:\n{text}");
     }
 

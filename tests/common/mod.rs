@@ -500,3 +500,23 @@ pub async fn clear_of_utc_midnight() {
         tokio::time::sleep(std::time::Duration::from_secs(left + 1)).await;
     }
 }
+
+/// In Prometheus text (`/metrics`), the value of the sample of `family` whose labels include `labels` (0 when absent: a
+/// counter not yet incremented is not rendered).
+pub fn metric_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (name, rest) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest),
+                None => (series, ""),
+            };
+            (name == family
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().unwrap())
+        })
+        .sum()
+}

@@ -150,16 +150,19 @@ pub(crate) async fn apply_part_receipts(
     limit: i64,
 ) -> Result<(Vec<String>, Vec<ReceiptUpdate>)> {
     // Over a queue table: planned afresh each run on PostgreSQL (`Sql::one_shot_query`).
+    // Among the round's window of due receipts only: walked whole, the due receipts (most of
+    // them a single message's, and thousands while the dispatcher is behind and receipts
+    // wait, `engine::receipts`) were each looked up among the parts in every round.
     let mut due = Sql::new(
         "SELECT r.id, r.status, r.error_code, r.done_date, p.carrier_message_id AS part_id, \
-         p.message_sid FROM carrier_receipts r \
-         JOIN carrier_parts p ON p.carrier_message_id = r.carrier_message_id \
-         JOIN messages m ON m.sid = p.message_sid \
-         WHERE r.due_at <= ",
+         p.message_sid FROM (SELECT id, carrier_message_id, status, error_code, done_date, due_at \
+         FROM carrier_receipts WHERE due_at <= ",
     );
-    due.int(now)
-        .push(" AND m.carrier_message_id IS NOT NULL ORDER BY r.due_at")
-        .limit(limit);
+    due.int(now).push(" ORDER BY due_at").limit(limit).push(
+        ") r JOIN carrier_parts p ON p.carrier_message_id = r.carrier_message_id \
+             JOIN messages m ON m.sid = p.message_sid \
+             WHERE m.carrier_message_id IS NOT NULL ORDER BY r.due_at",
+    );
     let rows = tx.fetch_all_planned_each_run(due).await?;
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));

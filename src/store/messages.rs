@@ -1336,15 +1336,23 @@ fn orphan_receipt_statements(now: i64, postgres: bool) -> Vec<Sql> {
     } else {
         ""
     };
+    // Among the oldest `ORPHANS_PER_ROUND` receipts past their grace only: while the
+    // dispatcher is behind for longer than the grace, receipts waiting for their round
+    // (`engine::receipts`) are past it too, and each round walked every one of them.
     let candidates = |sql: &mut Sql| {
-        sql.push(" WHERE id IN (SELECT r.id FROM carrier_receipts r WHERE r.due_at <= ")
-            .int(now - ORPHAN_GRACE)
-            .push(
-                " AND NOT EXISTS (SELECT 1 FROM messages m \
-                 WHERE m.carrier_message_id = r.carrier_message_id) \
-                 AND NOT EXISTS (SELECT 1 FROM carrier_parts p \
-                 WHERE p.carrier_message_id = r.carrier_message_id)",
-            );
+        sql.push(
+            " WHERE id IN (SELECT r.id FROM carrier_receipts r WHERE r.id IN \
+             (SELECT w.id FROM carrier_receipts w WHERE w.due_at <= ",
+        )
+        .int(now - ORPHAN_GRACE)
+        .push(" ORDER BY w.due_at")
+        .limit(ORPHANS_PER_ROUND)
+        .push(
+            ") AND NOT EXISTS (SELECT 1 FROM messages m \
+             WHERE m.carrier_message_id = r.carrier_message_id) \
+             AND NOT EXISTS (SELECT 1 FROM carrier_parts p \
+             WHERE p.carrier_message_id = r.carrier_message_id)",
+        );
     };
     let mut dropped = Sql::new("DELETE FROM carrier_receipts");
     candidates(&mut dropped);

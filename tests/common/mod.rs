@@ -501,8 +501,8 @@ pub async fn clear_of_utc_midnight() {
     }
 }
 
-/// In Prometheus text (`/metrics`), the value of the sample of `family` whose labels include `labels` (0 when absent: a
-/// counter not yet incremented is not rendered).
+/// In Prometheus text (`/metrics`), the value of the sample of `family` whose labels include
+/// `labels` (0 when absent: a counter not yet incremented is not rendered).
 pub fn metric_sample(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
